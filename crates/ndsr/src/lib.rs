@@ -1,0 +1,1 @@
+//! ndsr: a service registry and dynamic configuration on Apache ZooKeeper.
