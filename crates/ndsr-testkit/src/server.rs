@@ -399,6 +399,15 @@ impl Drop for ZkServer {
 /// and password, then closes it. The session's ephemeral nodes are deleted
 /// and its own client is told `Expired` when it next talks to the server.
 ///
+/// # Notable behaviors
+/// The session's own client, if connected, takes the session back whenever
+/// the server hands it to the takeover connection, and backs off (up to
+/// seconds) each time it loses it; this function retries until its takeover
+/// wins, and the client may take a while to notice. For a fast, repeatable
+/// expiry, route the client through a [`FaultProxy`](crate::FaultProxy):
+/// `cut()` it, expire the session here, then `heal()`: the client's first
+/// reconnect is told the session expired.
+///
 /// # Errors
 /// [`Error::ZooKeeper`] when the takeover connection fails (for example the
 /// session is already gone), or [`Error::InvalidState`] if it does not
@@ -414,27 +423,42 @@ impl Drop for ZkServer {
 /// # Ok(()) }
 /// ```
 pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Result<()> {
-    let client = Client::connector()
-        .with_session(session.clone())
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(connect_string)
-        .await
-        .map_err(|source| Error::ZooKeeper {
-            context: "taking over the session to expire it".into(),
-            source,
-        })?;
-    let mut state = client.state_watcher();
-    // The session ends when the last clone of its client is dropped
-    // (zookeeper-client has no close()).
-    drop(client);
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match state.changed().await {
-                SessionState::Closed | SessionState::Expired => break,
-                _ => continue,
+    // The session's own client reconnects as soon as the server moves the
+    // session to the takeover connection, and may take it back before the
+    // takeover's handshake ends: try a few times, each attempt short.
+    let mut last = None;
+    for _ in 0..10 {
+        let attempt = Client::connector()
+            .with_session(session.clone())
+            .with_session_timeout(Duration::from_secs(10))
+            .with_connection_timeout(Duration::from_secs(2))
+            .connect(connect_string)
+            .await;
+        match attempt {
+            Ok(client) => {
+                let mut state = client.state_watcher();
+                // The session ends when the last clone of its client is
+                // dropped (zookeeper-client has no close()).
+                drop(client);
+                let closed = tokio::time::timeout(Duration::from_secs(10), async {
+                    loop {
+                        if matches!(state.changed().await, SessionState::Closed | SessionState::Expired) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                return closed.map_err(|_| {
+                    Error::InvalidState("the takeover session did not close within 10 s".into())
+                });
             }
+            // Already gone: the goal is reached.
+            Err(zookeeper_client::Error::SessionExpired) => return Ok(()),
+            Err(e) => last = Some(e),
         }
+    }
+    Err(Error::ZooKeeper {
+        context: "taking over the session to expire it (10 attempts)".into(),
+        source: last.expect("an attempt failed"),
     })
-    .await;
-    closed.map_err(|_| Error::InvalidState("the takeover session did not close within 10 s".into()))
 }

@@ -1,0 +1,229 @@
+//! The actor of one path in one epoch: watch, cache, writes, enforcement.
+//!
+//! # Watch design
+//!
+//! One persistent *recursive* watch per path (ZooKeeper 3.6+ `addWatch`).
+//! It delivers `NodeCreated`/`NodeDeleted` for each child with the child's
+//! name, so the children list is kept current **without any read**: a
+//! service with 10,000 members costs one small event per member change, not
+//! a re-list of 10,000 names (synapse#290). A change of the node itself
+//! (created, deleted, data changed) costs one pipelined read of its data and
+//! children. Events for deeper descendants are ignored (they cost bytes,
+//! not reads). Every path in a session uses this one mode: a one-shot and a
+//! persistent watch on one path interfere on 3.8 servers (pitfall 13).
+//!
+//! Persistent watches lose events while disconnected (ZOOKEEPER-4698), so
+//! on every `SyncConnected` the actor re-reads its path in full.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use zookeeper_client::{AddWatchMode, Client, Error as Zk, EventType, SessionState, WatchedEvent};
+
+use crate::codec::decode;
+use crate::path::direct_child;
+use crate::session::reconcile::{self, Written};
+use crate::session::{ActorCmd, Shared};
+use crate::snapshot::{Freshness, Snapshot, Stat};
+use crate::{Error, Result};
+
+struct Actor {
+    shared: Arc<Shared>,
+    path: String,
+    client: Client,
+    /// The node's data and stat as last read or written (`None`: missing).
+    node: Option<(Vec<u8>, Stat)>,
+    children: BTreeSet<String>,
+    /// Whether a full read has succeeded in this epoch.
+    known: bool,
+}
+
+/// What a batch of events asks for.
+#[derive(Default)]
+struct Batch {
+    reread: bool,
+    children_changed: bool,
+    terminated: bool,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    path: String,
+    client: Client,
+    mut cmds: mpsc::UnboundedReceiver<ActorCmd>,
+) {
+    let mut actor = Actor { shared, path, client, node: None, children: BTreeSet::new(), known: false };
+    let Some(mut watcher) = actor.add_watch().await else { return };
+    actor.resync().await;
+    loop {
+        tokio::select! {
+            event = watcher.changed() => {
+                let mut batch = Batch::default();
+                actor.note(&event, &mut batch);
+                // Coalesce whatever else is already queued into one read
+                // and one publication.
+                while !batch.terminated {
+                    match watcher.changed().now_or_never() {
+                        Some(event) => actor.note(&event, &mut batch),
+                        None => break,
+                    }
+                }
+                if batch.terminated {
+                    // pitfall 11: never await the watcher after a terminal event.
+                    return;
+                }
+                actor.apply(batch).await;
+            }
+            cmd = cmds.recv() => match cmd {
+                None => return,
+                Some(ActorCmd::Enforce(reply)) => {
+                    let _ = reply.send(actor.enforce().await);
+                }
+                Some(ActorCmd::SetData { bytes, reply }) => {
+                    let _ = reply.send(actor.set_data(bytes).await);
+                }
+                Some(ActorCmd::Ready(reply)) => {
+                    let _ = reply.send(());
+                }
+            },
+        }
+    }
+}
+
+impl Actor {
+    /// Adds the persistent recursive watch, retrying while the session lives.
+    async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
+        let mut delay = std::time::Duration::from_millis(50);
+        loop {
+            let added = self
+                .shared
+                .call("watch", &self.path, self.client.watch(&self.path, AddWatchMode::PersistentRecursive))
+                .await;
+            match added {
+                Ok(watcher) => return Some(watcher),
+                Err(e) => {
+                    if self.client.state().is_terminated() {
+                        return None;
+                    }
+                    tracing::warn!(path = %self.path, error = %e, "cannot add watch; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn note(&mut self, event: &WatchedEvent, batch: &mut Batch) {
+        if event.event_type == EventType::Session {
+            match event.session_state {
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => batch.reread = true,
+                state if state.is_terminated() => batch.terminated = true,
+                _ => {}
+            }
+            return;
+        }
+        if event.path == self.path {
+            batch.reread = true;
+            return;
+        }
+        if let Some(name) = direct_child(&self.path, &event.path) {
+            match event.event_type {
+                EventType::NodeCreated => batch.children_changed |= self.children.insert(name.to_string()),
+                EventType::NodeDeleted => batch.children_changed |= self.children.remove(name),
+                _ => {}
+            }
+        }
+    }
+
+    async fn apply(&mut self, batch: Batch) {
+        if batch.reread || !self.known {
+            self.resync().await;
+        } else if batch.children_changed {
+            self.publish();
+        }
+    }
+
+    /// Reads the node in full, publishes it, and enforces a registration.
+    async fn resync(&mut self) {
+        match self.read().await {
+            Ok(()) => {
+                self.known = true;
+                self.publish();
+            }
+            // Kept as it was; the next SyncConnected brings another resync.
+            Err(e) => tracing::warn!(path = %self.path, error = %e, "cannot read watched path"),
+        }
+        if self.goal().is_some() {
+            if let Err(e) = self.enforce().await {
+                tracing::warn!(path = %self.path, error = %e, "cannot restore registration");
+            }
+        }
+    }
+
+    /// Reads data and children, pipelined on the connection.
+    async fn read(&mut self) -> Result<()> {
+        let (data, children) = tokio::join!(
+            self.shared.call("get_data", &self.path, self.client.get_data(&self.path)),
+            self.shared.call("get_children", &self.path, self.client.list_children(&self.path)),
+        );
+        let missing = |e: &Error| matches!(e, Error::ZooKeeper { source: Zk::NoNode, .. });
+        self.node = match data {
+            Ok((bytes, stat)) => Some((bytes, Stat::from(&stat))),
+            Err(e) if missing(&e) => None,
+            Err(e) => return Err(e),
+        };
+        self.children = match children {
+            Ok(children) => children.into_iter().collect(),
+            Err(e) if missing(&e) => BTreeSet::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let (data, stat) = match &self.node {
+            Some((bytes, stat)) => (decode(bytes), Some(*stat)),
+            None => (None, None),
+        };
+        self.shared.cache.publish(Snapshot {
+            path: self.path.clone(),
+            data,
+            stat,
+            children: if self.node.is_some() { self.children.iter().cloned().collect() } else { Vec::new() },
+            freshness: Freshness::Fresh,
+        });
+    }
+
+    fn goal(&self) -> Option<crate::session::Goal> {
+        self.shared.desired().get(&self.path).and_then(|d| d.goal.clone())
+    }
+
+    fn remember(&mut self, written: Option<Written>) {
+        if let Some(w) = written {
+            if self.node.is_none() {
+                self.children.clear();
+            }
+            self.node = Some((w.bytes, Stat::from(&w.stat)));
+            self.publish();
+        }
+    }
+
+    async fn enforce(&mut self) -> Result<()> {
+        let Some(goal) = self.goal() else { return Ok(()) };
+        let written = reconcile::enforce(&self.shared, &self.client, &self.path, &goal).await?;
+        self.remember(written);
+        Ok(())
+    }
+
+    async fn set_data(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let current = self.known.then(|| self.node.as_ref().map(|(b, _)| b.as_slice()).and_then(decode));
+        // A missing node never "holds the same value".
+        let current = current.filter(|_| self.node.is_some());
+        let written =
+            reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, current.as_ref()).await?;
+        self.remember(written);
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! The session side: shared state, the supervisor and the path actors.
+//!
+//! One supervisor task per registry owns the ZooKeeper session: it connects,
+//! notices disconnects and expiry, and after expiry builds a new client (a
+//! new *epoch*). Each path the program cares about (a registration or a
+//! watch) has one *actor* task per epoch, which owns that path's watch,
+//! reads, writes and registration enforcement. Because one task does all of
+//! a path's work in order, a write and the reads that follow it can never
+//! overtake each other, and different paths proceed in parallel (requests
+//! are pipelined on the one connection).
+
+pub(crate) mod actor;
+pub(crate) mod reconcile;
+pub(crate) mod supervisor;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use zookeeper_client::Client;
+
+use crate::cache::Cache;
+use crate::config::RegistryBuilder;
+use crate::{Error, Result};
+
+/// The registry's connection state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Not connected yet (a lazy registry before its first connection).
+    Connecting,
+    /// Connected; watches are live.
+    Connected,
+    /// Lost the connection; the session may still be alive, and the
+    /// registry is reconnecting. Reads return stale snapshots.
+    Disconnected,
+    /// The session expired; the registry is building a new one and will
+    /// restore every registration and watch.
+    Expired,
+    /// Closed by `close()` or by dropping every handle.
+    Closed,
+}
+
+/// The session as the rest of the crate sees it.
+#[derive(Clone)]
+pub(crate) struct SessionView {
+    pub(crate) state: State,
+    /// The live client of this epoch, while connected or disconnected.
+    pub(crate) client: Option<Client>,
+    pub(crate) epoch: u64,
+    /// When the connection was last lost (for staleness).
+    pub(crate) since: SystemTime,
+}
+
+/// What the program asked for on one path.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Desire {
+    /// Keep the path in the cache, watched.
+    pub(crate) watch: bool,
+    /// A registration's goal for the node.
+    pub(crate) goal: Option<Goal>,
+}
+
+/// The state a registration keeps a node in.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Goal {
+    /// An ephemeral node with exactly these bytes, owned by our session.
+    Ephemeral(Vec<u8>),
+    /// No node (after `unset` of a registration).
+    Absent,
+}
+
+/// A request to a path actor.
+pub(crate) enum ActorCmd {
+    /// Bring the node to its goal now and report.
+    Enforce(oneshot::Sender<Result<()>>),
+    /// Write persistent data unless the node already holds this user value.
+    SetData { bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
+    /// Answered once the actor's first read (and enforcement) is done.
+    Ready(oneshot::Sender<()>),
+}
+
+pub(crate) struct ActorHandle {
+    pub(crate) epoch: u64,
+    pub(crate) tx: mpsc::UnboundedSender<ActorCmd>,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// State shared by the handles, the supervisor and the actors.
+pub(crate) struct Shared {
+    pub(crate) config: RegistryBuilder,
+    pub(crate) hosts: String,
+    pub(crate) chroot: Option<String>,
+    pub(crate) desired: Mutex<HashMap<String, Desire>>,
+    pub(crate) cache: Cache,
+    pub(crate) session: watch::Sender<SessionView>,
+    pub(crate) state: watch::Sender<State>,
+    /// Sessions this registry held before: their ephemeral nodes are ours
+    /// to replace (pitfall 3: the client may declare expiry before the
+    /// server does).
+    pub(crate) past_sessions: Mutex<HashSet<i64>>,
+    pub(crate) actors: Mutex<HashMap<String, ActorHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a panic
+    // elsewhere while holding the lock does not poison it for us.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn desired(&self) -> MutexGuard<'_, HashMap<String, Desire>> {
+        lock(&self.desired)
+    }
+
+    pub(crate) fn actors(&self) -> MutexGuard<'_, HashMap<String, ActorHandle>> {
+        lock(&self.actors)
+    }
+
+    pub(crate) fn is_past_session(&self, id: i64) -> bool {
+        lock(&self.past_sessions).contains(&id)
+    }
+
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.config.operation_timeout_or_default()
+    }
+
+    /// Waits until connected (or `deadline`) and returns the live client.
+    pub(crate) async fn client_by(&self, deadline: tokio::time::Instant) -> Result<(Client, u64)> {
+        let mut session = self.session.subscribe();
+        let waited = tokio::time::timeout_at(deadline, async {
+            loop {
+                {
+                    let view = session.borrow_and_update();
+                    match (&view.state, &view.client) {
+                        (State::Connected, Some(client)) => return Ok((client.clone(), view.epoch)),
+                        (State::Closed, _) => return Err(Error::Closed),
+                        _ => {}
+                    }
+                }
+                if session.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(Error::NoConnection(format!("not connected to {} within the connect timeout", self.hosts)))
+        })
+    }
+
+    /// Runs one ZooKeeper call under the operation timeout.
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.op_timeout(), fut).await {
+            Ok(result) => result.map_err(|e| Error::from_zk(op, path, e)),
+            Err(_) => {
+                Err(Error::NoConnection(format!("{op} {path}: no answer within the operation timeout")))
+            }
+        }
+    }
+}
+
+/// The command sender of `path`'s actor in the current epoch, spawning the
+/// actor if needed. `None` while there is no live session.
+pub(crate) fn ensure_actor(
+    shared: &std::sync::Arc<Shared>,
+    path: &str,
+) -> Option<mpsc::UnboundedSender<ActorCmd>> {
+    let view = shared.session.borrow().clone();
+    let client = view.client.filter(|_| view.state != State::Closed)?;
+    let mut actors = shared.actors();
+    if let Some(actor) = actors.get(path) {
+        if actor.epoch == view.epoch && !actor.tx.is_closed() {
+            return Some(actor.tx.clone());
+        }
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(actor::run(shared.clone(), path.to_string(), client, rx));
+    if let Some(old) =
+        actors.insert(path.to_string(), ActorHandle { epoch: view.epoch, tx: tx.clone(), task })
+    {
+        old.task.abort();
+    }
+    Some(tx)
+}
+
+/// Stops `path`'s actor (after `unwatch`/`unset` leave nothing to do).
+pub(crate) fn stop_actor(shared: &Shared, path: &str) {
+    if let Some(actor) = shared.actors().remove(path) {
+        actor.task.abort();
+    }
+}

@@ -1,0 +1,158 @@
+//! Making one node match what the program asked for, owner-checked.
+//!
+//! Every function here is idempotent and safe to race with itself or with
+//! other clients: it reads, decides, and writes conditionally on the version
+//! it read, re-reading when the condition fails.
+
+use zookeeper_client::{Acls, Client, CreateMode, Error as Zk, Stat};
+
+use crate::codec::{decode, user_part};
+use crate::path::parent;
+use crate::session::{Goal, Shared};
+use crate::{Error, Result};
+
+/// Attempts before a goal that keeps moving is reported as an error.
+const ATTEMPTS: usize = 8;
+
+/// What a write left in the node, for the cache.
+pub(crate) struct Written {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) stat: Stat,
+}
+
+/// Brings `path` to `goal`. Returns what it wrote, if it wrote.
+pub(crate) async fn enforce(
+    shared: &Shared,
+    client: &Client,
+    path: &str,
+    goal: &Goal,
+) -> Result<Option<Written>> {
+    match goal {
+        Goal::Ephemeral(bytes) => ensure_ephemeral(shared, client, path, bytes).await,
+        Goal::Absent => ensure_absent(shared, client, path).await.map(|()| None),
+    }
+}
+
+async fn ensure_ephemeral(
+    shared: &Shared,
+    client: &Client,
+    path: &str,
+    bytes: &[u8],
+) -> Result<Option<Written>> {
+    let me = client.session_id().0;
+    for _ in 0..ATTEMPTS {
+        match shared.call("get_data", path, client.get_data(path)).await {
+            Ok((data, stat)) if stat.ephemeral_owner == me => {
+                if data == bytes {
+                    return Ok(None);
+                }
+                tracing::warn!(path, "registration's data was changed by someone else; writing it back");
+                match shared.call("set_data", path, client.set_data(path, bytes, Some(stat.version))).await {
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((_, stat)) if stat.ephemeral_owner != 0 && shared.is_past_session(stat.ephemeral_owner) => {
+                // Left by one of our own earlier sessions that the server
+                // has not expired yet: replace it atomically, so watchers
+                // never see the registration missing.
+                tracing::info!(
+                    path,
+                    old = format_args!("{:#x}", stat.ephemeral_owner),
+                    "replacing registration of an expired session"
+                );
+                let mut multi = client.new_multi_writer();
+                let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+                let queued = multi
+                    .add_delete(path, Some(stat.version))
+                    .and_then(|()| multi.add_create(path, bytes, &ephemeral));
+                if let Err(e) = queued {
+                    return Err(Error::from_zk("replace", path, e));
+                }
+                let commit = multi.commit();
+                match shared.call("replace", path, async { commit.await.map_err(Zk::from) }).await {
+                    Ok(_) => continue, // read back for the new stat
+                    Err(Error::ZooKeeper { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((_, stat)) => {
+                return Err(Error::Conflict { path: path.to_string(), owner: stat.ephemeral_owner })
+            }
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+                match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::NoConnection(format!("{path} kept changing under the registration ({ATTEMPTS} attempts)")))
+}
+
+async fn ensure_absent(shared: &Shared, client: &Client, path: &str) -> Result<()> {
+    for _ in 0..ATTEMPTS {
+        match shared.call("exists", path, client.check_stat(path)).await? {
+            None => return Ok(()),
+            Some(stat) => match shared.call("delete", path, client.delete(path, Some(stat.version))).await {
+                Ok(()) => return Ok(()),
+                Err(Error::ZooKeeper { source: Zk::NoNode | Zk::BadVersion, .. }) => continue,
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    Err(Error::NoConnection(format!("{path} kept changing while being removed ({ATTEMPTS} attempts)")))
+}
+
+/// Writes persistent data unless the node already holds the same user value
+/// (`current` is the node's last known data, `None` when missing).
+pub(crate) async fn set_data(
+    shared: &Shared,
+    client: &Client,
+    path: &str,
+    bytes: &[u8],
+    current: Option<&Option<crate::codec::Object>>,
+) -> Result<Option<Written>> {
+    if let Some(current) = current {
+        if user_part(current) == user_part(&decode(bytes)) {
+            return Ok(None);
+        }
+    }
+    for _ in 0..ATTEMPTS {
+        match shared.call("set_data", path, client.set_data(path, bytes, None)).await {
+            Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match create(shared, client, path, bytes, CreateMode::Persistent).await {
+            Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+            Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::NoConnection(format!("{path} kept changing while being written ({ATTEMPTS} attempts)")))
+}
+
+/// Creates `path`, making missing parents as persistent nodes.
+async fn create(
+    shared: &Shared,
+    client: &Client,
+    path: &str,
+    bytes: &[u8],
+    mode: CreateMode,
+) -> Result<Stat> {
+    let options = mode.with_acls(Acls::anyone_all());
+    match shared.call("create", path, client.create(path, bytes, &options)).await {
+        Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+            if let Some(parent) = parent(path) {
+                let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                shared.call("create parents of", path, client.mkdir(parent, &dir)).await?;
+            }
+            shared.call("create", path, client.create(path, bytes, &options)).await.map(|(stat, _)| stat)
+        }
+        other => other.map(|(stat, _)| stat),
+    }
+}

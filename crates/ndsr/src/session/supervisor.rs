@@ -1,0 +1,207 @@
+//! The supervisor: one task per registry that owns the ZooKeeper session.
+//!
+//! ```text
+//!            connect ok                  Disconnected
+//! Connecting ----------> Connected <-------------------> Disconnected
+//!     ^                      |        SyncConnected            |
+//!     |  backoff             | Expired / AuthFailed            |
+//!     +------------------ Expired <----------------------------+
+//! any state --close() or last handle dropped--> Closed
+//! ```
+//!
+//! Each successful connect starts an epoch: the actors of the previous epoch
+//! are stopped and one actor per desired path is started on the new client,
+//! registrations first, so that watchers of a service see our own members
+//! back before they re-read the member list.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+
+use crate::backoff::Backoff;
+use crate::session::{ensure_actor, ActorCmd, SessionView, Shared, State};
+use crate::{Error, Result};
+
+/// A request from a handle to the supervisor.
+pub(crate) enum Command {
+    /// End the session and answer once it is closed.
+    Close(oneshot::Sender<()>),
+}
+
+/// What a state change of the client means for the registry.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Publish this state and carry on.
+    Publish(State),
+    /// The session is gone: rebuild a new one.
+    Rebuild,
+    /// The client was closed.
+    Stop,
+}
+
+/// The pure decision: given a client state, what next.
+pub(crate) fn on_client_state(state: SessionState) -> Transition {
+    match state {
+        SessionState::Disconnected => Transition::Publish(State::Disconnected),
+        SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+            Transition::Publish(State::Connected)
+        }
+        SessionState::Expired | SessionState::AuthFailed => Transition::Rebuild,
+        SessionState::Closed => Transition::Stop,
+    }
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Command>) {
+    let mut backoff =
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(10), Duration::from_secs(30));
+    let mut epoch = 0;
+    let close_reply = 'sessions: loop {
+        let connected = tokio::select! {
+            connected = connect(&shared) => connected,
+            cmd = cmds.recv() => break 'sessions reply_of(cmd),
+        };
+        let client = match connected {
+            Ok(client) => client,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot connect to ZooKeeper");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue 'sessions,
+                    cmd = cmds.recv() => break 'sessions reply_of(cmd),
+                }
+            }
+        };
+        backoff.succeeded();
+        epoch += 1;
+        tracing::info!(session = %client.session_id(), epoch, "connected to ZooKeeper");
+        publish(&shared, State::Connected, Some(client.clone()), epoch);
+        start_epoch(&shared).await;
+        let mut states = client.state_watcher();
+        loop {
+            tokio::select! {
+                state = states.changed() => match on_client_state(state) {
+                    Transition::Publish(state) => {
+                        tracing::info!(?state, "ZooKeeper connection state");
+                        publish(&shared, state, Some(client.clone()), epoch);
+                    }
+                    Transition::Rebuild => {
+                        tracing::warn!(session = %client.session_id(), ?state, "session lost; building a new one");
+                        shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(client.session_id().0);
+                        publish(&shared, State::Expired, None, epoch);
+                        stop_actors(&shared).await;
+                        continue 'sessions;
+                    }
+                    Transition::Stop => break 'sessions None,
+                },
+                cmd = cmds.recv() => {
+                    let reply = reply_of(cmd);
+                    publish(&shared, State::Closed, None, epoch);
+                    stop_actors(&shared).await;
+                    // pitfall 15: the session closes once the last clone of
+                    // the client is dropped; wait for it so that our
+                    // ephemeral nodes are gone when close() returns.
+                    drop(client);
+                    let _ = tokio::time::timeout(shared.op_timeout(), async {
+                        while !states.changed().await.is_terminated() {}
+                    })
+                    .await;
+                    break 'sessions reply;
+                }
+            }
+        }
+    };
+    publish(&shared, State::Closed, None, epoch);
+    stop_actors(&shared).await;
+    if let Some(reply) = close_reply {
+        let _ = reply.send(());
+    }
+}
+
+fn reply_of(cmd: Option<Command>) -> Option<oneshot::Sender<()>> {
+    cmd.map(|Command::Close(reply)| reply)
+}
+
+fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
+    shared.session.send_modify(|view| {
+        if state != State::Connected && view.state == State::Connected {
+            view.since = SystemTime::now();
+        }
+        *view = SessionView { state, client, epoch, since: view.since };
+    });
+    shared.state.send_if_modified(|current| std::mem::replace(current, state) != state);
+}
+
+/// Connects to the servers, creating the chroot if it is missing.
+async fn connect(shared: &Shared) -> Result<Client> {
+    let timeout = shared.config.session_timeout * 2;
+    let connecting =
+        Client::connector().with_session_timeout(shared.config.session_timeout).connect(&shared.hosts);
+    let client = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => return Err(Error::NoConnection(format!("connecting to {}: {e}", shared.hosts))),
+        Err(_) => return Err(Error::NoConnection(format!("connecting to {}: no answer", shared.hosts))),
+    };
+    let Some(chroot) = &shared.chroot else { return Ok(client) };
+    let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    shared.call("create chroot", chroot, client.mkdir(chroot, &dir)).await?;
+    client
+        .chroot(chroot.as_str())
+        .map_err(|_| Error::InvalidPath { path: chroot.clone(), reason: "the client refused this chroot" })
+}
+
+/// Starts the actors of a new epoch: registrations first, waiting (bounded)
+/// until each has restored its node, then every watch.
+async fn start_epoch(shared: &Arc<Shared>) {
+    stop_actors(shared).await;
+    let (registrations, watches): (Vec<_>, Vec<_>) = {
+        let desired = shared.desired();
+        desired
+            .iter()
+            .map(|(path, desire)| (path.clone(), desire.goal.is_some()))
+            .partition(|(_, goal)| *goal)
+    };
+    let mut ready = Vec::with_capacity(registrations.len());
+    for (path, _) in &registrations {
+        if let Some(tx) = ensure_actor(shared, path) {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(ActorCmd::Ready(reply)).is_ok() {
+                ready.push(rx);
+            }
+        }
+    }
+    let all_ready = futures::future::join_all(ready);
+    if tokio::time::timeout(shared.op_timeout(), all_ready).await.is_err() {
+        tracing::warn!("not every registration was restored within the operation timeout; continuing");
+    }
+    for (path, _) in &watches {
+        ensure_actor(shared, path);
+    }
+}
+
+/// Stops every actor and waits until their tasks (and client clones) are gone.
+async fn stop_actors(shared: &Shared) {
+    let actors: Vec<_> = shared.actors().drain().map(|(_, actor)| actor.task).collect();
+    for task in &actors {
+        task.abort();
+    }
+    for task in actors {
+        let _ = task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_states_map_to_transitions() {
+        assert_eq!(on_client_state(SessionState::Disconnected), Transition::Publish(State::Disconnected));
+        assert_eq!(on_client_state(SessionState::SyncConnected), Transition::Publish(State::Connected));
+        assert_eq!(on_client_state(SessionState::ConnectedReadOnly), Transition::Publish(State::Connected));
+        assert_eq!(on_client_state(SessionState::Expired), Transition::Rebuild);
+        assert_eq!(on_client_state(SessionState::AuthFailed), Transition::Rebuild);
+        assert_eq!(on_client_state(SessionState::Closed), Transition::Stop);
+    }
+}
