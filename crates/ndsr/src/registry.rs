@@ -134,7 +134,7 @@ impl Registry {
     pub async fn set_data(&self, path: &str, data: impl Into<Data>) -> Result<()> {
         let bytes = self.prepare_write("set_data", path, data.into())?;
         self.shared.desired().entry(path.to_string()).or_default().watch = true;
-        self.send(path, |reply| ActorCmd::SetData { bytes, reply }).await
+        self.send(path, |reply| ActorCmd::SetData { bytes: bytes.clone(), reply }).await
     }
 
     /// Removes the node at `path`, whoever made it; an absent node is fine.

@@ -77,7 +77,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<C
         epoch += 1;
         tracing::info!(session = %client.session_id(), epoch, "connected to ZooKeeper");
         publish(&shared, State::Connected, Some(client.clone()), epoch);
-        start_epoch(&shared).await;
+        start_epoch(&shared, epoch).await;
         let mut states = client.state_watcher();
         loop {
             tokio::select! {
@@ -153,8 +153,8 @@ async fn connect(shared: &Shared) -> Result<Client> {
 
 /// Starts the actors of a new epoch: registrations first, waiting (bounded)
 /// until each has restored its node, then every watch.
-async fn start_epoch(shared: &Arc<Shared>) {
-    stop_actors(shared).await;
+async fn start_epoch(shared: &Arc<Shared>, epoch: u64) {
+    stop_actors_before(shared, epoch).await;
     let (registrations, watches): (Vec<_>, Vec<_>) = {
         let desired = shared.desired();
         desired
@@ -182,7 +182,17 @@ async fn start_epoch(shared: &Arc<Shared>) {
 
 /// Stops every actor and waits until their tasks (and client clones) are gone.
 async fn stop_actors(shared: &Shared) {
-    let actors: Vec<_> = shared.actors().drain().map(|(_, actor)| actor.task).collect();
+    stop_actors_before(shared, u64::MAX).await;
+}
+
+/// Stops the actors of epochs before `epoch` (a handle may already have
+/// started actors of the new one).
+async fn stop_actors_before(shared: &Shared, epoch: u64) {
+    let actors: Vec<_> = {
+        let mut map = shared.actors();
+        let old: Vec<String> = map.iter().filter(|(_, a)| a.epoch < epoch).map(|(p, _)| p.clone()).collect();
+        old.into_iter().filter_map(|p| map.remove(&p)).map(|a| a.task).collect()
+    };
     for task in &actors {
         task.abort();
     }

@@ -37,16 +37,30 @@ pub async fn other(servers: &str) -> Client {
         .expect("other connects")
 }
 
+/// Creates a node (and missing parents) as "other", retrying through
+/// connection losses (an ensemble member may be failing over).
 pub async fn create(client: &Client, path: &str, data: &[u8], mode: CreateMode) {
     let options = mode.with_acls(Acls::anyone_all());
-    match client.create(path, data, &options).await {
-        Ok(_) => {}
-        Err(zookeeper_client::Error::NoNode) => {
-            let parent = &path[..path.rfind('/').unwrap()];
-            client.mkdir(parent, &CreateMode::Persistent.with_acls(Acls::anyone_all())).await.unwrap();
-            client.create(path, data, &options).await.unwrap();
-        }
-        Err(e) => panic!("create {path}: {e}"),
+    let dirs = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let start = std::time::Instant::now();
+    loop {
+        let error = match client.create(path, data, &options).await {
+            Ok(_) => return,
+            Err(zookeeper_client::Error::NoNode) => {
+                let parent = &path[..path.rfind('/').unwrap()];
+                match client.mkdir(parent, &dirs).await {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                }
+            }
+            // A retry after a lost answer may find our own node.
+            Err(zookeeper_client::Error::NodeExists) if start.elapsed() > Duration::ZERO => return,
+            Err(e) => e,
+        };
+        let retryable =
+            matches!(error, zookeeper_client::Error::ConnectionLoss | zookeeper_client::Error::Timeout);
+        assert!(retryable && start.elapsed() < WAIT, "create {path}: {error}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
