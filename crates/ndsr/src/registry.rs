@@ -363,12 +363,14 @@ impl Registry {
     }
 
     fn with_freshness(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
-        let view = self.shared.session.borrow();
-        if view.state == State::Connected {
+        // The public state is published before the session view, so it is
+        // the one that agrees with what callers have already observed.
+        if self.state() == State::Connected {
             return snapshot;
         }
+        let since = self.shared.session.borrow().since;
         let mut stale = (*snapshot).clone();
-        stale.freshness = Freshness::Stale { since: view.since };
+        stale.freshness = Freshness::Stale { since };
         Arc::new(stale)
     }
 

@@ -102,6 +102,20 @@ async fn s18_a_short_outage_keeps_the_session_and_catches_up_on_changes() {
     let stat = zk.check_stat(&me).await.unwrap().expect("registration intact");
     assert_eq!((stat.ephemeral_owner, stat.czxid), (session, created), "not deleted and re-created");
     assert!(seen.lock().unwrap().last().unwrap().children.contains(&"other:2".to_string()), "callbacks told");
+
+    // The watch is live again: a change made after the reconnect is seen,
+    // and the registration is still enforced.
+    create(&zk, &format!("{zk_path}/after:3"), b"", CreateMode::Persistent).await;
+    until_cached(&r, &zk_path, "a change after the reconnect", |s| {
+        s.children == ["after:3", "me:1", "other:2"]
+    })
+    .await;
+    zk.delete(&me, None).await.unwrap();
+    eventually(WAIT, "registration restored after the reconnect", || async {
+        exists(&zk, &me).await.is_some_and(|s| s.ephemeral_owner == session)
+    })
+    .await
+    .unwrap();
 }
 
 /// R through a proxy, and a way to expire its session deterministically.

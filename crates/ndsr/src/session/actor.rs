@@ -14,6 +14,14 @@
 //!
 //! Persistent watches lose events while disconnected (ZOOKEEPER-4698), so
 //! on every `SyncConnected` the actor re-reads its path in full.
+//!
+//! It also adds the watch again first: zookeeper-client 0.11.2 does not
+//! re-send persistent watches when it reconnects (in
+//! `WatchManager::resend_watches`, `index = index.max(index)` should be
+//! `index.max(i)`, so only the three one-shot kinds are sent, with the old
+//! `SetWatches` op). Without this, a watch would go silent after the first
+//! reconnect, on the same server or another. `addWatch` of the same mode is
+//! idempotent on the server, so this is harmless once the bug is fixed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,6 +51,8 @@ struct Actor {
 /// What a batch of events asks for.
 #[derive(Default)]
 struct Batch {
+    /// Reconnected: add the watch again (see the module docs).
+    rewatch: bool,
     reread: bool,
     children_changed: bool,
     terminated: bool,
@@ -73,6 +83,12 @@ pub(crate) async fn run(
                 if batch.terminated {
                     // pitfall 11: never await the watcher after a terminal event.
                     return;
+                }
+                if batch.rewatch {
+                    // Add the new watcher before dropping the old one, so the
+                    // client never asks the server to remove the path's watch.
+                    let Some(renewed) = actor.add_watch().await else { return };
+                    watcher = renewed;
                 }
                 actor.apply(batch).await;
             }
@@ -118,7 +134,10 @@ impl Actor {
     fn note(&mut self, event: &WatchedEvent, batch: &mut Batch) {
         if event.event_type == EventType::Session {
             match event.session_state {
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => batch.reread = true,
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                    batch.rewatch = true;
+                    batch.reread = true;
+                }
                 state if state.is_terminated() => batch.terminated = true,
                 _ => {}
             }

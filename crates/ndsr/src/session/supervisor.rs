@@ -124,13 +124,16 @@ fn reply_of(cmd: Option<Command>) -> Option<oneshot::Sender<()>> {
 }
 
 fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
+    // The time of a disconnection first, then the public state, then the
+    // view: whoever sees the view change (e.g. `build` waiting to connect)
+    // then finds the same state in `state()`, and a stale read its `since`.
     shared.session.send_modify(|view| {
         if state != State::Connected && view.state == State::Connected {
             view.since = SystemTime::now();
         }
-        *view = SessionView { state, client, epoch, since: view.since };
     });
     shared.state.send_if_modified(|current| std::mem::replace(current, state) != state);
+    shared.session.send_modify(|view| *view = SessionView { state, client, epoch, since: view.since });
 }
 
 /// Connects to the servers, creating the chroot if it is missing.

@@ -77,11 +77,11 @@ pub async fn until_cached(registry: &Registry, path: &str, what: &str, cond: imp
     .unwrap();
 }
 
+/// Every snapshot a callback was given.
+pub type Seen = Arc<std::sync::Mutex<Vec<Arc<Snapshot>>>>;
+
 /// A callback that records every snapshot it is given.
-pub fn recorder(
-    registry: &Registry,
-    path: &str,
-) -> (Arc<std::sync::Mutex<Vec<Arc<Snapshot>>>>, Arc<AtomicUsize>) {
+pub fn recorder(registry: &Registry, path: &str) -> (Seen, Arc<AtomicUsize>) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let count = Arc::new(AtomicUsize::new(0));
     let (s, c) = (seen.clone(), count.clone());
