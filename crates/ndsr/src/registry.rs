@@ -406,3 +406,30 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn handles_are_send_and_sync_and_futures_are_send() {
+        assert_send_sync::<Registry>();
+        assert_send_sync::<Snapshot>();
+        assert_send_sync::<Error>();
+        assert_send::<Subscription>(&Subscription::new(watch::channel(None).1));
+        // Compile-time only: the futures of the public async methods are Send.
+        #[allow(unreachable_code, clippy::diverging_sub_expression)]
+        fn _futures_are_send(r: Registry) {
+            assert_send(&r.set_node("/a", "x"));
+            assert_send(&r.set_data("/a", "x"));
+            assert_send(&r.unset("/a"));
+            assert_send(&r.get("/a"));
+            assert_send(&r.read("/a"));
+            assert_send(&r.close());
+            assert_send(&RegistryBuilder::new("x").build());
+        }
+    }
+}
