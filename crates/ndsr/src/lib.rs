@@ -69,3 +69,8 @@ pub use registry::Registry;
 pub use session::State;
 pub use snapshot::{Freshness, Snapshot, Stat};
 pub use subscription::{CallbackId, CallbackResult, Subscription};
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;

@@ -194,3 +194,20 @@ async fn undecodable_bytes_decode_by_the_rules() {
     let typed: Option<std::collections::HashMap<String, String>> = snapshot.data_as().unwrap();
     assert!(typed.unwrap().contains_key("string_value"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chroot_in_the_connection_string_is_created_and_used() {
+    let server = ZkServer::shared();
+    let chroot = unique_path("chroot");
+    let r = registry(&format!("{}{chroot}", server.connect_string())).await;
+    let zk = other(&server.connect_string()).await;
+
+    r.set_node("/services/web/h:1", "x").await.unwrap();
+
+    assert!(exists(&zk, &format!("{chroot}/services/web/h:1")).await.is_some(), "written under the chroot");
+    assert_eq!(r.get("/services/web").await.unwrap().children, ["h:1"]);
+    assert!(matches!(
+        Registry::builder(&format!("{}/bad//chroot", server.connect_string())).build().await,
+        Err(Error::InvalidPath { .. })
+    ));
+}
