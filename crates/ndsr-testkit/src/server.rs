@@ -15,6 +15,18 @@ use crate::{Error, Result, ZkInstall};
 pub const DEFAULT_TICK: Duration = Duration::from_millis(200);
 
 /// Options for a [`ZkServer`]; see [`ZkServer::builder`].
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let server = ndsr_testkit::ZkServer::builder()
+///     .tick(Duration::from_millis(100)) // session timeouts down to 200 ms
+///     .force_sync(true)
+///     .start()?;
+/// # Ok::<(), ndsr_testkit::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ZkServerBuilder {
     port: Option<u16>,

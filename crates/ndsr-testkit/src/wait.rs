@@ -16,6 +16,15 @@ pub struct TimedOut {
 
 /// Scales a test timeout by `NDSR_TEST_TIMING` (a float, default 1), like
 /// Curator's `Timing`: slow machines set it above 1 instead of editing tests.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// // With NDSR_TEST_TIMING unset, durations are unchanged.
+/// # std::env::remove_var("NDSR_TEST_TIMING");
+/// assert_eq!(ndsr_testkit::scaled(Duration::from_secs(2)), Duration::from_secs(2));
+/// ```
 pub fn scaled(d: Duration) -> Duration {
     let factor = std::env::var("NDSR_TEST_TIMING")
         .ok()

@@ -52,10 +52,4 @@ impl Cache {
     pub(crate) fn remove(&self, path: &str) {
         self.slots.write().unwrap_or_else(|e| e.into_inner()).remove(path);
     }
-
-    /// Paths with a snapshot.
-    #[allow(dead_code)]
-    pub(crate) fn len(&self) -> usize {
-        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }

@@ -306,3 +306,28 @@ async fn close_removes_ephemeral_nodes_at_once() {
     assert_eq!(exists(&zk, &path).await, None, "gone when close() returns");
     assert!(matches!(r.set_node(&path, "again").await, Err(Error::Closed)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_closes_the_session() {
+    let server = ZkServer::shared();
+    let r = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let path = format!("{}/me:1", unique_path("drop"));
+    r.set_node(&path, "me").await.unwrap();
+    let clone = r.clone();
+    drop(r);
+    let zk = other(&server.connect_string()).await;
+    assert!(exists(&zk, &path).await.is_some(), "a clone still holds the session");
+
+    drop(clone);
+
+    // Far sooner than the 60 s session timeout would remove it.
+    eventually(Duration::from_secs(20), "node gone after the last handle dropped", || async {
+        exists(&zk, &path).await.is_none()
+    })
+    .await
+    .unwrap();
+}
