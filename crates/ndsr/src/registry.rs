@@ -13,8 +13,8 @@ use crate::codec::{encode, Data};
 use crate::config::RegistryBuilder;
 use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
-use crate::session::{ensure_actor, stop_actor, ActorCmd, Goal, SessionView, Shared, State};
-use crate::snapshot::{Freshness, Snapshot, Stat};
+use crate::session::{ensure_actor, read_node, stop_actor, ActorCmd, Goal, SessionView, Shared, State};
+use crate::snapshot::{Freshness, Snapshot};
 use crate::subscription::{drive, CallbackId, CallbackResult, Subscription};
 use crate::{Error, Result};
 
@@ -208,23 +208,12 @@ impl Registry {
     pub async fn read(&self, path: &str) -> Result<Snapshot> {
         validate_path(path)?;
         let (client, _) = self.shared.client_by(self.deadline()).await?;
-        let (data, children) = tokio::join!(
-            self.shared.call("get_data", path, client.get_data(path)),
-            self.shared.call("get_children", path, client.list_children(path)),
-        );
-        let missing =
-            |e: &Error| matches!(e, Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. });
-        let (data, stat) = match data {
-            Ok((bytes, stat)) => (crate::codec::decode(&bytes), Some(Stat::from(&stat))),
-            Err(e) if missing(&e) => return Ok(Snapshot::missing(path)),
-            Err(e) => return Err(e),
+        let read = read_node(&self.shared, &client, path).await?;
+        let (data, stat) = match read.node {
+            Some((bytes, stat)) => (crate::codec::decode(&bytes), Some(stat)),
+            None => (None, None),
         };
-        let mut children = match children {
-            Ok(children) => children,
-            Err(e) if missing(&e) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        children.sort();
+        let children = read.children;
         Ok(Snapshot { path: path.to_string(), data, stat, children, freshness: Freshness::Fresh })
     }
 

@@ -28,14 +28,14 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
-use zookeeper_client::{AddWatchMode, Client, Error as Zk, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{AddWatchMode, Client, EventType, SessionState, WatchedEvent};
 
 use crate::codec::decode;
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
-use crate::session::{ActorCmd, Shared};
+use crate::session::{read_node, ActorCmd, Shared};
 use crate::snapshot::{Freshness, Snapshot, Stat};
-use crate::{Error, Result};
+use crate::Result;
 
 struct Actor {
     shared: Arc<Shared>,
@@ -181,23 +181,11 @@ impl Actor {
         }
     }
 
-    /// Reads data and children, pipelined on the connection.
+    /// Reads data and children (one pipelined round trip).
     async fn read(&mut self) -> Result<()> {
-        let (data, children) = tokio::join!(
-            self.shared.call("get_data", &self.path, self.client.get_data(&self.path)),
-            self.shared.call("get_children", &self.path, self.client.list_children(&self.path)),
-        );
-        let missing = |e: &Error| matches!(e, Error::ZooKeeper { source: Zk::NoNode, .. });
-        self.node = match data {
-            Ok((bytes, stat)) => Some((bytes, Stat::from(&stat))),
-            Err(e) if missing(&e) => None,
-            Err(e) => return Err(e),
-        };
-        self.children = match children {
-            Ok(children) => children.into_iter().collect(),
-            Err(e) if missing(&e) => BTreeSet::new(),
-            Err(e) => return Err(e),
-        };
+        let read = read_node(&self.shared, &self.client, &self.path).await?;
+        self.node = read.node;
+        self.children = read.children.into_iter().collect();
         Ok(())
     }
 

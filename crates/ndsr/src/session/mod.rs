@@ -167,6 +167,35 @@ impl Shared {
     }
 }
 
+/// A node as read: its bytes and stat (`None` when missing) and its children.
+pub(crate) struct NodeRead {
+    pub(crate) node: Option<(Vec<u8>, crate::snapshot::Stat)>,
+    pub(crate) children: Vec<String>,
+}
+
+/// Reads a node's data and children, pipelined on the connection (both
+/// requests are sent before either answer is awaited).
+pub(crate) async fn read_node(shared: &Shared, client: &Client, path: &str) -> Result<NodeRead> {
+    let (data, children) = tokio::join!(
+        shared.call("get_data", path, client.get_data(path)),
+        shared.call("get_children", path, client.list_children(path)),
+    );
+    let missing = |e: &Error| matches!(e, Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. });
+    let node = match data {
+        Ok((bytes, stat)) => Some((bytes, crate::snapshot::Stat::from(&stat))),
+        Err(e) if missing(&e) => None,
+        Err(e) => return Err(e),
+    };
+    let mut children = match children {
+        Ok(children) if node.is_some() => children,
+        Ok(_) => Vec::new(),
+        Err(e) if missing(&e) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    children.sort();
+    Ok(NodeRead { node, children })
+}
+
 /// The command sender of `path`'s actor in the current epoch, spawning the
 /// actor if needed. `None` while there is no live session.
 pub(crate) fn ensure_actor(
