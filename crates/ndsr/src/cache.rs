@@ -16,6 +16,8 @@ type Slot = watch::Sender<Option<Arc<Snapshot>>>;
 #[derive(Default)]
 pub(crate) struct Cache {
     slots: RwLock<HashMap<String, Slot>>,
+    /// Signalled on every publication (the cache file's saver waits on it).
+    pub(crate) changed: Arc<tokio::sync::Notify>,
 }
 
 impl Cache {
@@ -39,13 +41,23 @@ impl Cache {
     pub(crate) fn publish(&self, snapshot: Snapshot) -> bool {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(snapshot.path.clone()).or_insert_with(|| watch::channel(None).0);
-        slot.send_if_modified(|current| {
+        let modified = slot.send_if_modified(|current| {
             if current.as_deref() == Some(&snapshot) {
                 return false;
             }
             *current = Some(Arc::new(snapshot));
             true
-        })
+        });
+        if modified {
+            self.changed.notify_one();
+        }
+        modified
+    }
+
+    /// Every snapshot in the cache.
+    pub(crate) fn all(&self) -> Vec<Arc<Snapshot>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.values().filter_map(|slot| slot.borrow().clone()).collect()
     }
 
     /// Forgets `path`; its subscribers see the end of their stream.

@@ -1,7 +1,10 @@
 //! The registry builder: servers, timeouts, lazy and read-only modes.
 
+use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::acl::{Acl, Credentials};
 use crate::{Registry, Result};
 
 /// Default ZooKeeper session timeout.
@@ -34,6 +37,11 @@ pub struct RegistryBuilder {
     pub(crate) lazy: bool,
     pub(crate) readonly: bool,
     pub(crate) max_data_size: usize,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) acl: Option<Vec<Acl>>,
+    pub(crate) cache_file: Option<PathBuf>,
+    pub(crate) cache_file_max_age: Duration,
+    pub(crate) rate_limit: Option<NonZeroU32>,
 }
 
 impl RegistryBuilder {
@@ -46,6 +54,11 @@ impl RegistryBuilder {
             lazy: false,
             readonly: false,
             max_data_size: DEFAULT_MAX_DATA_SIZE,
+            credentials: None,
+            acl: None,
+            cache_file: None,
+            cache_file_max_age: Duration::from_secs(7 * 24 * 3600),
+            rate_limit: None,
         }
     }
 
@@ -88,6 +101,49 @@ impl RegistryBuilder {
     /// Largest encoded node data accepted (default 1 MiB less 1 KiB).
     pub fn max_data_size(mut self, bytes: usize) -> Self {
         self.max_data_size = bytes;
+        self
+    }
+
+    /// Authenticates with ZooKeeper's `digest` scheme on every connection
+    /// (re-applied after every reconnect and session rebuild). Nodes the
+    /// registry creates then get `digest:<user>:<hash>` ALL plus
+    /// `world:anyone` READ, unless [`acl`](Self::acl) says otherwise. The
+    /// password never appears in logs or `Debug` output.
+    pub fn auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::new(username, password));
+        self
+    }
+
+    /// The ACL of every node the registry creates (registrations, data
+    /// nodes, their parents, locks), instead of the default.
+    pub fn acl(mut self, acl: Vec<Acl>) -> Self {
+        self.acl = Some(acl);
+        self
+    }
+
+    /// Saves every cached snapshot to this file (JSON, written atomically,
+    /// mode 0600, debounced) and serves it while ZooKeeper cannot be
+    /// reached, for a cold start with the servers down. Several processes
+    /// may share one file. See [`crate::cachefile`].
+    pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_file = Some(path.into());
+        self
+    }
+
+    /// Entries of the cache file older than this are ignored and dropped
+    /// (default 7 days).
+    pub fn cache_file_max_age(mut self, age: Duration) -> Self {
+        self.cache_file_max_age = age;
+        self
+    }
+
+    /// Limits the ZooKeeper calls of the registry's background work
+    /// (re-arming watches and restoring registrations after a reconnect or
+    /// an expiry, retries) to this many per second, as a token bucket.
+    /// Reads from the cache and the handling of watch events are never
+    /// delayed. Off by default.
+    pub fn rate_limit(mut self, calls_per_second: NonZeroU32) -> Self {
+        self.rate_limit = Some(calls_per_second);
         self
     }
 

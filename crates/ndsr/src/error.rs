@@ -65,6 +65,30 @@ pub enum Error {
         reason: String,
     },
 
+    /// A lock was not obtained within its wait.
+    #[error("lock {path} not obtained within {waited:?}")]
+    LockTimeout {
+        /// The lock path.
+        path: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+    },
+
+    /// The lock's holders disagree on how many may hold it at once.
+    #[error("lock {path} admits {stored} holders, but this caller asked for {requested}; all holders must agree (delete the lock node to change it)")]
+    LockMismatch {
+        /// The lock path.
+        path: String,
+        /// The lease count stored in the lock node.
+        stored: u32,
+        /// The count this caller asked for.
+        requested: u32,
+    },
+
+    /// An argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+
     /// The registry was closed.
     #[error("the registry is closed")]
     Closed,

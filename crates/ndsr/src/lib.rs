@@ -48,22 +48,30 @@
 //! - [`codec`][]: the original's data format ([`Data`]).
 //! - [`snapshot`][]: [`Snapshot`], [`Stat`], [`Freshness`].
 //! - [`subscription`][]: [`Subscription`] and callbacks.
+//! - [`acl`][]: digest credentials and ACLs.
+//! - [`cachefile`][]: the on-disk cache for cold starts.
+//! - [`lock`][]: N-holder locks compatible with kazoo's `Semaphore`.
 //! - `session`: the supervisor and path actors (private; see its docs).
 
+pub mod acl;
 mod backoff;
 mod cache;
+pub mod cachefile;
 pub mod codec;
 pub mod config;
 mod error;
+pub mod lock;
 mod path;
 pub mod registry;
 mod session;
 pub mod snapshot;
 pub mod subscription;
 
+pub use acl::{Acl, AuthId, Credentials, Permission};
 pub use codec::{Data, Object};
 pub use config::RegistryBuilder;
 pub use error::{Error, Result};
+pub use lock::{LockBuilder, LockGuard};
 pub use path::{validate_path, MAX_PATH_BYTES};
 pub use registry::Registry;
 pub use session::State;

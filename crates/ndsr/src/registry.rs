@@ -68,6 +68,13 @@ impl Registry {
         let chroot = chroot.filter(|c| c != "/");
         let lazy = config.lazy;
         let connect_timeout = config.connect_timeout_or_default();
+        let acl = config.acl.clone().unwrap_or_else(|| crate::acl::default_acl(config.credentials.as_ref()));
+        let limiter =
+            config.rate_limit.map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
+        let cache_file = config
+            .cache_file
+            .as_ref()
+            .map(|p| crate::cachefile::CacheFile::open(p, config.cache_file_max_age));
         let view = SessionView { state: State::Connecting, client: None, epoch: 0, since: SystemTime::now() };
         let shared = Arc::new(Shared {
             config,
@@ -79,9 +86,15 @@ impl Registry {
             state: watch::channel(State::Connecting).0,
             past_sessions: Default::default(),
             actors: Default::default(),
+            acl,
+            limiter,
+            cache_file,
         });
         let (cmds, rx) = mpsc::unbounded_channel();
         tokio::spawn(supervisor::run(shared.clone(), rx));
+        if shared.cache_file.is_some() {
+            tokio::spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
+        }
         let registry = Registry { shared, cmds, callbacks: Default::default() };
         if !lazy {
             if let Err(e) = registry.shared.client_by(Instant::now() + connect_timeout).await {
@@ -182,6 +195,14 @@ impl Registry {
         self.shared.desired().entry(path.to_string()).or_default().watch = true;
         if let Some(snapshot) = self.shared.cache.get(path) {
             return Ok(self.with_freshness(snapshot));
+        }
+        // Cold start with ZooKeeper unreachable: the saved snapshot, stale.
+        // The watch is kept and goes live once connected.
+        if self.state() != State::Connected {
+            if let Some(saved) = self.shared.cache_file.as_ref().and_then(|f| f.lookup(path)) {
+                ensure_actor(&self.shared, path);
+                return Ok(Arc::new(saved));
+            }
         }
         let mut rx = self.shared.cache.subscribe(path);
         let deadline = self.deadline();
@@ -329,6 +350,10 @@ impl Registry {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     fn check_writable(&self, op: &'static str) -> Result<()> {
         if self.shared.config.readonly {
             return Err(Error::ReadOnly(op));
@@ -392,6 +417,31 @@ impl Registry {
                 }
                 Err(_) => return Err(Error::NoConnection(format!("no answer writing {path}"))),
             }
+        }
+    }
+}
+
+/// Writes the cache file after changes, debounced, until the registry closes.
+async fn save_cache_file(shared: std::sync::Weak<Shared>, mut state: watch::Receiver<State>) {
+    let Some(changed) = shared.upgrade().map(|s| s.cache.changed.clone()) else { return };
+    loop {
+        let closing = tokio::select! {
+            () = changed.notified() => false,
+            closed = state.wait_for(|s| *s == State::Closed) => { let _ = closed; true }
+        };
+        if !closing {
+            tokio::time::sleep(crate::cachefile::DEBOUNCE).await;
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let snapshots = shared.cache.all();
+        let saving = tokio::task::spawn_blocking(move || {
+            if let Some(file) = &shared.cache_file {
+                file.save(&snapshots);
+            }
+        });
+        let _ = saving.await;
+        if closing {
+            return;
         }
     }
 }

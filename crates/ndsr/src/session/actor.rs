@@ -22,6 +22,9 @@
 //! `SetWatches` op). Without this, a watch would go silent after the first
 //! reconnect, on the same server or another. `addWatch` of the same mode is
 //! idempotent on the server, so this is harmless once the bug is fixed.
+//!
+//! With a rate limit configured, adding (and re-adding) a watch waits for a
+//! token; reads and writes made for events and callers do not.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -113,6 +116,10 @@ impl Actor {
     async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
         let mut delay = std::time::Duration::from_millis(50);
         loop {
+            // Starting and re-arming watches is the background work that
+            // floods a server after a reconnect: it is what the rate limit
+            // paces. Event handling below never waits for it.
+            self.shared.throttle().await;
             let added = self
                 .shared
                 .call("watch", &self.path, self.client.watch(&self.path, AddWatchMode::PersistentRecursive))

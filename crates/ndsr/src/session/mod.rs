@@ -102,6 +102,12 @@ pub(crate) struct Shared {
     /// server does).
     pub(crate) past_sessions: Mutex<HashSet<i64>>,
     pub(crate) actors: Mutex<HashMap<String, ActorHandle>>,
+    /// The ACL of every node created.
+    pub(crate) acl: Vec<zookeeper_client::Acl>,
+    /// The background-work rate limit, if any.
+    pub(crate) limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// The cache file, if any.
+    pub(crate) cache_file: Option<crate::cachefile::CacheFile>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +127,21 @@ impl Shared {
 
     pub(crate) fn is_past_session(&self, id: i64) -> bool {
         lock(&self.past_sessions).contains(&id)
+    }
+
+    /// Waits for a token of the background-work rate limit (if any).
+    pub(crate) async fn throttle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+    }
+
+    /// Options to create a node of `mode` with the registry's ACL.
+    pub(crate) fn create_options(
+        &self,
+        mode: zookeeper_client::CreateMode,
+    ) -> zookeeper_client::CreateOptions<'_> {
+        mode.with_acls(zookeeper_client::Acls::new(&self.acl))
     }
 
     pub(crate) fn op_timeout(&self) -> Duration {

@@ -4,7 +4,7 @@
 //! other clients: it reads, decides, and writes conditionally on the version
 //! it read, re-reading when the condition fails.
 
-use zookeeper_client::{Acls, Client, CreateMode, Error as Zk, Stat};
+use zookeeper_client::{Client, CreateMode, Error as Zk, Stat};
 
 use crate::codec::{decode, user_part};
 use crate::path::parent;
@@ -63,7 +63,7 @@ async fn ensure_ephemeral(
                     "replacing registration of an expired session"
                 );
                 let mut multi = client.new_multi_writer();
-                let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+                let ephemeral = shared.create_options(CreateMode::Ephemeral);
                 let queued = multi
                     .add_delete(path, Some(stat.version))
                     .and_then(|()| multi.add_create(path, bytes, &ephemeral));
@@ -144,11 +144,11 @@ async fn create(
     bytes: &[u8],
     mode: CreateMode,
 ) -> Result<Stat> {
-    let options = mode.with_acls(Acls::anyone_all());
+    let options = shared.create_options(mode);
     match shared.call("create", path, client.create(path, bytes, &options)).await {
         Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
             if let Some(parent) = parent(path) {
-                let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                let dir = shared.create_options(CreateMode::Persistent);
                 shared.call("create parents of", path, client.mkdir(parent, &dir)).await?;
             }
             shared.call("create", path, client.create(path, bytes, &options)).await.map(|(stat, _)| stat)

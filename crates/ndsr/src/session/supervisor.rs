@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
-use zookeeper_client::{Acls, Client, CreateMode, SessionState};
+use zookeeper_client::{Client, CreateMode, SessionState};
 
 use crate::backoff::Backoff;
 use crate::session::{ensure_actor, ActorCmd, SessionView, Shared, State};
@@ -139,15 +139,19 @@ fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
 /// Connects to the servers, creating the chroot if it is missing.
 async fn connect(shared: &Shared) -> Result<Client> {
     let timeout = shared.config.session_timeout * 2;
-    let connecting =
-        Client::connector().with_session_timeout(shared.config.session_timeout).connect(&shared.hosts);
+    let mut connector = Client::connector().with_session_timeout(shared.config.session_timeout);
+    if let Some(credentials) = &shared.config.credentials {
+        // Kept by the connector and re-sent on every reconnect.
+        connector = connector.with_auth("digest", &credentials.auth_bytes());
+    }
+    let connecting = connector.connect(&shared.hosts);
     let client = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(client)) => client,
         Ok(Err(e)) => return Err(Error::NoConnection(format!("connecting to {}: {e}", shared.hosts))),
         Err(_) => return Err(Error::NoConnection(format!("connecting to {}: no answer", shared.hosts))),
     };
     let Some(chroot) = &shared.chroot else { return Ok(client) };
-    let dir = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let dir = shared.create_options(CreateMode::Persistent);
     shared.call("create chroot", chroot, client.mkdir(chroot, &dir)).await?;
     client
         .chroot(chroot.as_str())

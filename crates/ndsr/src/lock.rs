@@ -1,0 +1,370 @@
+//! Locks for N holders, compatible with kazoo's `Semaphore` (and so with
+//! the Python original's `get_lock`): Rust and Python processes exclude
+//! each other.
+//!
+//! # Layout in ZooKeeper (kazoo's)
+//! - `<path>`: persistent; its data is the lease count (`b"1"`).
+//! - `<path>/<uuid-hex>`: one ephemeral node per holder, holding its name.
+//! - `<path>-__lock__/<uuid-hex>__lock__<seq>`: ephemeral sequential nodes
+//!   of kazoo's `Lock`, which serializes contenders while they count the
+//!   holders; the lowest sequence holds it.
+//!
+//! Unlike the original, a waiter is woken by ZooKeeper watches, so a lock
+//! freed during the wait is acquired.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use zookeeper_client::{Client, CreateMode, Error as Zk, EventType, OneshotWatcher};
+
+use crate::path::validate_path;
+use crate::session::Shared;
+use crate::{Error, Registry, Result};
+
+/// Default time to wait for a lock, as the original's `LOCK_WAIT`.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Options for a lock; start from [`Registry::lock`].
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
+/// use std::time::Duration;
+/// let guard = registry
+///     .lock("/locks/deploy")
+///     .name("host1")
+///     .simultaneous(1)
+///     .wait(Duration::from_secs(30))
+///     .acquire()
+///     .await?;
+/// // ... the critical section; check guard.is_lost() in long ones ...
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a lock builder does nothing until acquired"]
+pub struct LockBuilder {
+    registry: Registry,
+    path: String,
+    name: String,
+    simultaneous: u32,
+    wait: Duration,
+}
+
+impl LockBuilder {
+    pub(crate) fn new(registry: Registry, path: &str) -> LockBuilder {
+        LockBuilder {
+            registry,
+            path: path.to_string(),
+            name: String::new(),
+            simultaneous: 1,
+            wait: DEFAULT_WAIT,
+        }
+    }
+
+    /// The holder's name, stored in its node (default: empty, as kazoo).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How many holders at once (default 1). Every holder of a lock must
+    /// use the same count.
+    pub fn simultaneous(mut self, n: u32) -> Self {
+        self.simultaneous = n;
+        self
+    }
+
+    /// How long `acquire` waits (default 300 s; zero tries once).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Takes the lock, waiting up to the `wait` for it.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] for a read-only registry; [`Error::InvalidPath`];
+    /// [`Error::InvalidArgument`] for `simultaneous(0)`;
+    /// [`Error::LockMismatch`] when the lock admits another number of
+    /// holders; [`Error::LockTimeout`] when not obtained in time;
+    /// [`Error::NoConnection`].
+    ///
+    /// # Cancellation safety
+    /// Not cancel-safe: a cancelled call may leave its contender node until
+    /// the session ends.
+    pub async fn acquire(self) -> Result<LockGuard> {
+        if self.registry.shared().config.readonly {
+            return Err(Error::ReadOnly("lock"));
+        }
+        validate_path(&self.path)?;
+        if self.path == "/" {
+            return Err(Error::InvalidPath { path: self.path, reason: "a lock cannot be the root" });
+        }
+        if self.simultaneous == 0 {
+            return Err(Error::InvalidArgument("simultaneous must be at least 1"));
+        }
+        let shared = self.registry.shared().clone();
+        let connect_by = Instant::now() + shared.config.connect_timeout_or_default();
+        let (client, _) = shared.client_by(connect_by).await?;
+        let deadline = Instant::now() + self.wait;
+        ensure_lease_node(&shared, &client, &self.path, self.simultaneous).await?;
+        let contender = enter_queue(&shared, &client, &self, deadline).await?;
+        // Whatever happens next, leave the queue.
+        let result = take_lease(&shared, &client, &self, deadline).await;
+        let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;
+        let node = result?;
+        Ok(LockGuard::new(client, self.path, node))
+    }
+
+    /// Takes the lock only if it is free now ([`wait`](Self::wait) zero).
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub async fn try_acquire(self) -> Result<LockGuard> {
+        self.wait(Duration::ZERO).acquire().await
+    }
+}
+
+/// Creates the lock node with the lease count, or checks the stored count.
+async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32) -> Result<()> {
+    for _ in 0..3 {
+        match shared.call("get_data", path, client.get_data(path)).await {
+            Ok((data, stat)) => {
+                return match std::str::from_utf8(&data).ok().and_then(|t| t.trim().parse::<u32>().ok()) {
+                    Some(stored) if stored == n => Ok(()),
+                    Some(stored) => Err(Error::LockMismatch { path: path.into(), stored, requested: n }),
+                    // kazoo writes the count when the node has none.
+                    None => shared
+                        .call(
+                            "set_data",
+                            path,
+                            client.set_data(path, n.to_string().as_bytes(), Some(stat.version)),
+                        )
+                        .await
+                        .map(|_| ()),
+                };
+            }
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+                if let Some(parent) = crate::path::parent(path) {
+                    shared
+                        .call(
+                            "create parents of",
+                            path,
+                            client.mkdir(parent, &shared.create_options(CreateMode::Persistent)),
+                        )
+                        .await?;
+                }
+                let options = shared.create_options(CreateMode::Persistent);
+                match shared
+                    .call("create", path, client.create(path, n.to_string().as_bytes(), &options))
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::NoConnection(format!("lock node {path} kept changing")))
+}
+
+/// Joins kazoo's internal `Lock` at `<path>-__lock__` and waits to lead it.
+/// Returns the contender node's path.
+async fn enter_queue(
+    shared: &Shared,
+    client: &Client,
+    lock: &LockBuilder,
+    deadline: Instant,
+) -> Result<String> {
+    let dir = format!("{}-__lock__", lock.path);
+    shared.call("create", &dir, client.mkdir(&dir, &shared.create_options(CreateMode::Persistent))).await?;
+    let prefix = format!("{}__lock__", uuid::Uuid::new_v4().simple());
+    let options = shared.create_options(CreateMode::EphemeralSequential);
+    let (_, seq) = shared
+        .call("create", &dir, client.create(&format!("{dir}/{prefix}"), lock.name.as_bytes(), &options))
+        .await?;
+    let mine = format!("{dir}/{prefix}{seq}");
+    let my_seq = seq.to_string();
+    let result: Result<()> = async {
+        loop {
+            let children = shared.call("get_children", &dir, client.list_children(&dir)).await?;
+            let predecessor = children
+                .iter()
+                .filter_map(|c| c.rsplit_once("__lock__").map(|(_, s)| (s.to_string(), c)))
+                .filter(|(s, _)| {
+                    s.len() == my_seq.len() && s.chars().all(|c| c.is_ascii_digit()) && *s < my_seq
+                })
+                .max();
+            let Some((_, predecessor)) = predecessor else { return Ok(()) };
+            let node = format!("{dir}/{predecessor}");
+            let (stat, watcher) = shared.call("exists", &node, client.check_and_watch_stat(&node)).await?;
+            if stat.is_some() {
+                wait_for(watcher, deadline, &lock.path, lock.wait).await?;
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(mine),
+        Err(e) => {
+            let _ = shared.call("delete", &mine, client.delete(&mine, None)).await;
+            Err(e)
+        }
+    }
+}
+
+/// Counts the holders and joins them when there is room; returns our node.
+async fn take_lease(
+    shared: &Shared,
+    client: &Client,
+    lock: &LockBuilder,
+    deadline: Instant,
+) -> Result<String> {
+    let node = format!("{}/{}", lock.path, uuid::Uuid::new_v4().simple());
+    loop {
+        let (holders, watcher) =
+            shared.call("get_children", &lock.path, client.list_and_watch_children(&lock.path)).await?;
+        if holders.len() < lock.simultaneous as usize {
+            let options = shared.create_options(CreateMode::Ephemeral);
+            shared.call("create", &node, client.create(&node, lock.name.as_bytes(), &options)).await?;
+            return Ok(node);
+        }
+        wait_for(watcher, deadline, &lock.path, lock.wait).await?;
+    }
+}
+
+async fn wait_for(watcher: OneshotWatcher, deadline: Instant, path: &str, wait: Duration) -> Result<()> {
+    match tokio::time::timeout_at(deadline, watcher.changed()).await {
+        Ok(event) if event.event_type == EventType::Session && event.session_state.is_terminated() => {
+            Err(Error::NoConnection(format!("session lost while waiting for lock {path}")))
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::LockTimeout { path: path.to_string(), waited: wait }),
+    }
+}
+
+/// A held lock. Released by [`release`](Self::release) or on drop.
+///
+/// The lock is held by the session that took it: if that session expires,
+/// the lock is lost ([`is_lost`](Self::is_lost), [`lost`](Self::lost)), and
+/// so it is if someone deletes the holder node. The guard keeps its
+/// session open until dropped, even across `Registry::close`.
+#[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    client: Client,
+    path: String,
+    node: String,
+    lost: watch::Receiver<bool>,
+    monitor: JoinHandle<()>,
+    released: bool,
+}
+
+impl LockGuard {
+    fn new(client: Client, path: String, node: String) -> LockGuard {
+        let (tx, lost) = watch::channel(false);
+        let monitor = tokio::spawn(monitor(client.clone(), node.clone(), tx));
+        LockGuard { client, path, node, lost, monitor, released: false }
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Our holder node under the lock path.
+    pub fn holder_node(&self) -> &str {
+        &self.node
+    }
+
+    /// Has the lock been lost (session expired, or holder node deleted)?
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// Resolves when the lock is lost (never, while it is held).
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe.
+    pub async fn lost(&self) {
+        let mut lost = self.lost.clone();
+        if lost.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Errors
+    /// [`Error::NoConnection`] if the release could not reach ZooKeeper (the
+    /// lock then ends with the session).
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.monitor.abort();
+        match tokio::time::timeout(self.client.session_timeout(), self.client.delete(&self.node, None)).await
+        {
+            Ok(Ok(())) | Ok(Err(Zk::NoNode)) => Ok(()),
+            Ok(Err(e)) => Err(Error::from_zk("delete", &self.node, e)),
+            Err(_) => Err(Error::NoConnection(format!("releasing lock {}", self.path))),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.monitor.abort();
+        if self.released {
+            return;
+        }
+        // Drop cannot await: delete in the background if a runtime is
+        // there; otherwise the node goes with the session.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, node) = (self.client.clone(), std::mem::take(&mut self.node));
+            runtime.spawn(async move {
+                let timeout = client.session_timeout();
+                let _ = tokio::time::timeout(timeout, client.delete(&node, None)).await;
+            });
+        }
+    }
+}
+
+/// Marks the guard lost on session loss or deletion of its node.
+async fn monitor(client: Client, node: String, lost: watch::Sender<bool>) {
+    let mut states = client.state_watcher();
+    let node_gone = async {
+        loop {
+            match client.check_and_watch_stat(&node).await {
+                Ok((None, _)) => return,
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.changed().await;
+                    if event.event_type == EventType::NodeDeleted {
+                        return;
+                    }
+                    if event.event_type == EventType::Session && event.session_state.is_terminated() {
+                        return;
+                    }
+                }
+                Err(_) if client.state().is_terminated() => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    };
+    tokio::select! {
+        () = node_gone => {}
+        () = async { while !states.changed().await.is_terminated() {} } => {}
+    }
+    let _ = lost.send(true);
+}
+
+impl Registry {
+    /// A lock at `path` for this registry's session; see [`LockBuilder`].
+    pub fn lock(&self, path: &str) -> LockBuilder {
+        LockBuilder::new(self.clone(), path)
+    }
+}
