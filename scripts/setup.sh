@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what ndsr's tests need on a fresh machine: Java and ZooKeeper.
+# Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, and the
+# Python original (nd-service-registry 1.1.0) in a venv at .venv for the interop tests.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -8,8 +9,36 @@ have_zookeeper() {
   [ -n "${NDSR_ZOOKEEPER_JARS:-}" ] || [ -n "${ZOOKEEPER_HOME:-}" ] || [ -f /usr/share/java/zookeeper.jar ]
 }
 
+install_python_original() {
+  # The interop tests run the Python original against the same servers.
+  local venv=.venv
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nd_service_registry' 2>/dev/null; then
+    echo "setup: the Python original is installed in $venv"
+    return 0
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+    else
+      echo "setup: python3 with venv is needed for the interop tests (apt-get install -y python3-venv)" >&2
+      exit 1
+    fi
+  fi
+  echo "setup: installing nd-service-registry==1.1.0 into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check nd-service-registry==1.1.0
+  "$venv/bin/python" -c 'import nd_service_registry' || {
+    echo "setup: the Python original did not install" >&2
+    exit 1
+  }
+}
+
+cd "$(dirname "$0")/.."
+
 if have_zookeeper && command -v java >/dev/null 2>&1; then
   echo "setup: ZooKeeper and Java are installed"
+  install_python_original
   exit 0
 fi
 
@@ -23,6 +52,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     exit 1
   }
   echo "setup: ZooKeeper installed"
+  install_python_original
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.
