@@ -135,3 +135,31 @@ async fn a_rate_limited_registry_still_converges_after_a_reconnect() {
         until_cached(&r, p, "every re-armed watch sees its node", |s| s.exists()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_is_applied_again_after_a_session_is_rebuilt() {
+    let server = ZkServer::new().unwrap();
+    let proxy = ndsr_testkit::FaultProxy::start(&server.connect_string()).unwrap();
+    let r = Registry::builder(&proxy.connect_string())
+        .auth("deploy", "s3cret")
+        .session_timeout(Duration::from_secs(4))
+        .build()
+        .await
+        .unwrap();
+    // The parents are created with the digest ACL: only "deploy" may add
+    // children, so restoring the node needs the auth on the new session.
+    let path = format!("{}/svc/host:1", unique_path("reauth"));
+    r.set_node(&path, "mine").await.unwrap();
+    let old = r.session().unwrap();
+
+    proxy.cut();
+    server.expire_session(&old).await.unwrap();
+    proxy.heal();
+
+    let zk = other(&server.connect_string()).await;
+    eventually(WAIT, "registration restored under the ACL by the new session", || async {
+        matches!(zk.check_stat(&path).await, Ok(Some(s)) if s.ephemeral_owner != old.id().0 && Some(s.ephemeral_owner) == r.session().map(|s| s.id().0))
+    })
+    .await
+    .unwrap();
+}
