@@ -109,6 +109,14 @@ impl RegistryBuilder {
     /// registry creates then get `digest:<user>:<hash>` ALL plus
     /// `world:anyone` READ, unless [`acl`](Self::acl) says otherwise. The
     /// password never appears in logs or `Debug` output.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ndsr::Result<()> {
+    /// let registry = ndsr::Registry::builder("127.0.0.1:2181").auth("deploy", "s3cret").build().await?;
+    /// // Created with digest:deploy:<hash> ALL and world:anyone READ.
+    /// registry.set_node("/services/web/10.0.0.1:80", None::<&str>).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::new(username, password));
         self
@@ -116,6 +124,12 @@ impl RegistryBuilder {
 
     /// The ACL of every node the registry creates (registrations, data
     /// nodes, their parents, locks), instead of the default.
+    ///
+    /// ```no_run
+    /// use ndsr::{Acl, AuthId, Permission};
+    /// let builder = ndsr::Registry::builder("127.0.0.1:2181")
+    ///     .acl(vec![Acl::new(Permission::ALL, AuthId::new("ip", "10.0.0.0/8"))]);
+    /// ```
     pub fn acl(mut self, acl: Vec<Acl>) -> Self {
         self.acl = Some(acl);
         self
@@ -125,6 +139,20 @@ impl RegistryBuilder {
     /// mode 0600, debounced) and serves it while ZooKeeper cannot be
     /// reached, for a cold start with the servers down. Several processes
     /// may share one file. See [`crate::cachefile`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ndsr::Result<()> {
+    /// let registry = ndsr::Registry::builder("127.0.0.1:2181")
+    ///     .cache_file("/var/cache/myapp/ndsr.json")
+    ///     .lazy(true) // start even while ZooKeeper is down
+    ///     .build()
+    ///     .await?;
+    /// let web = registry.get("/services/web").await?; // from the file if still disconnected
+    /// if web.is_stale() {
+    ///     println!("last known servers, {:?} old: {:?}", web.age(), web.children);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.cache_file = Some(path.into());
         self
@@ -142,6 +170,11 @@ impl RegistryBuilder {
     /// an expiry, retries) to this many per second, as a token bucket.
     /// Reads from the cache and the handling of watch events are never
     /// delayed. Off by default.
+    ///
+    /// ```
+    /// let builder = ndsr::Registry::builder("127.0.0.1:2181")
+    ///     .rate_limit(std::num::NonZeroU32::new(500).unwrap());
+    /// ```
     pub fn rate_limit(mut self, calls_per_second: NonZeroU32) -> Self {
         self.rate_limit = Some(calls_per_second);
         self
