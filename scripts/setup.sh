@@ -11,6 +11,10 @@ have_zookeeper() {
 
 install_python_original() {
   # The interop tests run the Python original against the same servers.
+  # NDSR_SETUP_NO_PYTHON=1 skips it (the demo needs only ZooKeeper).
+  if [ -n "${NDSR_SETUP_NO_PYTHON:-}" ]; then
+    return 0
+  fi
   local venv=.venv
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nd_service_registry' 2>/dev/null; then
     echo "setup: the Python original is installed in $venv"

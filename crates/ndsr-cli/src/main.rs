@@ -1,6 +1,63 @@
-//! The `ndsr` command line (a placeholder until the CLI issue).
+//! The `ndsr` command line: a thin layer over the `ndsr` library.
 
-fn main() {
-    eprintln!("ndsr: the command line is not built yet");
-    std::process::exit(2);
+mod args;
+mod check;
+mod cmd;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(CliError::from(e)),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: CliError) -> ExitCode {
+    eprintln!("ndsr: {}", e.message);
+    e.code()
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        // The client's own reconnect warnings are noise here: `watch`
+        // reports connection news in plain words.
+        (false, 0) => "warn,zookeeper_client=error",
+        (false, 1) => "ndsr=info,warn",
+        (false, 2) => "ndsr=debug,info",
+        _ => "trace",
+    };
+    let filter = if cli.global.verbose > 0 {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into())
+    } else {
+        default.into()
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Get(args) => cmd::get::run(global, args).await,
+        Command::Watch(args) => cmd::watch::run(global, args).await,
+        Command::Register(args) => cmd::register::run(global, args).await,
+        Command::SetData(args) => cmd::write::set_data(global, args).await,
+        Command::Unset(args) => cmd::write::unset(global, args).await,
+        Command::Lock(args) => cmd::lock::run(global, args).await,
+        Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
+    }
 }

@@ -1,0 +1,248 @@
+//! The command line's grammar (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+    0    success (for `lock`: the command's own exit code)
+    1    unexpected ZooKeeper or system error
+    2    usage error (unknown command or option)
+    3    invalid input: bad path, invalid JSON data, data too large, bad argument
+    4    no connection: ZooKeeper unreachable within --timeout
+    5    not authorized: the node's ACL refuses these credentials
+    6    read-only: a write was attempted with --readonly
+    7    lock not obtained within --wait
+    8    lock lost while the command ran (session expired); the command was killed
+    9    the node is held by another session
+
+ENVIRONMENT:
+    NDSR_SERVER      default for --server
+    NDSR_PASSWORD    default for --password
+    RUST_LOG         log filter for -v output (e.g. ndsr=debug)";
+
+/// ndsr: a service registry and dynamic configuration on Apache ZooKeeper.
+///
+/// Inspect and watch paths, hold a registration for a service (with an
+/// optional health check), run a command under a lock, or start a local
+/// ZooKeeper for development. Results go to stdout; logs and connection
+/// news go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "ndsr", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// ZooKeeper servers: HOST:PORT[,HOST:PORT...][/chroot]
+    #[arg(short, long, global = true, env = "NDSR_SERVER", default_value = "localhost:2181")]
+    pub server: String,
+
+    /// How long to wait for a connection (and each operation), e.g. 10s, 500ms
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+
+    /// ZooKeeper session timeout: how long a registration outlives a lost connection
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub session_timeout: Duration,
+
+    /// Username for ZooKeeper digest auth
+    #[arg(short, long, global = true, requires = "password")]
+    pub username: Option<String>,
+
+    /// Password for ZooKeeper digest auth
+    #[arg(short, long, global = true, env = "NDSR_PASSWORD", hide_env_values = true, requires = "username")]
+    pub password: Option<String>,
+
+    /// Refuse every write (exit code 6)
+    #[arg(long, global = true)]
+    pub readonly: bool,
+
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log to stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a node: its children, stat and (with -d) data; -r walks the subtree.
+    Get(GetArgs),
+    /// Print a node now and again on every change, until interrupted.
+    ///
+    /// Keeps running across server restarts and session expiry; connection
+    /// news and staleness go to stderr.
+    Watch(WatchArgs),
+    /// Hold an ephemeral registration for as long as this runs (a sidecar).
+    ///
+    /// With a health check, the node exists only while the check passes:
+    /// it is withdrawn after --fall failures in a row and returns after
+    /// --rise successes. SIGINT or SIGTERM removes the node at once and
+    /// exits 0.
+    Register(RegisterArgs),
+    /// Write a persistent data node (created with its parents if missing).
+    SetData(SetDataArgs),
+    /// Remove a node (absent is fine).
+    Unset(PathArg),
+    /// Run a command while holding a lock; exit with the command's code.
+    ///
+    /// Compatible with the Python original's and kazoo's locks. If the lock
+    /// is lost (session expired), the command is killed and ndsr exits 8.
+    Lock(LockArgs),
+    /// Start a local ZooKeeper for development; Ctrl-C stops it.
+    ///
+    /// Prints the connection string on stdout. Needs ZooKeeper installed
+    /// (scripts/setup.sh, or `apt-get install -y zookeeper`).
+    Sandbox(SandboxArgs),
+}
+
+/// A path argument.
+#[derive(Debug, Args)]
+pub struct PathArg {
+    /// The ZooKeeper path, e.g. /services/web
+    pub path: String,
+}
+
+/// Output formats of `get`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GetFormat {
+    /// YAML (the default).
+    Yaml,
+    /// Pretty JSON.
+    Json,
+    /// One path per line.
+    Dir,
+}
+
+/// Arguments of `get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The ZooKeeper path
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Include each node's decoded data
+    #[arg(short, long)]
+    pub data: bool,
+    /// Walk the whole subtree
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Stop a recursive walk after this many nodes
+    #[arg(long, default_value_t = 100_000)]
+    pub max_nodes: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GetFormat::Yaml, alias = "outputformat")]
+    pub format: GetFormat,
+}
+
+/// Output formats of `watch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// One human line per change.
+    Text,
+    /// JSON Lines: one object per change.
+    Json,
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The ZooKeeper path
+    pub path: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
+    pub format: WatchFormat,
+}
+
+/// Data given on the command line or in a file.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct DataArgs {
+    /// The node's data as JSON: an object, a "string", or null
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Read the JSON data from this file
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+}
+
+/// Arguments of `register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The node to hold, e.g. /services/web/10.0.0.1:80
+    pub path: String,
+    /// The node's data
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Health check: a TCP connection to HOST:PORT succeeds
+    #[arg(long, value_name = "HOST:PORT", group = "check")]
+    pub check_tcp: Option<String>,
+    /// Health check: an HTTP GET of URL answers 2xx
+    #[arg(long, value_name = "URL", group = "check")]
+    pub check_http: Option<String>,
+    /// Health check: `sh -c CMD` exits 0
+    #[arg(long, value_name = "CMD", group = "check")]
+    pub check_cmd: Option<String>,
+    /// Time between checks (each check must finish within it)
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub interval: Duration,
+    /// Successes in a row before (re)registering
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rise: u32,
+    /// Failures in a row before withdrawing
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub fall: u32,
+}
+
+/// Arguments of `set-data`.
+#[derive(Debug, Args)]
+pub struct SetDataArgs {
+    /// The ZooKeeper path
+    pub path: String,
+    /// The data (one of the two is required)
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Arguments of `lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock path, e.g. /locks/deploy
+    pub path: String,
+    /// This holder's name, stored in its lock node
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many holders may hold the lock at once
+    #[arg(long, default_value_t = 1)]
+    pub simultaneous: u32,
+    /// How long to wait for the lock
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
+    pub wait: Duration,
+    /// The command to run, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Listen on this port (default: a free one)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Keep data in this directory (default: a temporary one, removed on exit)
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}

@@ -1,0 +1,128 @@
+//! Health checks for `ndsr register`, and the rise/fall hysteresis.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+/// One health check.
+#[derive(Clone, Debug)]
+pub enum Check {
+    /// A TCP connection to HOST:PORT succeeds.
+    Tcp(String),
+    /// An HTTP GET answers 2xx.
+    Http(String),
+    /// `sh -c CMD` exits 0.
+    Cmd(String),
+}
+
+impl Check {
+    /// Runs the check, bounded by `timeout`; `Err` says why it failed.
+    pub async fn run(&self, timeout: Duration) -> Result<(), String> {
+        let run = async {
+            match self {
+                Check::Tcp(address) => {
+                    TcpStream::connect(address).await.map(drop).map_err(|e| format!("tcp {address}: {e}"))
+                }
+                Check::Http(url) => {
+                    let url = url.clone();
+                    let get = tokio::task::spawn_blocking(move || {
+                        let agent: ureq::Agent =
+                            ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+                        agent.get(&url).call().map(drop).map_err(|e| format!("http {url}: {e}"))
+                    });
+                    get.await.map_err(|e| e.to_string())?
+                }
+                Check::Cmd(cmd) => {
+                    let status = tokio::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(cmd)
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .kill_on_drop(true)
+                        .status()
+                        .await
+                        .map_err(|e| format!("cmd: {e}"))?;
+                    if status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("cmd `{cmd}` exited with {status}"))
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    }
+}
+
+/// Up/down state with hysteresis, as SmartStack's nerve: down at start; up
+/// after `rise` successes in a row; down after `fall` failures in a row.
+#[derive(Debug)]
+pub struct Health {
+    rise: u32,
+    fall: u32,
+    up: bool,
+    streak: u32,
+}
+
+impl Health {
+    /// Starts down.
+    pub fn new(rise: u32, fall: u32) -> Health {
+        Health { rise: rise.max(1), fall: fall.max(1), up: false, streak: 0 }
+    }
+
+    /// Records a check result; returns the new state if it changed.
+    pub fn observe(&mut self, ok: bool) -> Option<bool> {
+        if ok == self.up {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if ok { self.rise } else { self.fall };
+        if self.streak >= needed {
+            self.up = ok;
+            self.streak = 0;
+            return Some(ok);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rises_and_falls_with_hysteresis() {
+        let mut h = Health::new(2, 3);
+        assert_eq!(h.observe(true), None);
+        assert_eq!(h.observe(true), Some(true));
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(true), None, "a success resets the failure streak");
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), Some(false));
+        assert_eq!(h.observe(false), None);
+    }
+
+    #[test]
+    fn rise_one_registers_at_the_first_success() {
+        let mut h = Health::new(1, 1);
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(true), Some(true));
+        assert_eq!(h.observe(false), Some(false));
+    }
+
+    #[tokio::test]
+    async fn checks_report_failures() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        assert!(Check::Tcp(address).run(Duration::from_secs(2)).await.is_err());
+        assert!(Check::Cmd("exit 3".into()).run(Duration::from_secs(5)).await.is_err());
+        assert!(Check::Cmd("true".into()).run(Duration::from_secs(5)).await.is_ok());
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(Check::Tcp(open.local_addr().unwrap().to_string()).run(Duration::from_secs(2)).await.is_ok());
+    }
+}

@@ -1,0 +1,73 @@
+//! `ndsr lock PATH -- CMD`: run a command while holding a lock.
+
+use std::process::ExitCode;
+
+use crate::args::{Global, LockArgs};
+use crate::cmd::{check_path, connect, interrupted};
+use crate::error::{CliError, CliResult, Exit};
+
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
+        (None, Some(signal)) => ExitCode::from((128 + signal).clamp(0, 255) as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
+    check_path(&args.path)?;
+    let registry = connect(global, false).await?;
+    let name = args.name.clone().unwrap_or_else(|| format!("ndsr-{}", std::process::id()));
+    let guard = registry
+        .lock(&args.path)
+        .name(name)
+        .simultaneous(args.simultaneous)
+        .wait(args.wait)
+        .acquire()
+        .await?;
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut child = match tokio::process::Command::new(program).args(rest).kill_on_drop(true).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = guard.release().await;
+            registry.close().await;
+            return Err(CliError::new(Exit::Failure, format!("cannot run {program}: {e}")));
+        }
+    };
+    let stop = interrupted();
+    tokio::pin!(stop);
+    let outcome = tokio::select! {
+        status = child.wait() => Ok(status?),
+        () = guard.lost() => Err(Exit::LockLost),
+        () = &mut stop => Err(Exit::Failure),
+    };
+    let code = match outcome {
+        Ok(status) => {
+            let _ = guard.release().await;
+            exit_code_of(status)
+        }
+        Err(Exit::LockLost) => {
+            let _ = child.kill().await;
+            registry.close().await;
+            return Err(CliError::new(
+                Exit::LockLost,
+                format!("lock {} lost (session expired); killed {program}", args.path),
+            ));
+        }
+        Err(_) => {
+            // Interrupted: pass it on, wait for the command, then release.
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let status = child.wait().await?;
+            let _ = guard.release().await;
+            exit_code_of(status)
+        }
+    };
+    registry.close().await;
+    Ok(code)
+}

@@ -1,0 +1,315 @@
+//! The `ndsr` binary, run as a script would, against real ZooKeeper servers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use ndsr_testkit::{unique_path, FaultProxy, ZkServer};
+use zookeeper_client::{Acls, Client, CreateMode};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `ndsr --server SERVER ARGS...`
+fn ndsr(server: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("ndsr").unwrap();
+    cmd.arg("--server").arg(server).args(args).env_remove("NDSR_SERVER").env_remove("NDSR_PASSWORD");
+    cmd
+}
+
+/// Runs to completion: (exit code, stdout, stderr).
+fn run(server: &str, args: &[&str]) -> (i32, String, String) {
+    let out = ndsr(server, args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A long-running ndsr whose stdout and stderr lines arrive on channels;
+/// killed on drop.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    errors: Receiver<String>,
+}
+
+fn forward(stream: impl std::io::Read + Send + 'static, echo: bool) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("{line}");
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn next_where(rx: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(_) => continue,
+            Err(_) => panic!("no line with {what} within {WAIT:?}"),
+        }
+    }
+}
+
+impl Running {
+    fn start(server: &str, args: &[&str]) -> Running {
+        let mut child = ndsr(server, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let lines = forward(child.stdout.take().unwrap(), false);
+        let errors = forward(child.stderr.take().unwrap(), true);
+        Running { child, lines, errors }
+    }
+
+    /// The next stdout line for which `pred` holds (earlier lines are skipped).
+    fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        next_where(&self.lines, what, pred)
+    }
+
+    /// The next stderr line for which `pred` holds.
+    fn error_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        next_where(&self.errors, what, pred)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn wait(mut self) -> i32 {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(std::time::Instant::now() < deadline, "ndsr did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn zk(rt: &tokio::runtime::Runtime, server: &str) -> Client {
+    rt.block_on(Client::connect(server)).unwrap()
+}
+
+fn poll(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn get_set_data_and_unset_happy_paths_in_every_format() {
+    let server = ZkServer::shared().connect_string();
+    let base = unique_path("cli-get");
+    let node = format!("{base}/web");
+    assert_eq!(run(&server, &["set-data", &node, "--data", r#"{"replicas":3}"#]).0, 0);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), r#""from a file""#).unwrap();
+    assert_eq!(
+        run(&server, &["set-data", &format!("{base}/other"), "--data-file", file.path().to_str().unwrap()]).0,
+        0
+    );
+
+    let (code, out, _) = run(&server, &["get", &node, "-d", "--format", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["path"], node.as_str());
+    assert_eq!(json["data"]["replicas"], 3);
+    assert!(json["data"]["pid"].is_u64());
+    assert_eq!(json["stat"]["version"], 0);
+
+    let (code, out, _) = run(&server, &["get", &base, "-d"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("children:\n- other\n- web") || out.contains("- other\n- web"), "yaml: {out}");
+
+    let (_, out, _) = run(&server, &["get", &base, "-r", "--format", "dir"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), [base.clone(), format!("{base}/other"), node.clone()]);
+    let (_, out, _) = run(&server, &["get", &base, "-r", "-d", "--format", "json"]);
+    let tree: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(tree["children"][0]["data"]["string_value"], "from a file");
+
+    assert_eq!(run(&server, &["unset", &node]).0, 0);
+    let (_, out, _) = run(&server, &["get", &node, "--format", "json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["exists"], false);
+    assert_eq!(run(&server, &["unset", &node]).0, 0, "absent is fine");
+}
+
+#[test]
+fn failures_are_one_line_with_a_distinct_exit_code() {
+    let server = ZkServer::shared().connect_string();
+    let path = unique_path("cli-fail");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["frobnicate"], 2, "unrecognized subcommand"),
+        (vec!["get", "no-slash"], 3, "must start with '/'"),
+        (vec!["set-data", &path, "--data", "{bad"], 3, "not valid JSON"),
+        (vec!["set-data", &path], 3, "needs --data"),
+        (vec!["--readonly", "unset", &path], 6, "read-only"),
+        (vec!["lock", &path, "--simultaneous", "0", "--", "true"], 3, "simultaneous"),
+    ];
+    for (args, code, message) in cases {
+        let (got, out, err) = run(&server, &args);
+        assert_eq!(got, code, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+        assert!(out.is_empty(), "{args:?} printed on stdout: {out}");
+        if code != 2 {
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        }
+    }
+    let unreachable = "127.0.0.1:1";
+    let (code, _, err) = run(unreachable, &["--timeout", "1s", "get", "/"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("is ZooKeeper running"), "{err}");
+
+    // Auth: nodes made by one user refuse another.
+    let owned = unique_path("cli-auth");
+    assert_eq!(run(&server, &["-u", "alice", "-p", "a", "set-data", &owned, "--data", "1"]).0, 0);
+    let (code, _, err) = run(&server, &["-u", "mallory", "-p", "m", "set-data", &owned, "--data", "2"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("not authorized"), "{err}");
+}
+
+#[test]
+fn watch_follows_changes_across_a_restart_and_a_session_expiry() {
+    let rt = runtime();
+    let server = ZkServer::new().unwrap();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let client = zk(&rt, &server.connect_string());
+    let path = unique_path("cli-watch");
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    rt.block_on(client.mkdir(&path, &opts)).unwrap();
+
+    let watch = Running::start(
+        &proxy.connect_string(),
+        &["--session-timeout", "2s", "watch", &path, "--format", "json"],
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(&watch.line_where("the first snapshot", |_| true)).unwrap();
+    assert_eq!(first["children"], serde_json::json!([]));
+
+    rt.block_on(client.create(&format!("{path}/a"), b"", &opts)).unwrap();
+    watch.line_where("child a", |l| l.contains(r#""children":["a"]"#));
+
+    // A server restart (same session).
+    server.restart().unwrap();
+    let client = zk(&rt, &server.connect_string());
+    rt.block_on(client.create(&format!("{path}/b"), b"", &opts)).unwrap();
+    watch.line_where("child b after the restart", |l| l.contains(r#""children":["a","b"]"#));
+
+    // A session expiry: cut off longer than the session timeout, while
+    // other changes things.
+    proxy.cut();
+    watch.error_where("the expiry reported", |l| l.contains("session expired"));
+    rt.block_on(client.create(&format!("{path}/c"), b"", &opts)).unwrap();
+    proxy.heal();
+    watch.error_where("the new session", |l| l.contains("connected;"));
+    watch.line_where("child c, made while expired", |l| l.contains(r#""children":["a","b","c"]"#));
+    rt.block_on(client.create(&format!("{path}/d"), b"", &opts)).unwrap();
+    watch.line_where("child d, made after", |l| l.contains(r#""children":["a","b","c","d"]"#));
+    watch.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(watch.wait(), 0);
+}
+
+#[test]
+fn register_follows_its_tcp_health_check_and_sigterm_removes_the_node_at_once() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let node = format!("{}/h:1", unique_path("cli-register"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let exists = |c: &Client| rt.block_on(c.check_stat(&node)).unwrap().is_some();
+
+    let register = Running::start(
+        &server,
+        &[
+            "register",
+            &node,
+            "--data",
+            r#"{"w":1}"#,
+            "--check-tcp",
+            &target,
+            "--interval",
+            "200ms",
+            "--rise",
+            "1",
+            "--fall",
+            "1",
+        ],
+    );
+    register.line_where("registered", |l| l.starts_with("registered"));
+    assert!(exists(&client));
+
+    drop(listener);
+    register.line_where("withdrawn", |l| l.starts_with("withdrawn"));
+    assert!(!exists(&client));
+
+    let listener = std::net::TcpListener::bind(&target).unwrap();
+    register.line_where("registered again", |l| l.starts_with("registered"));
+    assert!(exists(&client));
+
+    register.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(register.wait(), 0);
+    assert!(!exists(&client), "removed at once, not after the session timeout");
+    drop(listener);
+}
+
+#[test]
+fn lock_excludes_a_second_holder_and_passes_the_exit_code() {
+    let server = ZkServer::shared().connect_string();
+    let path = unique_path("cli-lock");
+    let dir = tempfile::tempdir().unwrap();
+    let inside = dir.path().join("inside");
+    let release = dir.path().join("release");
+    let script = format!(
+        "touch {0}; while [ ! -e {1} ]; do sleep 0.05; done; exit 7",
+        inside.display(),
+        release.display()
+    );
+    let holder = Running::start(&server, &["lock", &path, "--name", "first", "--", "sh", "-c", &script]);
+    poll("the first holder runs its command", || inside.exists());
+
+    let (code, _, err) = run(&server, &["lock", &path, "--wait", "0s", "--", "true"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("not obtained"), "{err}");
+
+    let waiter = Running::start(&server, &["lock", &path, "--wait", "30s", "--", "sh", "-c", "exit 3"]);
+    std::fs::write(&release, b"").unwrap();
+    assert_eq!(holder.wait(), 7, "the command's own exit code");
+    assert_eq!(waiter.wait(), 3, "the waiter ran once the lock was free");
+}
+
+#[test]
+fn sandbox_serves_until_interrupted() {
+    let sandbox = Running::start("127.0.0.1:1", &["sandbox"]);
+    let address = sandbox.line_where("the connection string", |l| l.starts_with("127.0.0.1:"));
+    let (code, out, _) = run(&address, &["get", "/", "--format", "dir"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l == "/zookeeper"), "{out}");
+    sandbox.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(sandbox.wait(), 0);
+    assert!(std::net::TcpStream::connect(&address).is_err(), "the sandbox server is gone");
+}
