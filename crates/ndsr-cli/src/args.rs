@@ -44,7 +44,7 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// ZooKeeper servers: HOST:PORT[,HOST:PORT...][/chroot]
+    /// ZooKeeper servers: HOST:PORT,HOST:PORT,... optionally followed by a /chroot
     #[arg(short, long, global = true, env = "NDSR_SERVER", default_value = "localhost:2181")]
     pub server: String,
 
