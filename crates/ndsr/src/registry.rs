@@ -89,6 +89,8 @@ impl Registry {
             acl,
             limiter,
             cache_file,
+            requests: Default::default(),
+            parents: Default::default(),
         });
         let (cmds, rx) = mpsc::unbounded_channel();
         tokio::spawn(supervisor::run(shared.clone(), rx));
@@ -329,6 +331,13 @@ impl Registry {
     /// ```
     pub fn state_changes(&self) -> watch::Receiver<State> {
         self.shared.state.subscribe()
+    }
+
+    /// How many ZooKeeper requests this registry has made (every read,
+    /// write, watch and session-management call), for monitoring and for
+    /// measuring what a change costs.
+    pub fn zk_requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 
     /// The current ZooKeeper session (id and password), while there is one.

@@ -31,14 +31,14 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
-use zookeeper_client::{AddWatchMode, Client, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{AddWatchMode, Client, CreateMode, EventType, SessionState, WatchedEvent};
 
 use crate::codec::decode;
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
 use crate::session::{read_node, ActorCmd, Shared};
 use crate::snapshot::{Freshness, Snapshot, Stat};
-use crate::Result;
+use crate::{Error, Result};
 
 struct Actor {
     shared: Arc<Shared>,
@@ -68,8 +68,7 @@ pub(crate) async fn run(
     mut cmds: mpsc::UnboundedReceiver<ActorCmd>,
 ) {
     let mut actor = Actor { shared, path, client, node: None, children: BTreeSet::new(), known: false };
-    let Some(mut watcher) = actor.add_watch().await else { return };
-    actor.resync().await;
+    let Some(mut watcher) = actor.start().await else { return };
     loop {
         tokio::select! {
             event = watcher.changed() => {
@@ -112,6 +111,56 @@ pub(crate) async fn run(
 }
 
 impl Actor {
+    /// Adds the watch and brings the path up to date.
+    ///
+    /// A registration is first tried optimistically: the watch and the
+    /// ephemeral create are sent together (one round trip, two requests),
+    /// which is all that registering a new node costs. If the create fails
+    /// (the node exists, a parent is missing, ...), a full read and the
+    /// owner-checked enforcement take over.
+    async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
+        if let Some(crate::session::Goal::Ephemeral(bytes)) = self.goal() {
+            self.shared.throttle().await;
+            let options = self.shared.create_options(CreateMode::Ephemeral);
+            // Requests are sent as their futures are created, in this order.
+            let watching = self.client.watch(&self.path, AddWatchMode::PersistentRecursive);
+            let creating = self.client.create(&self.path, &bytes, &options);
+            let (watched, created) = tokio::join!(
+                self.shared.call("watch", &self.path, watching),
+                self.shared.call("create", &self.path, creating),
+            );
+            if let Ok(watcher) = watched {
+                let created = match created {
+                    // The first registration under a new parent: make the
+                    // parents, then create.
+                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {
+                        reconcile::create_under_new_parent(
+                            &self.shared,
+                            &self.client,
+                            &self.path,
+                            &bytes,
+                            CreateMode::Ephemeral,
+                        )
+                        .await
+                        .map(|stat| (stat, ()))
+                    }
+                    other => other.map(|(stat, _)| (stat, ())),
+                };
+                match created {
+                    Ok((stat, ())) => {
+                        self.remember(Some(Written { bytes, stat }));
+                        self.known = true;
+                    }
+                    Err(_) => self.resync().await,
+                }
+                return Some(watcher);
+            }
+        }
+        let watcher = self.add_watch().await?;
+        self.resync().await;
+        Some(watcher)
+    }
+
     /// Adds the persistent recursive watch, retrying while the session lives.
     async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
         let mut delay = std::time::Duration::from_millis(50);
@@ -151,7 +200,11 @@ impl Actor {
             return;
         }
         if event.path == self.path {
-            batch.reread = true;
+            // Our own create's event needs no read: we know what we wrote.
+            // Anything else (a data change, a deletion, a creation we did
+            // not make) is read back.
+            let ours = event.event_type == EventType::NodeCreated && self.known && self.node.is_some();
+            batch.reread |= !ours;
             return;
         }
         if let Some(name) = direct_child(&self.path, &event.path) {
@@ -226,6 +279,14 @@ impl Actor {
 
     async fn enforce(&mut self) -> Result<()> {
         let Some(goal) = self.goal() else { return Ok(()) };
+        // Already so, as far as the watch tells: nothing to ask ZooKeeper.
+        // (A change the watch has not delivered yet triggers enforcement
+        // again when it arrives.)
+        if let (crate::session::Goal::Ephemeral(bytes), Some((have, stat))) = (&goal, &self.node) {
+            if self.known && have == bytes && stat.ephemeral_owner == self.client.session_id().0 {
+                return Ok(());
+            }
+        }
         let written = reconcile::enforce(&self.shared, &self.client, &self.path, &goal).await?;
         self.remember(written);
         Ok(())

@@ -108,6 +108,11 @@ pub(crate) struct Shared {
     pub(crate) limiter: Option<governor::DefaultDirectRateLimiter>,
     /// The cache file, if any.
     pub(crate) cache_file: Option<crate::cachefile::CacheFile>,
+    /// ZooKeeper requests made so far (see `Registry::zk_requests`).
+    pub(crate) requests: std::sync::atomic::AtomicU64,
+    /// Parents this registry made (or is making), so that many
+    /// registrations racing into one new parent make it once.
+    pub(crate) parents: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,6 +139,21 @@ impl Shared {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
+    }
+
+    /// Makes `parent` and its ancestors (persistent) unless this registry
+    /// already did; concurrent callers share one `mkdir`.
+    pub(crate) async fn ensure_parent(&self, client: &Client, parent: &str) -> Result<()> {
+        let cell = lock(&self.parents).entry(parent.to_string()).or_default().clone();
+        let dir = self.create_options(zookeeper_client::CreateMode::Persistent);
+        cell.get_or_try_init(|| self.call("create parents of", parent, client.mkdir(parent, &dir)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets that `parent` was made (it was deleted since).
+    pub(crate) fn forget_parent(&self, parent: &str) {
+        lock(&self.parents).remove(parent);
     }
 
     /// Options to create a node of `mode` with the registry's ACL.
@@ -179,6 +199,7 @@ impl Shared {
         path: &str,
         fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
     ) -> Result<T> {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(self.op_timeout(), fut).await {
             Ok(result) => result.map_err(|e| Error::from_zk(op, path, e)),
             Err(_) => {

@@ -137,7 +137,7 @@ pub(crate) async fn set_data(
 }
 
 /// Creates `path`, making missing parents as persistent nodes.
-async fn create(
+pub(crate) async fn create(
     shared: &Shared,
     client: &Client,
     path: &str,
@@ -147,12 +147,33 @@ async fn create(
     let options = shared.create_options(mode);
     match shared.call("create", path, client.create(path, bytes, &options)).await {
         Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
-            if let Some(parent) = parent(path) {
-                let dir = shared.create_options(CreateMode::Persistent);
-                shared.call("create parents of", path, client.mkdir(parent, &dir)).await?;
-            }
-            shared.call("create", path, client.create(path, bytes, &options)).await.map(|(stat, _)| stat)
+            create_under_new_parent(shared, client, path, bytes, mode).await
         }
         other => other.map(|(stat, _)| stat),
     }
+}
+
+/// Creates `path` after a create failed for want of its parent: makes the
+/// parents (once for all the registrations racing into the same new
+/// parent), then creates.
+pub(crate) async fn create_under_new_parent(
+    shared: &Shared,
+    client: &Client,
+    path: &str,
+    bytes: &[u8],
+    mode: CreateMode,
+) -> Result<Stat> {
+    let Some(parent) = parent(path) else {
+        return Err(Error::InvalidPath { path: path.to_string(), reason: "the root cannot be created" });
+    };
+    let options = shared.create_options(mode);
+    for attempt in 0..2 {
+        shared.ensure_parent(client, parent).await?;
+        match shared.call("create", path, client.create(path, bytes, &options)).await {
+            // Someone removed the parent since we made it: make it again.
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) if attempt == 0 => shared.forget_parent(parent),
+            other => return other.map(|(stat, _)| stat),
+        }
+    }
+    Err(Error::NoConnection(format!("the parent of {path} keeps disappearing")))
 }

@@ -1,0 +1,130 @@
+//! Cases 4 and 5: registering many nodes, and getting them all back after a
+//! forced session expiry.
+
+use std::time::{Duration, Instant};
+
+use ndsr_testkit::FaultProxy;
+use zookeeper_client::{Acls, CreateMode};
+
+use crate::common::{fresh, raw, until_count, Ctx, Row};
+use crate::python;
+
+async fn ndsr_register(registry: &ndsr::Registry, parent: &str, n: usize) -> Result<(), String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (registry, path) = (registry.clone(), format!("{parent}/n{i:06}"));
+        tasks.spawn(async move { registry.set_node(&path, ndsr::Data::None).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn python_case(ctx: &Ctx, case: &str, parent: &str, n: usize) -> Result<f64, String> {
+    let (python, servers, parent, n) = (ctx.python.clone(), ctx.servers(), parent.to_string(), n.to_string());
+    let case = case.to_string();
+    let value = tokio::task::spawn_blocking(move || python::run(&python, &servers, &[&case, &parent, &n]))
+        .await
+        .map_err(|e| e.to_string())??;
+    value["seconds"].as_f64().ok_or_else(|| "no seconds".to_string())
+}
+
+pub async fn registration(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let n = ctx.size(10_000, 1_000);
+    let checker = raw(&ctx.servers()).await;
+    let limit = Duration::from_secs(600);
+
+    // ndsr: every set_node issued at once, until all exist.
+    let parent = fresh("register-ndsr");
+    let registry = ndsr::Registry::builder(&ctx.servers()).build().await.map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    ndsr_register(&registry, &parent, n).await?;
+    let all = until_count(&checker, &parent, n, limit).await;
+    let ours = all.then(|| start.elapsed().as_secs_f64());
+    registry.close().await;
+
+    // The floor: raw pipelined ephemeral creates.
+    let parent = fresh("register-raw");
+    let client = raw(&ctx.servers()).await;
+    client
+        .mkdir(&parent, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let start = Instant::now();
+    let paths: Vec<String> = (0..n).map(|i| format!("{parent}/n{i:06}")).collect();
+    let creates: Vec<_> = paths.iter().map(|p| client.create(p, b"", &opts)).collect();
+    for created in futures::future::join_all(creates).await {
+        created.map_err(|e| e.to_string())?;
+    }
+    let floor = until_count(&checker, &parent, n, limit).await.then(|| start.elapsed().as_secs_f64());
+    drop(client);
+
+    // The original: set_node one after another (its API is blocking).
+    let theirs = python_case(ctx, "register", &fresh("register-py"), n).await?;
+    let note = format!("{n} registrations, one round each, in this order: ndsr, raw, original");
+    Ok(vec![
+        Row::compare(
+            "4 registration",
+            "seconds until all exist",
+            ours,
+            "raw pipelined creates",
+            floor,
+            "within 1.5x of the floor",
+            Some(|r| r <= 1.5),
+            note.clone(),
+        ),
+        Row::compare(
+            "4 registration",
+            "seconds until all exist",
+            ours,
+            "original",
+            Some(theirs),
+            "at least 10x faster (ratio <= 0.1)",
+            Some(|r| r <= 0.1),
+            note,
+        ),
+    ])
+}
+
+pub async fn recovery(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let n = ctx.size(10_000, 1_000);
+    let checker = raw(&ctx.servers()).await;
+    let limit = Duration::from_secs(600);
+
+    // ndsr through a proxy, so the expiry is clean: cut, expire, heal.
+    let parent = fresh("recovery-ndsr");
+    let proxy = FaultProxy::start(&ctx.servers()).map_err(|e| e.to_string())?;
+    let registry =
+        ndsr::Registry::builder(&proxy.connect_string()).build().await.map_err(|e| e.to_string())?;
+    ndsr_register(&registry, &parent, n).await?;
+    if !until_count(&checker, &parent, n, limit).await {
+        return Err("ndsr registrations never all appeared".into());
+    }
+    let session = registry.session().ok_or("no session")?;
+    proxy.cut();
+    ctx.server.expire_session(&session).await.map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    proxy.heal();
+    let ours = until_count(&checker, &parent, n, limit).await.then(|| start.elapsed().as_secs_f64());
+    // All back, and under the new session.
+    let new = registry.session().map(|s| s.id()).filter(|id| *id != session.id());
+    registry.close().await;
+
+    let theirs = python_case(ctx, "recovery", &fresh("recovery-py"), n).await?;
+    let note = format!(
+        "{n} registrations; from the session's expiry until all exist again{}",
+        if new.is_some() { "" } else { " (WARNING: no new session seen)" }
+    );
+    Ok(vec![Row::compare(
+        "5 recovery",
+        "seconds until all are back",
+        ours,
+        "original",
+        Some(theirs),
+        "at least 10x faster (ratio <= 0.1)",
+        Some(|r| r <= 0.1),
+        note,
+    )])
+}
