@@ -399,28 +399,26 @@ impl Registry {
 
     /// Sends a command to `path`'s actor and waits for its answer, following
     /// the path to a new actor if the session is rebuilt meanwhile.
-    async fn send(
-        &self,
-        path: &str,
-        make: impl FnOnce(oneshot::Sender<Result<()>>) -> ActorCmd,
-    ) -> Result<()> {
+    ///
+    /// Commands are idempotent, so one whose actor was stopped before it
+    /// answered is sent again to the next actor, until the deadline.
+    async fn send(&self, path: &str, make: impl Fn(oneshot::Sender<Result<()>>) -> ActorCmd) -> Result<()> {
         let deadline = self.deadline();
-        let (reply, mut answer) = oneshot::channel();
-        let mut cmd = Some(make(reply));
         loop {
             self.shared.client_by(deadline).await?;
-            let Some(tx) = ensure_actor(&self.shared, path) else { continue };
-            if let Some(c) = cmd.take() {
-                if let Err(mpsc::error::SendError(c)) = tx.send(c) {
-                    cmd = Some(c);
-                    continue;
-                }
+            let Some(tx) = ensure_actor(&self.shared, path) else {
+                // The session changed between the two calls: wait for the next.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            let (reply, answer) = oneshot::channel();
+            if tx.unbounded_send(make(reply)).is_err() {
+                continue;
             }
             // The actor makes a few calls, each bounded by the operation timeout.
-            match tokio::time::timeout(self.shared.op_timeout() * 4, &mut answer).await {
+            match tokio::time::timeout(self.shared.op_timeout() * 4, answer).await {
                 Ok(Ok(result)) => return result,
-                // The actor was stopped (new epoch) before answering; the
-                // command is gone with it, so report rather than guess.
+                Ok(Err(_)) if Instant::now() < deadline => continue,
                 Ok(Err(_)) => {
                     return Err(Error::NoConnection(format!("the session was lost while writing {path}")))
                 }

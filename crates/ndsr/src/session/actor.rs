@@ -29,8 +29,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use futures::FutureExt;
-use tokio::sync::mpsc;
+use futures::{FutureExt, StreamExt};
 use zookeeper_client::{AddWatchMode, Client, CreateMode, EventType, SessionState, WatchedEvent};
 
 use crate::codec::decode;
@@ -65,10 +64,12 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     path: String,
     client: Client,
-    mut cmds: mpsc::UnboundedReceiver<ActorCmd>,
+    mut cmds: futures::channel::mpsc::UnboundedReceiver<ActorCmd>,
 ) {
     let mut actor = Actor { shared, path, client, node: None, children: BTreeSet::new(), known: false };
-    let Some(mut watcher) = actor.start().await else { return };
+    // The larger steps are boxed: an idle actor's future (one per watched
+    // path) then holds only what waiting needs, not the biggest step's state.
+    let Some(mut watcher) = Box::pin(actor.start()).await else { return };
     loop {
         tokio::select! {
             event = watcher.changed() => {
@@ -89,18 +90,18 @@ pub(crate) async fn run(
                 if batch.rewatch {
                     // Add the new watcher before dropping the old one, so the
                     // client never asks the server to remove the path's watch.
-                    let Some(renewed) = actor.add_watch().await else { return };
+                    let Some(renewed) = Box::pin(actor.add_watch()).await else { return };
                     watcher = renewed;
                 }
-                actor.apply(batch).await;
+                Box::pin(actor.apply(batch)).await;
             }
-            cmd = cmds.recv() => match cmd {
+            cmd = cmds.next() => match cmd {
                 None => return,
                 Some(ActorCmd::Enforce(reply)) => {
-                    let _ = reply.send(actor.enforce().await);
+                    let _ = reply.send(Box::pin(actor.enforce()).await);
                 }
                 Some(ActorCmd::SetData { bytes, reply }) => {
-                    let _ = reply.send(actor.set_data(bytes).await);
+                    let _ = reply.send(Box::pin(actor.set_data(bytes)).await);
                 }
                 Some(ActorCmd::Ready(reply)) => {
                     let _ = reply.send(());
@@ -300,5 +301,22 @@ impl Actor {
             reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, current.as_ref()).await?;
         self.remember(written);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One actor lives per watched path: its idle future must stay small
+    /// (the large steps are boxed). It was 2.8 KB before they were.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_actor_is_small() {
+        let server = ndsr_testkit::ZkServer::shared();
+        let registry = crate::Registry::builder(&server.connect_string()).build().await.unwrap();
+        let shared = registry.shared().clone();
+        let client = shared.session.borrow().client.clone().unwrap();
+        let (_tx, rx) = futures::channel::mpsc::unbounded();
+        let actor = super::run(shared.clone(), "/x".into(), client, rx);
+        let size = std::mem::size_of_val(&actor);
+        assert!(size < 1024, "an actor's future is {size} bytes");
     }
 }

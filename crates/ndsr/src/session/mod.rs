@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client::Client;
 
@@ -84,7 +84,9 @@ pub(crate) enum ActorCmd {
 
 pub(crate) struct ActorHandle {
     pub(crate) epoch: u64,
-    pub(crate) tx: mpsc::UnboundedSender<ActorCmd>,
+    /// A `futures` channel: unlike tokio's, it allocates per message, not
+    /// a block of 32 slots per channel (one channel per watched path).
+    pub(crate) tx: futures::channel::mpsc::UnboundedSender<ActorCmd>,
     pub(crate) task: JoinHandle<()>,
 }
 
@@ -243,7 +245,7 @@ pub(crate) async fn read_node(shared: &Shared, client: &Client, path: &str) -> R
 pub(crate) fn ensure_actor(
     shared: &std::sync::Arc<Shared>,
     path: &str,
-) -> Option<mpsc::UnboundedSender<ActorCmd>> {
+) -> Option<futures::channel::mpsc::UnboundedSender<ActorCmd>> {
     let view = shared.session.borrow().clone();
     let client = view.client.filter(|_| view.state != State::Closed)?;
     let mut actors = shared.actors();
@@ -252,7 +254,7 @@ pub(crate) fn ensure_actor(
             return Some(actor.tx.clone());
         }
     }
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
     let task = tokio::spawn(actor::run(shared.clone(), path.to_string(), client, rx));
     if let Some(old) =
         actors.insert(path.to_string(), ActorHandle { epoch: view.epoch, tx: tx.clone(), task })

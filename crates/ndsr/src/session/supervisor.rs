@@ -173,7 +173,7 @@ async fn start_epoch(shared: &Arc<Shared>, epoch: u64) {
     for (path, _) in &registrations {
         if let Some(tx) = ensure_actor(shared, path) {
             let (reply, rx) = oneshot::channel();
-            if tx.send(ActorCmd::Ready(reply)).is_ok() {
+            if tx.unbounded_send(ActorCmd::Ready(reply)).is_ok() {
                 ready.push(rx);
             }
         }
