@@ -1,8 +1,11 @@
-//! The in-memory cache: one `watch` channel of snapshots per path.
+//! The in-memory cache: the latest snapshot of each path, and a `watch`
+//! channel for the paths someone subscribed to.
 //!
-//! Readers borrow the latest `Arc<Snapshot>` under a short read lock and
+//! Readers clone the latest `Arc<Snapshot>` under a short read lock and
 //! never touch the network; a slow subscriber sees the latest snapshot, never
-//! a backlog. Only path actors publish.
+//! a backlog. Only path actors publish. A path nobody subscribes to has no
+//! channel (a tokio `watch` channel costs several hundred bytes, and a
+//! registry may watch tens of thousands of paths).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,7 +14,13 @@ use tokio::sync::watch;
 
 use crate::Snapshot;
 
-type Slot = watch::Sender<Option<Arc<Snapshot>>>;
+type Latest = Option<Arc<Snapshot>>;
+
+#[derive(Default)]
+struct Slot {
+    latest: Latest,
+    subscribers: Option<watch::Sender<Latest>>,
+}
 
 #[derive(Default)]
 pub(crate) struct Cache {
@@ -24,44 +33,89 @@ impl Cache {
     /// The latest snapshot of `path`, if one was ever read.
     pub(crate) fn get(&self, path: &str) -> Option<Arc<Snapshot>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots.get(path).and_then(|slot| slot.borrow().clone())
+        slots.get(path).and_then(|slot| slot.latest.clone())
     }
 
-    /// A receiver of `path`'s snapshots (creating its slot if needed).
-    pub(crate) fn subscribe(&self, path: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
-        if let Some(slot) = self.slots.read().unwrap_or_else(|e| e.into_inner()).get(path) {
-            return slot.subscribe();
-        }
+    /// A receiver of `path`'s snapshots, starting with the latest.
+    pub(crate) fn subscribe(&self, path: &str) -> watch::Receiver<Latest> {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        slots.entry(path.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+        let slot = slots.entry(path.to_string()).or_default();
+        match &slot.subscribers {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = watch::channel(slot.latest.clone());
+                slot.subscribers = Some(tx);
+                rx
+            }
+        }
     }
 
     /// Publishes `snapshot` unless it equals the current one.
-    /// Returns whether subscribers were notified.
+    /// Returns whether it was new.
     pub(crate) fn publish(&self, snapshot: Snapshot) -> bool {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(snapshot.path.clone()).or_insert_with(|| watch::channel(None).0);
-        let modified = slot.send_if_modified(|current| {
-            if current.as_deref() == Some(&snapshot) {
-                return false;
-            }
-            *current = Some(Arc::new(snapshot));
-            true
-        });
-        if modified {
-            self.changed.notify_one();
+        let slot = slots.entry(snapshot.path.clone()).or_default();
+        if slot.latest.as_deref() == Some(&snapshot) {
+            return false;
         }
-        modified
-    }
-
-    /// Every snapshot in the cache.
-    pub(crate) fn all(&self) -> Vec<Arc<Snapshot>> {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots.values().filter_map(|slot| slot.borrow().clone()).collect()
+        let latest = Some(Arc::new(snapshot));
+        slot.latest = latest.clone();
+        if let Some(tx) = &slot.subscribers {
+            if tx.receiver_count() == 0 {
+                // Everyone unsubscribed: free the channel.
+                slot.subscribers = None;
+            } else {
+                tx.send_replace(latest);
+            }
+        }
+        drop(slots);
+        self.changed.notify_one();
+        true
     }
 
     /// Forgets `path`; its subscribers see the end of their stream.
     pub(crate) fn remove(&self, path: &str) {
         self.slots.write().unwrap_or_else(|e| e.into_inner()).remove(path);
+    }
+
+    /// Every snapshot in the cache.
+    pub(crate) fn all(&self) -> Vec<Arc<Snapshot>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.values().filter_map(|slot| slot.latest.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(children: &[&str]) -> Snapshot {
+        let mut s = Snapshot::missing("/a");
+        s.children = children.iter().map(|c| c.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn publishes_only_changes_and_subscribers_start_from_the_latest() {
+        let cache = Cache::default();
+        assert!(cache.publish(snap(&["x"])));
+        assert!(!cache.publish(snap(&["x"])), "identical snapshots are not published");
+        let mut rx = cache.subscribe("/a");
+        assert_eq!(rx.borrow_and_update().as_ref().unwrap().children, ["x"]);
+        assert!(cache.publish(snap(&["x", "y"])));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(cache.get("/a").unwrap().children, ["x", "y"]);
+        cache.remove("/a");
+        assert!(rx.has_changed().is_err(), "removal ends subscriptions");
+    }
+
+    #[test]
+    fn a_channel_without_receivers_is_freed() {
+        let cache = Cache::default();
+        drop(cache.subscribe("/a"));
+        cache.publish(snap(&[]));
+        assert!(cache.slots.read().unwrap()["/a"].subscribers.is_none());
+        let rx = cache.subscribe("/a");
+        assert!(rx.borrow().is_some(), "a new subscriber still starts from the latest");
     }
 }
