@@ -194,10 +194,12 @@ impl Registry {
     /// watch is kept and goes live once connected).
     pub async fn get(&self, path: &str) -> Result<Arc<Snapshot>> {
         validate_path(path)?;
-        self.shared.desired().entry(path.to_string()).or_default().watch = true;
+        // The hot path: a cached path is kept current by its actor, so a
+        // hit needs no lock but the cache's read lock, and no allocation.
         if let Some(snapshot) = self.shared.cache.get(path) {
             return Ok(self.with_freshness(snapshot));
         }
+        self.shared.desired().entry(path.to_string()).or_default().watch = true;
         // Cold start with ZooKeeper unreachable: the saved snapshot, stale.
         // The watch is kept and goes live once connected.
         if self.state() != State::Connected {
