@@ -100,8 +100,10 @@ pub enum Command {
     Unset(PathArg),
     /// Run a command while holding a lock; exit with the command's code.
     ///
-    /// Compatible with the Python original's and kazoo's locks. If the lock
-    /// is lost (session expired), the command is killed and ndsr exits 8.
+    /// Compatible with the Python original's and kazoo's locks. The command
+    /// runs in its own process group; if the lock is lost (session
+    /// expired), the whole group is killed and ndsr exits 8. SIGINT/SIGTERM
+    /// are passed on to the group as SIGTERM.
     Lock(LockArgs),
     /// Start a local ZooKeeper for development; Ctrl-C stops it.
     ///

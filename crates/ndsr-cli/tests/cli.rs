@@ -303,6 +303,35 @@ fn lock_excludes_a_second_holder_and_passes_the_exit_code() {
 }
 
 #[test]
+fn lock_kills_the_command_when_the_lock_is_lost() {
+    let server = ZkServer::new().unwrap();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let path = unique_path("cli-lost");
+    let dir = tempfile::tempdir().unwrap();
+    let inside = dir.path().join("inside");
+    // A command that starts a process of its own: the whole group must go.
+    let pidfile = dir.path().join("grandchild");
+    let script = format!("sleep 600 & echo $! > {}; touch {}; wait", pidfile.display(), inside.display());
+    let holder = Running::start(
+        &proxy.connect_string(),
+        &["--session-timeout", "2s", "lock", &path, "--", "sh", "-c", &script],
+    );
+    poll("the command runs under the lock", || inside.exists());
+
+    // Cut off longer than the session timeout: the session, and the lock, are lost.
+    proxy.cut();
+    assert_eq!(holder.wait(), 8, "exit code 8: lock lost, command killed");
+    let grandchild = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    poll("the command's own child is killed too", || {
+        // Gone, or a zombie waiting for init to reap it.
+        std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    proxy.heal();
+    let (code, _, err) = run(&server.connect_string(), &["lock", &path, "--wait", "20s", "--", "true"]);
+    assert_eq!(code, 0, "the lock is free again: {err}");
+}
+
+#[test]
 fn sandbox_serves_until_interrupted() {
     let sandbox = Running::start("127.0.0.1:1", &["sandbox"]);
     let address = sandbox.line_where("the connection string", |l| l.starts_with("127.0.0.1:"));

@@ -15,6 +15,13 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// Sends `signal` to the command's process group.
+fn signal_group(child: &tokio::process::Child, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
 pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     let registry = connect(global, false).await?;
@@ -27,7 +34,11 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
         .acquire()
         .await?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let mut child = match tokio::process::Command::new(program).args(rest).kill_on_drop(true).spawn() {
+    // The command runs in a process group of its own, so that losing the
+    // lock stops everything it started, not just its first process.
+    let spawned =
+        tokio::process::Command::new(program).args(rest).process_group(0).kill_on_drop(true).spawn();
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             let _ = guard.release().await;
@@ -48,7 +59,11 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             exit_code_of(status)
         }
         Err(Exit::LockLost) => {
+            signal_group(&child, nix::sys::signal::Signal::SIGKILL);
             let _ = child.kill().await;
+            // The guard holds a client of the dead session: drop it first,
+            // or close() would wait for that session to close.
+            drop(guard);
             registry.close().await;
             return Err(CliError::new(
                 Exit::LockLost,
@@ -57,12 +72,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
         }
         Err(_) => {
             // Interrupted: pass it on, wait for the command, then release.
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
+            signal_group(&child, nix::sys::signal::Signal::SIGTERM);
             let status = child.wait().await?;
             let _ = guard.release().await;
             exit_code_of(status)
