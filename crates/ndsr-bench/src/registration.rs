@@ -42,8 +42,14 @@ async fn ndsr_round(ctx: &Ctx, checker: &zookeeper_client::Client, n: usize) -> 
     Ok(seconds)
 }
 
-/// One floor round: raw pipelined ephemeral creates, until all exist.
-async fn raw_round(ctx: &Ctx, checker: &zookeeper_client::Client, n: usize) -> Result<Option<f64>, String> {
+/// One floor round: raw pipelined ephemeral creates (each preceded by a
+/// persistent recursive watch on the node when `watch`), until all exist.
+async fn raw_round(
+    ctx: &Ctx,
+    checker: &zookeeper_client::Client,
+    n: usize,
+    watch: bool,
+) -> Result<Option<f64>, String> {
     let parent = fresh("register-raw");
     let client = raw(&ctx.servers()).await;
     // Every peer's timer includes making the parent: ndsr and the original
@@ -55,42 +61,65 @@ async fn raw_round(ctx: &Ctx, checker: &zookeeper_client::Client, n: usize) -> R
         .map_err(|e| e.to_string())?;
     let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
     let paths: Vec<String> = (0..n).map(|i| format!("{parent}/n{i:06}")).collect();
-    let creates: Vec<_> = paths.iter().map(|p| client.create(p, b"", &opts)).collect();
-    for created in futures::future::join_all(creates).await {
+    let mut watches = Vec::new();
+    let mut creates = Vec::new();
+    for p in &paths {
+        if watch {
+            watches.push(client.watch(p, zookeeper_client::AddWatchMode::PersistentRecursive));
+        }
+        creates.push(client.create(p, b"", &opts));
+    }
+    let (watched, created) =
+        tokio::join!(futures::future::join_all(watches), futures::future::join_all(creates));
+    for created in created {
         created.map_err(|e| e.to_string())?;
     }
-    Ok(until_count(checker, &parent, n, Duration::from_secs(600))
-        .await
-        .then(|| start.elapsed().as_secs_f64()))
+    let limit = Duration::from_secs(600);
+    let seconds = until_count(checker, &parent, n, limit).await.then(|| start.elapsed().as_secs_f64());
+    drop(watched);
+    Ok(seconds)
 }
 
 pub async fn registration(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let n = ctx.size(10_000, 1_000);
     let rounds = 3;
     let checker = raw(&ctx.servers()).await;
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    let (mut ours, mut floor, mut watched_floor) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         ours.extend(ndsr_round(ctx, &checker, n).await?);
-        floor.extend(raw_round(ctx, &checker, n).await?);
+        floor.extend(raw_round(ctx, &checker, n, false).await?);
+        watched_floor.extend(raw_round(ctx, &checker, n, true).await?);
     }
     // The original: set_node one after another (its API is blocking); one
     // round, as it takes about as long as all the others together.
     let theirs = python_case(ctx, "register", &fresh("register-py"), n).await?;
     let note = format!(
-        "{n} registrations; {rounds} alternating rounds of ndsr and raw (complete: {} / {}), then one of the original",
+        "{n} registrations; {rounds} alternating rounds of ndsr, raw, raw+watch (complete: {} / {} / {}), then one of the original",
         ours.len(),
-        floor.len()
+        floor.len(),
+        watched_floor.len()
     );
     let ours = crate::stats::median(&ours);
+    let median = crate::stats::median;
     Ok(vec![
         Row::compare(
             "4 registration",
             "seconds until all exist (median)",
             ours,
             "raw pipelined creates",
-            crate::stats::median(&floor),
+            median(&floor),
             "within 1.5x of the floor",
             Some(|r| r <= 1.5),
+            note.clone(),
+        ),
+        Row::compare(
+            "4 registration",
+            "seconds until all exist (median)",
+            ours,
+            "raw watch+create",
+            median(&watched_floor),
+            "",
+            None,
             note.clone(),
         ),
         Row::compare(

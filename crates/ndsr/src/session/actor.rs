@@ -122,6 +122,14 @@ impl Actor {
     async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
         if let Some(crate::session::Goal::Ephemeral(bytes)) = self.goal() {
             self.shared.throttle().await;
+            // Registrations racing into a parent this registry has not
+            // seen yet wait for one shared mkdir, instead of each sending a
+            // create that fails for want of the parent.
+            if let Some(parent) = crate::path::parent(&self.path).filter(|p| *p != "/") {
+                if !self.shared.parent_known(parent) {
+                    let _ = self.shared.ensure_parent(&self.client, parent).await;
+                }
+            }
             let options = self.shared.create_options(CreateMode::Ephemeral);
             // Requests are sent as their futures are created, in this order.
             let watching = self.client.watch(&self.path, AddWatchMode::PersistentRecursive);

@@ -153,6 +153,11 @@ impl Shared {
             .map(|_| ())
     }
 
+    /// Has this registry made (or found) `parent`?
+    pub(crate) fn parent_known(&self, parent: &str) -> bool {
+        lock(&self.parents).get(parent).is_some_and(|cell| cell.initialized())
+    }
+
     /// Forgets that `parent` was made (it was deleted since).
     pub(crate) fn forget_parent(&self, parent: &str) {
         lock(&self.parents).remove(parent);
