@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use zookeeper_client::{Client, CreateMode, Error as Zk, EventType, OneshotWatcher};
 
 use crate::path::validate_path;
-use crate::session::Shared;
+use crate::session::{reconcile, Shared};
 use crate::{Error, Registry, Result};
 
 /// Default time to wait for a lock, as the original's `LOCK_WAIT`.
@@ -149,20 +149,11 @@ async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32)
                 };
             }
             Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
-                if let Some(parent) = crate::path::parent(path) {
-                    shared
-                        .call(
-                            "create parents of",
-                            path,
-                            client.mkdir(parent, &shared.create_options(CreateMode::Persistent)),
-                        )
-                        .await?;
-                }
-                let options = shared.create_options(CreateMode::Persistent);
-                match shared
-                    .call("create", path, client.create(path, n.to_string().as_bytes(), &options))
-                    .await
-                {
+                let lease_count = n.to_string();
+                let created =
+                    reconcile::create(shared, client, path, lease_count.as_bytes(), CreateMode::Persistent)
+                        .await;
+                match created {
                     Ok(_) => return Ok(()),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                     Err(e) => return Err(e),
@@ -183,12 +174,23 @@ async fn enter_queue(
     deadline: Instant,
 ) -> Result<String> {
     let dir = format!("{}-__lock__", lock.path);
-    shared.call("create", &dir, client.mkdir(&dir, &shared.create_options(CreateMode::Persistent))).await?;
     let prefix = format!("{}__lock__", uuid::Uuid::new_v4().simple());
+    let contender = format!("{dir}/{prefix}");
+    // A sequential node's name is only known once created: create it
+    // under the queue directly (reconcile::create would retry with the
+    // plain name), making the queue first, and again if someone removed it.
     let options = shared.create_options(CreateMode::EphemeralSequential);
-    let (_, seq) = shared
-        .call("create", &dir, client.create(&format!("{dir}/{prefix}"), lock.name.as_bytes(), &options))
-        .await?;
+    let mut attempt = 0;
+    let (_, seq) = loop {
+        shared.ensure_parent(client, &dir).await?;
+        match shared.call("create", &dir, client.create(&contender, lock.name.as_bytes(), &options)).await {
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) if attempt == 0 => {
+                attempt += 1;
+                shared.forget_parent(&dir);
+            }
+            other => break other?,
+        }
+    };
     let mine = format!("{dir}/{prefix}{seq}");
     let my_seq = seq.to_string();
     let result: Result<()> = async {
