@@ -234,12 +234,7 @@ impl Registry {
         validate_path(path)?;
         let (client, _) = self.shared.client_by(self.deadline()).await?;
         let read = read_node(&self.shared, &client, path).await?;
-        let (data, stat) = match read.node {
-            Some((bytes, stat)) => (crate::codec::decode(&bytes), Some(stat)),
-            None => (None, None),
-        };
-        let children = read.children;
-        Ok(Snapshot { path: path.to_string(), data, stat, children, freshness: Freshness::Fresh })
+        Ok(Snapshot::of_node(path, read.node.as_ref().map(|(b, s)| (b.as_slice(), *s)), read.children))
     }
 
     /// Watches `path` and returns its snapshots: the current one first, then

@@ -109,6 +109,25 @@ impl Snapshot {
         }
     }
 
+    /// A fresh snapshot of a node as read or written: its bytes and stat
+    /// (`None` when missing, and then no children) and its children.
+    pub(crate) fn of_node(
+        path: &str,
+        node: Option<(&[u8], Stat)>,
+        children: impl IntoIterator<Item = String>,
+    ) -> Snapshot {
+        match node {
+            None => Snapshot::missing(path),
+            Some((bytes, stat)) => Snapshot {
+                path: path.to_string(),
+                data: crate::codec::decode(bytes),
+                stat: Some(stat),
+                children: children.into_iter().collect(),
+                freshness: Freshness::Fresh,
+            },
+        }
+    }
+
     /// Does the node exist?
     pub fn exists(&self) -> bool {
         self.stat.is_some()

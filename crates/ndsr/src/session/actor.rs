@@ -36,7 +36,7 @@ use crate::codec::decode;
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
 use crate::session::{read_node, ActorCmd, Shared};
-use crate::snapshot::{Freshness, Snapshot, Stat};
+use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
 struct Actor {
@@ -140,23 +140,22 @@ impl Actor {
             );
             if let Ok(watcher) = watched {
                 let created = match created {
-                    // The first registration under a new parent: make the
-                    // parents, then create.
+                    // The parent went away since: make it again, then create.
                     Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {
+                        let ephemeral = CreateMode::Ephemeral;
                         reconcile::create_under_new_parent(
                             &self.shared,
                             &self.client,
                             &self.path,
                             &bytes,
-                            CreateMode::Ephemeral,
+                            ephemeral,
                         )
                         .await
-                        .map(|stat| (stat, ()))
                     }
-                    other => other.map(|(stat, _)| (stat, ())),
+                    other => other.map(|(stat, _)| stat),
                 };
                 match created {
-                    Ok((stat, ())) => {
+                    Ok(stat) => {
                         self.remember(Some(Written { bytes, stat }));
                         self.known = true;
                     }
@@ -259,17 +258,8 @@ impl Actor {
     }
 
     fn publish(&self) {
-        let (data, stat) = match &self.node {
-            Some((bytes, stat)) => (decode(bytes), Some(*stat)),
-            None => (None, None),
-        };
-        self.shared.cache.publish(Snapshot {
-            path: self.path.clone(),
-            data,
-            stat,
-            children: if self.node.is_some() { self.children.iter().cloned().collect() } else { Vec::new() },
-            freshness: Freshness::Fresh,
-        });
+        let node = self.node.as_ref().map(|(bytes, stat)| (bytes.as_slice(), *stat));
+        self.shared.cache.publish(Snapshot::of_node(&self.path, node, self.children.iter().cloned()));
     }
 
     fn goal(&self) -> Option<crate::session::Goal> {
