@@ -159,6 +159,20 @@ pub(crate) fn is_serving(address: &str) -> bool {
     four_letter_word(address, "srvr").is_ok_and(|a| a.contains("Mode:"))
 }
 
+/// Is the server answering at `address` the one whose data lives in
+/// `data_dir` (its `conf` names it)? Another server on the same port (one
+/// that took the port first) answers with another data dir.
+pub(crate) fn serves_data_dir(address: &str, data_dir: &Path) -> bool {
+    let Ok(conf) = four_letter_word(address, "conf") else { return false };
+    let want = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf());
+    conf.lines().filter_map(|l| l.trim().strip_prefix("dataDir=")).any(|dir| {
+        // ZooKeeper reports `<dataDir>/version-2`.
+        let dir = Path::new(dir);
+        let dir = if dir.ends_with("version-2") { dir.parent().unwrap_or(dir) } else { dir };
+        dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()) == want
+    })
+}
+
 /// Asks the OS for a free loopback port.
 pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
@@ -178,10 +192,13 @@ pub(crate) fn log_tail(log: &Path, lines: usize) -> String {
     }
 }
 
-/// Waits until `address` serves, the process exits, or `timeout` passes.
+/// Waits until `address` serves from `data_dir` (so it is our process that
+/// answers, not another server that had the port), the process exits, or
+/// `timeout` passes.
 pub(crate) fn wait_serving(
     process: &mut JvmProcess,
     address: &str,
+    data_dir: &Path,
     log: &Path,
     timeout: Duration,
 ) -> Result<()> {
@@ -194,7 +211,7 @@ pub(crate) fn wait_serving(
                 log_tail: log_tail(log, 30),
             });
         }
-        if is_serving(address) {
+        if is_serving(address) && serves_data_dir(address, data_dir) {
             return Ok(());
         }
         if start.elapsed() > timeout {

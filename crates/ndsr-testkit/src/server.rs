@@ -256,6 +256,12 @@ impl ZkServer {
         self.lock().as_ref().map(JvmProcess::pid)
     }
 
+    /// How the server's JVM ended, if it died on its own (not stopped by
+    /// [`stop`](Self::stop)); `None` while it runs or after a stop.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.lock().as_mut().and_then(JvmProcess::exited)
+    }
+
     /// Is the server process running (possibly frozen)?
     pub fn is_running(&self) -> bool {
         self.lock().is_some()
@@ -313,7 +319,13 @@ impl ZkServer {
         let Some(jvm) = process.as_mut() else {
             return Err(Error::InvalidState("the server is not running".into()));
         };
-        let result = wait_serving(jvm, &self.connect_string(), &self.log_file(), self.options.start_timeout);
+        let result = wait_serving(
+            jvm,
+            &self.connect_string(),
+            &self.data_dir,
+            &self.log_file(),
+            self.options.start_timeout,
+        );
         if result.is_err() {
             process.take();
         }
@@ -421,9 +433,8 @@ impl Drop for ZkServer {
 /// reconnect is told the session expired.
 ///
 /// # Errors
-/// [`Error::ZooKeeper`] when the takeover connection fails (for example the
-/// session is already gone), or [`Error::InvalidState`] if it does not
-/// close within ten seconds.
+/// [`Error::ZooKeeper`] when ten takeovers fail to connect, or none of
+/// them closes the session within five seconds.
 ///
 /// # Example
 ///
@@ -452,7 +463,7 @@ pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Resu
                 // The session ends when the last clone of its client is
                 // dropped (zookeeper-client has no close()).
                 drop(client);
-                let closed = tokio::time::timeout(Duration::from_secs(10), async {
+                let closed = tokio::time::timeout(Duration::from_secs(5), async {
                     loop {
                         if matches!(state.changed().await, SessionState::Closed | SessionState::Expired) {
                             break;
@@ -460,9 +471,12 @@ pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Resu
                     }
                 })
                 .await;
-                return closed.map_err(|_| {
-                    Error::InvalidState("the takeover session did not close within 10 s".into())
-                });
+                match closed {
+                    Ok(()) => return Ok(()),
+                    // The session's own client took it back before our close
+                    // reached the server: take it over again.
+                    Err(_) => last = Some(zookeeper_client::Error::Timeout),
+                }
             }
             // Already gone: the goal is reached.
             Err(zookeeper_client::Error::SessionExpired) => return Ok(()),

@@ -153,3 +153,31 @@ async fn eventually_fails_with_what_it_waited_for() {
     assert!(error.waited >= Duration::from_millis(100));
     eventually(WAIT, "at once", || async { true }).await.unwrap();
 }
+
+#[test]
+fn a_server_whose_port_another_server_holds_does_not_claim_to_serve() {
+    let first = ZkServer::new().unwrap();
+    let second = ZkServer::builder().port(first.port()).start_timeout(Duration::from_secs(30)).start();
+    match second {
+        Err(Error::StartFailed { log_tail, .. }) => {
+            assert!(log_tail.contains("Address already in use"), "{log_tail}")
+        }
+        Err(other) => panic!("failed, but not as a start failure: {other}"),
+        Ok(server) => panic!("claims to serve on {}, which the first server holds", server.connect_string()),
+    }
+    assert_eq!(four_letter_word(&first.connect_string(), "ruok").unwrap(), "imok");
+}
+
+#[test]
+fn a_server_that_dies_reports_its_exit_status() {
+    let server = ZkServer::new().unwrap();
+    assert!(server.exit_status().is_none());
+    let pid = server.pid().unwrap() as i32;
+    // Our own server, by its pid.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.exit_status().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the death went unnoticed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
