@@ -12,6 +12,10 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on encoded node data: 1 MiB less 1 KiB for the request
 /// around it (ZooKeeper's `jute.maxbuffer` bounds the whole request).
 pub const DEFAULT_MAX_DATA_SIZE: usize = 1024 * 1024 - 1024;
+/// Default limit on a whole write request (data, path and ACL): ZooKeeper's
+/// default `jute.maxbuffer`. A server closes the connection of a client
+/// that sends a larger request.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 0xfffff;
 
 /// Options for a [`Registry`]; start from [`Registry::builder`].
 ///
@@ -37,6 +41,8 @@ pub struct RegistryBuilder {
     pub(crate) lazy: bool,
     pub(crate) readonly: bool,
     pub(crate) max_data_size: usize,
+    pub(crate) max_request_size: usize,
+    pub(crate) create_chroot: bool,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) acl: Option<Vec<Acl>>,
     pub(crate) cache_file: Option<PathBuf>,
@@ -54,6 +60,8 @@ impl RegistryBuilder {
             lazy: false,
             readonly: false,
             max_data_size: DEFAULT_MAX_DATA_SIZE,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            create_chroot: false,
             credentials: None,
             acl: None,
             cache_file: None,
@@ -101,6 +109,31 @@ impl RegistryBuilder {
     /// Largest encoded node data accepted (default 1 MiB less 1 KiB).
     pub fn max_data_size(mut self, bytes: usize) -> Self {
         self.max_data_size = bytes;
+        self
+    }
+
+    /// Largest whole write request accepted: the encoded data plus the path
+    /// and the ACL (default 1 MiB less 1 byte, ZooKeeper's default
+    /// `jute.maxbuffer`). Raise it only with the servers' `jute.maxbuffer`.
+    /// A larger write fails with `DataTooLarge` before it is sent.
+    pub fn max_request_size(mut self, bytes: usize) -> Self {
+        self.max_request_size = bytes;
+        self
+    }
+
+    /// Creates the chroot of the connection string (`zk1:2181/myapp`) on
+    /// connecting, with its parents, if it is missing (default off: a
+    /// missing chroot fails with
+    /// [`Error::ChrootMissing`](crate::Error::ChrootMissing), so that a
+    /// typo is not silently created). Refused with `readonly(true)`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ndsr::Result<()> {
+    /// let registry = ndsr::Registry::builder("127.0.0.1:2181/myapp").create_chroot(true).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create_chroot(mut self, create: bool) -> Self {
+        self.create_chroot = create;
         self
     }
 
@@ -194,10 +227,157 @@ impl RegistryBuilder {
     /// Must be called within a Tokio runtime.
     ///
     /// # Errors
-    /// [`Error::NoConnection`](crate::Error::NoConnection) when not lazy and
-    /// no server answered within the connect timeout;
-    /// [`Error::InvalidPath`](crate::Error::InvalidPath) for a bad chroot.
+    /// Before connecting, at once:
+    /// [`Error::InvalidServers`](crate::Error::InvalidServers) for a
+    /// malformed connection string (an empty host, a bad port, an empty
+    /// entry); [`Error::InvalidPath`](crate::Error::InvalidPath) for a bad
+    /// chroot; [`Error::InvalidArgument`](crate::Error::InvalidArgument) for
+    /// a zero session timeout, or `create_chroot` with `readonly`.
+    /// When not lazy: [`Error::NoConnection`](crate::Error::NoConnection)
+    /// when no server answered within the connect timeout;
+    /// [`Error::ChrootMissing`](crate::Error::ChrootMissing) when the chroot
+    /// does not exist and `create_chroot` is off.
     pub async fn build(self) -> Result<Registry> {
         Registry::start(self).await
+    }
+}
+
+/// The parts of a connection string: the hosts, as the client takes them,
+/// and the chroot (`None` for none or `/`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Servers {
+    pub(crate) hosts: String,
+    pub(crate) chroot: Option<String>,
+}
+
+/// Checks a connection string as zookeeper-client parses it
+/// (`[tcp://|tcp+tls://]HOST[:PORT],...[/chroot]`, a port 1-65535 or none
+/// for 2181, IPv6 hosts in brackets), but with an error that says what is
+/// wrong, before any connection is tried.
+pub(crate) fn parse_servers(servers: &str) -> Result<Servers> {
+    let bad = |reason: String| crate::Error::InvalidServers { servers: servers.to_string(), reason };
+    let trimmed = servers.trim();
+    if trimmed.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if trimmed != servers {
+        return Err(bad("it has leading or trailing spaces".into()));
+    }
+    // The chroot starts at the first '/' of the last entry that is not part
+    // of a scheme's "://".
+    let (hosts, chroot) = match servers.rsplit_once(',') {
+        Some((head, last)) => {
+            let (last_hosts, chroot) = split_chroot(last);
+            (format!("{head},{last_hosts}"), chroot)
+        }
+        None => {
+            let (hosts, chroot) = split_chroot(servers);
+            (hosts.to_string(), chroot)
+        }
+    };
+    for (i, entry) in hosts.split(',').enumerate() {
+        let n = i + 1;
+        let address =
+            entry.strip_prefix("tcp://").or_else(|| entry.strip_prefix("tcp+tls://")).unwrap_or(entry);
+        if address.is_empty() {
+            return Err(bad(format!("server {n} is empty (a stray or trailing comma?)")));
+        }
+        let (host, port) = if let Some(rest) = address.strip_prefix('[') {
+            let Some((host, after)) = rest.split_once(']') else {
+                return Err(bad(format!("server {n} ({entry}) opens '[' without closing it")));
+            };
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => {
+                        return Err(bad(format!("server {n} ({entry}) has text after ']' that is not :PORT")))
+                    }
+                },
+            }
+        } else {
+            match address.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (address, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad(format!("server {n} ({entry}) has no host")));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad(format!("server {n} ({entry}) has spaces or control characters in its host")));
+        }
+        if let Some(port) = port {
+            match port.parse::<u16>() {
+                Ok(0) => return Err(bad(format!("server {n} ({entry}) has port 0"))),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(bad(format!(
+                        "server {n} ({entry}) has port {port:?}, which is not a number from 1 to 65535"
+                    )))
+                }
+            }
+        }
+    }
+    if let Some(chroot) = &chroot {
+        crate::validate_path(chroot)?;
+    }
+    Ok(Servers { hosts, chroot: chroot.filter(|c| c != "/") })
+}
+
+fn split_chroot(entry: &str) -> (&str, Option<String>) {
+    let scheme = if entry.starts_with("tcp://") {
+        "tcp://".len()
+    } else if entry.starts_with("tcp+tls://") {
+        "tcp+tls://".len()
+    } else {
+        0
+    };
+    match entry[scheme..].find('/') {
+        Some(i) => (&entry[..scheme + i], Some(entry[scheme + i..].to_string())),
+        None => (entry, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(servers: &str) -> String {
+        match parse_servers(servers) {
+            Err(crate::Error::InvalidServers { reason, .. }) => reason,
+            other => panic!("{servers:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_connection_strings_split_into_hosts_and_chroot() {
+        let ok = |s: &str, hosts: &str, chroot: Option<&str>| {
+            assert_eq!(
+                parse_servers(s).unwrap(),
+                Servers { hosts: hosts.into(), chroot: chroot.map(Into::into) },
+                "{s}"
+            );
+        };
+        ok("127.0.0.1:2181", "127.0.0.1:2181", None);
+        ok("zk1:2181,zk2:2181/app", "zk1:2181,zk2:2181", Some("/app"));
+        ok("zk1,zk2:2182/a/b", "zk1,zk2:2182", Some("/a/b"));
+        ok("zk1:2181/", "zk1:2181", None);
+        ok("[::1]:2181", "[::1]:2181", None);
+        ok("tcp://zk1:2181/app", "tcp://zk1:2181", Some("/app"));
+    }
+
+    #[test]
+    fn bad_connection_strings_say_what_is_wrong() {
+        assert_eq!(reason(""), "it is empty");
+        assert!(reason(":21810").contains("has no host"));
+        assert!(reason("h:abc").contains("not a number from 1 to 65535"));
+        assert!(reason("h:99999").contains("not a number from 1 to 65535"));
+        assert!(reason("h:0").contains("port 0"));
+        assert!(reason("h:2181,").contains("server 2 is empty"));
+        assert!(reason(",h:2181").contains("server 1 is empty"));
+        assert!(reason("h 1:2181").contains("spaces"));
+        assert!(reason("[::1:2181").contains("'['"));
+        assert!(matches!(parse_servers("h:2181/bad/"), Err(crate::Error::InvalidPath { .. })));
     }
 }

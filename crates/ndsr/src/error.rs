@@ -25,14 +25,17 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The encoded data is larger than the limit the server accepts.
-    #[error("data for {path} is {size} bytes, over the limit of {limit} bytes")]
+    /// The write is larger than the server accepts: the encoded data over
+    /// the builder's `max_data_size`, or the whole request (data, path and
+    /// ACL) over `max_request_size`, ZooKeeper's `jute.maxbuffer` (a server
+    /// drops the connection of a request over it). Checked before sending.
+    #[error("writing {path} takes {size} bytes, over the limit of {limit} bytes (the data alone is bounded by max_data_size; data, path and ACL together by the server's request limit, jute.maxbuffer, 1 MiB by default)")]
     DataTooLarge {
         /// The node.
         path: String,
-        /// Encoded size.
+        /// Encoded size (of the data, or of the whole request).
         size: usize,
-        /// The configured limit.
+        /// The limit it is over.
         limit: usize,
     },
 
@@ -46,9 +49,10 @@ pub enum Error {
     },
 
     /// The node is held by another live session (or is a persistent node),
-    /// so the registration cannot take it. The registration is kept and
-    /// made as soon as the node goes away.
-    #[error("{path} is held by session {owner:#x}, not by this registry")]
+    /// so the registration cannot take it (the registration is kept and
+    /// made as soon as the node goes away); or `set_data` was asked to
+    /// write into another session's ephemeral node (nothing is written).
+    #[error("{path} is {}, not by this registry", holder(*.owner))]
     Conflict {
         /// The node.
         path: String,
@@ -66,7 +70,7 @@ pub enum Error {
     },
 
     /// A lock was not obtained within its wait.
-    #[error("lock {path} not obtained within {waited:?}")]
+    #[error("lock {path} {}", not_obtained(*.waited))]
     LockTimeout {
         /// The lock path.
         path: String,
@@ -88,6 +92,52 @@ pub enum Error {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+
+    /// The connection string is malformed (checked before connecting).
+    #[error("invalid server list {servers:?}: {reason}; expected HOST:PORT[,HOST:PORT...][/chroot]")]
+    InvalidServers {
+        /// The connection string as given.
+        servers: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The chroot of the connection string does not exist on the servers.
+    /// The registry never creates it unless asked to
+    /// ([`RegistryBuilder::create_chroot`](crate::RegistryBuilder::create_chroot)).
+    #[error("the chroot {chroot} does not exist (check its spelling, or create it with create_chroot(true) / --create-chroot)")]
+    ChrootMissing {
+        /// The chroot.
+        chroot: String,
+    },
+
+    /// The node has children, so it cannot be removed on its own.
+    #[error("{path} has children; remove them first (`ndsr unset -r`, or Registry::unset_recursive)")]
+    NotEmpty {
+        /// The node.
+        path: String,
+    },
+
+    /// The lock path holds a node that is not a lock: a lock never changes
+    /// a node it did not create.
+    #[error("{path} cannot be a lock: {reason}")]
+    NotALock {
+        /// The lock path.
+        path: String,
+        /// Why the node there is not a lock node.
+        reason: &'static str,
+    },
+
+    /// The server dropped the connection each time this write was sent
+    /// (typically a request over the server's `jute.maxbuffer`): the write
+    /// was given up after backing off, so as not to reconnect in a loop.
+    #[error("the server dropped the connection on each of {attempts} attempts to write {path}; given up (is the request over the server's jute.maxbuffer?)")]
+    WriteDropped {
+        /// The node.
+        path: String,
+        /// How many times it was sent.
+        attempts: u32,
+    },
 
     /// The registry was closed.
     #[error("the registry is closed")]
@@ -115,11 +165,31 @@ impl Error {
         use zookeeper_client::Error as Zk;
         match e {
             Zk::NoAuth => Error::NotAuthorized { op, path: path.to_string() },
+            Zk::NotEmpty => Error::NotEmpty { path: path.to_string() },
             Zk::ConnectionLoss | Zk::Timeout | Zk::SessionExpired | Zk::ClientClosed | Zk::NoHosts => {
                 Error::NoConnection(format!("{op} {path}: {e}"))
             }
             source => Error::ZooKeeper { path: path.to_string(), source },
         }
+    }
+}
+
+/// "held by session 0x..." or "a persistent node".
+fn holder(owner: i64) -> String {
+    if owner == 0 {
+        "a persistent node".to_string()
+    } else {
+        format!("held by session {owner:#x}")
+    }
+}
+
+/// "not obtained within 2s", or "is held (not waited for)" for a zero wait.
+fn not_obtained(waited: std::time::Duration) -> String {
+    if waited.is_zero() {
+        "is held by others (not free now, and no wait was asked for)".to_string()
+    } else {
+        let waited = std::time::Duration::from_millis(waited.as_millis() as u64);
+        format!("not obtained within {}", humantime::format_duration(waited))
     }
 }
 

@@ -76,7 +76,7 @@ pub use path::{validate_path, MAX_PATH_BYTES};
 pub use registry::Registry;
 pub use session::State;
 pub use snapshot::{Freshness, Snapshot, Stat};
-pub use subscription::{CallbackId, CallbackResult, Subscription};
+pub use subscription::{CallbackId, Subscription};
 
 /// The README's example, compiled as a doctest so that it cannot drift.
 #[cfg(doctest)]

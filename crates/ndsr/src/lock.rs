@@ -90,7 +90,10 @@ impl LockBuilder {
     /// [`Error::ReadOnly`] for a read-only registry; [`Error::InvalidPath`];
     /// [`Error::InvalidArgument`] for `simultaneous(0)`;
     /// [`Error::LockMismatch`] when the lock admits another number of
-    /// holders; [`Error::LockTimeout`] when not obtained in time;
+    /// holders; [`Error::NotALock`] when the node at the path is not a lock
+    /// (an ephemeral node, data that is not a lease count, children that
+    /// are not holders), before anything is written;
+    /// [`Error::LockTimeout`] when not obtained in time;
     /// [`Error::NoConnection`].
     ///
     /// # Cancellation safety
@@ -129,23 +132,42 @@ impl LockBuilder {
     }
 }
 
-/// Creates the lock node with the lease count, or checks the stored count.
+/// Creates the lock node with the lease count, or checks that the node
+/// already there is a lock node with the same count.
+///
+/// A lock never changes a node it did not create: a node that is
+/// ephemeral (a registration), holds data that is not a lease count (a
+/// configuration), or has children that are not lock holders (a service
+/// directory) is refused with [`Error::NotALock`] before anything is
+/// written. An existing node with no data is used as it is, as kazoo does
+/// (kazoo creates its node empty, then writes the count).
 async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32) -> Result<()> {
+    let not_a_lock = |reason| Error::NotALock { path: path.to_string(), reason };
     for _ in 0..3 {
         match shared.call("get_data", path, client.get_data(path)).await {
             Ok((data, stat)) => {
-                return match std::str::from_utf8(&data).ok().and_then(|t| t.trim().parse::<u32>().ok()) {
-                    Some(stored) if stored == n => Ok(()),
-                    Some(stored) => Err(Error::LockMismatch { path: path.into(), stored, requested: n }),
-                    // kazoo writes the count when the node has none.
-                    None => shared
-                        .call(
-                            "set_data",
-                            path,
-                            client.set_data(path, n.to_string().as_bytes(), Some(stat.version)),
-                        )
-                        .await
-                        .map(|_| ()),
+                if stat.ephemeral_owner != 0 {
+                    return Err(not_a_lock("it is an ephemeral node (a registration?)"));
+                }
+                let stored = std::str::from_utf8(&data).ok().and_then(|t| t.trim().parse::<u32>().ok());
+                if stored.is_none() && !data.is_empty() {
+                    return Err(not_a_lock(
+                        "it holds data that is not a lock's lease count (a configuration?); a lock never changes a node it did not create",
+                    ));
+                }
+                if stat.num_children > 0 {
+                    let children = shared.call("get_children", path, client.list_children(path)).await?;
+                    if children.iter().any(|c| !is_holder_name(c)) {
+                        return Err(not_a_lock(
+                            "it has children that are not lock holders (a service directory?)",
+                        ));
+                    }
+                }
+                return match stored {
+                    Some(stored) if stored != n => {
+                        Err(Error::LockMismatch { path: path.into(), stored, requested: n })
+                    }
+                    _ => Ok(()),
                 };
             }
             Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
@@ -156,6 +178,9 @@ async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32)
                 match created {
                     Ok(_) => return Ok(()),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                    Err(Error::ZooKeeper { source: Zk::NoChildrenForEphemerals, .. }) => {
+                        return Err(not_a_lock("its parent is an ephemeral node (a registration?)"))
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -163,6 +188,11 @@ async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32)
         }
     }
     Err(Error::NoConnection(format!("lock node {path} kept changing")))
+}
+
+/// Is `name` a lock holder's node (kazoo's: 32 hex digits of a uuid4)?
+fn is_holder_name(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Joins kazoo's internal `Lock` at `<path>-__lock__` and waits to lead it.

@@ -11,7 +11,9 @@ pub const MAX_PATH_BYTES: usize = 8 * 1024;
 /// # Errors
 /// [`Error::InvalidPath`] naming the problem: not starting with `/`, an
 /// empty segment, a trailing `/`, a `.` or `..` segment, a NUL, control or
-/// otherwise forbidden character, or longer than [`MAX_PATH_BYTES`].
+/// otherwise forbidden character (as ZooKeeper's `PathUtils` forbids them,
+/// which includes every character outside the Basic Multilingual Plane), or
+/// longer than [`MAX_PATH_BYTES`].
 ///
 /// # Example
 ///
@@ -50,10 +52,12 @@ pub fn validate_path(path: &str) -> Result<()> {
         if c.is_control() {
             return bad("a path must not contain control characters");
         }
-        // ZooKeeper's PathUtils rejects these ranges too (surrogates,
-        // U+D800-U+DFFF, cannot occur in a Rust string).
-        if ('\u{e000}'..='\u{f8ff}').contains(&c) || ('\u{fff0}'..='\u{ffff}').contains(&c) {
-            return bad("a path must not contain characters in U+D800-U+F8FF or U+FFF0-U+FFFF");
+        // ZooKeeper's PathUtils checks UTF-16 code units: it rejects
+        // U+D800-U+F8FF and U+FFF0-U+FFFF, and so every character outside
+        // the Basic Multilingual Plane, whose surrogate pairs fall in the
+        // first range.
+        if ('\u{e000}'..='\u{f8ff}').contains(&c) || c >= '\u{fff0}' {
+            return bad("a path must not contain characters in U+D800-U+F8FF, U+FFF0-U+FFFF or outside the Basic Multilingual Plane (emoji, for example)");
         }
     }
     Ok(())
@@ -107,10 +111,10 @@ mod tests {
         assert_eq!(reason("/a/.."), "a path must not contain '.' or '..' segments");
         assert_eq!(reason("/a\0b"), "a path must not contain NUL");
         assert_eq!(reason("/a\nb"), "a path must not contain control characters");
-        assert_eq!(
-            reason("/a\u{fff5}"),
-            "a path must not contain characters in U+D800-U+F8FF or U+FFF0-U+FFFF"
-        );
+        let outside = "a path must not contain characters in U+D800-U+F8FF, U+FFF0-U+FFFF or outside the Basic Multilingual Plane (emoji, for example)";
+        assert_eq!(reason("/a\u{fff5}"), outside);
+        assert_eq!(reason("/\u{1f600}"), outside, "an emoji is a surrogate pair in Java");
+        assert_eq!(reason("/svc/\u{10000}:80"), outside);
         assert_eq!(reason(&format!("/{}", "x".repeat(MAX_PATH_BYTES))), "the path is longer than 8 KiB");
     }
 

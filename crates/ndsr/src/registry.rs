@@ -15,7 +15,7 @@ use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
 use crate::session::{ensure_actor, read_node, stop_actor, ActorCmd, Goal, SessionView, Shared, State};
 use crate::snapshot::{Freshness, Snapshot};
-use crate::subscription::{drive, CallbackId, CallbackResult, Subscription};
+use crate::subscription::{drive, CallbackId, Subscription};
 use crate::{Error, Result};
 
 /// A service registry on ZooKeeper: registrations, watched paths and their
@@ -51,21 +51,21 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// A builder for a registry on `servers`: `host:port[,host:port...]`,
-    /// optionally followed by a chroot (`zk1:2181,zk2:2181/myapp`), which is
-    /// created if missing.
+    /// optionally followed by a chroot (`zk1:2181,zk2:2181/myapp`), which
+    /// must exist unless [`create_chroot`](RegistryBuilder::create_chroot)
+    /// is set.
     pub fn builder(servers: &str) -> RegistryBuilder {
         RegistryBuilder::new(servers)
     }
 
     pub(crate) async fn start(config: RegistryBuilder) -> Result<Registry> {
-        let (hosts, chroot) = match config.servers.find('/') {
-            Some(i) => (config.servers[..i].to_string(), Some(config.servers[i..].to_string())),
-            None => (config.servers.clone(), None),
-        };
-        if let Some(chroot) = &chroot {
-            validate_path(chroot)?;
+        let crate::config::Servers { hosts, chroot } = crate::config::parse_servers(&config.servers)?;
+        if config.session_timeout.is_zero() {
+            return Err(Error::InvalidArgument("the session timeout must be more than zero"));
         }
-        let chroot = chroot.filter(|c| c != "/");
+        if config.readonly && config.create_chroot {
+            return Err(Error::InvalidArgument("a read-only registry cannot create its chroot"));
+        }
         let lazy = config.lazy;
         let connect_timeout = config.connect_timeout_or_default();
         let acl = config.acl.clone().unwrap_or_else(|| crate::acl::default_acl(config.credentials.as_ref()));
@@ -75,7 +75,13 @@ impl Registry {
             .cache_file
             .as_ref()
             .map(|p| crate::cachefile::CacheFile::open(p, config.cache_file_max_age));
-        let view = SessionView { state: State::Connecting, client: None, epoch: 0, since: SystemTime::now() };
+        let view = SessionView {
+            state: State::Connecting,
+            client: None,
+            epoch: 0,
+            since: SystemTime::now(),
+            error: None,
+        };
         let shared = Arc::new(Shared {
             config,
             hosts,
@@ -125,9 +131,13 @@ impl Registry {
     /// - [`Error::NotAuthorized`] or another ZooKeeper error: the
     ///   registration is dropped.
     pub async fn set_node(&self, path: &str, data: impl Into<Data>) -> Result<()> {
-        let bytes = self.prepare_write("set_node", path, data.into())?;
-        let previous =
-            self.shared.desired().entry(path.to_string()).or_default().goal.replace(Goal::Ephemeral(bytes));
+        let bytes = self.prepare_write("set_node", path, &data.into())?;
+        let previous = {
+            let mut desired = self.shared.desired();
+            let desire = desired.entry(path.to_string()).or_default();
+            desire.drops = 0;
+            desire.goal.replace(Goal::Ephemeral(bytes))
+        };
         let result = self.send(path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.is_retryable() {
@@ -140,29 +150,58 @@ impl Registry {
     }
 
     /// Writes a persistent data node at `path` (missing parents created),
-    /// unless it already holds the same value. The path stays watched, so
+    /// unless it already holds the same value: the same decoded object,
+    /// where `pid` and `created` count only if `data` gives them. The write
+    /// is conditional on the version just read. The path stays watched, so
     /// changes made by others are adopted, not reverted.
     ///
     /// # Errors
     /// As [`set_node`](Self::set_node), except that nothing is retried in the
-    /// background: a failed `set_data` wrote nothing.
+    /// background: a failed `set_data` wrote nothing. Also
+    /// [`Error::Conflict`] when the node is an ephemeral node of another
+    /// session (its owner would revert the write, or it would vanish with
+    /// that session), and [`Error::InvalidArgument`] when `path` is a
+    /// registration of this registry (change it with `set_node`).
     pub async fn set_data(&self, path: &str, data: impl Into<Data>) -> Result<()> {
-        let bytes = self.prepare_write("set_data", path, data.into())?;
-        self.shared.desired().entry(path.to_string()).or_default().watch = true;
-        self.send(path, |reply| ActorCmd::SetData { bytes: bytes.clone(), reply }).await
+        let data = data.into();
+        let bytes = self.prepare_write("set_data", path, &data)?;
+        let keep_defaults = match &data {
+            Data::Object(user) => user.contains_key("pid") || user.contains_key("created"),
+            Data::None | Data::String(_) => false,
+        };
+        {
+            let mut desired = self.shared.desired();
+            let desire = desired.entry(path.to_string()).or_default();
+            if matches!(desire.goal, Some(Goal::Ephemeral(_))) {
+                return Err(Error::InvalidArgument(
+                    "the path is a registration of this registry: change its data with set_node",
+                ));
+            }
+            desire.watch = true;
+        }
+        self.send(path, |reply| ActorCmd::SetData { bytes: bytes.clone(), keep_defaults, reply }).await
     }
 
-    /// Removes the node at `path`, whoever made it; an absent node is fine.
-    /// For a registration, the registry also keeps it absent from now on:
-    /// if it reappears, it is deleted.
+    /// Removes the node at `path`; an absent node is fine.
+    ///
+    /// For a registration of this registry, `unset` withdraws it and keeps
+    /// the path free of stray nodes, as the original does: our own node is
+    /// deleted now (or once connected), and a persistent node that
+    /// reappears there is deleted too, at most once a second and less
+    /// often while it keeps coming back, with a WARN each time. An
+    /// ephemeral node of another live session is never deleted: when
+    /// another process registers the same path, it keeps its registration.
+    /// [`set_node`](Self::set_node) or [`unwatch`](Self::unwatch) ends this.
+    /// Any other path is deleted whoever made its node.
     ///
     /// # Errors
-    /// [`Error::ReadOnly`], [`Error::InvalidPath`], [`Error::NoConnection`],
-    /// [`Error::NotAuthorized`], or a ZooKeeper error (e.g. the node has
-    /// children).
+    /// [`Error::ReadOnly`], [`Error::InvalidPath`] (also for `/` and, without
+    /// a chroot, ZooKeeper's own `/zookeeper` tree), [`Error::NoConnection`],
+    /// [`Error::NotAuthorized`], [`Error::NotEmpty`] when the node has
+    /// children (see [`unset_recursive`](Self::unset_recursive)), or another
+    /// ZooKeeper error.
     pub async fn unset(&self, path: &str) -> Result<()> {
-        self.check_writable("unset")?;
-        validate_path(path)?;
+        self.check_removable("unset", path)?;
         let registered = {
             let mut desired = self.shared.desired();
             match desired.get_mut(path) {
@@ -183,17 +222,62 @@ impl Registry {
         }
     }
 
+    /// Removes the node at `path` and everything under it, deepest first,
+    /// and returns how many nodes were deleted. Nodes created meanwhile are
+    /// removed too (up to a bound); an absent node is fine (0).
+    ///
+    /// # Errors
+    /// As [`unset`](Self::unset); a failure part-way leaves the nodes not
+    /// yet deleted in place.
+    pub async fn unset_recursive(&self, path: &str) -> Result<usize> {
+        self.check_removable("unset", path)?;
+        let (client, _) = self.shared.client_by(self.deadline()).await?;
+        let mut deleted = 0;
+        for _ in 0..8 {
+            // Breadth-first listing, then deletion from the deepest node up.
+            let mut order = vec![path.to_string()];
+            let mut i = 0;
+            while i < order.len() {
+                let node = order[i].clone();
+                match self.shared.call("get_children", &node, client.list_children(&node)).await {
+                    Ok(children) => order.extend(children.into_iter().map(|c| format!("{node}/{c}"))),
+                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                i += 1;
+            }
+            let mut retry = false;
+            for node in order.iter().rev() {
+                match self.shared.call("delete", node, client.delete(node, None)).await {
+                    Ok(()) => deleted += 1,
+                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {}
+                    // A child was added meanwhile: list again.
+                    Err(Error::NotEmpty { .. }) => retry = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !retry {
+                return Ok(deleted);
+            }
+        }
+        Err(Error::NoConnection(format!("{path} kept gaining children while being removed")))
+    }
+
     /// The snapshot of `path`: the first call reads ZooKeeper and starts a
     /// watch; later calls return the cached snapshot without touching the
     /// network. While disconnected, a cached snapshot is returned marked
     /// [`Freshness::Stale`].
     ///
     /// # Errors
-    /// [`Error::InvalidPath`]; [`Error::NoConnection`] when the path was
+    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close);
+    /// [`Error::NoConnection`] when the path was
     /// never read and no connection came within the connect timeout (the
     /// watch is kept and goes live once connected).
     pub async fn get(&self, path: &str) -> Result<Arc<Snapshot>> {
         validate_path(path)?;
+        if self.state() == State::Closed {
+            return Err(Error::Closed);
+        }
         // The hot path: a cached path is kept current by its actor, so a
         // hit needs no lock but the cache's read lock, and no allocation.
         if let Some(snapshot) = self.shared.cache.get(path) {
@@ -241,9 +325,12 @@ impl Registry {
     /// one per change. Does not wait for a connection.
     ///
     /// # Errors
-    /// [`Error::InvalidPath`].
+    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
     pub fn subscribe(&self, path: &str) -> Result<Subscription> {
         validate_path(path)?;
+        if self.state() == State::Closed {
+            return Err(Error::Closed);
+        }
         self.shared.desired().entry(path.to_string()).or_default().watch = true;
         let rx = self.shared.cache.subscribe(path);
         ensure_actor(&self.shared, path);
@@ -252,16 +339,59 @@ impl Registry {
 
     /// Calls `callback` with the snapshot of `path` now and on every change
     /// (identical snapshots are not repeated), like the original's
-    /// `add_callback`. A callback that panics or returns an error is logged
-    /// and does not affect other callbacks or the registry. Callbacks run
-    /// on the Tokio runtime: they must not block.
+    /// `add_callback`. A callback that panics is logged with its panic
+    /// message and does not affect other callbacks or the registry.
+    /// Callbacks run on the Tokio runtime: they must not block.
     ///
     /// # Errors
-    /// [`Error::InvalidPath`].
-    pub fn add_callback<F, R>(&self, path: &str, callback: F) -> Result<CallbackId>
+    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
+    /// registry.add_callback("/services/web", |s| println!("web: {:?}", s.children))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_callback<F>(&self, path: &str, callback: F) -> Result<CallbackId>
     where
-        F: Fn(&Snapshot) -> R + Send + Sync + 'static,
-        R: CallbackResult + 'static,
+        F: Fn(&Snapshot) + Send + Sync + 'static,
+    {
+        self.spawn_callback(path, move |s: &Snapshot| {
+            callback(s);
+            Ok(())
+        })
+    }
+
+    /// As [`add_callback`](Self::add_callback), for a callback that can
+    /// fail: an error it returns is logged (WARN) with the path, and the
+    /// callback is called again on the next change.
+    ///
+    /// # Errors
+    /// As [`add_callback`](Self::add_callback).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
+    /// registry.add_fallible_callback("/config/web", |s| {
+    ///     let replicas: u64 = s.data.as_ref().and_then(|d| d["replicas"].as_u64()).ok_or("no replicas")?;
+    ///     println!("scale to {replicas}");
+    ///     Ok::<(), &str>(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_fallible_callback<F, E>(&self, path: &str, callback: F) -> Result<CallbackId>
+    where
+        F: Fn(&Snapshot) -> std::result::Result<(), E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        self.spawn_callback(path, move |s: &Snapshot| callback(s).map_err(|e| e.to_string()))
+    }
+
+    fn spawn_callback<F>(&self, path: &str, callback: F) -> Result<CallbackId>
+    where
+        F: Fn(&Snapshot) -> std::result::Result<(), String> + Send + Sync + 'static,
     {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let subscription = self.subscribe(path)?;
@@ -283,7 +413,8 @@ impl Registry {
     }
 
     /// Stops watching `path`: its cache entry is dropped and its
-    /// subscriptions end. A registration on the path is kept.
+    /// subscriptions end. A registration on the path is kept; an unset
+    /// registration's path is no longer kept absent.
     ///
     /// # Errors
     /// [`Error::InvalidPath`].
@@ -292,7 +423,9 @@ impl Registry {
         let keep = {
             let mut desired = self.shared.desired();
             match desired.get_mut(path) {
-                Some(desire) if desire.goal.is_some() => {
+                // A live registration is kept; an unset one is forgotten
+                // with the watch (its path is no longer kept absent).
+                Some(desire) if matches!(desire.goal, Some(Goal::Ephemeral(_))) => {
                     desire.watch = false;
                     true
                 }
@@ -367,15 +500,47 @@ impl Registry {
         Ok(())
     }
 
-    fn prepare_write(&self, op: &'static str, path: &str, data: Data) -> Result<Vec<u8>> {
+    fn prepare_write(&self, op: &'static str, path: &str, data: &Data) -> Result<Vec<u8>> {
         self.check_writable(op)?;
         validate_path(path)?;
-        let bytes = encode(&data);
+        if path == "/" {
+            return Err(Error::InvalidPath { path: path.into(), reason: "the root cannot be written" });
+        }
+        let bytes = encode(data);
         let limit = self.shared.config.max_data_size;
         if bytes.len() > limit {
             return Err(Error::DataTooLarge { path: path.to_string(), size: bytes.len(), limit });
         }
+        let size = self.request_size(path, bytes.len());
+        let limit = self.shared.config.max_request_size;
+        if size > limit {
+            return Err(Error::DataTooLarge { path: path.to_string(), size, limit });
+        }
         Ok(bytes)
+    }
+
+    /// An upper bound on the bytes of the largest request that writes
+    /// `data_len` bytes at `path`: the atomic replace of a registration
+    /// (a multi of a delete and a create, so the path twice), with the
+    /// ACL, headers and length prefixes.
+    fn request_size(&self, path: &str, data_len: usize) -> usize {
+        let (chroot, path) = (self.shared.chroot.as_deref().map_or(0, str::len), path.len());
+        let acl: usize = self.shared.acl.iter().map(|a| 16 + a.scheme().len() + a.id().len()).sum();
+        64 + 2 * (chroot + path + 4) + 4 + data_len + 4 + acl
+    }
+
+    /// Checks a path that is about to be deleted.
+    fn check_removable(&self, op: &'static str, path: &str) -> Result<()> {
+        self.check_writable(op)?;
+        validate_path(path)?;
+        let bad = |reason| Err(Error::InvalidPath { path: path.to_string(), reason });
+        if path == "/" {
+            return bad("the root cannot be removed");
+        }
+        if self.shared.chroot.is_none() && (path == "/zookeeper" || path.starts_with("/zookeeper/")) {
+            return bad("/zookeeper is ZooKeeper's own tree and cannot be removed");
+        }
+        Ok(())
     }
 
     fn deadline(&self) -> Instant {

@@ -1,6 +1,5 @@
 //! Subscriptions (a stream of snapshots) and callbacks built on them.
 
-use std::fmt::Display;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -64,38 +63,46 @@ impl Subscription {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackId(pub(crate) u64);
 
-/// What a callback may return: `()` or a `Result` whose error is logged.
-pub trait CallbackResult {
-    /// The error to log, if any.
-    fn error(self) -> Option<String>;
-}
-
-impl CallbackResult for () {
-    fn error(self) -> Option<String> {
-        None
-    }
-}
-
-impl<E: Display> CallbackResult for Result<(), E> {
-    fn error(self) -> Option<String> {
-        self.err().map(|e| e.to_string())
-    }
-}
-
-/// Runs `f` on every snapshot of `sub`, isolating panics and errors.
-pub(crate) async fn drive<F, R>(path: String, mut sub: Subscription, f: F)
+/// Runs `f` on every snapshot of `sub`, isolating panics and errors: a
+/// callback that panics or returns an error is logged (with the panic's
+/// message or the error) and called again on the next change.
+pub(crate) async fn drive<F>(path: String, mut sub: Subscription, f: F)
 where
-    F: Fn(&Snapshot) -> R + Send + Sync + 'static,
-    R: CallbackResult,
+    F: Fn(&Snapshot) -> Result<(), String> + Send + Sync + 'static,
 {
     while let Some(snapshot) = sub.next().await {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&snapshot))) {
-            Ok(result) => {
-                if let Some(error) = result.error() {
-                    tracing::warn!(path, error, "callback failed");
-                }
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(path, error, "callback failed"),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(path, panic = message, "callback panicked; other callbacks are unaffected");
             }
-            Err(_) => tracing::error!(path, "callback panicked; other callbacks are unaffected"),
         }
+    }
+}
+
+/// The message of a panic (`panic!("...")` with or without arguments).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        let caught = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(super::panic_message(caught.as_ref()), "plain");
+        let n = 7;
+        let caught = std::panic::catch_unwind(|| panic!("formatted {n}")).unwrap_err();
+        assert_eq!(super::panic_message(caught.as_ref()), "formatted 7");
+        let caught = std::panic::catch_unwind(|| std::panic::panic_any(5_u8)).unwrap_err();
+        assert_eq!(super::panic_message(caught.as_ref()), "a panic without a message");
     }
 }

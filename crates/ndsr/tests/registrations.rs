@@ -196,10 +196,15 @@ async fn undecodable_bytes_decode_by_the_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chroot_in_the_connection_string_is_created_and_used() {
+async fn a_chroot_in_the_connection_string_is_created_on_request_and_used() {
     let server = ZkServer::shared();
     let chroot = unique_path("chroot");
-    let r = registry(&format!("{}{chroot}", server.connect_string())).await;
+    let r = Registry::builder(&format!("{}{chroot}", server.connect_string()))
+        .session_timeout(std::time::Duration::from_secs(4))
+        .create_chroot(true)
+        .build()
+        .await
+        .unwrap();
     let zk = other(&server.connect_string()).await;
 
     r.set_node("/services/web/h:1", "x").await.unwrap();

@@ -109,8 +109,8 @@ async fn s16_a_failing_callback_does_not_stop_the_others() {
     let path = unique_path("s16");
     create(&zk, &path, b"", CreateMode::Persistent).await;
 
-    r.add_callback(&path, |_: &Snapshot| -> () { panic!("a callback that panics") }).unwrap();
-    r.add_callback(&path, |_: &Snapshot| Err::<(), _>("a callback that errors")).unwrap();
+    r.add_callback(&path, |_| panic!("a callback that panics")).unwrap();
+    r.add_fallible_callback(&path, |_: &Snapshot| Err::<(), _>("a callback that errors")).unwrap();
     let (_, count) = recorder(&r, &path);
     until_count(&count, 1).await;
 

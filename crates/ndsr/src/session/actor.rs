@@ -32,10 +32,9 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt};
 use zookeeper_client::{AddWatchMode, Client, CreateMode, EventType, SessionState, WatchedEvent};
 
-use crate::codec::decode;
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
-use crate::session::{read_node, ActorCmd, Shared};
+use crate::session::{read_node, ActorCmd, Goal, Shared};
 use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
@@ -98,10 +97,10 @@ pub(crate) async fn run(
             cmd = cmds.next() => match cmd {
                 None => return,
                 Some(ActorCmd::Enforce(reply)) => {
-                    let _ = reply.send(Box::pin(actor.enforce()).await);
+                    let _ = reply.send(Box::pin(actor.enforce(true)).await);
                 }
-                Some(ActorCmd::SetData { bytes, reply }) => {
-                    let _ = reply.send(Box::pin(actor.set_data(bytes)).await);
+                Some(ActorCmd::SetData { bytes, keep_defaults, reply }) => {
+                    let _ = reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
                 }
                 Some(ActorCmd::Ready(reply)) => {
                     let _ = reply.send(());
@@ -120,7 +119,7 @@ impl Actor {
     /// (the node exists, a parent is missing, ...), a full read and the
     /// owner-checked enforcement take over.
     async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
-        if let Some(crate::session::Goal::Ephemeral(bytes)) = self.goal() {
+        if let Some(Goal::Ephemeral(bytes)) = self.goal() {
             self.shared.throttle().await;
             // Registrations racing into a parent this registry has not
             // seen yet wait for one shared mkdir, instead of each sending a
@@ -136,7 +135,7 @@ impl Actor {
             let creating = self.client.create(&self.path, &bytes, &options);
             let (watched, created) = tokio::join!(
                 self.shared.call("watch", &self.path, watching),
-                self.shared.call("create", &self.path, creating),
+                self.shared.write_call("create", &self.path, &self.client, creating),
             );
             if let Ok(watcher) = watched {
                 let created = match created {
@@ -243,7 +242,7 @@ impl Actor {
             Err(e) => tracing::warn!(path = %self.path, error = %e, "cannot read watched path"),
         }
         if self.goal().is_some() {
-            if let Err(e) = self.enforce().await {
+            if let Err(e) = self.enforce(false).await {
                 tracing::warn!(path = %self.path, error = %e, "cannot restore registration");
             }
         }
@@ -262,7 +261,7 @@ impl Actor {
         self.shared.cache.publish(Snapshot::of_node(&self.path, node, self.children.iter().cloned()));
     }
 
-    fn goal(&self) -> Option<crate::session::Goal> {
+    fn goal(&self) -> Option<Goal> {
         self.shared.desired().get(&self.path).and_then(|d| d.goal.clone())
     }
 
@@ -276,31 +275,70 @@ impl Actor {
         }
     }
 
-    async fn enforce(&mut self) -> Result<()> {
+    /// Brings the node to its registration's goal. `requested`: a caller
+    /// asked for it just now (not an event or a reconnect).
+    async fn enforce(&mut self, requested: bool) -> Result<()> {
         let Some(goal) = self.goal() else { return Ok(()) };
         // Already so, as far as the watch tells: nothing to ask ZooKeeper.
         // (A change the watch has not delivered yet triggers enforcement
         // again when it arrives.)
-        if let (crate::session::Goal::Ephemeral(bytes), Some((have, stat))) = (&goal, &self.node) {
+        if let (Goal::Ephemeral(bytes), Some((have, stat))) = (&goal, &self.node) {
             if self.known && have == bytes && stat.ephemeral_owner == self.client.session_id().0 {
                 return Ok(());
             }
         }
-        let written = reconcile::enforce(&self.shared, &self.client, &self.path, &goal).await?;
+        if let Goal::Ephemeral(_) = goal {
+            self.back_off_dropped_writes(&goal).await?;
+        }
+        let written = reconcile::enforce(&self.shared, &self.client, &self.path, &goal, requested).await?;
         self.remember(written);
         Ok(())
     }
 
-    async fn set_data(&mut self, bytes: Vec<u8>) -> Result<()> {
-        let current = self.known.then(|| self.node.as_ref().map(|(b, _)| b.as_slice()).and_then(decode));
-        // A missing node never "holds the same value".
-        let current = current.filter(|_| self.node.is_some());
+    /// A registration whose writes keep losing the connection (a request
+    /// the server will not read) waits longer before each new attempt, and
+    /// is given up after [`MAX_WRITE_DROPS`] in a row, instead of
+    /// reconnecting in a tight loop.
+    async fn back_off_dropped_writes(&self, goal: &Goal) -> Result<()> {
+        let drops = self.shared.desired().get(&self.path).map_or(0, |d| d.drops);
+        if drops == 0 {
+            return Ok(());
+        }
+        if drops >= MAX_WRITE_DROPS {
+            let mut desired = self.shared.desired();
+            if let Some(desire) = desired.get_mut(&self.path) {
+                if desire.goal.as_ref() == Some(goal) {
+                    desire.goal = None;
+                    desire.drops = 0;
+                }
+            }
+            drop(desired);
+            let error = Error::WriteDropped { path: self.path.clone(), attempts: drops };
+            tracing::error!(path = %self.path, error = %error, "registration given up");
+            return Err(error);
+        }
+        let delay = std::time::Duration::from_millis(250) * 2u32.pow(drops.min(6));
+        tracing::warn!(
+            path = %self.path,
+            attempts = drops,
+            retry_in = ?delay,
+            "the server dropped the connection while this registration was being written; backing off"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    async fn set_data(&mut self, bytes: Vec<u8>, keep_defaults: bool) -> Result<()> {
         let written =
-            reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, current.as_ref()).await?;
+            reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, keep_defaults).await?;
         self.remember(written);
         Ok(())
     }
 }
+
+/// Writes of one registration in a row that lost the connection before it
+/// is given up (`Error::WriteDropped`).
+pub(crate) const MAX_WRITE_DROPS: u32 = 4;
 
 #[cfg(test)]
 mod tests {

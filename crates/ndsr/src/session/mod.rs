@@ -52,6 +52,9 @@ pub(crate) struct SessionView {
     pub(crate) epoch: u64,
     /// When the connection was last lost (for staleness).
     pub(crate) since: SystemTime,
+    /// Why the last connection attempt failed, when retrying cannot help
+    /// (a missing chroot): callers waiting for a connection get it at once.
+    pub(crate) error: Option<Error>,
 }
 
 /// What the program asked for on one path.
@@ -61,6 +64,13 @@ pub(crate) struct Desire {
     pub(crate) watch: bool,
     /// A registration's goal for the node.
     pub(crate) goal: Option<Goal>,
+    /// Writes of this path in a row whose connection dropped while they
+    /// were in flight (see `Shared::write_call`); reset by any success.
+    pub(crate) drops: u32,
+    /// Deletions of other clients' nodes kept absent (see `Goal::Absent`):
+    /// how many in a row, and when the last was.
+    pub(crate) foreign_deletes: u32,
+    pub(crate) last_foreign_delete: Option<tokio::time::Instant>,
 }
 
 /// The state a registration keeps a node in.
@@ -68,7 +78,11 @@ pub(crate) struct Desire {
 pub(crate) enum Goal {
     /// An ephemeral node with exactly these bytes, owned by our session.
     Ephemeral(Vec<u8>),
-    /// No node (after `unset` of a registration).
+    /// `unset` of a registration: no node at the path. Our own node (of
+    /// this or an earlier session) is deleted, and so is a persistent node
+    /// that reappears (rate-limited, logged at WARN); an ephemeral node of
+    /// another live session is never deleted: it is someone else's
+    /// registration. Ends with `set_node` or `unwatch`.
     Absent,
 }
 
@@ -76,8 +90,9 @@ pub(crate) enum Goal {
 pub(crate) enum ActorCmd {
     /// Bring the node to its goal now and report.
     Enforce(oneshot::Sender<Result<()>>),
-    /// Write persistent data unless the node already holds this user value.
-    SetData { bytes: Vec<u8>, reply: oneshot::Sender<Result<()>> },
+    /// Write persistent data unless the node already holds this value
+    /// (`keep_defaults`: the caller gave `pid`/`created` itself).
+    SetData { bytes: Vec<u8>, keep_defaults: bool, reply: oneshot::Sender<Result<()>> },
     /// Answered once the actor's first read (and enforcement) is done.
     Ready(oneshot::Sender<()>),
 }
@@ -187,6 +202,9 @@ impl Shared {
                         (State::Closed, _) => return Err(Error::Closed),
                         _ => {}
                     }
+                    if let Some(error) = &view.error {
+                        return Err(error.clone());
+                    }
                 }
                 if session.changed().await.is_err() {
                     return Err(Error::Closed);
@@ -199,6 +217,35 @@ impl Shared {
         })
     }
 
+    /// Runs one write under the operation timeout, and counts, per path, the
+    /// writes in a row whose connection dropped while they were in flight
+    /// on a connected client. A server drops the connection of a request it
+    /// refuses to read (over its `jute.maxbuffer`): resending the same
+    /// write on every reconnect would be a reconnect loop, so registrations
+    /// back off on this count and give up (see `actor::MAX_WRITE_DROPS`).
+    pub(crate) async fn write_call<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        client: &Client,
+        fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
+    ) -> Result<T> {
+        let connected = client.state() == zookeeper_client::SessionState::SyncConnected;
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let raw = tokio::time::timeout(self.op_timeout(), fut).await;
+        let dropped = match &raw {
+            Ok(Ok(_)) => Some(false),
+            Ok(Err(zookeeper_client::Error::ConnectionLoss)) if connected => Some(true),
+            _ => None,
+        };
+        if let Some(dropped) = dropped {
+            if let Some(desire) = self.desired().get_mut(path) {
+                desire.drops = if dropped { desire.drops.saturating_add(1) } else { 0 };
+            }
+        }
+        Self::answer(op, path, raw)
+    }
+
     /// Runs one ZooKeeper call under the operation timeout.
     pub(crate) async fn call<T>(
         &self,
@@ -207,7 +254,18 @@ impl Shared {
         fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
     ) -> Result<T> {
         self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match tokio::time::timeout(self.op_timeout(), fut).await {
+        Self::answer(op, path, tokio::time::timeout(self.op_timeout(), fut).await)
+    }
+
+    fn answer<T>(
+        op: &'static str,
+        path: &str,
+        raw: std::result::Result<
+            std::result::Result<T, zookeeper_client::Error>,
+            tokio::time::error::Elapsed,
+        >,
+    ) -> Result<T> {
+        match raw {
             Ok(result) => result.map_err(|e| Error::from_zk(op, path, e)),
             Err(_) => {
                 Err(Error::NoConnection(format!("{op} {path}: no answer within the operation timeout")))

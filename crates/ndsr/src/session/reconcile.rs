@@ -4,6 +4,8 @@
 //! other clients: it reads, decides, and writes conditionally on the version
 //! it read, re-reading when the condition fails.
 
+use std::time::Duration;
+
 use zookeeper_client::{Client, CreateMode, Error as Zk, Stat};
 
 use crate::codec::{decode, user_part};
@@ -26,18 +28,22 @@ pub(crate) async fn enforce(
     client: &Client,
     path: &str,
     goal: &Goal,
+    requested: bool,
 ) -> Result<Option<Written>> {
     match goal {
-        Goal::Ephemeral(bytes) => ensure_ephemeral(shared, client, path, bytes).await,
+        Goal::Ephemeral(bytes) => ensure_ephemeral(shared, client, path, bytes, requested).await,
         Goal::Absent => ensure_absent(shared, client, path).await.map(|()| None),
     }
 }
 
+/// `requested`: the caller asked for this data just now (`set_node`), so a
+/// difference is not "someone else's change".
 async fn ensure_ephemeral(
     shared: &Shared,
     client: &Client,
     path: &str,
     bytes: &[u8],
+    requested: bool,
 ) -> Result<Option<Written>> {
     let me = client.session_id().0;
     for _ in 0..ATTEMPTS {
@@ -46,8 +52,11 @@ async fn ensure_ephemeral(
                 if data == bytes {
                     return Ok(None);
                 }
-                tracing::warn!(path, "registration's data was changed by someone else; writing it back");
-                match shared.call("set_data", path, client.set_data(path, bytes, Some(stat.version))).await {
+                if !requested {
+                    tracing::warn!(path, "registration's data was changed by someone else; writing it back");
+                }
+                let writing = client.set_data(path, bytes, Some(stat.version));
+                match shared.write_call("set_data", path, client, writing).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
@@ -71,7 +80,10 @@ async fn ensure_ephemeral(
                     return Err(Error::from_zk("replace", path, e));
                 }
                 let commit = multi.commit();
-                match shared.call("replace", path, async { commit.await.map_err(Zk::from) }).await {
+                match shared
+                    .write_call("replace", path, client, async { commit.await.map_err(Zk::from) })
+                    .await
+                {
                     Ok(_) => continue, // read back for the new stat
                     Err(Error::ZooKeeper { .. }) => continue,
                     Err(e) => return Err(e),
@@ -93,43 +105,118 @@ async fn ensure_ephemeral(
     Err(Error::NoConnection(format!("{path} kept changing under the registration ({ATTEMPTS} attempts)")))
 }
 
+/// Keeps the path of an unset registration free of nodes that are not
+/// someone else's registration (see `Goal::Absent`).
 async fn ensure_absent(shared: &Shared, client: &Client, path: &str) -> Result<()> {
+    let me = client.session_id().0;
+    let mut paced = false;
     for _ in 0..ATTEMPTS {
-        match shared.call("exists", path, client.check_stat(path)).await? {
-            None => return Ok(()),
-            Some(stat) => match shared.call("delete", path, client.delete(path, Some(stat.version))).await {
-                Ok(()) => return Ok(()),
-                Err(Error::ZooKeeper { source: Zk::NoNode | Zk::BadVersion, .. }) => continue,
-                Err(e) => return Err(e),
-            },
+        let Some(stat) = shared.call("exists", path, client.check_stat(path)).await? else { return Ok(()) };
+        let owner = stat.ephemeral_owner;
+        let ours = owner != 0 && (owner == me || shared.is_past_session(owner));
+        if owner != 0 && !ours {
+            tracing::info!(
+                path,
+                owner = format_args!("{owner:#x}"),
+                "unset registration: the node there is another session's registration; left alone"
+            );
+            return Ok(());
+        }
+        if !ours {
+            if !paced {
+                // Wait our turn, then look again: it may be gone, or changed.
+                pace_foreign_delete(shared, path).await;
+                paced = true;
+                continue;
+            }
+            tracing::warn!(
+                path,
+                "a persistent node reappeared where this registry unset its registration; deleting it \
+                 (call set_node, or unwatch the path, to stop keeping it absent)"
+            );
+        }
+        match shared.call("delete", path, client.delete(path, Some(stat.version))).await {
+            Ok(()) => return Ok(()),
+            Err(Error::ZooKeeper { source: Zk::NoNode | Zk::BadVersion, .. }) => continue,
+            Err(e) => return Err(e),
         }
     }
     Err(Error::NoConnection(format!("{path} kept changing while being removed ({ATTEMPTS} attempts)")))
 }
 
-/// Writes persistent data unless the node already holds the same user value
-/// (`current` is the node's last known data, `None` when missing).
+/// Waits before deleting another client's node again: 1 s after the first
+/// deletion, doubling up to a minute while they keep coming (two quiet
+/// minutes start over), so two programs that disagree about a path cannot
+/// flood the servers.
+async fn pace_foreign_delete(shared: &Shared, path: &str) {
+    let now = tokio::time::Instant::now();
+    let wait_until = {
+        let mut desired = shared.desired();
+        let Some(desire) = desired.get_mut(path) else { return };
+        let quiet =
+            desire.last_foreign_delete.map_or(true, |t| now.duration_since(t) > Duration::from_secs(120));
+        if quiet {
+            desire.foreign_deletes = 0;
+        }
+        let wait_until = desire.last_foreign_delete.filter(|_| !quiet).map(|t| {
+            t + Duration::from_secs(1 << desire.foreign_deletes.saturating_sub(1).min(6))
+                .min(Duration::from_secs(60))
+        });
+        desire.foreign_deletes = desire.foreign_deletes.saturating_add(1);
+        desire.last_foreign_delete = Some(wait_until.unwrap_or(now).max(now));
+        wait_until
+    };
+    if let Some(at) = wait_until {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Does the node's `current` data hold what `new` would write? Compared as
+/// decoded objects; the defaults `pid` and `created` count only when the
+/// caller gave them (`keep_defaults`), since they are new on every write.
+pub(crate) fn same_value(current: &[u8], new: &[u8], keep_defaults: bool) -> bool {
+    if keep_defaults {
+        return decode(current) == decode(new);
+    }
+    user_part(&decode(current)) == user_part(&decode(new))
+}
+
+/// Writes persistent data unless the node already holds the same value.
+/// Refuses (with [`Error::Conflict`]) to write into an ephemeral node of
+/// another live session, which would revert it or take the data with it.
+/// Every write is conditional on the version just read.
 pub(crate) async fn set_data(
     shared: &Shared,
     client: &Client,
     path: &str,
     bytes: &[u8],
-    current: Option<&Option<crate::codec::Object>>,
+    keep_defaults: bool,
 ) -> Result<Option<Written>> {
-    if let Some(current) = current {
-        if user_part(current) == user_part(&decode(bytes)) {
-            return Ok(None);
-        }
-    }
+    let me = client.session_id().0;
     for _ in 0..ATTEMPTS {
-        match shared.call("set_data", path, client.set_data(path, bytes, None)).await {
-            Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {}
-            Err(e) => return Err(e),
-        }
-        match create(shared, client, path, bytes, CreateMode::Persistent).await {
-            Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
-            Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+        match shared.call("get_data", path, client.get_data(path)).await {
+            Ok((data, stat)) => {
+                let owner = stat.ephemeral_owner;
+                if owner != 0 && owner != me && !shared.is_past_session(owner) {
+                    return Err(Error::Conflict { path: path.to_string(), owner });
+                }
+                if same_value(&data, bytes, keep_defaults) {
+                    return Ok(None);
+                }
+                let writing = client.set_data(path, bytes, Some(stat.version));
+                match shared.write_call("set_data", path, client, writing).await {
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+                match create(shared, client, path, bytes, CreateMode::Persistent).await {
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             Err(e) => return Err(e),
         }
     }
@@ -145,7 +232,7 @@ pub(crate) async fn create(
     mode: CreateMode,
 ) -> Result<Stat> {
     let options = shared.create_options(mode);
-    match shared.call("create", path, client.create(path, bytes, &options)).await {
+    match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
         Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
             create_under_new_parent(shared, client, path, bytes, mode).await
         }
@@ -169,7 +256,7 @@ pub(crate) async fn create_under_new_parent(
     let options = shared.create_options(mode);
     for attempt in 0..2 {
         shared.ensure_parent(client, parent).await?;
-        match shared.call("create", path, client.create(path, bytes, &options)).await {
+        match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
             // Someone removed the parent since we made it: make it again.
             Err(Error::ZooKeeper { source: Zk::NoNode, .. }) if attempt == 0 => shared.forget_parent(parent),
             other => return other.map(|(stat, _)| stat),

@@ -66,7 +66,15 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<C
             Ok(client) => client,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot connect to ZooKeeper");
+                if let Error::ChrootMissing { .. } = &e {
+                    // Retrying cannot help until someone creates it: say so
+                    // to whoever waits for a connection, and keep checking.
+                    tracing::error!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot use ZooKeeper");
+                    let error = e.clone();
+                    shared.session.send_modify(|view| view.error = Some(error));
+                } else {
+                    tracing::warn!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot connect to ZooKeeper");
+                }
                 tokio::select! {
                     () = tokio::time::sleep(delay) => continue 'sessions,
                     cmd = cmds.recv() => break 'sessions reply_of(cmd),
@@ -133,10 +141,13 @@ fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
         }
     });
     shared.state.send_if_modified(|current| std::mem::replace(current, state) != state);
-    shared.session.send_modify(|view| *view = SessionView { state, client, epoch, since: view.since });
+    shared
+        .session
+        .send_modify(|view| *view = SessionView { state, client, epoch, since: view.since, error: None });
 }
 
-/// Connects to the servers, creating the chroot if it is missing.
+/// Connects to the servers and checks the chroot (creating it only when
+/// asked to: never implicitly, never in read-only mode).
 async fn connect(shared: &Shared) -> Result<Client> {
     let timeout = shared.config.session_timeout * 2;
     let mut connector = Client::connector().with_session_timeout(shared.config.session_timeout);
@@ -151,8 +162,19 @@ async fn connect(shared: &Shared) -> Result<Client> {
         Err(_) => return Err(Error::NoConnection(format!("connecting to {}: no answer", shared.hosts))),
     };
     let Some(chroot) = &shared.chroot else { return Ok(client) };
-    let dir = shared.create_options(CreateMode::Persistent);
-    shared.call("create chroot", chroot, client.mkdir(chroot, &dir)).await?;
+    // `exists` needs no permission, so a chroot under a parent that refuses
+    // creates (or reads) is still usable.
+    if shared.call("exists", chroot, client.check_stat(chroot)).await?.is_none() {
+        if !shared.config.create_chroot || shared.config.readonly {
+            return Err(Error::ChrootMissing { chroot: chroot.clone() });
+        }
+        let dir = shared.create_options(CreateMode::Persistent);
+        match shared.call("create chroot", chroot, client.mkdir(chroot, &dir)).await {
+            Ok(()) | Err(Error::ZooKeeper { source: zookeeper_client::Error::NodeExists, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(chroot, "created the chroot");
+    }
     client
         .chroot(chroot.as_str())
         .map_err(|_| Error::InvalidPath { path: chroot.clone(), reason: "the client refused this chroot" })
