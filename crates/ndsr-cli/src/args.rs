@@ -10,13 +10,16 @@ EXIT CODES:
     0    success (for `lock`: the command's own exit code)
     1    unexpected ZooKeeper or system error
     2    usage error (unknown command or option)
-    3    invalid input: bad path, invalid JSON data, data too large, bad argument
+    3    invalid input: bad path or server list, missing chroot, invalid JSON data,
+         data too large, a node with children for unset, a lock path that is not
+         a lock, bad argument
     4    no connection: ZooKeeper unreachable within --timeout
     5    not authorized: the node's ACL refuses these credentials
     6    read-only: a write was attempted with --readonly
     7    lock not obtained within --wait
     8    lock lost while the command ran (session expired); the command was killed
     9    the node is held by another session
+    10   no such node (get, unless --allow-missing)
 
 ENVIRONMENT:
     NDSR_SERVER      default for --server
@@ -68,6 +71,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub readonly: bool,
 
+    /// Create the chroot of --server if it is missing (otherwise a missing chroot is exit 3)
+    #[arg(long, global = true, conflicts_with = "readonly")]
+    pub create_chroot: bool,
+
     /// Print nothing on stderr but errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -91,19 +98,22 @@ pub enum Command {
     ///
     /// With a health check, the node exists only while the check passes:
     /// it is withdrawn after --fall failures in a row and returns after
-    /// --rise successes. SIGINT or SIGTERM removes the node at once and
-    /// exits 0.
+    /// --rise successes; a check that starts or stops failing is logged.
+    /// SIGINT, SIGTERM or SIGHUP removes the node at once and exits 0.
     Register(RegisterArgs),
     /// Write a persistent data node (created with its parents if missing).
     SetData(SetDataArgs),
-    /// Remove a node (absent is fine).
-    Unset(PathArg),
+    /// Remove a node (absent is fine); -r --yes removes a whole subtree.
+    Unset(UnsetArgs),
     /// Run a command while holding a lock; exit with the command's code.
     ///
-    /// Compatible with the Python original's and kazoo's locks. The command
-    /// runs in its own process group; if the lock is lost (session
-    /// expired), the whole group is killed and ndsr exits 8. SIGINT/SIGTERM
-    /// are passed on to the group as SIGTERM.
+    /// Compatible with the Python original's and kazoo's locks. The lock
+    /// path must be free or a lock: a node that is ephemeral, holds other
+    /// data or has other children is refused (exit 3), never changed. The
+    /// command runs in its own process group; if the lock is lost (session
+    /// expired), the whole group is killed and ndsr exits 8.
+    /// SIGINT/SIGTERM/SIGHUP are passed on to the group as SIGTERM; if it
+    /// has not exited after --grace (or on a second signal), it is killed.
     Lock(LockArgs),
     /// Start a local ZooKeeper for development; Ctrl-C stops it.
     ///
@@ -112,11 +122,17 @@ pub enum Command {
     Sandbox(SandboxArgs),
 }
 
-/// A path argument.
+/// Arguments of `unset`.
 #[derive(Debug, Args)]
-pub struct PathArg {
-    /// The ZooKeeper path, e.g. /services/web
+pub struct UnsetArgs {
+    /// The ZooKeeper path, e.g. /config/web
     pub path: String,
+    /// Remove the node and its whole subtree (needs --yes)
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Confirm a recursive removal
+    #[arg(long, requires = "recursive")]
+    pub yes: bool,
 }
 
 /// Output formats of `get`.
@@ -142,9 +158,12 @@ pub struct GetArgs {
     /// Walk the whole subtree
     #[arg(short, long)]
     pub recursive: bool,
-    /// Stop a recursive walk after this many nodes
-    #[arg(long, default_value_t = 100_000)]
-    pub max_nodes: usize,
+    /// Stop a recursive walk after this many nodes (at least 1)
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_nodes: u64,
+    /// Exit 0 for a missing node (otherwise exit 10)
+    #[arg(long)]
+    pub allow_missing: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = GetFormat::Yaml, alias = "outputformat")]
     pub format: GetFormat,
@@ -173,7 +192,7 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct DataArgs {
-    /// The node's data as JSON: an object, a "string", or null
+    /// The node's data as JSON: an object, a "string", or null (arrays, numbers and booleans are refused, as the original refuses them)
     #[arg(long)]
     pub data: Option<String>,
     /// Read the JSON data from this file
@@ -198,7 +217,7 @@ pub struct RegisterArgs {
     /// Health check: `sh -c CMD` exits 0
     #[arg(long, value_name = "CMD", group = "check")]
     pub check_cmd: Option<String>,
-    /// Time between checks (each check must finish within it)
+    /// Time between checks (each check must finish within it; at least 100ms)
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub interval: Duration,
     /// Successes in a row before (re)registering
@@ -233,6 +252,9 @@ pub struct LockArgs {
     /// How long to wait for the lock
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub wait: Duration,
+    /// After passing SIGINT/SIGTERM/SIGHUP on, how long the command has to exit before it is killed
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub grace: Duration,
     /// The command to run, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -16,6 +16,48 @@ pub enum Check {
 }
 
 impl Check {
+    /// A TCP check of `target`, which must be HOST:PORT.
+    ///
+    /// # Errors
+    /// What is wrong with `target`.
+    pub fn tcp(target: &str) -> Result<Check, String> {
+        let bad =
+            |why: &str| Err(format!("--check-tcp {target:?}: {why}; expected HOST:PORT, e.g. 10.0.0.1:80"));
+        let Some((host, port)) = target.rsplit_once(':') else { return bad("no port") };
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+            return bad("no valid host");
+        }
+        match port.parse::<u16>() {
+            Ok(0) | Err(_) => bad("the port is not a number from 1 to 65535"),
+            Ok(_) => Ok(Check::Tcp(target.to_string())),
+        }
+    }
+
+    /// An HTTP check of `url`, which must be an absolute http:// or
+    /// https:// URL with a host.
+    ///
+    /// # Errors
+    /// What is wrong with `url`.
+    pub fn http(url: &str) -> Result<Check, String> {
+        let bad = |why: String| {
+            Err(format!("--check-http {url:?}: {why}; expected a URL like http://127.0.0.1:8080/health"))
+        };
+        let uri = match url.parse::<ureq::http::Uri>() {
+            Ok(uri) => uri,
+            Err(e) => return bad(format!("not a URL ({e})")),
+        };
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            Some(other) => return bad(format!("the scheme {other:?} is not http or https")),
+            None => return bad("no http:// or https:// scheme".into()),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return bad("no host".into());
+        }
+        Ok(Check::Http(url.to_string()))
+    }
+
     /// Runs the check, bounded by `timeout`; `Err` says why it failed.
     pub async fn run(&self, timeout: Duration) -> Result<(), String> {
         let run = async {
@@ -112,6 +154,21 @@ mod tests {
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(true), Some(true));
         assert_eq!(h.observe(false), Some(false));
+    }
+
+    #[test]
+    fn check_targets_are_validated() {
+        assert!(Check::tcp("127.0.0.1:80").is_ok());
+        assert!(Check::tcp("localhost:8080").is_ok());
+        assert!(Check::tcp("[::1]:80").is_ok());
+        for bad in ["nonsense", ":80", "h:", "h:0", "h:99999", "h:abc", "a b:80"] {
+            assert!(Check::tcp(bad).is_err(), "{bad}");
+        }
+        assert!(Check::http("http://127.0.0.1:8080/health").is_ok());
+        assert!(Check::http("https://example.invalid/").is_ok());
+        for bad in ["not a url", "/health", "ftp://h/x", "127.0.0.1:80", "http://"] {
+            assert!(Check::http(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ pub enum Exit {
     LockLost = 8,
     /// Node held by another session.
     Conflict = 9,
+    /// No node at the path (`get` without `--allow-missing`).
+    NoNode = 10,
 }
 
 /// An error to report and exit with.
@@ -51,7 +53,11 @@ impl From<ndsr::Error> for CliError {
             E::InvalidPath { .. }
             | E::DataTooLarge { .. }
             | E::InvalidArgument(_)
+            | E::InvalidServers { .. }
+            | E::ChrootMissing { .. }
+            | E::NotALock { .. }
             | E::LockMismatch { .. } => (Exit::InvalidInput, ""),
+            E::NotEmpty { .. } => (Exit::InvalidInput, ""),
             E::Data { .. } => (Exit::InvalidInput, ""),
             E::NoConnection(_) => {
                 (Exit::NoConnection, " (is ZooKeeper running? check --server, or raise --timeout)")
@@ -62,6 +68,7 @@ impl From<ndsr::Error> for CliError {
                 (Exit::LockTimeout, " (raise --wait, or see who holds it with `ndsr get -d`)")
             }
             E::Conflict { .. } => (Exit::Conflict, ""),
+            E::WriteDropped { .. } => (Exit::Failure, ""),
             _ => (Exit::Failure, ""),
         };
         CliError::new(exit, format!("{e}{hint}"))

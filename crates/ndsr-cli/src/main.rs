@@ -46,7 +46,18 @@ fn init_logging(cli: &Cli) {
     } else {
         default.into()
     };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours_on_stderr())
+        .try_init();
+}
+
+/// Colours only for a person: stderr is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>).
+fn colours_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {

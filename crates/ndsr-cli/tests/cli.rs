@@ -1,124 +1,10 @@
 //! The `ndsr` binary, run as a script would, against real ZooKeeper servers.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+mod common;
 
-use assert_cmd::cargo::CommandCargoExt;
+use common::*;
 use ndsr_testkit::{unique_path, FaultProxy, ZkServer};
 use zookeeper_client::{Acls, Client, CreateMode};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// `ndsr --server SERVER ARGS...`
-fn ndsr(server: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("ndsr").unwrap();
-    cmd.arg("--server").arg(server).args(args).env_remove("NDSR_SERVER").env_remove("NDSR_PASSWORD");
-    cmd
-}
-
-/// Runs to completion: (exit code, stdout, stderr).
-fn run(server: &str, args: &[&str]) -> (i32, String, String) {
-    let out = ndsr(server, args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-/// A long-running ndsr whose stdout and stderr lines arrive on channels;
-/// killed on drop.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    errors: Receiver<String>,
-}
-
-fn forward(stream: impl std::io::Read + Send + 'static, echo: bool) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if echo {
-                eprintln!("{line}");
-            }
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn next_where(rx: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if pred(&line) => return line,
-            Ok(_) => continue,
-            Err(_) => panic!("no line with {what} within {WAIT:?}"),
-        }
-    }
-}
-
-impl Running {
-    fn start(server: &str, args: &[&str]) -> Running {
-        let mut child = ndsr(server, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let lines = forward(child.stdout.take().unwrap(), false);
-        let errors = forward(child.stderr.take().unwrap(), true);
-        Running { child, lines, errors }
-    }
-
-    /// The next stdout line for which `pred` holds (earlier lines are skipped).
-    fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        next_where(&self.lines, what, pred)
-    }
-
-    /// The next stderr line for which `pred` holds.
-    fn error_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        next_where(&self.errors, what, pred)
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
-    }
-
-    fn wait(mut self) -> i32 {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(std::time::Instant::now() < deadline, "ndsr did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn zk(rt: &tokio::runtime::Runtime, server: &str) -> Client {
-    rt.block_on(Client::connect(server)).unwrap()
-}
-
-fn poll(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn get_set_data_and_unset_happy_paths_in_every_format() {
@@ -186,8 +72,9 @@ fn failures_are_one_line_with_a_distinct_exit_code() {
 
     // Auth: nodes made by one user refuse another.
     let owned = unique_path("cli-auth");
-    assert_eq!(run(&server, &["-u", "alice", "-p", "a", "set-data", &owned, "--data", "1"]).0, 0);
-    let (code, _, err) = run(&server, &["-u", "mallory", "-p", "m", "set-data", &owned, "--data", "2"]);
+    assert_eq!(run(&server, &["-u", "alice", "-p", "a", "set-data", &owned, "--data", r#"{"v":1}"#]).0, 0);
+    let (code, _, err) =
+        run(&server, &["-u", "mallory", "-p", "m", "set-data", &owned, "--data", r#"{"v":2}"#]);
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("not authorized"), "{err}");
 }
@@ -294,7 +181,7 @@ fn lock_excludes_a_second_holder_and_passes_the_exit_code() {
 
     let (code, _, err) = run(&server, &["lock", &path, "--wait", "0s", "--", "true"]);
     assert_eq!(code, 7, "{err}");
-    assert!(err.contains("not obtained"), "{err}");
+    assert!(err.contains("is held by others"), "{err}");
 
     let waiter = Running::start(&server, &["lock", &path, "--wait", "30s", "--", "sh", "-c", "exit 3"]);
     std::fs::write(&release, b"").unwrap();

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::args::{GetArgs, GetFormat, Global};
 use crate::cmd::{check_path, connect};
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult, Exit};
 use crate::output;
 
 /// A node as printed.
@@ -22,6 +22,10 @@ pub struct NodeView {
     data: Option<serde_json::Value>,
     stat: Option<StatView>,
     children: Children,
+    /// In a recursive walk stopped by --max-nodes: this node's children
+    /// (or some of them) were not read, so `children` is incomplete.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    children_not_read: bool,
 }
 
 #[derive(Serialize)]
@@ -65,6 +69,7 @@ pub fn view(s: &Snapshot, with_data: bool) -> NodeView {
             modified: time(st.mtime),
         }),
         children: Children::Names(s.children.clone()),
+        children_not_read: false,
     }
 }
 
@@ -131,13 +136,14 @@ fn tree(path: &str, nodes: &HashMap<String, Snapshot>, with_data: bool) -> NodeV
         return view(&Snapshot::missing(path), with_data);
     };
     let mut node = view(snapshot, with_data);
-    let kids = snapshot
+    let kids: Vec<NodeView> = snapshot
         .children
         .iter()
         .map(|c| child_path(path, c))
         .filter(|p| nodes.contains_key(p))
         .map(|p| tree(&p, nodes, with_data))
         .collect();
+    node.children_not_read = kids.len() < snapshot.children.len();
     node.children = Children::Nodes(kids);
     node
 }
@@ -145,37 +151,42 @@ fn tree(path: &str, nodes: &HashMap<String, Snapshot>, with_data: bool) -> NodeV
 pub async fn run(global: &Global, args: GetArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     let registry = connect(global, false).await?;
-    let max = if args.recursive { args.max_nodes.max(1) } else { 1 };
-    let (order, nodes, truncated) = walk(&registry, &args.path, max).await?;
-    if truncated && args.recursive {
-        eprintln!("ndsr: stopped after {} nodes (raise --max-nodes to see more)", order.len());
+    let max = if args.recursive { usize::try_from(args.max_nodes).unwrap_or(usize::MAX) } else { 1 };
+    let walked = walk(&registry, &args.path, max).await;
+    registry.close().await;
+    let (order, nodes, truncated) = walked?;
+    if truncated && args.recursive && !global.quiet {
+        eprintln!(
+            "ndsr: stopped after {} nodes (raise --max-nodes to see more); nodes whose children were not read are marked children_not_read",
+            order.len()
+        );
     }
+    let root = &nodes[&args.path];
     let text = match args.format {
-        GetFormat::Dir => {
-            let root = &nodes[&args.path];
-            if args.recursive {
-                order.join("\n")
-            } else {
-                std::iter::once(root.path.clone())
-                    .chain(root.children.iter().map(|c| child_path(&root.path, c)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
+        // A missing node has no path to list.
+        GetFormat::Dir if !root.exists() => None,
+        GetFormat::Dir => Some(if args.recursive {
+            order.join("\n")
+        } else {
+            std::iter::once(root.path.clone())
+                .chain(root.children.iter().map(|c| child_path(&root.path, c)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
         format => {
-            let node = if args.recursive {
-                tree(&args.path, &nodes, args.data)
-            } else {
-                view(&nodes[&args.path], args.data)
-            };
-            if format == GetFormat::Json {
-                output::json_pretty(&node)
-            } else {
-                output::yaml(&node)
-            }
+            let node =
+                if args.recursive { tree(&args.path, &nodes, args.data) } else { view(root, args.data) };
+            Some(if format == GetFormat::Json { output::json_pretty(&node) } else { output::yaml(&node) })
         }
     };
-    output::line(&text)?;
-    registry.close().await;
+    if let Some(text) = text {
+        output::line(&text)?;
+    }
+    if !root.exists() && !args.allow_missing {
+        return Err(CliError::new(
+            Exit::NoNode,
+            format!("no node at {} (--allow-missing to exit 0)", args.path),
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, LockArgs};
-use crate::cmd::{check_path, connect, interrupted};
+use crate::cmd::{check_path, connect, Signals};
 use crate::error::{CliError, CliResult, Exit};
 
 fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
@@ -20,6 +20,12 @@ fn signal_group(child: &tokio::process::Child, signal: nix::sys::signal::Signal)
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
+}
+
+/// SIGKILLs the command's whole process group and reaps the command.
+async fn kill_group(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().await
 }
 
 pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
@@ -46,12 +52,11 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             return Err(CliError::new(Exit::Failure, format!("cannot run {program}: {e}")));
         }
     };
-    let stop = interrupted();
-    tokio::pin!(stop);
+    let mut signals = Signals::new()?;
     let outcome = tokio::select! {
         status = child.wait() => Ok(status?),
         () = guard.lost() => Err(Exit::LockLost),
-        () = &mut stop => Err(Exit::Failure),
+        _ = signals.next() => Err(Exit::Failure),
     };
     let code = match outcome {
         Ok(status) => {
@@ -71,9 +76,26 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             ));
         }
         Err(_) => {
-            // Interrupted: pass it on, wait for the command, then release.
+            // Interrupted: pass it on and wait for the command, but not
+            // for ever: a command that ignores SIGTERM must not keep
+            // running without the lock after we are gone. After the grace
+            // period, or a second signal, the whole group is killed.
             signal_group(&child, nix::sys::signal::Signal::SIGTERM);
-            let status = child.wait().await?;
+            let status = tokio::select! {
+                status = child.wait() => status?,
+                () = tokio::time::sleep(args.grace) => {
+                    eprintln!(
+                        "ndsr: {program} did not exit within {} of SIGTERM; killing it",
+                        humantime::format_duration(args.grace)
+                    );
+                    kill_group(&mut child).await?
+                }
+                _ = signals.next() => {
+                    eprintln!("ndsr: second signal; killing {program}");
+                    kill_group(&mut child).await?
+                }
+                () = guard.lost() => kill_group(&mut child).await?,
+            };
             let _ = guard.release().await;
             exit_code_of(status)
         }

@@ -19,6 +19,7 @@ pub async fn connect(global: &Global, lazy: bool) -> CliResult<Registry> {
         .connect_timeout(global.timeout)
         .operation_timeout(global.timeout)
         .readonly(global.readonly)
+        .create_chroot(global.create_chroot)
         .lazy(lazy);
     if let (Some(user), Some(password)) = (&global.username, &global.password) {
         builder = builder.auth(user.clone(), password.clone());
@@ -49,20 +50,79 @@ pub fn read_data(args: &DataArgs) -> CliResult<Data> {
             format!("{origin} is not valid JSON ({e}); give an object like '{{\"port\":80}}', a \"string\" or null"),
         )
     })?;
-    Ok(Data::from(value))
+    match value {
+        serde_json::Value::Array(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+            Err(CliError::new(
+                Exit::InvalidInput,
+                format!(
+                    "{origin} is a JSON {}; give an object like '{{\"port\":80}}', a \"string\" or null (the original refuses other data too)",
+                    kind(&value)
+                ),
+            ))
+        }
+        value => Ok(Data::from(value)),
+    }
 }
 
-/// Waits for SIGINT or SIGTERM.
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Which stop signal arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP: the terminal or the supervisor went away.
+    Hangup,
+}
+
+/// The stop signals: SIGINT, SIGTERM and SIGHUP, installed once so that a
+/// second signal is seen too.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (the signals no longer end the process).
+    pub fn new() -> CliResult<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next stop signal.
+    pub async fn next(&mut self) -> Stop {
+        tokio::select! {
+            _ = self.interrupt.recv() => Stop::Interrupt,
+            _ = self.terminate.recv() => Stop::Terminate,
+            _ = self.hangup.recv() => Stop::Hangup,
+        }
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP.
 pub async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
+    match Signals::new() {
+        Ok(mut signals) => {
+            signals.next().await;
+        }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
-            return;
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

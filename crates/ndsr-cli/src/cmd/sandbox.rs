@@ -12,6 +12,14 @@ use crate::output;
 pub async fn run(global: &Global, args: SandboxArgs) -> CliResult<ExitCode> {
     let mut builder = ZkServer::builder();
     if let Some(port) = args.port {
+        // Fail at once with a clear message; the server start below also
+        // checks that the server answering on the port is ours.
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Err(CliError::new(
+                Exit::Failure,
+                format!("port {port} is not free ({e}); pick another --port"),
+            ));
+        }
         builder = builder.port(port);
     }
     if let Some(dir) = &args.data_dir {
@@ -29,11 +37,42 @@ pub async fn run(global: &Global, args: SandboxArgs) -> CliResult<ExitCode> {
             server.data_dir().display()
         );
     }
-    interrupted().await;
+    let server = std::sync::Arc::new(server);
+    let watched = server.clone();
+    // The server must not die unnoticed: poll its JVM while we wait.
+    let died = async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if let Some(status) = watched.exit_status() {
+                return status;
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        () = interrupted() => Ok(()),
+        status = died => Err(status),
+    };
+    let log_tail = std::fs::read_to_string(server.log_file())
+        .map(|text| {
+            let lines: Vec<&str> =
+                text.lines().filter(|l| l.contains("ERROR") || l.contains("Exception")).collect();
+            lines[lines.len().saturating_sub(3)..].join("\n")
+        })
+        .unwrap_or_default();
     // Kill and reap the server (and remove its temp dir) off the runtime.
     let _ = tokio::task::spawn_blocking(move || drop(server)).await;
-    if !global.quiet {
-        eprintln!("ndsr: sandbox stopped");
+    match outcome {
+        Ok(()) => {
+            if !global.quiet {
+                eprintln!("ndsr: sandbox stopped");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => {
+            if !log_tail.is_empty() {
+                eprintln!("{log_tail}");
+            }
+            Err(CliError::new(Exit::Failure, format!("the sandbox's ZooKeeper server died ({status})")))
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
