@@ -78,6 +78,15 @@ impl Cache {
         self.slots.write().unwrap_or_else(|e| e.into_inner()).remove(path);
     }
 
+    /// Ends every subscription (on close); the snapshots stay, for the
+    /// cache file's last save.
+    pub(crate) fn end_subscriptions(&self) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        for slot in slots.values_mut() {
+            slot.subscribers = None;
+        }
+    }
+
     /// Every snapshot in the cache.
     pub(crate) fn all(&self) -> Vec<Arc<Snapshot>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());

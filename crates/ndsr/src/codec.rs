@@ -4,9 +4,9 @@
 //! `{"pid": <process id>, "created": "YYYY-MM-DD HH:MM:SS"}` (local time,
 //! user keys win); a plain string `s` as `{"string_value": s}` merged the same
 //! way; no data as just the defaults. Read: empty bytes are no data; other
-//! bytes are stripped of whitespace and decoded as UTF-8 (lossily); text
-//! from `{` to `}` that parses as a JSON object is that object; anything else
-//! is `{"string_value": text}`. Decoding never fails.
+//! bytes are stripped of whitespace and decoded as UTF-8 (lossily); nothing
+//! left is `{}`; text from `{` to `}` that parses as a JSON object is that
+//! object; anything else is `{"string_value": text}`. Decoding never fails.
 
 use serde_json::{Map, Value};
 
@@ -111,6 +111,10 @@ pub fn decode(bytes: &[u8]) -> Option<Object> {
     }
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
+    if text.is_empty() {
+        // Whitespace only: an empty object, as the original decodes it.
+        return Some(Object::new());
+    }
     if text.starts_with('{') && text.ends_with('}') {
         if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) {
             return Some(object);
@@ -159,6 +163,8 @@ mod tests {
     #[test]
     fn decodes_like_the_original() {
         assert_eq!(decode(b""), None);
+        assert_eq!(decode(b"   "), Some(Object::new()), "whitespace only is {{}} as in the original");
+        assert_eq!(decode(b"\n"), Some(Object::new()));
         assert_eq!(decode(b"hello\n"), Some(obj(json!({"string_value": "hello"}))));
         assert_eq!(decode(b"[1,2,3]"), Some(obj(json!({"string_value": "[1,2,3]"}))));
         assert_eq!(decode(b" {\"a\": 1} "), Some(obj(json!({"a": 1}))));

@@ -51,10 +51,12 @@
 //! - [`acl`][]: digest credentials and ACLs.
 //! - [`cachefile`][]: the on-disk cache for cold starts.
 //! - [`lock`][]: N-holder locks compatible with kazoo's `Semaphore`.
+//! - [`blocking`][]: the same registry for programs without an async runtime.
 //! - `session`: the supervisor and path actors (private; see its docs).
 
 pub mod acl;
 mod backoff;
+pub mod blocking;
 mod cache;
 pub mod cachefile;
 pub mod codec;

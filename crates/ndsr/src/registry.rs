@@ -487,6 +487,9 @@ impl Registry {
         if self.cmds.send(Command::Close(reply)).is_ok() {
             let _ = done.await;
         }
+        // Every clone shares the cache: end the subscriptions here, not
+        // when the last clone is dropped.
+        self.shared.cache.end_subscriptions();
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -53,6 +53,12 @@ impl Subscription {
         }
     }
 
+    /// Has the stream ended (the path was unwatched or the registry closed)?
+    /// Snapshots already delivered stay valid.
+    pub fn is_ended(&self) -> bool {
+        self.rx.has_changed().is_err()
+    }
+
     /// The latest snapshot without waiting (`None` before the first read).
     pub fn latest(&self) -> Option<Arc<Snapshot>> {
         self.rx.borrow().clone()

@@ -46,6 +46,15 @@ async fn s04_nodes_of_an_authenticated_registry_are_owned_by_its_user_and_world_
         other => panic!("expected NotAuthorized, got {other:?}"),
     }
     assert!(!format!("{:?}", Registry::builder("x").auth("u", "hunter2")).contains("hunter2"));
+
+    // As the original: only the immediate parent gets the digest ACL; the
+    // ancestors above it are open, so other users can register beside us.
+    let (parent_acl, _) = owner.get_acl(parent).await.unwrap();
+    assert_eq!(parent_acl, acl, "the immediate parent is ours");
+    let grandparent = &parent[..parent.rfind('/').unwrap()];
+    let (open, _) = anonymous.get_acl(grandparent).await.unwrap();
+    assert_eq!(open, vec![Acl::new(Permission::ALL, AuthId::anyone())], "higher ancestors are open");
+    intruder.set_node(&format!("{grandparent}/other-svc/h:2"), "theirs").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,12 +160,27 @@ impl Shared {
 
     /// Makes `parent` and its ancestors (persistent) unless this registry
     /// already did; concurrent callers share one `mkdir`.
+    ///
+    /// As the original does, only `parent` itself gets the registry's ACL;
+    /// higher ancestors are created open (`world:anyone` ALL), so that one
+    /// user's registration under `/services/web` does not lock every other
+    /// user out of `/services`.
     pub(crate) async fn ensure_parent(&self, client: &Client, parent: &str) -> Result<()> {
         let cell = lock(&self.parents).entry(parent.to_string()).or_default().clone();
-        let dir = self.create_options(zookeeper_client::CreateMode::Persistent);
-        cell.get_or_try_init(|| self.call("create parents of", parent, client.mkdir(parent, &dir)))
-            .await
-            .map(|_| ())
+        cell.get_or_try_init(|| self.make_parent(client, parent)).await.map(|_| ())
+    }
+
+    async fn make_parent(&self, client: &Client, parent: &str) -> Result<()> {
+        use zookeeper_client::{Acls, CreateMode, Error as Zk};
+        if let Some(grandparent) = crate::path::parent(parent).filter(|g| *g != "/") {
+            let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+            self.call("create ancestors of", parent, client.mkdir(grandparent, &open)).await?;
+        }
+        let dir = self.create_options(CreateMode::Persistent);
+        match self.call("create", parent, client.create(parent, b"", &dir)).await {
+            Ok(_) | Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Has this registry made (or found) `parent`?
