@@ -194,20 +194,25 @@ impl Registry {
 }
 
 /// Snapshots of one path, blocking: the current one first, then one per
-/// change. Ends (`None`) when the path is unwatched or the registry closed.
+/// change. An iterator that ends when the path is unwatched or the
+/// registry closed.
 #[derive(Debug)]
 pub struct Subscription {
     inner: crate::Subscription,
     runtime: Arc<Runtime>,
 }
 
-impl Subscription {
+impl Iterator for Subscription {
+    type Item = Arc<Snapshot>;
+
     /// The next snapshot, waiting as long as it takes (`None`: ended).
-    pub fn next(&mut self) -> Option<Arc<Snapshot>> {
+    fn next(&mut self) -> Option<Arc<Snapshot>> {
         refuse_inside_a_runtime().ok()?;
         self.runtime.handle().block_on(self.inner.next())
     }
+}
 
+impl Subscription {
     /// The next snapshot, or `None` after `timeout` or when ended (tell
     /// them apart with [`is_ended`](Self::is_ended)).
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Arc<Snapshot>> {
