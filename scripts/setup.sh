@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, and the
-# Python original (nd-service-registry 1.1.0) in a venv at .venv for the interop tests.
+# Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
+# Python original (nd-service-registry 1.1.0) in a venv at .venv for the
+# interop tests, and .venv-ndsr with maturin and pytest for the Python module.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -16,7 +17,7 @@ install_python_original() {
     return 0
   fi
   local venv=.venv
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nd_service_registry' 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nd_service_registry, pytest, pytest_rerunfailures' 2>/dev/null; then
     echo "setup: the Python original is installed in $venv"
     return 0
   fi
@@ -31,11 +32,30 @@ install_python_original() {
   echo "setup: installing nd-service-registry==1.1.0 into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check nd-service-registry==1.1.0
-  "$venv/bin/python" -c 'import nd_service_registry' || {
+  "$venv/bin/pip" install --quiet --disable-pip-version-check nd-service-registry==1.1.0 \
+    pytest==9.2.0 pytest-rerunfailures==16.1
+  "$venv/bin/python" -c 'import nd_service_registry, pytest' || {
     echo "setup: the Python original did not install" >&2
     exit 1
   }
+}
+
+install_python_build() {
+  # The drop-in's own venv (it installs a package named nd_service_registry
+  # too, so it cannot share .venv with the original): maturin builds the
+  # wheel into it; pytest and kazoo (the tests' "other process") run there.
+  if [ -n "${NDSR_SETUP_NO_PYTHON:-}" ]; then
+    return 0
+  fi
+  local venv=.venv-ndsr
+  if [ -x "$venv/bin/maturin" ] && "$venv/bin/python" -c 'import pytest, kazoo' 2>/dev/null; then
+    echo "setup: maturin and pytest are installed in $venv"
+    return 0
+  fi
+  echo "setup: installing maturin, pytest and kazoo into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 kazoo==2.11.0
 }
 
 cd "$(dirname "$0")/.."
@@ -43,6 +63,7 @@ cd "$(dirname "$0")/.."
 if have_zookeeper && command -v java >/dev/null 2>&1; then
   echo "setup: ZooKeeper and Java are installed"
   install_python_original
+  install_python_build
   exit 0
 fi
 
@@ -57,6 +78,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   }
   echo "setup: ZooKeeper installed"
   install_python_original
+  install_python_build
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.

@@ -1,0 +1,417 @@
+"""ndsr: a service registry and dynamic configuration on Apache ZooKeeper.
+
+A Pythonic API on ndsr's Rust core::
+
+    import ndsr
+
+    with ndsr.Registry("127.0.0.1:2181") as registry:
+        registry.set_node("/services/web/10.0.0.1:80", {"zone": "a"})
+        print(registry.get("/services/web").children)
+        for snapshot in registry.subscribe("/services/web"):
+            print("now", snapshot.children)
+
+The drop-in for Nextdoor's ``nd_service_registry`` is the package of that
+name (also importable as ``ndsr.compat``).
+"""
+
+import asyncio
+import atexit
+import logging
+import os
+import threading
+import weakref
+
+from ndsr import _core, _dispatch, _logging
+from ndsr._core import (
+    ChrootMissing,
+    Closed,
+    Conflict,
+    DataTooLarge,
+    InvalidArgument,
+    InvalidPath,
+    LockMismatch,
+    LockTimeout,
+    NdsrError,
+    NoConnection,
+    NotALock,
+    NotAuthorized,
+    NotEmpty,
+    ReadOnly,
+)
+from ndsr._stat import ZnodeStat
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Registry",
+    "Snapshot",
+    "Subscription",
+    "Lock",
+    "ZnodeStat",
+    "NdsrError",
+    "NoConnection",
+    "ReadOnly",
+    "InvalidPath",
+    "InvalidArgument",
+    "DataTooLarge",
+    "NotAuthorized",
+    "Conflict",
+    "LockTimeout",
+    "LockMismatch",
+    "NotALock",
+    "NotEmpty",
+    "ChrootMissing",
+    "Closed",
+]
+
+log = logging.getLogger("ndsr")
+
+_FORKED = (
+    "this registry was made before os.fork(): the child has no session, and ZooKeeper's client "
+    "cannot connect again in a forked process (its I/O reactor does not survive fork). "
+    "Make registries after forking, e.g. in a pre-fork server's worker start hook"
+)
+
+# Every live registry, to close at exit and to rebuild in a forked child.
+_live = weakref.WeakSet()
+
+
+class Snapshot(object):
+    """A node at one moment. Immutable; ``data`` is a new dict each time it
+    is read, so changing it changes nothing else."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core_snapshot):
+        self._core = core_snapshot
+
+    @property
+    def path(self):
+        """The node's path."""
+        return self._core.path
+
+    @property
+    def data(self):
+        """The decoded data (a new dict), or None."""
+        return self._core.data
+
+    @property
+    def stat(self):
+        """The node's :class:`ZnodeStat`, or None when it does not exist."""
+        stat = self._core.stat
+        return None if stat is None else ZnodeStat(*stat)
+
+    @property
+    def children(self):
+        """The children's names, sorted (a new list)."""
+        return self._core.children
+
+    @property
+    def exists(self):
+        """Does the node exist?"""
+        return self._core.exists
+
+    @property
+    def stale(self):
+        """True when this is the last known value, the connection being lost."""
+        return self._core.stale
+
+    def __eq__(self, other):
+        return isinstance(other, Snapshot) and self._core.same_as(other._core)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Snapshot(path=%r, exists=%r, children=%r, data=%r)" % (
+            self.path,
+            self.exists,
+            self.children,
+            self.data,
+        )
+
+
+class Subscription(object):
+    """The snapshots of one path: the current one first, then one per
+    change. Iterate it (``for s in sub``) or, in asyncio, ``async for s in
+    sub``; it ends when the path is unwatched or the registry closed."""
+
+    def __init__(self, core_subscription):
+        self._core = core_subscription
+
+    def next(self, timeout=None):
+        """The next snapshot, or None after ``timeout`` seconds or at the end."""
+        snapshot = self._core.next(timeout)
+        return None if snapshot is None else Snapshot(snapshot)
+
+    @property
+    def ended(self):
+        """Has the subscription ended?"""
+        return self._core.ended
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            snapshot = self._core.next(1.0)
+            if snapshot is not None:
+                return Snapshot(snapshot)
+            if self._core.ended:
+                raise StopIteration
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            # Waits in a worker thread with the GIL released; the event loop
+            # stays free.
+            snapshot = await loop.run_in_executor(None, self._core.next, 0.5)
+            if snapshot is not None:
+                return Snapshot(snapshot)
+            if self._core.ended:
+                raise StopAsyncIteration
+
+
+class Lock(object):
+    """A lock held with ``with registry.lock(path):``; compatible with
+    kazoo's Semaphore (and the original's locks)."""
+
+    def __init__(self, registry, path, holders, timeout, name):
+        self._registry = registry
+        self._path = path
+        self._holders = holders
+        self._timeout = timeout
+        self._name = name
+        self._guard = None
+
+    def acquire(self):
+        """Takes the lock, waiting up to the timeout.
+
+        Raises :class:`LockTimeout` when it is not obtained in time."""
+        self._guard = self._registry._core_registry().lock(self._path, self._name, self._holders, self._timeout)
+        return self
+
+    def release(self):
+        """Releases the lock (again: nothing)."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.release()
+
+    @property
+    def held(self):
+        """Is it held (not released, not lost with the session)?"""
+        return self._guard is not None and self._guard.held
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class Registry(object):
+    """One ZooKeeper session: registrations, watches, a cache, locks.
+
+    ``servers`` is ``host:port[,host:port...][/chroot]``. Keyword options:
+    ``session_timeout`` and ``connect_timeout`` (seconds), ``readonly``,
+    ``lazy`` (connect in the background), ``username``/``password``
+    (digest auth), ``cache_file``, ``create_chroot``, ``rate_limit``
+    (calls per second of background work).
+
+    Use it as a context manager, or call :meth:`close`. Every call that can
+    wait releases the GIL. Make registries after ``os.fork()``, not before:
+    in a forked child a registry of the parent raises :class:`NdsrError`
+    saying so (ZooKeeper's client cannot connect again in a forked
+    process), and the parent's session and registrations are untouched.
+    """
+
+    def __init__(self, servers, **options):
+        self._servers = servers
+        self._options = options
+        self._lock = threading.RLock()
+        self._nodes = {}  # path -> ("node" | "data", data)
+        self._dispatchers = {}
+        self._state_callbacks = []
+        self._state_stop = threading.Event()
+        self._state_thread = None
+        self._closed = False
+        self._forked = False
+        _logging.start()
+        self._core = _core.Registry(servers, **options)
+        _live.add(self)
+
+    def _core_registry(self):
+        if getattr(self, "_forked", False):
+            raise NdsrError(_FORKED)
+        if self._closed:
+            raise Closed("the registry is closed")
+        return self._core
+
+    # -- writes ---------------------------------------------------------
+
+    def set_node(self, path, data=None):
+        """Registers an ephemeral node at ``path`` holding ``data`` (None, a
+        str or a dict) and keeps it so while the registry lives: re-created
+        if deleted, written back if changed, restored after an expiry."""
+        self._core_registry().set_node(path, data)
+        with self._lock:
+            self._nodes[path] = ("node", data)
+
+    def set_data(self, path, data=None):
+        """Writes a persistent node at ``path``, unless it holds ``data``."""
+        self._core_registry().set_data(path, data)
+        with self._lock:
+            self._nodes[path] = ("data", data)
+
+    def unset(self, path):
+        """Removes the node at ``path`` (a registration: withdraws it)."""
+        self._core_registry().unset(path)
+        with self._lock:
+            self._nodes.pop(path, None)
+
+    def unset_recursive(self, path):
+        """Removes ``path`` and its subtree; returns how many nodes went."""
+        return self._core_registry().unset_recursive(path)
+
+    # -- reads ----------------------------------------------------------
+
+    def get(self, path):
+        """The :class:`Snapshot` of ``path``. The first call reads and
+        watches; later calls are memory reads."""
+        return Snapshot(self._core_registry().get(path))
+
+    def read(self, path):
+        """Reads ``path`` once without watching it."""
+        return Snapshot(self._core_registry().read(path))
+
+    def subscribe(self, path):
+        """A :class:`Subscription` to the snapshots of ``path``."""
+        return Subscription(self._core_registry().subscribe(path))
+
+    def add_callback(self, path, callback):
+        """Calls ``callback(snapshot)`` now and on every change of ``path``,
+        on a thread of the path's own (never twice with the same snapshot).
+        An exception is logged; the other callbacks still run."""
+        with self._lock:
+            dispatcher = self._dispatcher(path)
+        return dispatcher.add(callback, self._core_registry().get(path))
+
+    def remove_callback(self, path, callback):
+        """Removes a callback; returns whether it was there."""
+        with self._lock:
+            dispatcher = self._dispatchers.get(path)
+        return dispatcher is not None and dispatcher.remove(callback)
+
+    def unwatch(self, path):
+        """Stops watching ``path``: its callbacks and subscriptions end."""
+        with self._lock:
+            dispatcher = self._dispatchers.pop(path, None)
+        if dispatcher is not None:
+            dispatcher.stop()
+        self._core_registry().unwatch(path)
+
+    def _dispatcher(self, path):
+        dispatcher = self._dispatchers.get(path)
+        if dispatcher is None:
+            dispatcher = _dispatch.PathDispatcher(self._core_registry(), path, Snapshot, log)
+            self._dispatchers[path] = dispatcher
+        return dispatcher
+
+    # -- state ----------------------------------------------------------
+
+    @property
+    def state(self):
+        """``connecting``, ``connected``, ``disconnected``, ``expired`` or ``closed``."""
+        return "closed" if self._closed or self._core is None else self._core.state()
+
+    def on_state(self, callback):
+        """Calls ``callback(state)`` now and on every state change."""
+        callback(self.state)
+        with self._lock:
+            self._state_callbacks.append(callback)
+            if self._state_thread is None:
+                self._state_thread = _dispatch.state_thread(self._core, self._deliver_state, self._state_stop, log)
+
+    def _deliver_state(self, state):
+        with self._lock:
+            callbacks = list(self._state_callbacks)
+        for callback in callbacks:
+            try:
+                callback(state)
+            except Exception:
+                log.exception("state callback %r raised", callback)
+
+    # -- locks ----------------------------------------------------------
+
+    def lock(self, path, holders=1, timeout=300.0, name=""):
+        """A :class:`Lock` at ``path`` for ``holders`` holders at once,
+        waiting up to ``timeout`` seconds: ``with registry.lock(p): ...``."""
+        return Lock(self, path, holders, timeout, name)
+
+    # -- lifecycle ------------------------------------------------------
+
+    def zk_requests(self):
+        """ZooKeeper requests made so far."""
+        return self._core.zk_requests()
+
+    def close(self):
+        """Ends the session: registrations vanish at once, callbacks and
+        subscriptions end. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            dispatchers = list(self._dispatchers.values())
+            self._dispatchers.clear()
+        self._state_stop.set()
+        for dispatcher in dispatchers:
+            dispatcher.stop()
+        if self._core is not None:
+            self._core.close()
+        for dispatcher in dispatchers:
+            dispatcher.join(2.0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _after_fork(self):
+        """In a forked child: the parent's session is not the child's, and
+        ZooKeeper's client cannot connect again in this process (its I/O
+        reactor does not survive fork), so the registry is set aside without
+        touching it and every later call says so."""
+        core, self._core = self._core, None
+        if core is not None and not self._closed:
+            core._abandon()
+        self._closed = True
+        self._forked = True
+        self._lock = threading.RLock()
+        self._dispatchers = {}
+
+
+def _close_all_at_exit():
+    for registry in list(_live):
+        try:
+            registry.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+def _set_aside_after_fork():
+    _logging._after_fork()
+    for registry in list(_live):
+        registry._after_fork()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_set_aside_after_fork)

@@ -1,0 +1,474 @@
+//! `ndsr._core`: the Python extension module behind the `ndsr` package and
+//! the `nd_service_registry` drop-in.
+//!
+//! It wraps [`ndsr::blocking::Registry`]: every call that can wait releases
+//! the GIL first, and no Python code ever runs on a Tokio worker. Callbacks
+//! are the Python layer's job (threads it owns, fed by [`Subscription`]);
+//! log events are queued here and emitted to Python's `logging` by a
+//! Python thread ([`drain_logs`]).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+mod convert;
+mod logs;
+
+use convert::{data_from_py, value_to_py};
+
+create_exception!(_core, NdsrError, PyException, "Base class of every ndsr error.");
+create_exception!(_core, NoConnection, NdsrError, "Not connected to ZooKeeper within the timeout.");
+create_exception!(_core, ReadOnly, NdsrError, "A write on a read-only registry.");
+create_exception!(_core, InvalidPath, NdsrError, "Not a valid ZooKeeper path.");
+create_exception!(_core, InvalidArgument, NdsrError, "An argument is out of range or malformed.");
+create_exception!(_core, DataTooLarge, NdsrError, "The data or the whole request is over the limit.");
+create_exception!(_core, NotAuthorized, NdsrError, "ZooKeeper refused the operation on the node's ACL.");
+create_exception!(_core, Conflict, NdsrError, "The node is held by another session.");
+create_exception!(_core, LockTimeout, NdsrError, "The lock was not obtained within its wait.");
+create_exception!(_core, LockMismatch, NdsrError, "The lock's holders disagree on how many may hold it.");
+create_exception!(_core, NotALock, NdsrError, "The lock path holds a node that is not a lock.");
+create_exception!(_core, NotEmpty, NdsrError, "The node has children.");
+create_exception!(_core, ChrootMissing, NdsrError, "The chroot of the connection string does not exist.");
+create_exception!(_core, Closed, NdsrError, "The registry is closed.");
+
+/// Maps a library error to its Python exception, with the library's message.
+fn to_py(e: ndsr::Error) -> PyErr {
+    use ndsr::Error as E;
+    let message = e.to_string();
+    match e {
+        E::NoConnection(_) | E::WriteDropped { .. } => NoConnection::new_err(message),
+        E::ReadOnly(_) => ReadOnly::new_err(message),
+        E::InvalidPath { .. } => InvalidPath::new_err(message),
+        E::InvalidArgument(_) | E::InvalidServers { .. } | E::Data { .. } => {
+            InvalidArgument::new_err(message)
+        }
+        E::DataTooLarge { .. } => DataTooLarge::new_err(message),
+        E::NotAuthorized { .. } => NotAuthorized::new_err(message),
+        E::Conflict { .. } => Conflict::new_err(message),
+        E::LockTimeout { .. } => LockTimeout::new_err(message),
+        E::LockMismatch { .. } => LockMismatch::new_err(message),
+        E::NotALock { .. } => NotALock::new_err(message),
+        E::NotEmpty { .. } => NotEmpty::new_err(message),
+        E::ChrootMissing { .. } => ChrootMissing::new_err(message),
+        E::Closed => Closed::new_err(message),
+        _ => NdsrError::new_err(message),
+    }
+}
+
+fn seconds(s: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds >= 0")))
+}
+
+fn state_name(state: ndsr::State) -> &'static str {
+    match state {
+        ndsr::State::Connecting => "connecting",
+        ndsr::State::Connected => "connected",
+        ndsr::State::Disconnected => "disconnected",
+        ndsr::State::Expired => "expired",
+        _ => "closed",
+    }
+}
+
+/// The process that first started a registry: the ZooKeeper client's I/O
+/// reactor (async-io's, one per process: an epoll instance and a thread)
+/// lives there, and a forked child inherits it half-dead: the thread is
+/// gone, its lock is held for ever, and the epoll instance is shared with
+/// the parent. No session can be made in such a child, so it is refused
+/// with a clear error instead of timing out.
+static REACTOR_OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn refuse_after_fork() -> PyResult<()> {
+    use std::sync::atomic::Ordering;
+    let me = std::process::id();
+    match REACTOR_OWNER.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => Ok(()),
+        Err(owner) if owner == me => Ok(()),
+        Err(owner) => Err(NdsrError::new_err(format!(
+            "this process was forked from process {owner}, which had already used ZooKeeper: the client's \
+             I/O reactor does not survive fork(), so no registry can connect here. Create registries after \
+             forking (for example in a pre-fork server's worker start hook), not before"
+        ))),
+    }
+}
+
+/// Was this process forked from one that had already used ZooKeeper?
+#[pyfunction]
+fn forked_after_use() -> bool {
+    let owner = REACTOR_OWNER.load(std::sync::atomic::Ordering::SeqCst);
+    owner != 0 && owner != std::process::id()
+}
+
+/// A registry: one ZooKeeper session, its registrations, watches and cache.
+#[pyclass(module = "ndsr._core", frozen)]
+struct Registry {
+    inner: Mutex<Option<ndsr::blocking::Registry>>,
+}
+
+impl Registry {
+    fn registry(&self) -> PyResult<ndsr::blocking::Registry> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.clone().ok_or_else(|| Closed::new_err("the registry is closed"))
+    }
+}
+
+#[pymethods]
+impl Registry {
+    /// Connects (unless `lazy`) and returns the registry.
+    #[new]
+    #[pyo3(signature = (servers, *, session_timeout=10.0, connect_timeout=None, readonly=false, lazy=false,
+        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        servers: &str,
+        session_timeout: f64,
+        connect_timeout: Option<f64>,
+        readonly: bool,
+        lazy: bool,
+        username: Option<String>,
+        password: Option<String>,
+        cache_file: Option<std::path::PathBuf>,
+        create_chroot: bool,
+        rate_limit: Option<u32>,
+    ) -> PyResult<Registry> {
+        let mut builder = ndsr::Registry::builder(servers)
+            .session_timeout(seconds(session_timeout, "session_timeout")?)
+            .readonly(readonly)
+            .lazy(lazy)
+            .create_chroot(create_chroot);
+        if let Some(timeout) = connect_timeout {
+            let timeout = seconds(timeout, "connect_timeout")?;
+            builder = builder.connect_timeout(timeout).operation_timeout(timeout.max(Duration::from_secs(1)));
+        }
+        match (username, password) {
+            (Some(user), Some(password)) => builder = builder.auth(user, password),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("username and password go together")),
+        }
+        if let Some(file) = cache_file {
+            builder = builder.cache_file(file);
+        }
+        if let Some(n) = rate_limit.and_then(std::num::NonZeroU32::new) {
+            builder = builder.rate_limit(n);
+        }
+        refuse_after_fork()?;
+        logs::install();
+        let registry = py.detach(|| ndsr::blocking::Registry::connect(builder)).map_err(to_py)?;
+        Ok(Registry { inner: Mutex::new(Some(registry)) })
+    }
+
+    /// Registers an ephemeral node holding `data` (None, a str or a dict).
+    fn set_node(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data_from_py(data)?;
+        let registry = self.registry()?;
+        py.detach(|| registry.set_node(path, data)).map_err(to_py)
+    }
+
+    /// Writes a persistent node holding `data`, unless it holds it already.
+    fn set_data(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data_from_py(data)?;
+        let registry = self.registry()?;
+        py.detach(|| registry.set_data(path, data)).map_err(to_py)
+    }
+
+    /// Removes a node (a registration of ours: withdraws it).
+    fn unset(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        let registry = self.registry()?;
+        py.detach(|| registry.unset(path)).map_err(to_py)
+    }
+
+    /// Removes a node and its subtree; returns how many nodes were deleted.
+    fn unset_recursive(&self, py: Python<'_>, path: &str) -> PyResult<usize> {
+        let registry = self.registry()?;
+        py.detach(|| registry.unset_recursive(path)).map_err(to_py)
+    }
+
+    /// The snapshot of `path`, watched from now on (a memory read after the
+    /// first call).
+    fn get(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
+        let registry = self.registry()?;
+        let snapshot = py.detach(|| registry.get(path)).map_err(to_py)?;
+        Ok(Snapshot(snapshot))
+    }
+
+    /// Reads `path` once, without watching it.
+    fn read(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
+        let registry = self.registry()?;
+        let snapshot = py.detach(|| registry.read(path)).map_err(to_py)?;
+        Ok(Snapshot(Arc::new(snapshot)))
+    }
+
+    /// Snapshots of `path`: the current one first, then one per change.
+    fn subscribe(&self, path: &str) -> PyResult<Subscription> {
+        let registry = self.registry()?;
+        let inner = registry.subscribe(path).map_err(to_py)?;
+        Ok(Subscription { inner: Arc::new(Mutex::new(inner)) })
+    }
+
+    /// Stops watching `path` (its subscriptions end).
+    fn unwatch(&self, path: &str) -> PyResult<()> {
+        self.registry()?.unwatch(path).map_err(to_py)
+    }
+
+    /// The connection state: connecting, connected, disconnected, expired
+    /// or closed.
+    fn state(&self) -> PyResult<&'static str> {
+        Ok(self.registry().map_or("closed", |r| state_name(r.state())))
+    }
+
+    /// Waits up to `timeout` seconds for the state to differ from `seen`;
+    /// returns the state then.
+    fn next_state(&self, py: Python<'_>, seen: &str, timeout: f64) -> PyResult<&'static str> {
+        let timeout = seconds(timeout, "timeout")?;
+        let Ok(registry) = self.registry() else { return Ok("closed") };
+        let seen = match seen {
+            "connecting" => ndsr::State::Connecting,
+            "connected" => ndsr::State::Connected,
+            "disconnected" => ndsr::State::Disconnected,
+            "expired" => ndsr::State::Expired,
+            "closed" => ndsr::State::Closed,
+            other => return Err(PyValueError::new_err(format!("unknown state {other:?}"))),
+        };
+        Ok(state_name(py.detach(|| registry.next_state(seen, timeout))))
+    }
+
+    /// Takes a lock (kazoo Semaphore layout); waits up to `wait` seconds.
+    #[pyo3(signature = (path, name="", simultaneous=1, wait=0.0))]
+    fn lock(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        name: &str,
+        simultaneous: u32,
+        wait: f64,
+    ) -> PyResult<LockGuard> {
+        let wait = seconds(wait, "wait")?;
+        let registry = self.registry()?;
+        let guard = py.detach(|| registry.lock(path, name, simultaneous, wait)).map_err(to_py)?;
+        Ok(LockGuard { inner: Mutex::new(Some(guard)) })
+    }
+
+    /// ZooKeeper requests made so far.
+    fn zk_requests(&self) -> PyResult<u64> {
+        Ok(self.registry()?.zk_requests())
+    }
+
+    /// Closes the session: registrations vanish at once, subscriptions end.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(registry) = taken {
+            py.detach(|| registry.close());
+        }
+    }
+
+    /// In a child after `fork()`: the runtime's threads do not exist here,
+    /// so the registry is forgotten without being touched (the parent keeps
+    /// the session).
+    fn _abandon(&self) {
+        if let Ok(mut inner) = self.inner.try_lock() {
+            if let Some(registry) = inner.take() {
+                std::mem::forget(registry);
+            }
+        }
+    }
+}
+
+/// A node at one moment: path, data (a fresh dict on each access), stat,
+/// children, and whether it is stale.
+#[pyclass(module = "ndsr._core", frozen)]
+struct Snapshot(Arc<ndsr::Snapshot>);
+
+#[pymethods]
+impl Snapshot {
+    /// The node's path.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// The decoded data: a new dict, or None.
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.0.data.as_ref().map(|o| value_to_py(py, &serde_json::Value::Object(o.clone()))).transpose()
+    }
+
+    /// The stat as a tuple in kazoo's ZnodeStat order, or None.
+    #[getter]
+    fn stat<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.0
+            .stat
+            .map(|s| {
+                PyTuple::new(
+                    py,
+                    [
+                        s.czxid,
+                        s.mzxid,
+                        s.ctime,
+                        s.mtime,
+                        i64::from(s.version),
+                        i64::from(s.cversion),
+                        i64::from(s.aversion),
+                        s.ephemeral_owner,
+                        i64::from(s.data_length),
+                        i64::from(s.num_children),
+                        s.pzxid,
+                    ],
+                )
+            })
+            .transpose()
+    }
+
+    /// Names of the children, sorted (a new list).
+    #[getter]
+    fn children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, &self.0.children)
+    }
+
+    /// Does the node exist?
+    #[getter]
+    fn exists(&self) -> bool {
+        self.0.exists()
+    }
+
+    /// Is this the last known value (connection lost) rather than live?
+    #[getter]
+    fn stale(&self) -> bool {
+        self.0.is_stale()
+    }
+
+    /// Equal content (data, stat, children, path).
+    fn same_as(&self, other: &Snapshot) -> bool {
+        *self.0 == *other.0
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Snapshot(path={:?}, exists={}, children={:?})",
+            self.0.path,
+            self.0.exists(),
+            self.0.children
+        )
+    }
+}
+
+/// Snapshots of one path; `next(timeout)` waits with the GIL released.
+#[pyclass(module = "ndsr._core", frozen)]
+struct Subscription {
+    inner: Arc<Mutex<ndsr::blocking::Subscription>>,
+}
+
+#[pymethods]
+impl Subscription {
+    /// The next snapshot, or None after `timeout` seconds (None waits as
+    /// long as it takes) or when the subscription has ended.
+    #[pyo3(signature = (timeout=None))]
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Snapshot>> {
+        let timeout = timeout.map(|t| seconds(t, "timeout")).transpose()?;
+        let inner = self.inner.clone();
+        let next = py.detach(move || {
+            let mut sub = inner.lock().unwrap_or_else(|e| e.into_inner());
+            match timeout {
+                Some(t) => sub.next_timeout(t),
+                None => Iterator::next(&mut *sub),
+            }
+        });
+        Ok(next.map(Snapshot))
+    }
+
+    /// Has it ended (path unwatched, registry closed)?
+    #[getter]
+    fn ended(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).is_ended()
+    }
+}
+
+/// A held lock.
+#[pyclass(module = "ndsr._core", frozen)]
+struct LockGuard {
+    inner: Mutex<Option<ndsr::blocking::LockGuard>>,
+}
+
+#[pymethods]
+impl LockGuard {
+    /// Releases the lock (again: nothing).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            Some(guard) => py.detach(|| guard.release()).map_err(to_py),
+            None => Ok(()),
+        }
+    }
+
+    /// Is it held (not released, not lost)?
+    #[getter]
+    fn held(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|g| !g.is_lost())
+    }
+}
+
+/// Encodes data the original's way (`pid`, `created`, then user keys).
+#[pyfunction]
+fn encode<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let data = data_from_py(data)?;
+    Ok(pyo3::types::PyBytes::new(py, &ndsr::codec::encode(&data)))
+}
+
+/// Decodes node bytes the original's way (never fails).
+#[pyfunction]
+fn decode<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let bytes: Vec<u8> = if let Ok(text) = data.extract::<String>() {
+        text.into_bytes()
+    } else if data.is_none() {
+        return Ok(None);
+    } else {
+        data.extract::<Vec<u8>>().map_err(|_| PyTypeError::new_err("decode() takes bytes, str or None"))?
+    };
+    ndsr::codec::decode(&bytes).map(|o| value_to_py(py, &serde_json::Value::Object(o))).transpose()
+}
+
+/// The next queued log records (level, target, message), waiting up to
+/// `timeout` seconds for the first.
+#[pyfunction]
+fn drain_logs(py: Python<'_>, timeout: f64) -> PyResult<Vec<(u8, String, String)>> {
+    let timeout = seconds(timeout, "timeout")?;
+    Ok(py.detach(|| logs::drain(timeout)))
+}
+
+/// The extension module.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Registry>()?;
+    m.add_class::<Snapshot>()?;
+    m.add_class::<Subscription>()?;
+    m.add_class::<LockGuard>()?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(drain_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(forked_after_use, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    for (name, class) in [
+        ("NdsrError", py.get_type::<NdsrError>()),
+        ("NoConnection", py.get_type::<NoConnection>()),
+        ("ReadOnly", py.get_type::<ReadOnly>()),
+        ("InvalidPath", py.get_type::<InvalidPath>()),
+        ("InvalidArgument", py.get_type::<InvalidArgument>()),
+        ("DataTooLarge", py.get_type::<DataTooLarge>()),
+        ("NotAuthorized", py.get_type::<NotAuthorized>()),
+        ("Conflict", py.get_type::<Conflict>()),
+        ("LockTimeout", py.get_type::<LockTimeout>()),
+        ("LockMismatch", py.get_type::<LockMismatch>()),
+        ("NotALock", py.get_type::<NotALock>()),
+        ("NotEmpty", py.get_type::<NotEmpty>()),
+        ("ChrootMissing", py.get_type::<ChrootMissing>()),
+        ("Closed", py.get_type::<Closed>()),
+    ] {
+        m.add(name, class)?;
+    }
+    Ok(())
+}
