@@ -3,9 +3,9 @@
 //!
 //! It wraps [`ndsr::blocking::Registry`]: every call that can wait releases
 //! the GIL first, and no Python code ever runs on a Tokio worker. Callbacks
-//! are the Python layer's job (threads it owns, fed by [`Subscription`]);
+//! are the Python layer's job (threads it owns, fed by `Subscription`);
 //! log events are queued here and emitted to Python's `logging` by a
-//! Python thread ([`drain_logs`]).
+//! Python thread (`drain_logs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
