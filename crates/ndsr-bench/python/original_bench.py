@@ -4,6 +4,7 @@ Usage: original_bench.py SERVER CASE ARGS...   (one JSON object per output line)
   cached-get PATH ITERS        -> {"ns_per_op": ...}           get() of a watched path, from memory
   subscribe PATH               -> {"t_ns": ..., "children": N}  per callback, CLOCK_MONOTONIC
   register PARENT N            -> {"seconds": ...}              N serial set_node() until all exist
+  register-raw PARENT N        -> {"seconds": ...}              N serial kazoo ephemeral creates (the floor)
   recovery PARENT N            -> {"seconds": ...}              N registrations, forced expiry, until all back
   memory BASE N                -> {"rss_before_kb", "rss_after_kb", "setup_seconds"}  watching N paths
 Rate limiting is off (rate_limit_calls=0), as in the original's own CLI.
@@ -73,6 +74,16 @@ def main():
             for i in range(n):
                 nd.set_node("%s/n%06d" % (parent, i))
             wait_count(plain, parent, lambda c: c == n)
+            out({"seconds": time.monotonic() - start})
+            plain.stop()
+        elif case == "register-raw":
+            parent, n = args[0], int(args[1])
+            plain = KazooClient(hosts=server)
+            plain.start()
+            plain.ensure_path(parent)
+            start = time.monotonic()
+            for i in range(n):
+                plain.create("%s/n%06d" % (parent, i), ephemeral=True)
             out({"seconds": time.monotonic() - start})
             plain.stop()
         elif case == "recovery":

@@ -13,6 +13,8 @@ pub struct Ctx {
     pub server: ZkServer,
     /// The venv python with the original installed.
     pub python: PathBuf,
+    /// The venv python with the drop-in installed, if given (case 7).
+    pub dropin: Option<PathBuf>,
     /// Smaller sizes for a smoke run.
     pub quick: bool,
 }

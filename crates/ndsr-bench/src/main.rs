@@ -11,6 +11,7 @@
 
 mod cached;
 mod common;
+mod dropin;
 mod fanout;
 mod memory;
 mod propagation;
@@ -36,12 +37,16 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-6, comma separated).
+    /// Run only these cases (1-7, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// The venv python with the ndsr wheel (the drop-in) installed, for
+    /// case 7 (default: .venv-ndsr).
+    #[arg(long)]
+    dropin_python: Option<PathBuf>,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -84,14 +89,16 @@ async fn run(args: Args) -> Result<(), String> {
         .and_then(|s| s.lines().next().map(|l| l.trim_start_matches("Zookeeper version: ").to_string()))
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let ctx = Ctx { server, python, quick: args.quick };
     let wanted = |case: u8| args.cases.is_empty() || args.cases.contains(&case);
+    // Case 7 looks for the drop-in when it runs: without it, that case
+    // fails with a message and the others still run.
+    let ctx = Ctx { server, python, dropin: args.dropin_python.clone(), quick: args.quick };
     if !args.json {
         println!("ndsr-bench{}: ZooKeeper {version}; {cores} cores; peers: nd_service_registry 1.1.0 (Python, kazoo), raw zookeeper-client", if args.quick { " --quick" } else { "" });
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=6u8 {
+    for case in 1..=7u8 {
         if !wanted(case) {
             continue;
         }
@@ -104,7 +111,8 @@ async fn run(args: Args) -> Result<(), String> {
             3 => fanout::run(&ctx).await,
             4 => registration::registration(&ctx).await,
             5 => registration::recovery(&ctx).await,
-            _ => memory::run(&ctx).await,
+            6 => memory::run(&ctx).await,
+            _ => dropin::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),

@@ -16,9 +16,9 @@ use crate::common::{fresh, mono_ns, raw, Ctx, Row};
 use crate::{python, stats};
 
 /// (delivery time, children count) as an observer saw them.
-type Seen = mpsc::UnboundedReceiver<(u64, usize)>;
+pub(crate) type Seen = mpsc::UnboundedReceiver<(u64, usize)>;
 
-async fn delivered(rx: &mut Seen, sent: u64, expected: usize) -> Option<f64> {
+pub(crate) async fn delivered(rx: &mut Seen, sent: u64, expected: usize) -> Option<f64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {

@@ -107,12 +107,41 @@ fn forked_after_use() -> bool {
 #[pyclass(module = "ndsr._core", frozen)]
 struct Registry {
     inner: Mutex<Option<ndsr::blocking::Registry>>,
+    /// The children of the latest snapshot of each path read, as Python
+    /// strings: a cached read then copies a list of existing objects
+    /// instead of making a string per child.
+    children: Mutex<std::collections::HashMap<String, ChildrenOf>>,
 }
+
+/// A snapshot and its children as a tuple of Python strings.
+type ChildrenOf = (Arc<ndsr::Snapshot>, Py<PyTuple>);
 
 impl Registry {
     fn registry(&self) -> PyResult<ndsr::blocking::Registry> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clone().ok_or_else(|| Closed::new_err("the registry is closed"))
+    }
+}
+
+impl Registry {
+    /// The children of `snapshot` as a tuple of Python strings, made once
+    /// per snapshot of each path.
+    fn children_of(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        snapshot: &Arc<ndsr::Snapshot>,
+    ) -> PyResult<Py<PyTuple>> {
+        let mut cache = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, children)) = cache.get(path) {
+            // The cache hands out the same Arc until the path changes.
+            if Arc::ptr_eq(cached, snapshot) {
+                return Ok(children.clone_ref(py));
+            }
+        }
+        let children: Py<PyTuple> = PyTuple::new(py, &snapshot.children)?.unbind();
+        cache.insert(path.to_string(), (snapshot.clone(), children.clone_ref(py)));
+        Ok(children)
     }
 }
 
@@ -159,7 +188,7 @@ impl Registry {
         refuse_after_fork()?;
         logs::install();
         let registry = py.detach(|| ndsr::blocking::Registry::connect(builder)).map_err(to_py)?;
-        Ok(Registry { inner: Mutex::new(Some(registry)) })
+        Ok(Registry { inner: Mutex::new(Some(registry)), children: Mutex::default() })
     }
 
     /// Registers an ephemeral node holding `data` (None, a str or a dict).
@@ -189,25 +218,29 @@ impl Registry {
     }
 
     /// The snapshot of `path`, watched from now on (a memory read after the
-    /// first call).
+    /// first call, which keeps the GIL: there is nothing to wait for).
     fn get(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
         let registry = self.registry()?;
-        let snapshot = py.detach(|| registry.get(path)).map_err(to_py)?;
-        Ok(Snapshot(snapshot))
+        let snapshot = match registry.get_cached(path).map_err(to_py)? {
+            Some(snapshot) => snapshot,
+            None => py.detach(|| registry.get(path)).map_err(to_py)?,
+        };
+        let children = self.children_of(py, path, &snapshot)?;
+        Ok(Snapshot(snapshot, Some(children)))
     }
 
     /// Reads `path` once, without watching it.
     fn read(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
         let registry = self.registry()?;
         let snapshot = py.detach(|| registry.read(path)).map_err(to_py)?;
-        Ok(Snapshot(Arc::new(snapshot)))
+        Ok(Snapshot(Arc::new(snapshot), None))
     }
 
     /// Snapshots of `path`: the current one first, then one per change.
     fn subscribe(&self, path: &str) -> PyResult<Subscription> {
         let registry = self.registry()?;
         let inner = registry.subscribe(path).map_err(to_py)?;
-        Ok(Subscription { inner: Arc::new(Mutex::new(inner)) })
+        Ok(Subscription { inner: Arc::new(tokio::sync::Mutex::new(inner)) })
     }
 
     /// Stops watching `path` (its subscriptions end).
@@ -260,6 +293,7 @@ impl Registry {
 
     /// Closes the session: registrations vanish at once, subscriptions end.
     fn close(&self, py: Python<'_>) {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(registry) = taken {
             py.detach(|| registry.close());
@@ -281,7 +315,7 @@ impl Registry {
 /// A node at one moment: path, data (a fresh dict on each access), stat,
 /// children, and whether it is stale.
 #[pyclass(module = "ndsr._core", frozen)]
-struct Snapshot(Arc<ndsr::Snapshot>);
+struct Snapshot(Arc<ndsr::Snapshot>, Option<Py<PyTuple>>);
 
 #[pymethods]
 impl Snapshot {
@@ -326,7 +360,11 @@ impl Snapshot {
     /// Names of the children, sorted (a new list).
     #[getter]
     fn children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, &self.0.children)
+        match &self.1 {
+            // A C-level copy of a list of existing strings.
+            Some(children) => Ok(children.bind(py).to_list()),
+            None => PyList::new(py, &self.0.children),
+        }
     }
 
     /// Does the node exist?
@@ -356,10 +394,12 @@ impl Snapshot {
     }
 }
 
-/// Snapshots of one path; `next(timeout)` waits with the GIL released.
+/// Snapshots of one path; `next(timeout)` waits with the GIL released,
+/// `anext()` is awaitable in asyncio.
 #[pyclass(module = "ndsr._core", frozen)]
 struct Subscription {
-    inner: Arc<Mutex<ndsr::blocking::Subscription>>,
+    // A Tokio mutex: `anext` holds it across its await.
+    inner: Arc<tokio::sync::Mutex<ndsr::blocking::Subscription>>,
 }
 
 #[pymethods]
@@ -371,19 +411,34 @@ impl Subscription {
         let timeout = timeout.map(|t| seconds(t, "timeout")).transpose()?;
         let inner = self.inner.clone();
         let next = py.detach(move || {
-            let mut sub = inner.lock().unwrap_or_else(|e| e.into_inner());
+            // Outside any runtime (a Python thread with the GIL released).
+            let mut sub = inner.blocking_lock();
             match timeout {
                 Some(t) => sub.next_timeout(t),
                 None => Iterator::next(&mut *sub),
             }
         });
-        Ok(next.map(Snapshot))
+        Ok(next.map(|s| Snapshot(s, None)))
+    }
+
+    /// An asyncio awaitable of the next snapshot (None when the subscription
+    /// has ended). Cancelling the awaiting task loses no change.
+    fn anext<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut sub = inner.lock().await;
+            Ok(sub.as_async_mut().next().await.map(|s| Snapshot(s, None)))
+        })
     }
 
     /// Has it ended (path unwatched, registry closed)?
     #[getter]
     fn ended(&self) -> bool {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).is_ended()
+        match self.inner.try_lock() {
+            Ok(sub) => sub.is_ended(),
+            // Someone is waiting in it: it had not ended when they started.
+            Err(_) => false,
+        }
     }
 }
 
@@ -443,6 +498,11 @@ fn drain_logs(py: Python<'_>, timeout: f64) -> PyResult<Vec<(u8, String, String)
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // asyncio awaitables (`Subscription.anext`) run on one small runtime of
+    // their own, built on first use; the registries keep theirs.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).thread_name("ndsr-asyncio").enable_all();
+    pyo3_async_runtimes::tokio::init(builder);
     m.add_class::<Registry>()?;
     m.add_class::<Snapshot>()?;
     m.add_class::<Subscription>()?;

@@ -85,6 +85,32 @@ def test_async_iteration_keeps_the_event_loop_free(zk, base, other):
     asyncio.run(main())
 
 
+def test_async_cancel_releases_the_subscription_and_close_ends_it(zk, base, other):
+    async def main():
+        loop = asyncio.get_running_loop()
+        r = ndsr.Registry(zk)
+        sub = r.subscribe(base)
+        assert not (await sub.__anext__()).exists
+        # A cancelled wait must drop its Rust future; if it lived on, it
+        # would keep the subscription and swallow the change below.
+        waiter = asyncio.ensure_future(sub.__anext__())
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await loop.run_in_executor(None, lambda: other.create(base, b'{"v": 1}', makepath=True))
+        snapshot = await asyncio.wait_for(sub.__anext__(), 20)
+        assert snapshot.data == {"v": 1}
+
+        pending = asyncio.ensure_future(sub.__anext__())
+        await loop.run_in_executor(None, r.close)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(pending, 20)
+        assert sub.ended
+
+    asyncio.run(main())
+
+
 def test_callbacks_run_on_their_own_threads_and_isolate_failures(zk, base, other, caplog):
     caplog.set_level(logging.ERROR, logger="ndsr")
     with ndsr.Registry(zk) as r:

@@ -121,7 +121,18 @@ impl Registry {
     /// # Errors
     /// As [`crate::Registry::get`].
     pub fn get(&self, path: &str) -> Result<Arc<Snapshot>> {
+        if let Some(snapshot) = self.inner.get_cached(path)? {
+            return Ok(snapshot);
+        }
         self.block(self.inner.get(path))
+    }
+
+    /// [`crate::Registry::get_cached`]: the cached snapshot, never waiting.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::get_cached`].
+    pub fn get_cached(&self, path: &str) -> Result<Option<Arc<Snapshot>>> {
+        self.inner.get_cached(path)
     }
 
     /// [`crate::Registry::read`], blocking.
@@ -231,6 +242,13 @@ impl Subscription {
     /// The latest snapshot without waiting.
     pub fn latest(&self) -> Option<Arc<Snapshot>> {
         self.inner.latest()
+    }
+
+    /// The async subscription underneath, to await from any Tokio runtime
+    /// (its [`next`](crate::Subscription::next) waits on a channel, not on
+    /// this registry's runtime).
+    pub fn as_async_mut(&mut self) -> &mut crate::Subscription {
+        &mut self.inner
     }
 }
 

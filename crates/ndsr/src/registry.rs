@@ -310,6 +310,20 @@ impl Registry {
         }
     }
 
+    /// The cached snapshot of `path` if it is watched and has been read,
+    /// without waiting and without touching the network (the fast path of
+    /// [`get`](Self::get), for callers that cannot await).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
+    pub fn get_cached(&self, path: &str) -> Result<Option<Arc<Snapshot>>> {
+        validate_path(path)?;
+        if self.state() == State::Closed {
+            return Err(Error::Closed);
+        }
+        Ok(self.shared.cache.get(path).map(|snapshot| self.with_freshness(snapshot)))
+    }
+
     /// Reads `path` once from ZooKeeper without starting a watch.
     ///
     /// # Errors

@@ -186,3 +186,26 @@ async fn cached_get_never_touches_the_network() {
     // Pings may pass meanwhile; 1,000 reads would be ~50 KB.
     assert!(proxy.bytes_to_server() - before.0 < 200, "cached gets sent requests");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_cached_answers_only_from_the_cache() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = unique_path("get-cached");
+    create(&zk, &path, b"{\"a\":1}", CreateMode::Persistent).await;
+    // Not watched yet: no answer, and no watch started by asking.
+    assert!(r.get_cached(&path).unwrap().is_none());
+    assert!(r.get_cached(&path).unwrap().is_none());
+    assert!(r.get_cached("no/leading/slash").is_err());
+
+    let got = r.get(&path).await.unwrap();
+    let cached = r.get_cached(&path).unwrap().expect("watched and read");
+    assert_eq!(cached.data, got.data);
+    zk.set_data(&path, b"{\"a\":2}", None).await.unwrap();
+    until_cached(&r, &path, "the change", |s| s.data.as_ref().is_some_and(|d| d["a"] == 2)).await;
+    assert_eq!(r.get_cached(&path).unwrap().unwrap().data.as_ref().unwrap()["a"], 2);
+
+    r.close().await;
+    assert!(matches!(r.get_cached(&path), Err(ndsr::Error::Closed)));
+}

@@ -14,7 +14,6 @@ The drop-in for Nextdoor's ``nd_service_registry`` is the package of that
 name (also importable as ``ndsr.compat``).
 """
 
-import asyncio
 import atexit
 import logging
 import os
@@ -166,15 +165,13 @@ class Subscription(object):
         return self
 
     async def __anext__(self):
-        loop = asyncio.get_running_loop()
-        while True:
-            # Waits in a worker thread with the GIL released; the event loop
-            # stays free.
-            snapshot = await loop.run_in_executor(None, self._core.next, 0.5)
-            if snapshot is not None:
-                return Snapshot(snapshot)
-            if self._core.ended:
-                raise StopAsyncIteration
+        # Awaits the Rust subscription on the module's asyncio runtime
+        # (pyo3-async-runtimes): no thread is held while waiting, and
+        # cancelling the task loses no change.
+        snapshot = await self._core.anext()
+        if snapshot is None:
+            raise StopAsyncIteration
+        return Snapshot(snapshot)
 
 
 class Lock(object):

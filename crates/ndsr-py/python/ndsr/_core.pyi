@@ -1,6 +1,6 @@
 """Type stubs of the extension module behind `ndsr` (use the `ndsr` package)."""
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Tuple, Union
 
 Data = Union[None, str, Mapping[str, Any]]
 
@@ -38,6 +38,7 @@ class Snapshot:
 
 class Subscription:
     def next(self, timeout: Optional[float] = None) -> Optional[Snapshot]: ...
+    def anext(self) -> Awaitable[Optional[Snapshot]]: ...
     @property
     def ended(self) -> bool: ...
 

@@ -1,0 +1,226 @@
+//! Case 7: the Python drop-in (`nd_service_registry` on ndsr, in
+//! `.venv-ndsr`) against the Python original (in `.venv`), running the same
+//! script (`python/original_bench.py`) on the same server in the same run;
+//! and the drop-in's Python callbacks against ndsr's Rust subscriber.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use zookeeper_client::{Acls, CreateMode};
+
+use crate::common::{fresh, mono_ns, populate, raw, Ctx, Row};
+use crate::propagation::delivered;
+use crate::{python, stats};
+
+/// The drop-in's venv python (`--dropin-python`, `NDSR_BENCH_DROPIN_PYTHON`,
+/// or `.venv-ndsr` at the workspace root, where scripts/python-tests.sh
+/// installs the wheel).
+pub fn interpreter(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    let path = given
+        .or_else(|| std::env::var_os("NDSR_BENCH_DROPIN_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-ndsr/bin/python"));
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: run scripts/setup.sh and scripts/python-tests.sh to build and install the drop-in",
+            path.display()
+        ))
+    }
+}
+
+async fn run_script(
+    python: &std::path::Path,
+    servers: String,
+    args: Vec<String>,
+) -> Result<serde_json::Value, String> {
+    let python = python.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python::run(&python, &servers, &args)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let dropin = interpreter(ctx.dropin.clone())?;
+    let mut rows = Vec::new();
+
+    // Cached read of a 1,000-child path, alternating rounds.
+    let path = fresh("py-cached");
+    populate(&raw(&ctx.servers()).await, &path, 1000).await;
+    let (rounds, iters) = (ctx.size(5, 3), ctx.size(20_000, 5_000).to_string());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (python, into) in [(&dropin, &mut ours), (&ctx.python, &mut theirs)] {
+            let value =
+                run_script(python, ctx.servers(), vec!["cached-get".into(), path.clone(), iters.clone()])
+                    .await?;
+            into.push(value["ns_per_op"].as_f64().ok_or("no ns_per_op")?);
+        }
+    }
+    rows.push(Row::compare(
+        "7 python drop-in",
+        "get of a 1,000-child watched path, ns/op (median)",
+        stats::median(&ours),
+        "original",
+        stats::median(&theirs),
+        "at least 10x faster (ratio <= 0.1)",
+        Some(|r| r <= 0.1),
+        format!("{rounds} alternating rounds of {iters} gets each, one process per round"),
+    ));
+
+    // Registration: N serial set_node calls until all exist.
+    let n = ctx.size(10_000, 500).to_string();
+    let mut seconds = Vec::new();
+    for (python, case) in [(&dropin, "register"), (&ctx.python, "register"), (&ctx.python, "register-raw")] {
+        let value =
+            run_script(python, ctx.servers(), vec![case.into(), fresh("py-register"), n.clone()]).await?;
+        seconds.push(value["seconds"].as_f64().ok_or("no seconds")?);
+    }
+    rows.push(Row::compare(
+        "7 python drop-in",
+        &format!("{n} registrations with set_node, s"),
+        Some(seconds[0]),
+        "original",
+        Some(seconds[1]),
+        "at least 10x faster (ratio <= 0.1)",
+        Some(|r| r <= 0.1),
+        "serial set_node calls until a plain client lists them all".into(),
+    ));
+    rows.push(Row::compare(
+        "7 python drop-in",
+        &format!("{n} registrations with set_node, s"),
+        Some(seconds[0]),
+        "raw kazoo creates (floor)",
+        Some(seconds[2]),
+        "",
+        None,
+        "a serial call waits for its create's answer: this bounds any serial set_node".into(),
+    ));
+
+    // Memory: RSS growth for N watched paths.
+    let n = ctx.size(10_000, 1_000).to_string();
+    let mut growth = Vec::new();
+    let mut setup = Vec::new();
+    for python in [&dropin, &ctx.python] {
+        let value =
+            run_script(python, ctx.servers(), vec!["memory".into(), fresh("py-memory"), n.clone()]).await?;
+        let kb = |k: &str| value[k].as_f64().ok_or(format!("no {k}"));
+        growth.push((kb("rss_after_kb")? - kb("rss_before_kb")?) / 1024.0);
+        setup.push(kb("setup_seconds")?);
+    }
+    rows.push(Row::compare(
+        "7 python drop-in",
+        &format!("RSS growth watching {n} paths, MB"),
+        Some(growth[0]),
+        "original",
+        Some(growth[1]),
+        "at most half (ratio <= 0.5)",
+        Some(|r| r <= 0.5),
+        format!("setup {:.1} s (drop-in) vs {:.1} s (original)", setup[0], setup[1]),
+    ));
+
+    rows.extend(propagation(ctx, &dropin).await?);
+    Ok(rows)
+}
+
+/// Send-to-callback time of the drop-in's Python callback against ndsr's
+/// Rust subscriber, both watching one service in the same run.
+async fn propagation(ctx: &Ctx, dropin: &std::path::Path) -> Result<Vec<Row>, String> {
+    let changes = ctx.size(1000, 200);
+    let path = fresh("py-propagation");
+    let writer = raw(&ctx.servers()).await;
+    writer
+        .mkdir(&path, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let registry = ndsr::Registry::builder(&ctx.servers()).build().await.map_err(|e| e.to_string())?;
+    let mut subscription = registry.subscribe(&path).map_err(|e| e.to_string())?;
+    let (tx, mut rust) = mpsc::unbounded_channel();
+    let rust_task = tokio::spawn(async move {
+        while let Some(s) = subscription.next().await {
+            if tx.send((mono_ns(), s.children.len())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut callback = python::Running::start(&dropin.to_path_buf(), &ctx.servers(), &["subscribe", &path])?;
+    let (tx, mut py) = mpsc::unbounded_channel();
+    let lines = callback.take_lines();
+    let reader = std::thread::spawn(move || {
+        for value in lines {
+            let (Some(t), Some(n)) = (value["t_ns"].as_u64(), value["children"].as_u64()) else { continue };
+            if tx.send((t, n as usize)).is_err() {
+                break;
+            }
+        }
+    });
+    for rx in [&mut rust, &mut py] {
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .map_err(|_| "an observer never started")?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let child = format!("{path}/c");
+    let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let (mut a, mut b, mut lost) = (Vec::new(), Vec::new(), [0usize; 2]);
+    for i in 0..changes {
+        let expected = usize::from(i % 2 == 0);
+        let sent = mono_ns();
+        if expected == 1 {
+            writer.create(&child, b"", &opts).await.map(drop).map_err(|e| e.to_string())?;
+        } else {
+            writer.delete(&child, None).await.map_err(|e| e.to_string())?;
+        }
+        let (x, y) = tokio::join!(delivered(&mut py, sent, expected), delivered(&mut rust, sent, expected));
+        for (k, (sample, into)) in [(x, &mut a), (y, &mut b)].into_iter().enumerate() {
+            match sample {
+                Some(us) => into.push(us),
+                None => lost[k] += 1,
+            }
+        }
+    }
+    // Closing ends the subscription, so the Rust observer returns; killing
+    // the Python process ends its output, so the reader returns.
+    registry.close().await;
+    rust_task.await.map_err(|e| e.to_string())?;
+    drop(callback);
+    drop(py);
+    tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the reader panicked")?;
+    let note = format!(
+        "{changes} changes; samples drop-in {} / Rust {}; lost {} / {}",
+        a.len(),
+        b.len(),
+        lost[0],
+        lost[1]
+    );
+    let q = |v: &Vec<f64>, q: f64| stats::quantile(v, q);
+    Ok(vec![
+        Row::compare(
+            "7 python drop-in",
+            "send to Python callback p50, µs",
+            q(&a, 0.5),
+            "ndsr Rust subscriber",
+            q(&b, 0.5),
+            "within 1.5x (ratio <= 1.5)",
+            Some(|r| r <= 1.5),
+            note.clone(),
+        ),
+        Row::compare(
+            "7 python drop-in",
+            "send to Python callback p99, µs",
+            q(&a, 0.99),
+            "ndsr Rust subscriber",
+            q(&b, 0.99),
+            "within 1.5x (ratio <= 1.5)",
+            Some(|r| r <= 1.5),
+            note,
+        ),
+    ])
+}
