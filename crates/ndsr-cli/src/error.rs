@@ -67,7 +67,11 @@ impl From<ndsr::Error> for CliError {
             E::LockTimeout { .. } => {
                 (Exit::LockTimeout, " (raise --wait, or see who holds it with `ndsr get -d`)")
             }
+            E::OutcomeUnknown { .. } => {
+                (Exit::NoConnection, " (read the node to see whether the write was applied)")
+            }
             E::Conflict { .. } => (Exit::Conflict, ""),
+            E::Contention { .. } => (Exit::Conflict, ""),
             E::WriteDropped { .. } => (Exit::Failure, ""),
             _ => (Exit::Failure, ""),
         };

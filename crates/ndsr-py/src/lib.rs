@@ -28,6 +28,18 @@ create_exception!(_core, InvalidArgument, NdsrError, "An argument is out of rang
 create_exception!(_core, DataTooLarge, NdsrError, "The data or the whole request is over the limit.");
 create_exception!(_core, NotAuthorized, NdsrError, "ZooKeeper refused the operation on the node's ACL.");
 create_exception!(_core, Conflict, NdsrError, "The node is held by another session.");
+create_exception!(
+    _core,
+    Contention,
+    NdsrError,
+    "Another client kept changing the node between reads and writes; nothing was written."
+);
+create_exception!(
+    _core,
+    OutcomeUnknown,
+    NoConnection,
+    "A write was sent and no answer came: it may or may not have been applied."
+);
 create_exception!(_core, LockTimeout, NdsrError, "The lock was not obtained within its wait.");
 create_exception!(_core, LockMismatch, NdsrError, "The lock's holders disagree on how many may hold it.");
 create_exception!(_core, NotALock, NdsrError, "The lock path holds a node that is not a lock.");
@@ -49,6 +61,8 @@ fn to_py(e: ndsr::Error) -> PyErr {
         E::DataTooLarge { .. } => DataTooLarge::new_err(message),
         E::NotAuthorized { .. } => NotAuthorized::new_err(message),
         E::Conflict { .. } => Conflict::new_err(message),
+        E::Contention { .. } => Contention::new_err(message),
+        E::OutcomeUnknown { .. } => OutcomeUnknown::new_err(message),
         E::LockTimeout { .. } => LockTimeout::new_err(message),
         E::LockMismatch { .. } => LockMismatch::new_err(message),
         E::NotALock { .. } => NotALock::new_err(message),
@@ -521,6 +535,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("DataTooLarge", py.get_type::<DataTooLarge>()),
         ("NotAuthorized", py.get_type::<NotAuthorized>()),
         ("Conflict", py.get_type::<Conflict>()),
+        ("Contention", py.get_type::<Contention>()),
+        ("OutcomeUnknown", py.get_type::<OutcomeUnknown>()),
         ("LockTimeout", py.get_type::<LockTimeout>()),
         ("LockMismatch", py.get_type::<LockMismatch>()),
         ("NotALock", py.get_type::<NotALock>()),

@@ -39,9 +39,27 @@ impl Backoff {
     }
 }
 
+/// The pause before rebuilding a session after it expired: uniform in
+/// [0, min(session timeout / 4, 2 s)]. A fleet whose sessions expired
+/// together (a partition healed, a quorum restored) then does not reconnect
+/// and re-register in one burst.
+pub(crate) fn rebuild_jitter(session_timeout: Duration) -> Duration {
+    let ceiling = (session_timeout / 4).min(Duration::from_secs(2));
+    rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuild_jitter_stays_within_its_ceiling_and_spreads() {
+        let draws: Vec<Duration> = (0..200).map(|_| rebuild_jitter(Duration::from_secs(4))).collect();
+        assert!(draws.iter().all(|d| *d <= Duration::from_secs(1)));
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(500)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(500)));
+        assert!((0..50).all(|_| rebuild_jitter(Duration::from_secs(60)) <= Duration::from_secs(2)));
+    }
 
     #[test]
     fn grows_within_jitter_bounds_up_to_max() {

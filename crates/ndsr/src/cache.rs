@@ -73,6 +73,19 @@ impl Cache {
         true
     }
 
+    /// Frees `path`'s channel if no receiver is left.
+    pub(crate) fn release(&self, path: &str) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get_mut(path) {
+            if slot.subscribers.as_ref().is_some_and(|tx| tx.receiver_count() == 0) {
+                slot.subscribers = None;
+            }
+            if slot.latest.is_none() && slot.subscribers.is_none() {
+                slots.remove(path);
+            }
+        }
+    }
+
     /// Forgets `path`; its subscribers see the end of their stream.
     pub(crate) fn remove(&self, path: &str) {
         self.slots.write().unwrap_or_else(|e| e.into_inner()).remove(path);
@@ -91,6 +104,18 @@ impl Cache {
     pub(crate) fn all(&self) -> Vec<Arc<Snapshot>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
         slots.values().filter_map(|slot| slot.latest.clone()).collect()
+    }
+}
+
+/// Calls [`Cache::release`] for `path` on drop.
+pub(crate) struct ReleaseOnDrop<'a> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) path: &'a str,
+}
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cache.release(self.path);
     }
 }
 

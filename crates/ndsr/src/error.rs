@@ -139,6 +139,33 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// The node kept changing under a read-then-write (another client
+    /// wrote it between each of our reads and writes): nothing of ours was
+    /// written; trying again later can succeed.
+    #[error("{path} kept changing {during} ({attempts} attempts); nothing was written, try again")]
+    Contention {
+        /// The node.
+        path: String,
+        /// What was being done ("while being written", ...).
+        during: &'static str,
+        /// How many read-then-write rounds were tried.
+        attempts: u32,
+    },
+
+    /// No answer came for a write that had been sent: it may or may not
+    /// have been applied (read the node to know). A write that had not been
+    /// sent when its caller gave up is never sent later, and fails with
+    /// [`Error::NoConnection`] instead.
+    #[error(
+        "{op} {path}: no answer within the operation timeout; the write may or may not have been applied"
+    )]
+    OutcomeUnknown {
+        /// The operation.
+        op: &'static str,
+        /// The node.
+        path: String,
+    },
+
     /// The registry was closed.
     #[error("the registry is closed")]
     Closed,
@@ -155,9 +182,38 @@ pub enum Error {
 }
 
 impl Error {
-    /// Can the same call succeed if retried later (connection problems)?
+    /// Can the same call succeed if retried later (connection problems,
+    /// contention, a node held by another session)?
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::NoConnection(_) | Error::Conflict { .. })
+        matches!(
+            self,
+            Error::NoConnection(_)
+                | Error::Conflict { .. }
+                | Error::Contention { .. }
+                | Error::OutcomeUnknown { .. }
+        )
+    }
+
+    /// Is this ZooKeeper's "no node" answer?
+    pub fn is_no_node(&self) -> bool {
+        matches!(self, Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. })
+    }
+
+    /// Does a registration whose write failed with this error stay in the
+    /// desired state (to be made later), rather than being dropped? Only
+    /// for errors that a later attempt can get past without the caller
+    /// changing anything. A separate policy from [`is_retryable`], which
+    /// answers the caller's question.
+    ///
+    /// [`is_retryable`]: Self::is_retryable
+    pub(crate) fn keeps_goal(&self) -> bool {
+        matches!(
+            self,
+            Error::NoConnection(_)
+                | Error::Conflict { .. }
+                | Error::Contention { .. }
+                | Error::OutcomeUnknown { .. }
+        )
     }
 
     /// Maps a client error for an operation on `path`.

@@ -12,6 +12,7 @@
 //! Unlike the original, a waiter is woken by ZooKeeper watches, so a lock
 //! freed during the wait is acquired.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 use zookeeper_client::{Client, CreateMode, Error as Zk, EventType, OneshotWatcher};
 
 use crate::path::validate_path;
-use crate::session::{reconcile, Shared};
+use crate::session::{reconcile, Shared, State};
 use crate::{Error, Registry, Result};
 
 /// Default time to wait for a lock, as the original's `LOCK_WAIT`.
@@ -112,7 +113,7 @@ impl LockBuilder {
         }
         let shared = self.registry.shared().clone();
         let connect_by = Instant::now() + shared.config.connect_timeout_or_default();
-        let (client, _) = shared.client_by(connect_by).await?;
+        let (client, epoch) = shared.client_by(connect_by).await?;
         let deadline = Instant::now() + self.wait;
         ensure_lease_node(&shared, &client, &self.path, self.simultaneous).await?;
         let contender = enter_queue(&shared, &client, &self, deadline).await?;
@@ -120,7 +121,7 @@ impl LockBuilder {
         let result = take_lease(&shared, &client, &self, deadline).await;
         let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;
         let node = result?;
-        Ok(LockGuard::new(client, self.path, node))
+        Ok(LockGuard::new(shared, epoch, self.path, node))
     }
 
     /// Takes the lock only if it is free now ([`wait`](Self::wait) zero).
@@ -187,7 +188,11 @@ async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32)
             Err(e) => return Err(e),
         }
     }
-    Err(Error::NoConnection(format!("lock node {path} kept changing")))
+    Err(Error::Contention {
+        path: path.to_string(),
+        during: "while being checked as a lock node",
+        attempts: 3,
+    })
 }
 
 /// Is `name` a lock holder's node (kazoo's: 32 hex digits of a uuid4)?
@@ -285,12 +290,14 @@ async fn wait_for(watcher: OneshotWatcher, deadline: Instant, path: &str, wait: 
 ///
 /// The lock is held by the session that took it: if that session expires,
 /// the lock is lost ([`is_lost`](Self::is_lost), [`lost`](Self::lost)), and
-/// so it is if someone deletes the holder node. The guard keeps its
-/// session open until dropped, even across `Registry::close`.
-#[derive(Debug)]
+/// so it is if someone deletes the holder node. The guard does not keep the
+/// session open: `Registry::close` (or dropping the last registry handle)
+/// ends it without waiting for the guard, and the lock is then lost.
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
-    client: Client,
+    shared: Arc<Shared>,
+    /// The session epoch that holds the lock.
+    epoch: u64,
     path: String,
     node: String,
     lost: watch::Receiver<bool>,
@@ -298,11 +305,22 @@ pub struct LockGuard {
     released: bool,
 }
 
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("path", &self.path)
+            .field("node", &self.node)
+            .field("epoch", &self.epoch)
+            .field("lost", &self.is_lost())
+            .finish()
+    }
+}
+
 impl LockGuard {
-    fn new(client: Client, path: String, node: String) -> LockGuard {
+    fn new(shared: Arc<Shared>, epoch: u64, path: String, node: String) -> LockGuard {
         let (tx, lost) = watch::channel(false);
-        let monitor = tokio::spawn(monitor(client.clone(), node.clone(), tx));
-        LockGuard { client, path, node, lost, monitor, released: false }
+        let monitor = shared.tasks.spawn(monitor(shared.clone(), epoch, node.clone(), tx));
+        LockGuard { shared, epoch, path, node, lost, monitor, released: false }
     }
 
     /// The lock's path.
@@ -315,7 +333,8 @@ impl LockGuard {
         &self.node
     }
 
-    /// Has the lock been lost (session expired, or holder node deleted)?
+    /// Has the lock been lost (session expired or closed, or holder node
+    /// deleted)?
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow()
     }
@@ -331,21 +350,35 @@ impl LockGuard {
         }
     }
 
-    /// Releases the lock.
+    /// Releases the lock. A lock whose session has ended is already free.
     ///
     /// # Errors
     /// [`Error::NoConnection`] if the release could not reach ZooKeeper (the
     /// lock then ends with the session).
+    ///
+    /// # Cancellation safety
+    /// Cancelling it is as dropping the guard: the holder node is deleted in
+    /// the background.
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         self.monitor.abort();
-        match tokio::time::timeout(self.client.session_timeout(), self.client.delete(&self.node, None)).await
-        {
-            Ok(Ok(())) | Ok(Err(Zk::NoNode)) => Ok(()),
-            Ok(Err(e)) => Err(Error::from_zk("delete", &self.node, e)),
-            Err(_) => Err(Error::NoConnection(format!("releasing lock {}", self.path))),
+        let Some(client) = holding_client(&self.shared, self.epoch) else { return Ok(()) };
+        match self.shared.call("delete", &self.node, client.delete(&self.node, None)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_no_node() => Ok(()),
+            Err(e) => Err(e),
         }
     }
+}
+
+/// The client of the session `epoch`, if that session is still the
+/// registry's (not expired, not closed).
+fn holding_client(shared: &Shared, epoch: u64) -> Option<Client> {
+    let view = shared.session.borrow();
+    if view.epoch != epoch || view.state == State::Closed {
+        return None;
+    }
+    view.client.clone()
 }
 
 impl Drop for LockGuard {
@@ -354,42 +387,53 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        // Drop cannot await: delete in the background if a runtime is
-        // there; otherwise the node goes with the session.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (client, node) = (self.client.clone(), std::mem::take(&mut self.node));
-            runtime.spawn(async move {
-                let timeout = client.session_timeout();
-                let _ = tokio::time::timeout(timeout, client.delete(&node, None)).await;
-            });
-        }
+        // Drop cannot await: delete in the background (a task `close()`
+        // waits for) if a runtime is there; otherwise the node goes with
+        // the session.
+        let (Ok(runtime), Some(client)) =
+            (tokio::runtime::Handle::try_current(), holding_client(&self.shared, self.epoch))
+        else {
+            return;
+        };
+        let (shared, node) = (self.shared.clone(), std::mem::take(&mut self.node));
+        runtime.spawn(self.shared.tasks.track_future(async move {
+            let _ = shared.call("delete", &node, client.delete(&node, None)).await;
+        }));
     }
 }
 
-/// Marks the guard lost on session loss or deletion of its node.
-async fn monitor(client: Client, node: String, lost: watch::Sender<bool>) {
-    let mut states = client.state_watcher();
-    let node_gone = async {
-        loop {
-            match client.check_and_watch_stat(&node).await {
-                Ok((None, _)) => return,
-                Ok((Some(_), watcher)) => {
-                    let event = watcher.changed().await;
-                    if event.event_type == EventType::NodeDeleted {
-                        return;
+/// Marks the guard lost when its session ends (expiry, close) or its node
+/// is deleted. Holds a client only while a call is in flight, so that it
+/// never keeps a closed registry's session open.
+async fn monitor(shared: Arc<Shared>, epoch: u64, node: String, lost: watch::Sender<bool>) {
+    let mut session = shared.session.subscribe();
+    loop {
+        session.mark_unchanged();
+        let Some(client) = holding_client(&shared, epoch) else { break };
+        let watched = shared.call("exists", &node, client.check_and_watch_stat(&node)).await;
+        drop(client);
+        match watched {
+            Ok((None, _)) => break,
+            Ok((Some(_), watcher)) => {
+                tokio::select! {
+                    event = watcher.changed() => {
+                        if event.event_type == EventType::NodeDeleted {
+                            break;
+                        }
+                        // Otherwise (a session event): check again.
                     }
-                    if event.event_type == EventType::Session && event.session_state.is_terminated() {
-                        return;
-                    }
+                    changed = session.changed() => if changed.is_err() { break },
                 }
-                Err(_) if client.state().is_terminated() => return,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+            Err(_) => {
+                // Not answered (disconnected?): look again after the session
+                // changes, or in a moment.
+                tokio::select! {
+                    changed = session.changed() => if changed.is_err() { break },
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
             }
         }
-    };
-    tokio::select! {
-        () = node_gone => {}
-        () = async { while !states.changed().await.is_terminated() {} } => {}
     }
     let _ = lost.send(true);
 }

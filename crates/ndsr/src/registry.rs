@@ -13,9 +13,11 @@ use crate::codec::{encode, Data};
 use crate::config::RegistryBuilder;
 use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
-use crate::session::{ensure_actor, read_node, stop_actor, ActorCmd, Goal, SessionView, Shared, State};
+use crate::session::{
+    ensure_actor, read_node, stop_actor, ActorCmd, Goal, Reply, SessionView, Shared, State, WithdrawOnDrop,
+};
 use crate::snapshot::{Freshness, Snapshot};
-use crate::subscription::{drive, CallbackId, Subscription};
+use crate::subscription::{drive, CallbackId, Interest, Subscription};
 use crate::{Error, Result};
 
 /// A service registry on ZooKeeper: registrations, watched paths and their
@@ -97,11 +99,12 @@ impl Registry {
             cache_file,
             requests: Default::default(),
             parents: Default::default(),
+            tasks: Default::default(),
         });
         let (cmds, rx) = mpsc::unbounded_channel();
-        tokio::spawn(supervisor::run(shared.clone(), rx));
+        shared.tasks.spawn(supervisor::run(shared.clone(), rx));
         if shared.cache_file.is_some() {
-            tokio::spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
+            shared.tasks.spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
         }
         let registry = Registry { shared, cmds, callbacks: Default::default() };
         if !lazy {
@@ -138,12 +141,16 @@ impl Registry {
             desire.drops = 0;
             desire.goal.replace(Goal::Ephemeral(bytes))
         };
-        let result = self.send(path, ActorCmd::Enforce).await;
+        let result = self.send("set_node", path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
-            if !e.is_retryable() {
-                if let Some(desire) = self.shared.desired().get_mut(path) {
+            if !e.keeps_goal() {
+                // Dropped: as before the call, and nothing left behind if
+                // the path was new.
+                let mut desired = self.shared.desired();
+                if let Some(desire) = desired.get_mut(path) {
                     desire.goal = previous;
                 }
+                crate::session::forget_if_unwanted(&self.shared, &mut desired, path);
             }
         }
         result
@@ -179,7 +186,8 @@ impl Registry {
             }
             desire.watch = true;
         }
-        self.send(path, |reply| ActorCmd::SetData { bytes: bytes.clone(), keep_defaults, reply }).await
+        self.send("set_data", path, |reply| ActorCmd::SetData { bytes: bytes.clone(), keep_defaults, reply })
+            .await
     }
 
     /// Removes the node at `path`; an absent node is fine.
@@ -213,7 +221,7 @@ impl Registry {
             }
         };
         if registered {
-            return self.send(path, ActorCmd::Enforce).await;
+            return self.send("unset", path, ActorCmd::Enforce).await;
         }
         let (client, _) = self.shared.client_by(self.deadline()).await?;
         match self.shared.call("delete", path, client.delete(path, None)).await {
@@ -292,6 +300,9 @@ impl Registry {
                 return Ok(Arc::new(saved));
             }
         }
+        // Declared before `rx`, so dropped after it: the channel made for
+        // this wait is freed on every return, unless a subscriber uses it.
+        let _release = crate::cache::ReleaseOnDrop { cache: &self.shared.cache, path };
         let mut rx = self.shared.cache.subscribe(path);
         let deadline = self.deadline();
         loop {
@@ -336,7 +347,10 @@ impl Registry {
     }
 
     /// Watches `path` and returns its snapshots: the current one first, then
-    /// one per change. Does not wait for a connection.
+    /// one per change. Does not wait for a connection. The path stays
+    /// watched while the subscription lives; dropping the last
+    /// subscription of a path that nothing else wants (a [`get`](Self::get),
+    /// [`set_data`](Self::set_data), a registration, a callback) unwatches it.
     ///
     /// # Errors
     /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
@@ -345,10 +359,16 @@ impl Registry {
         if self.state() == State::Closed {
             return Err(Error::Closed);
         }
-        self.shared.desired().entry(path.to_string()).or_default().watch = true;
-        let rx = self.shared.cache.subscribe(path);
+        let (rx, token) = {
+            let mut desired = self.shared.desired();
+            let desire = desired.entry(path.to_string()).or_default();
+            let token = desire.subscription.get_or_insert_with(Default::default).clone();
+            (self.shared.cache.subscribe(path), token)
+        };
+        let interest =
+            Interest { shared: Arc::downgrade(&self.shared), path: path.to_string(), token: Some(token) };
         ensure_actor(&self.shared, path);
-        Ok(Subscription::new(rx))
+        Ok(Subscription::new(rx, Some(interest)))
     }
 
     /// Calls `callback` with the snapshot of `path` now and on every change
@@ -410,7 +430,7 @@ impl Registry {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let subscription = self.subscribe(path)?;
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let task = tokio::spawn(drive(path.to_string(), subscription, callback));
+        let task = self.shared.tasks.spawn(drive(path.to_string(), subscription, callback));
         self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task);
         Ok(CallbackId(id))
     }
@@ -491,10 +511,18 @@ impl Registry {
     }
 
     /// Ends the session now: ephemeral registrations vanish at once (not
-    /// after the session timeout), watches stop, subscriptions end. Returns
-    /// once the session is closed (bounded by the operation timeout).
+    /// after the session timeout), watches stop, subscriptions and
+    /// callbacks end, held locks are lost, and the cache file gets its last
+    /// save. Returns once the session is closed and every task of the
+    /// registry has ended (bounded by twice the operation timeout). A live
+    /// [`LockGuard`](crate::LockGuard) does not delay it.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: the session still closes (the supervisor carries on).
     pub async fn close(&self) {
-        for (_, task) in self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        let callbacks: Vec<_> =
+            self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, t)| t).collect();
+        for task in &callbacks {
             task.abort();
         }
         let (reply, done) = oneshot::channel();
@@ -504,6 +532,11 @@ impl Registry {
         // Every clone shares the cache: end the subscriptions here, not
         // when the last clone is dropped.
         self.shared.cache.end_subscriptions();
+        // Callbacks were aborted above; the supervisor has stopped the
+        // actors; the saver ends on `Closed` after its last save; lock
+        // monitors end with the session. Wait for all of them.
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(self.shared.op_timeout(), self.shared.tasks.wait()).await;
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -580,8 +613,11 @@ impl Registry {
     /// the path to a new actor if the session is rebuilt meanwhile.
     ///
     /// Commands are idempotent, so one whose actor was stopped before it
-    /// answered is sent again to the next actor, until the deadline.
-    async fn send(&self, path: &str, make: impl Fn(oneshot::Sender<Result<()>>) -> ActorCmd) -> Result<()> {
+    /// answered is sent again to the next actor, until the deadline. A
+    /// command that has not started when this gives up (or is cancelled)
+    /// is withdrawn and never runs; one that had started is reported as
+    /// [`Error::OutcomeUnknown`].
+    async fn send(&self, op: &'static str, path: &str, make: impl Fn(Reply) -> ActorCmd) -> Result<()> {
         let deadline = self.deadline();
         loop {
             self.shared.client_by(deadline).await?;
@@ -590,7 +626,8 @@ impl Registry {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             };
-            let (reply, answer) = oneshot::channel();
+            let (reply, answer, ticket) = Reply::new();
+            let _withdraw = WithdrawOnDrop(ticket.clone());
             if tx.unbounded_send(make(reply)).is_err() {
                 continue;
             }
@@ -598,10 +635,15 @@ impl Registry {
             match tokio::time::timeout(self.shared.op_timeout() * 4, answer).await {
                 Ok(Ok(result)) => return result,
                 Ok(Err(_)) if Instant::now() < deadline => continue,
-                Ok(Err(_)) => {
-                    return Err(Error::NoConnection(format!("the session was lost while writing {path}")))
+                Ok(Err(_)) if ticket.withdraw() => {
+                    return Err(Error::NoConnection(format!("the session was lost before writing {path}")))
                 }
-                Err(_) => return Err(Error::NoConnection(format!("no answer writing {path}"))),
+                Ok(Err(_)) => return Err(Error::OutcomeUnknown { op, path: path.to_string() }),
+                Err(_) if ticket.withdraw() => {
+                    let why = "not started within the operation timeout; withdrawn, nothing was written";
+                    return Err(Error::NoConnection(format!("{op} {path}: {why}")));
+                }
+                Err(_) => return Err(Error::OutcomeUnknown { op, path: path.to_string() }),
             }
         }
     }
@@ -644,7 +686,7 @@ mod tests {
         assert_send_sync::<Registry>();
         assert_send_sync::<Snapshot>();
         assert_send_sync::<Error>();
-        assert_send::<Subscription>(&Subscription::new(watch::channel(None).1));
+        assert_send::<Subscription>(&Subscription::new(watch::channel(None).1, None));
         // Compile-time only: the futures of the public async methods are Send.
         #[allow(unreachable_code, clippy::diverging_sub_expression)]
         fn _futures_are_send(r: Registry) {

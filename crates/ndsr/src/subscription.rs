@@ -13,6 +13,11 @@ use crate::Snapshot;
 /// The stream ends (`None`) when the path is unwatched or the registry is
 /// closed.
 ///
+/// A subscription keeps its path watched. Dropping the last subscription
+/// of a path that nothing else wants (no [`get`](crate::Registry::get),
+/// `set_data`, registration or callback) unwatches it, as
+/// [`unwatch`](crate::Registry::unwatch) would.
+///
 /// # Example
 ///
 /// ```no_run
@@ -25,13 +30,20 @@ use crate::Snapshot;
 /// ```
 #[derive(Debug)]
 pub struct Subscription {
+    // Dropped before `interest`, so that the receiver is gone when the
+    // interest asks whether the path's channel is still needed.
     rx: watch::Receiver<Option<Arc<Snapshot>>>,
     first: bool,
+    /// Held for its `Drop` (unwatches when this was the last subscription).
+    _interest: Option<Interest>,
 }
 
 impl Subscription {
-    pub(crate) fn new(rx: watch::Receiver<Option<Arc<Snapshot>>>) -> Subscription {
-        Subscription { rx, first: true }
+    pub(crate) fn new(
+        rx: watch::Receiver<Option<Arc<Snapshot>>>,
+        interest: Option<Interest>,
+    ) -> Subscription {
+        Subscription { rx, first: true, _interest: interest }
     }
 
     /// The next snapshot: the current one on the first call (waiting for
@@ -62,6 +74,29 @@ impl Subscription {
     /// The latest snapshot without waiting (`None` before the first read).
     pub fn latest(&self) -> Option<Arc<Snapshot>> {
         self.rx.borrow().clone()
+    }
+}
+
+/// A subscription's claim on its path: on drop, the path is unwatched if
+/// nothing else wants it.
+pub(crate) struct Interest {
+    pub(crate) shared: std::sync::Weak<crate::session::Shared>,
+    pub(crate) path: String,
+    /// A clone of the desire's subscription token (see `Desire`).
+    pub(crate) token: Option<Arc<()>>,
+}
+
+impl std::fmt::Debug for Interest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interest").field("path", &self.path).finish()
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        if let (Some(shared), Some(token)) = (self.shared.upgrade(), self.token.take()) {
+            crate::session::release_subscriber(&shared, &self.path, token);
+        }
     }
 }
 

@@ -96,11 +96,17 @@ pub(crate) async fn run(
             }
             cmd = cmds.next() => match cmd {
                 None => return,
+                // A command whose caller gave up before it started is
+                // dropped (a registration's goal is still enforced below).
                 Some(ActorCmd::Enforce(reply)) => {
-                    let _ = reply.send(Box::pin(actor.enforce(true)).await);
+                    if reply.start() {
+                        reply.send(Box::pin(actor.enforce(true)).await);
+                    }
                 }
                 Some(ActorCmd::SetData { bytes, keep_defaults, reply }) => {
-                    let _ = reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
+                    if reply.start() {
+                        reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
+                    }
                 }
                 Some(ActorCmd::Ready(reply)) => {
                     let _ = reply.send(());

@@ -60,8 +60,14 @@ pub(crate) struct SessionView {
 /// What the program asked for on one path.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Desire {
-    /// Keep the path in the cache, watched.
+    /// Keep the path in the cache, watched, until `unwatch` (asked for by
+    /// `get`, `set_data`).
     pub(crate) watch: bool,
+    /// A token that every live subscription (and callback) of this desire
+    /// holds a clone of: the path stays watched while there is one. A token
+    /// rather than a count, so that a subscription from before an
+    /// `unwatch` never counts against a later desire of the same path.
+    pub(crate) subscription: Option<std::sync::Arc<()>>,
     /// A registration's goal for the node.
     pub(crate) goal: Option<Goal>,
     /// Writes of this path in a row whose connection dropped while they
@@ -89,12 +95,70 @@ pub(crate) enum Goal {
 /// A request to a path actor.
 pub(crate) enum ActorCmd {
     /// Bring the node to its goal now and report.
-    Enforce(oneshot::Sender<Result<()>>),
+    Enforce(Reply),
     /// Write persistent data unless the node already holds this value
     /// (`keep_defaults`: the caller gave `pid`/`created` itself).
-    SetData { bytes: Vec<u8>, keep_defaults: bool, reply: oneshot::Sender<Result<()>> },
+    SetData { bytes: Vec<u8>, keep_defaults: bool, reply: Reply },
     /// Answered once the actor's first read (and enforcement) is done.
     Ready(oneshot::Sender<()>),
+}
+
+/// The answer channel of a caller's command, and the ticket that decides
+/// whether the command runs: the actor starts it only if the caller has not
+/// withdrawn it (timed out, or its future was dropped), and a caller that
+/// gives up learns whether it had started. So a write whose caller gave up
+/// before it started is never performed, and one that had started is
+/// reported as of unknown outcome.
+pub(crate) struct Reply {
+    tx: oneshot::Sender<Result<()>>,
+    ticket: Ticket,
+}
+
+impl Reply {
+    pub(crate) fn new() -> (Reply, oneshot::Receiver<Result<()>>, Ticket) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = Ticket::default();
+        (Reply { tx, ticket: ticket.clone() }, rx, ticket)
+    }
+
+    /// Claims the command for running; `false`: the caller withdrew it.
+    pub(crate) fn start(&self) -> bool {
+        !self.tx.is_closed() && self.ticket.move_from_queued(Ticket::STARTED)
+    }
+
+    pub(crate) fn send(self, result: Result<()>) {
+        let _ = self.tx.send(result);
+    }
+}
+
+/// Whether a command is queued, started or withdrawn.
+#[derive(Clone, Default)]
+pub(crate) struct Ticket(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+impl Ticket {
+    const STARTED: u8 = 1;
+    const WITHDRAWN: u8 = 2;
+
+    fn move_from_queued(&self, to: u8) -> bool {
+        use std::sync::atomic::Ordering::AcqRel;
+        self.0.compare_exchange(0, to, AcqRel, std::sync::atomic::Ordering::Acquire).is_ok()
+    }
+
+    /// Withdraws the command unless it has started; `true`: it never will.
+    pub(crate) fn withdraw(&self) -> bool {
+        self.move_from_queued(Self::WITHDRAWN)
+            || self.0.load(std::sync::atomic::Ordering::Acquire) == Self::WITHDRAWN
+    }
+}
+
+/// Withdraws a command when its caller's future is dropped (cancelled)
+/// before the answer came.
+pub(crate) struct WithdrawOnDrop(pub(crate) Ticket);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        self.0.withdraw();
+    }
 }
 
 pub(crate) struct ActorHandle {
@@ -130,6 +194,10 @@ pub(crate) struct Shared {
     /// Parents this registry made (or is making), so that many
     /// registrations racing into one new parent make it once.
     pub(crate) parents: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>>,
+    /// Every task the registry spawns (supervisor, actors, callbacks, the
+    /// cache file's saver, lock monitors and background releases):
+    /// `close()` waits for them all, bounded.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -333,13 +401,50 @@ pub(crate) fn ensure_actor(
         }
     }
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let task = tokio::spawn(actor::run(shared.clone(), path.to_string(), client, rx));
+    let task = shared.tasks.spawn(actor::run(shared.clone(), path.to_string(), client, rx));
     if let Some(old) =
         actors.insert(path.to_string(), ActorHandle { epoch: view.epoch, tx: tx.clone(), task })
     {
         old.task.abort();
     }
     Some(tx)
+}
+
+impl Desire {
+    /// Does anything still want this path?
+    pub(crate) fn is_empty(&self) -> bool {
+        let subscribed = matches!(&self.subscription, Some(token) if std::sync::Arc::strong_count(token) > 1);
+        !self.watch && !subscribed && self.goal.is_none()
+    }
+}
+
+/// Forgets `path` if nothing wants it any more: its desire, actor and cache
+/// entry. Called under the desired-state lock, so that a `get` or
+/// `subscribe` racing with it either keeps the path or starts afresh.
+pub(crate) fn forget_if_unwanted(shared: &Shared, desired: &mut HashMap<String, Desire>, path: &str) {
+    if desired.get(path).is_some_and(Desire::is_empty) {
+        desired.remove(path);
+        stop_actor(shared, path);
+        shared.cache.remove(path);
+    }
+}
+
+/// A subscription of `path` holding `token` ended: unwatch the path if
+/// nothing else wants it, else free its channel if it has no receiver left.
+pub(crate) fn release_subscriber(shared: &Shared, path: &str, token: std::sync::Arc<()>) {
+    let mut desired = shared.desired();
+    let ours = desired
+        .get(path)
+        .and_then(|desire| desire.subscription.as_ref())
+        .is_some_and(|current| std::sync::Arc::ptr_eq(current, &token));
+    // Dropped under the lock, so that of two subscriptions ending at once,
+    // the second sees the first's token gone.
+    drop(token);
+    if ours {
+        forget_if_unwanted(shared, &mut desired, path);
+    }
+    drop(desired);
+    shared.cache.release(path);
 }
 
 /// Stops `path`'s actor (after `unwatch`/`unset` leave nothing to do).

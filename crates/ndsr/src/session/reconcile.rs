@@ -14,7 +14,7 @@ use crate::session::{Goal, Shared};
 use crate::{Error, Result};
 
 /// Attempts before a goal that keeps moving is reported as an error.
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: u32 = 8;
 
 /// What a write left in the node, for the cache.
 pub(crate) struct Written {
@@ -102,7 +102,7 @@ async fn ensure_ephemeral(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::NoConnection(format!("{path} kept changing under the registration ({ATTEMPTS} attempts)")))
+    Err(Error::Contention { path: path.to_string(), during: "under the registration", attempts: ATTEMPTS })
 }
 
 /// Keeps the path of an unset registration free of nodes that are not
@@ -141,7 +141,7 @@ async fn ensure_absent(shared: &Shared, client: &Client, path: &str) -> Result<(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::NoConnection(format!("{path} kept changing while being removed ({ATTEMPTS} attempts)")))
+    Err(Error::Contention { path: path.to_string(), during: "while being removed", attempts: ATTEMPTS })
 }
 
 /// Waits before deleting another client's node again: 1 s after the first
@@ -220,7 +220,7 @@ pub(crate) async fn set_data(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::NoConnection(format!("{path} kept changing while being written ({ATTEMPTS} attempts)")))
+    Err(Error::Contention { path: path.to_string(), during: "while being written", attempts: ATTEMPTS })
 }
 
 /// Creates `path`, making missing parents as persistent nodes.

@@ -85,10 +85,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<C
         epoch += 1;
         tracing::info!(session = %client.session_id(), epoch, "connected to ZooKeeper");
         publish(&shared, State::Connected, Some(client.clone()), epoch);
-        start_epoch(&shared, epoch).await;
         let mut states = client.state_watcher();
+        // Starting the epoch (restoring registrations first) runs beside the
+        // watch on the session, so a close or another expiry meanwhile is
+        // seen at once; the start is dropped with the epoch.
+        let starting = start_epoch(&shared, epoch);
+        tokio::pin!(starting);
+        let mut started = false;
         loop {
             tokio::select! {
+                () = &mut starting, if !started => started = true,
                 state = states.changed() => match on_client_state(state) {
                     Transition::Publish(state) => {
                         tracing::info!(?state, "ZooKeeper connection state");
@@ -99,7 +105,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<C
                         shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(client.session_id().0);
                         publish(&shared, State::Expired, None, epoch);
                         stop_actors(&shared).await;
-                        continue 'sessions;
+                        let pause = crate::backoff::rebuild_jitter(shared.config.session_timeout);
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => continue 'sessions,
+                            cmd = cmds.recv() => break 'sessions reply_of(cmd),
+                        }
                     }
                     Transition::Stop => break 'sessions None,
                 },

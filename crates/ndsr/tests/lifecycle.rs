@@ -1,0 +1,173 @@
+//! Lifecycle promises (issue 11): what `close()`, cancelled writes, dropped
+//! subscriptions and failed registrations leave behind.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ndsr::{Error, Registry};
+use ndsr_testkit::{eventually, unique_path, FaultProxy, ZkServer};
+use zookeeper_client::{Acls, CreateMode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_leaves_no_task_behind_and_saves_the_cache_file_last() {
+    init_logs();
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.json");
+    let path = unique_path("lifecycle-tasks");
+    create(&zk, &path, b"{\"v\":1}", CreateMode::Persistent).await;
+
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let r = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .cache_file(&file)
+        .build()
+        .await
+        .unwrap();
+    // One of everything that runs a task: a registration and a watch
+    // (actors), a callback, the cache file's saver, a lock's monitor.
+    r.set_node(&format!("{path}/me"), "x").await.unwrap();
+    let _callback = r.add_callback(&path, |_| {}).unwrap();
+    let _subscription = r.subscribe(&path).unwrap();
+    let guard = r.lock(&format!("{path}-lock")).try_acquire().await.unwrap();
+    zk.set_data(&path, b"{\"v\":2}", None).await.unwrap();
+    until_cached(&r, &path, "v 2", |s| s.data.as_ref().is_some_and(|d| d["v"] == 2)).await;
+
+    r.close().await;
+
+    assert_eq!(metrics.num_alive_tasks(), before, "tasks outlived close()");
+    assert!(guard.is_lost(), "close() ends the session that holds the lock");
+    // The change made just before close() is in the file when it returns
+    // (the saver's last save is awaited, not left to a detached task).
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let entry = saved.to_string();
+    assert!(entry.contains(&path) && entry.contains(r#""v":2"#), "last snapshot not saved: {entry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_does_not_wait_for_a_live_lock_guard() {
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let r = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let guard = r.lock(&unique_path("lifecycle-lock")).try_acquire().await.unwrap();
+    assert!(exists(&zk, guard.holder_node()).await.is_some());
+
+    r.close().await;
+
+    // The guard no longer keeps the session open: when close() returns,
+    // the session is closed and its holder node gone.
+    assert!(exists(&zk, guard.holder_node()).await.is_none(), "the guard kept the session open");
+    assert!(guard.is_lost());
+    // Releasing a lock whose session ended is fine: it is free already.
+    guard.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_caller_gave_up_before_it_started_is_never_performed() {
+    let server = ZkServer::shared();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let zk = other(&server.connect_string()).await;
+    let r = registry(&proxy.connect_string()).await;
+    let path = unique_path("lifecycle-withdrawn");
+    create(&zk, &path, b"{\"v\":0}", CreateMode::Persistent).await;
+    r.get(&path).await.unwrap();
+
+    // Slow the connection so that a first write keeps the path busy.
+    proxy.delay(Duration::from_millis(400));
+    let requests = r.zk_requests();
+    let first = tokio::spawn({
+        let (r, path) = (r.clone(), path.clone());
+        async move { r.set_data(&path, serde_json::json!({"v": 1, "pid": 1, "created": "x"})).await }
+    });
+    eventually(WAIT, "the first write in flight", || async { r.zk_requests() > requests }).await.unwrap();
+    // A second write queued behind it, whose caller gives up at once.
+    let second = tokio::time::timeout(
+        Duration::from_millis(50),
+        r.set_data(&path, serde_json::json!({"v": 2, "pid": 1, "created": "x"})),
+    )
+    .await;
+    assert!(second.is_err(), "the second write should still be queued: {second:?}");
+    proxy.delay(Duration::ZERO);
+    first.await.unwrap().unwrap();
+    // A write queued after the withdrawn one: once it is answered, the
+    // withdrawn one would have run too.
+    r.set_data(&path, serde_json::json!({"v": 1, "pid": 1, "created": "x"})).await.unwrap();
+
+    let (data, stat) = zk.get_data(&path).await.unwrap();
+    let data: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(data["v"], 1);
+    assert_eq!(stat.version, 1, "only the first write may have been made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_subscription_unwatches_its_path() {
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let r = registry(&server.connect_string()).await;
+    let path = unique_path("lifecycle-sub");
+    create(&zk, &path, b"", CreateMode::Persistent).await;
+
+    let mut a = r.subscribe(&path).unwrap();
+    let mut b = r.subscribe(&path).unwrap();
+    a.next().await.unwrap();
+    b.next().await.unwrap();
+    drop(a);
+    assert!(r.get_cached(&path).unwrap().is_some(), "another subscription still wants it");
+    drop(b);
+    assert!(r.get_cached(&path).unwrap().is_none(), "the last subscription's drop unwatches");
+
+    // A path a `get` asked for stays watched.
+    let pinned = unique_path("lifecycle-pinned");
+    r.get(&pinned).await.unwrap();
+    drop(r.subscribe(&pinned).unwrap());
+    assert!(r.get_cached(&pinned).unwrap().is_some());
+
+    // A subscription from before an unwatch does not end a later one's.
+    let again = unique_path("lifecycle-again");
+    let mut old = r.subscribe(&again).unwrap();
+    old.next().await.unwrap();
+    r.unwatch(&again).unwrap();
+    assert!(old.next().await.is_none(), "unwatch ends the subscription");
+    let mut new = r.subscribe(&again).unwrap();
+    new.next().await.unwrap();
+    drop(old);
+    assert!(r.get_cached(&again).unwrap().is_some(), "an old subscription unwatched a new one's path");
+
+    // A removed callback lets its path go too.
+    let called = unique_path("lifecycle-callback");
+    let id = r.add_callback(&called, |_| {}).unwrap();
+    // (Not `get`, which would keep the path watched.)
+    eventually(WAIT, "the first read", || async { r.get_cached(&called).unwrap().is_some() }).await.unwrap();
+    assert!(r.remove_callback(id));
+    eventually(WAIT, "the callback's path unwatched", || async { r.get_cached(&called).unwrap().is_none() })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_registration_leaves_nothing_behind() {
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let r = registry(&server.connect_string()).await;
+    let base = unique_path("lifecycle-failed");
+    create(&zk, &base, b"", CreateMode::Persistent).await;
+    let parent = format!("{base}/readonly");
+    zk.create(&parent, b"", &CreateMode::Persistent.with_acls(Acls::anyone_read())).await.unwrap();
+    let path = format!("{parent}/me");
+
+    match r.set_node(&path, "x").await {
+        Err(Error::NotAuthorized { .. }) => {}
+        other => panic!("expected NotAuthorized, got {other:?}"),
+    }
+    // Neither a registration nor a watch is left for the path.
+    assert!(r.get_cached(&path).unwrap().is_none(), "a failed set_node left the path watched");
+}
