@@ -93,7 +93,7 @@ impl Registry {
             session: watch::channel(view).0,
             state: watch::channel(State::Connecting).0,
             past_sessions: Default::default(),
-            actors: Default::default(),
+            hub: Default::default(),
             acl,
             limiter,
             cache_file,
@@ -504,6 +504,13 @@ impl Registry {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
+    /// How many tasks of this registry are running (its supervisor, the
+    /// session's hub, callbacks, the cache file's saver, lock monitors):
+    /// 0 once [`close`](Self::close) has returned. For monitoring.
+    pub fn live_tasks(&self) -> usize {
+        self.shared.tasks.len()
+    }
+
     /// The current ZooKeeper session (id and password), while there is one.
     /// Tests use it to force an expiry (`ndsr_testkit::expire_session`).
     pub fn session(&self) -> Option<zookeeper_client::SessionInfo> {
@@ -628,7 +635,7 @@ impl Registry {
             };
             let (reply, answer, ticket) = Reply::new();
             let _withdraw = WithdrawOnDrop(ticket.clone());
-            if tx.unbounded_send(make(reply)).is_err() {
+            if tx.send(make(reply)).is_err() {
                 continue;
             }
             // The actor makes a few calls, each bounded by the operation timeout.

@@ -37,9 +37,18 @@ async fn close_leaves_no_task_behind_and_saves_the_cache_file_last() {
     zk.set_data(&path, b"{\"v\":2}", None).await.unwrap();
     until_cached(&r, &path, "v 2", |s| s.data.as_ref().is_some_and(|d| d["v"] == 2)).await;
 
+    assert!(r.live_tasks() >= 5, "{} tasks", r.live_tasks());
+
     r.close().await;
 
-    assert_eq!(metrics.num_alive_tasks(), before, "tasks outlived close()");
+    assert_eq!(r.live_tasks(), 0, "tasks of the registry outlived close()");
+    // Nothing else either, once the ZooKeeper client's own connection task
+    // (not ours, and not joinable) has seen the session closed.
+    eventually(WAIT, "the runtime back to its tasks before the registry", || async {
+        metrics.num_alive_tasks() == before
+    })
+    .await
+    .unwrap();
     assert!(guard.is_lost(), "close() ends the session that holds the lock");
     // The change made just before close() is in the file when it returns
     // (the saver's last save is awaited, not left to a detached task).
@@ -170,4 +179,20 @@ async fn a_failed_registration_leaves_nothing_behind() {
     }
     // Neither a registration nor a watch is left for the path.
     assert!(r.get_cached(&path).unwrap().is_none(), "a failed set_node left the path watched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_path_is_a_record_not_a_task() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let base = unique_path("lifecycle-records");
+    r.get(&format!("{base}/p0")).await.unwrap();
+    let tasks = r.live_tasks();
+    let gets: Vec<String> = (1..300).map(|i| format!("{base}/p{i}")).collect();
+    for got in futures::future::join_all(gets.iter().map(|p| r.get(p))).await {
+        got.unwrap();
+    }
+    r.set_node(&format!("{base}/me"), "x").await.unwrap();
+    assert_eq!(r.live_tasks(), tasks, "watching 300 more paths and registering one added tasks");
+    r.close().await;
 }

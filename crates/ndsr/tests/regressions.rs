@@ -118,8 +118,10 @@ async fn an_unset_registration_leaves_another_sessions_registration_alone() {
     assert!(made < 40, "{made} requests to keep the path absent for 3.5 s: not paced");
     eventually(WAIT, "deleted again", || async { exists(&zk, &path).await.is_none() }).await.unwrap();
 
-    // unwatch ends keeping the path absent.
+    // unwatch ends keeping the path absent (the second registry's unset
+    // keeps it absent too: end both).
     first.unwatch(&path).unwrap();
+    second.unwatch(&path).unwrap();
     create(&zk, &path, b"stays", CreateMode::Persistent).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(exists(&zk, &path).await.is_some(), "after unwatch the path is no longer kept absent");

@@ -29,19 +29,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
 use zookeeper_client::{AddWatchMode, Client, CreateMode, EventType, SessionState, WatchedEvent};
 
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
-use crate::session::{read_node, ActorCmd, Goal, Shared};
+use crate::session::{read_node, Goal, Shared};
 use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
-struct Actor {
-    shared: Arc<Shared>,
-    path: String,
-    client: Client,
+/// What is known of one path between operations: all a path costs while
+/// nothing happens on it (the hub keeps one per path; see `hub.rs`).
+pub(crate) struct PathState {
+    pub(crate) path: String,
     /// The node's data and stat as last read or written (`None`: missing).
     node: Option<(Vec<u8>, Stat)>,
     children: BTreeSet<String>,
@@ -49,74 +48,82 @@ struct Actor {
     known: bool,
 }
 
-/// What a batch of events asks for.
-#[derive(Default)]
-struct Batch {
-    /// Reconnected: add the watch again (see the module docs).
-    rewatch: bool,
-    reread: bool,
-    children_changed: bool,
-    terminated: bool,
-}
+impl PathState {
+    pub(crate) fn new(path: String) -> PathState {
+        PathState { path, node: None, children: BTreeSet::new(), known: false }
+    }
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    path: String,
-    client: Client,
-    mut cmds: futures::channel::mpsc::UnboundedReceiver<ActorCmd>,
-) {
-    let mut actor = Actor { shared, path, client, node: None, children: BTreeSet::new(), known: false };
-    // The larger steps are boxed: an idle actor's future (one per watched
-    // path) then holds only what waiting needs, not the biggest step's state.
-    let Some(mut watcher) = Box::pin(actor.start()).await else { return };
-    loop {
-        tokio::select! {
-            event = watcher.changed() => {
-                let mut batch = Batch::default();
-                actor.note(&event, &mut batch);
-                // Coalesce whatever else is already queued into one read
-                // and one publication.
-                while !batch.terminated {
-                    match watcher.changed().now_or_never() {
-                        Some(event) => actor.note(&event, &mut batch),
-                        None => break,
-                    }
+    /// Notes what an event asks for in `batch` (a child's creation or
+    /// deletion is applied to the children at once).
+    pub(crate) fn note(&mut self, event: &WatchedEvent, batch: &mut Batch) {
+        if event.event_type == EventType::Session {
+            match event.session_state {
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                    batch.rewatch = true;
+                    batch.reread = true;
                 }
-                if batch.terminated {
-                    // pitfall 11: never await the watcher after a terminal event.
-                    return;
-                }
-                if batch.rewatch {
-                    // Add the new watcher before dropping the old one, so the
-                    // client never asks the server to remove the path's watch.
-                    let Some(renewed) = Box::pin(actor.add_watch()).await else { return };
-                    watcher = renewed;
-                }
-                Box::pin(actor.apply(batch)).await;
+                state if state.is_terminated() => batch.terminated = true,
+                _ => {}
             }
-            cmd = cmds.next() => match cmd {
-                None => return,
-                // A command whose caller gave up before it started is
-                // dropped (a registration's goal is still enforced below).
-                Some(ActorCmd::Enforce(reply)) => {
-                    if reply.start() {
-                        reply.send(Box::pin(actor.enforce(true)).await);
-                    }
-                }
-                Some(ActorCmd::SetData { bytes, keep_defaults, reply }) => {
-                    if reply.start() {
-                        reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
-                    }
-                }
-                Some(ActorCmd::Ready(reply)) => {
-                    let _ = reply.send(());
-                }
-            },
+            return;
+        }
+        if event.path == self.path {
+            // Our own create's event needs no read: we know what we wrote.
+            // Anything else (a data change, a deletion, a creation we did
+            // not make) is read back.
+            let ours = event.event_type == EventType::NodeCreated && self.known && self.node.is_some();
+            batch.reread |= !ours;
+            return;
+        }
+        if let Some(name) = direct_child(&self.path, &event.path) {
+            match event.event_type {
+                EventType::NodeCreated => batch.children_changed |= self.children.insert(name.to_string()),
+                EventType::NodeDeleted => batch.children_changed |= self.children.remove(name),
+                _ => {}
+            }
         }
     }
 }
 
+/// One operation on a path: its state, with the session's handles for the
+/// time of the operation.
+pub(crate) struct Actor {
+    shared: Arc<Shared>,
+    path: String,
+    client: Client,
+    node: Option<(Vec<u8>, Stat)>,
+    children: BTreeSet<String>,
+    known: bool,
+}
+
+/// What a batch of events asks for.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Reconnected: add the watch again (see the module docs).
+    pub(crate) rewatch: bool,
+    reread: bool,
+    children_changed: bool,
+    pub(crate) terminated: bool,
+}
+
+impl Batch {
+    /// Does it ask for any work?
+    pub(crate) fn is_empty(&self) -> bool {
+        !(self.rewatch || self.reread || self.children_changed || self.terminated)
+    }
+}
+
 impl Actor {
+    pub(crate) fn new(shared: Arc<Shared>, client: Client, state: PathState) -> Actor {
+        let PathState { path, node, children, known } = state;
+        Actor { shared, path, client, node, children, known }
+    }
+
+    pub(crate) fn into_state(self) -> PathState {
+        let Actor { path, node, children, known, .. } = self;
+        PathState { path, node, children, known }
+    }
+
     /// Adds the watch and brings the path up to date.
     ///
     /// A registration is first tried optimistically: the watch and the
@@ -124,7 +131,7 @@ impl Actor {
     /// which is all that registering a new node costs. If the create fails
     /// (the node exists, a parent is missing, ...), a full read and the
     /// owner-checked enforcement take over.
-    async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
+    pub(crate) async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
         if let Some(Goal::Ephemeral(bytes)) = self.goal() {
             self.shared.throttle().await;
             // Registrations racing into a parent this registry has not
@@ -175,7 +182,7 @@ impl Actor {
     }
 
     /// Adds the persistent recursive watch, retrying while the session lives.
-    async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
+    pub(crate) async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
         let mut delay = std::time::Duration::from_millis(50);
         loop {
             // Starting and re-arming watches is the background work that
@@ -200,36 +207,7 @@ impl Actor {
         }
     }
 
-    fn note(&mut self, event: &WatchedEvent, batch: &mut Batch) {
-        if event.event_type == EventType::Session {
-            match event.session_state {
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                    batch.rewatch = true;
-                    batch.reread = true;
-                }
-                state if state.is_terminated() => batch.terminated = true,
-                _ => {}
-            }
-            return;
-        }
-        if event.path == self.path {
-            // Our own create's event needs no read: we know what we wrote.
-            // Anything else (a data change, a deletion, a creation we did
-            // not make) is read back.
-            let ours = event.event_type == EventType::NodeCreated && self.known && self.node.is_some();
-            batch.reread |= !ours;
-            return;
-        }
-        if let Some(name) = direct_child(&self.path, &event.path) {
-            match event.event_type {
-                EventType::NodeCreated => batch.children_changed |= self.children.insert(name.to_string()),
-                EventType::NodeDeleted => batch.children_changed |= self.children.remove(name),
-                _ => {}
-            }
-        }
-    }
-
-    async fn apply(&mut self, batch: Batch) {
+    pub(crate) async fn apply(&mut self, batch: Batch) {
         if batch.reread || !self.known {
             self.resync().await;
         } else if batch.children_changed {
@@ -283,7 +261,7 @@ impl Actor {
 
     /// Brings the node to its registration's goal. `requested`: a caller
     /// asked for it just now (not an event or a reconnect).
-    async fn enforce(&mut self, requested: bool) -> Result<()> {
+    pub(crate) async fn enforce(&mut self, requested: bool) -> Result<()> {
         let Some(goal) = self.goal() else { return Ok(()) };
         // Already so, as far as the watch tells: nothing to ask ZooKeeper.
         // (A change the watch has not delivered yet triggers enforcement
@@ -334,7 +312,7 @@ impl Actor {
         Ok(())
     }
 
-    async fn set_data(&mut self, bytes: Vec<u8>, keep_defaults: bool) -> Result<()> {
+    pub(crate) async fn set_data(&mut self, bytes: Vec<u8>, keep_defaults: bool) -> Result<()> {
         let written =
             reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, keep_defaults).await?;
         self.remember(written);
@@ -348,17 +326,11 @@ pub(crate) const MAX_WRITE_DROPS: u32 = 4;
 
 #[cfg(test)]
 mod tests {
-    /// One actor lives per watched path: its idle future must stay small
-    /// (the large steps are boxed). It was 2.8 KB before they were.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_idle_actor_is_small() {
-        let server = ndsr_testkit::ZkServer::shared();
-        let registry = crate::Registry::builder(&server.connect_string()).build().await.unwrap();
-        let shared = registry.shared().clone();
-        let client = shared.session.borrow().client.clone().unwrap();
-        let (_tx, rx) = futures::channel::mpsc::unbounded();
-        let actor = super::run(shared.clone(), "/x".into(), client, rx);
-        let size = std::mem::size_of_val(&actor);
-        assert!(size < 1024, "an actor's future is {size} bytes");
+    /// A path at rest costs its `PathState` (plus its data and children):
+    /// keep it small, it exists once per watched path.
+    #[test]
+    fn a_path_at_rest_is_small() {
+        let size = std::mem::size_of::<super::PathState>();
+        assert!(size <= 160, "a PathState is {size} bytes");
     }
 }

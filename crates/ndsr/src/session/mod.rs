@@ -10,6 +10,7 @@
 //! are pipelined on the one connection).
 
 pub(crate) mod actor;
+pub(crate) mod hub;
 pub(crate) mod reconcile;
 pub(crate) mod supervisor;
 
@@ -161,12 +162,25 @@ impl Drop for WithdrawOnDrop {
     }
 }
 
-pub(crate) struct ActorHandle {
+/// The hub of one epoch (see `hub.rs`).
+pub(crate) struct HubHandle {
     pub(crate) epoch: u64,
-    /// A `futures` channel: unlike tokio's, it allocates per message, not
-    /// a block of 32 slots per channel (one channel per watched path).
-    pub(crate) tx: futures::channel::mpsc::UnboundedSender<ActorCmd>,
+    /// A `futures` channel: it allocates per message, not per block.
+    pub(crate) tx: futures::channel::mpsc::UnboundedSender<hub::HubCmd>,
     pub(crate) task: JoinHandle<()>,
+}
+
+/// Sends a path's commands to the hub of the epoch it was made in.
+pub(crate) struct PathSender {
+    tx: futures::channel::mpsc::UnboundedSender<hub::HubCmd>,
+    path: String,
+}
+
+impl PathSender {
+    /// Sends `cmd`; an error means that epoch's hub is gone.
+    pub(crate) fn send(&self, cmd: ActorCmd) -> std::result::Result<(), ()> {
+        self.tx.unbounded_send(hub::HubCmd::Path(self.path.clone(), cmd)).map_err(drop)
+    }
 }
 
 /// State shared by the handles, the supervisor and the actors.
@@ -182,7 +196,8 @@ pub(crate) struct Shared {
     /// to replace (pitfall 3: the client may declare expiry before the
     /// server does).
     pub(crate) past_sessions: Mutex<HashSet<i64>>,
-    pub(crate) actors: Mutex<HashMap<String, ActorHandle>>,
+    /// The hub of the current epoch, which does every path's work.
+    pub(crate) hub: Mutex<Option<HubHandle>>,
     /// The ACL of every node created.
     pub(crate) acl: Vec<zookeeper_client::Acl>,
     /// The background-work rate limit, if any.
@@ -211,8 +226,8 @@ impl Shared {
         lock(&self.desired)
     }
 
-    pub(crate) fn actors(&self) -> MutexGuard<'_, HashMap<String, ActorHandle>> {
-        lock(&self.actors)
+    pub(crate) fn hub(&self) -> MutexGuard<'_, Option<HubHandle>> {
+        lock(&self.hub)
     }
 
     pub(crate) fn is_past_session(&self, id: i64) -> bool {
@@ -386,28 +401,26 @@ pub(crate) async fn read_node(shared: &Shared, client: &Client, path: &str) -> R
     Ok(NodeRead { node, children })
 }
 
-/// The command sender of `path`'s actor in the current epoch, spawning the
-/// actor if needed. `None` while there is no live session.
-pub(crate) fn ensure_actor(
-    shared: &std::sync::Arc<Shared>,
-    path: &str,
-) -> Option<futures::channel::mpsc::UnboundedSender<ActorCmd>> {
+/// A sender of `path`'s commands in the current epoch, starting the work on
+/// the path (and the epoch's hub) if needed. `None` while there is no live
+/// session.
+pub(crate) fn ensure_actor(shared: &std::sync::Arc<Shared>, path: &str) -> Option<PathSender> {
     let view = shared.session.borrow().clone();
     let client = view.client.filter(|_| view.state != State::Closed)?;
-    let mut actors = shared.actors();
-    if let Some(actor) = actors.get(path) {
-        if actor.epoch == view.epoch && !actor.tx.is_closed() {
-            return Some(actor.tx.clone());
+    let mut hub = shared.hub();
+    let current = hub.as_ref().is_some_and(|h| h.epoch == view.epoch && !h.tx.is_closed());
+    if !current {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let task = shared.tasks.spawn(hub::run(shared.clone(), client, rx));
+        // An older epoch's hub (the supervisor normally stops it first) is
+        // aborted; the task tracker still waits for it on close.
+        if let Some(old) = hub.replace(HubHandle { epoch: view.epoch, tx, task }) {
+            old.task.abort();
         }
     }
-    let (tx, rx) = futures::channel::mpsc::unbounded();
-    let task = shared.tasks.spawn(actor::run(shared.clone(), path.to_string(), client, rx));
-    if let Some(old) =
-        actors.insert(path.to_string(), ActorHandle { epoch: view.epoch, tx: tx.clone(), task })
-    {
-        old.task.abort();
-    }
-    Some(tx)
+    let tx = hub.as_ref()?.tx.clone();
+    tx.unbounded_send(hub::HubCmd::Watch(path.to_string())).ok()?;
+    Some(PathSender { tx, path: path.to_string() })
 }
 
 impl Desire {
@@ -447,9 +460,9 @@ pub(crate) fn release_subscriber(shared: &Shared, path: &str, token: std::sync::
     shared.cache.release(path);
 }
 
-/// Stops `path`'s actor (after `unwatch`/`unset` leave nothing to do).
+/// Stops the work on `path` (after `unwatch`/`unset` leave nothing to do).
 pub(crate) fn stop_actor(shared: &Shared, path: &str) {
-    if let Some(actor) = shared.actors().remove(path) {
-        actor.task.abort();
+    if let Some(hub) = shared.hub().as_ref() {
+        let _ = hub.tx.unbounded_send(hub::HubCmd::Stop(path.to_string()));
     }
 }

@@ -205,7 +205,7 @@ async fn start_epoch(shared: &Arc<Shared>, epoch: u64) {
     for (path, _) in &registrations {
         if let Some(tx) = ensure_actor(shared, path) {
             let (reply, rx) = oneshot::channel();
-            if tx.unbounded_send(ActorCmd::Ready(reply)).is_ok() {
+            if tx.send(ActorCmd::Ready(reply)).is_ok() {
                 ready.push(rx);
             }
         }
@@ -219,24 +219,25 @@ async fn start_epoch(shared: &Arc<Shared>, epoch: u64) {
     }
 }
 
-/// Stops every actor and waits until their tasks (and client clones) are gone.
+/// Stops the hub and waits until its task (and its client clones) are gone.
 async fn stop_actors(shared: &Shared) {
     stop_actors_before(shared, u64::MAX).await;
 }
 
-/// Stops the actors of epochs before `epoch` (a handle may already have
-/// started actors of the new one).
+/// Stops the hub of an epoch before `epoch` (a handle may already have
+/// started the new one).
 async fn stop_actors_before(shared: &Shared, epoch: u64) {
-    let actors: Vec<_> = {
-        let mut map = shared.actors();
-        let old: Vec<String> = map.iter().filter(|(_, a)| a.epoch < epoch).map(|(p, _)| p.clone()).collect();
-        old.into_iter().filter_map(|p| map.remove(&p)).map(|a| a.task).collect()
+    let old = {
+        let mut hub = shared.hub();
+        if hub.as_ref().is_some_and(|h| h.epoch < epoch) {
+            hub.take()
+        } else {
+            None
+        }
     };
-    for task in &actors {
-        task.abort();
-    }
-    for task in actors {
-        let _ = task.await;
+    if let Some(old) = old {
+        old.task.abort();
+        let _ = old.task.await;
     }
 }
 
