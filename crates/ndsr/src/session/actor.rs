@@ -40,7 +40,8 @@ use crate::{Error, Result};
 /// What is known of one path between operations: all a path costs while
 /// nothing happens on it (the hub keeps one per path; see `hub.rs`).
 pub(crate) struct PathState {
-    pub(crate) path: String,
+    /// Shared with the hub's table.
+    pub(crate) path: Arc<str>,
     /// The node's data and stat as last read or written (`None`: missing).
     node: Option<(Vec<u8>, Stat)>,
     children: BTreeSet<String>,
@@ -49,7 +50,7 @@ pub(crate) struct PathState {
 }
 
 impl PathState {
-    pub(crate) fn new(path: String) -> PathState {
+    pub(crate) fn new(path: Arc<str>) -> PathState {
         PathState { path, node: None, children: BTreeSet::new(), known: false }
     }
 
@@ -67,7 +68,7 @@ impl PathState {
             }
             return;
         }
-        if event.path == self.path {
+        if event.path == *self.path {
             // Our own create's event needs no read: we know what we wrote.
             // Anything else (a data change, a deletion, a creation we did
             // not make) is read back.
@@ -89,7 +90,7 @@ impl PathState {
 /// time of the operation.
 pub(crate) struct Actor {
     shared: Arc<Shared>,
-    path: String,
+    path: Arc<str>,
     client: Client,
     node: Option<(Vec<u8>, Stat)>,
     children: BTreeSet<String>,
@@ -246,7 +247,7 @@ impl Actor {
     }
 
     fn goal(&self) -> Option<Goal> {
-        self.shared.desired().get(&self.path).and_then(|d| d.goal.clone())
+        self.shared.desired().get(&*self.path).and_then(|d| d.goal.clone())
     }
 
     fn remember(&mut self, written: Option<Written>) {
@@ -284,20 +285,20 @@ impl Actor {
     /// is given up after [`MAX_WRITE_DROPS`] in a row, instead of
     /// reconnecting in a tight loop.
     async fn back_off_dropped_writes(&self, goal: &Goal) -> Result<()> {
-        let drops = self.shared.desired().get(&self.path).map_or(0, |d| d.drops);
+        let drops = self.shared.desired().get(&*self.path).map_or(0, |d| d.drops);
         if drops == 0 {
             return Ok(());
         }
         if drops >= MAX_WRITE_DROPS {
             let mut desired = self.shared.desired();
-            if let Some(desire) = desired.get_mut(&self.path) {
+            if let Some(desire) = desired.get_mut(&*self.path) {
                 if desire.goal.as_ref() == Some(goal) {
                     desire.goal = None;
                     desire.drops = 0;
                 }
             }
             drop(desired);
-            let error = Error::WriteDropped { path: self.path.clone(), attempts: drops };
+            let error = Error::WriteDropped { path: self.path.to_string(), attempts: drops };
             tracing::error!(path = %self.path, error = %error, "registration given up");
             return Err(error);
         }

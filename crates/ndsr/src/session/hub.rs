@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::future::{AbortHandle, Abortable, Aborted};
+use futures::future::{AbortHandle, Aborted};
 use futures::stream::FuturesUnordered;
 use futures::{Future, StreamExt};
 use zookeeper_client::{Client, PersistentWatcher, WatchedEvent};
@@ -39,32 +39,59 @@ type Generation = u64;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A watcher waiting for its next event (and handed back with it).
-type Armed = BoxFuture<(String, Generation, Result<(WatchedEvent, PersistentWatcher), Aborted>)>;
+type Armed = BoxFuture<(Arc<str>, Generation, Result<(WatchedEvent, PersistentWatcher), Aborted>)>;
 
 /// What an operation hands back: the path's state and, when it (re)added
 /// the watch, the new watcher (`None` inside: the session ended).
 type OpOutput = (PathState, Option<Option<PersistentWatcher>>);
 
 /// An operation in flight.
-type Op = BoxFuture<(String, Generation, Result<OpOutput, Aborted>)>;
+type Op = BoxFuture<(Arc<str>, Generation, Result<OpOutput, Aborted>)>;
 
+/// Operations in flight at most (the rest wait their turn): this bounds the
+/// memory and the burst of requests of a session that starts or restores
+/// many paths at once, while keeping the connection's pipeline full.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// One path's record: small while the path is at rest (its state is boxed,
+/// and what arrives while it is busy has a box of its own).
 struct Record {
     generation: Generation,
     /// `None` while an operation runs.
-    state: Option<PathState>,
-    /// Events that arrived while busy, in order.
-    events: Vec<WatchedEvent>,
-    /// Commands that arrived while busy (or before the start finished).
-    cmds: VecDeque<ActorCmd>,
+    state: Option<Box<PathState>>,
+    pending: Option<Box<Pending>>,
     /// The watcher while it waits for an event.
     armed: Option<AbortHandle>,
+    op: Option<AbortHandle>,
+    /// Not started yet: the first operation adds the watch and reads.
+    unstarted: bool,
+    /// Waiting for room among the operations in flight.
+    queued: bool,
+    /// The session ended for this path (a terminal event): nothing more.
+    dead: bool,
+}
+
+/// What arrived for a path while it was busy, and a held watcher.
+#[derive(Default)]
+struct Pending {
+    /// Events, in order.
+    events: Vec<WatchedEvent>,
+    /// Commands, in order.
+    cmds: VecDeque<ActorCmd>,
     /// A watcher held back while its replacement is being added (never
     /// dropped first: dropping a path's last watcher removes the watch on
     /// the server).
     held: Option<PersistentWatcher>,
-    op: Option<AbortHandle>,
-    /// The session ended for this path (a terminal event): nothing more.
-    dead: bool,
+}
+
+impl Record {
+    fn pending(&mut self) -> &mut Pending {
+        self.pending.get_or_insert_with(Default::default)
+    }
+
+    fn has_work(&self) -> bool {
+        self.unstarted || self.pending.as_ref().is_some_and(|p| !p.events.is_empty() || !p.cmds.is_empty())
+    }
 }
 
 pub(crate) async fn run(
@@ -79,6 +106,7 @@ pub(crate) async fn run(
         next_generation: 0,
         armed: FuturesUnordered::new(),
         ops: FuturesUnordered::new(),
+        waiting: VecDeque::new(),
     };
     loop {
         tokio::select! {
@@ -95,6 +123,7 @@ pub(crate) async fn run(
                 if let Ok((state, watcher)) = done {
                     hub.finished(path, generation, state, watcher);
                 }
+                hub.admit_waiting();
             }
         }
     }
@@ -103,74 +132,61 @@ pub(crate) async fn run(
 struct Hub {
     shared: Arc<Shared>,
     client: Client,
-    records: HashMap<String, Record>,
+    records: HashMap<Arc<str>, Record>,
     next_generation: Generation,
     armed: FuturesUnordered<Armed>,
     ops: FuturesUnordered<Op>,
+    /// Paths with work, waiting for room among the operations in flight.
+    waiting: VecDeque<(Arc<str>, Generation)>,
 }
 
 impl Hub {
     fn command(&mut self, cmd: HubCmd) {
         match cmd {
-            HubCmd::Watch(path) => self.ensure(&path),
+            HubCmd::Watch(path) => {
+                let path = self.ensure(&path);
+                self.next_step(&path);
+            }
             HubCmd::Stop(path) => {
-                if let Some(record) = self.records.remove(&path) {
+                if let Some(record) = self.records.remove(path.as_str()) {
                     for handle in record.armed.iter().chain(record.op.iter()) {
                         handle.abort();
                     }
                 }
             }
             HubCmd::Path(path, cmd) => {
-                self.ensure(&path);
+                let path = self.ensure(&path);
                 if let Some(record) = self.records.get_mut(&path) {
-                    record.cmds.push_back(cmd);
+                    record.pending().cmds.push_back(cmd);
                 }
                 self.next_step(&path);
             }
         }
     }
 
-    /// Makes a record for `path` and starts it, unless there is one.
-    fn ensure(&mut self, path: &str) {
-        if self.records.contains_key(path) {
-            return;
+    /// The key of `path`'s record, made (not started yet) if there is none.
+    fn ensure(&mut self, path: &str) -> Arc<str> {
+        if let Some((key, _)) = self.records.get_key_value(path) {
+            return key.clone();
         }
         self.next_generation += 1;
-        let generation = self.next_generation;
-        let mut actor =
-            Actor::new(self.shared.clone(), self.client.clone(), PathState::new(path.to_string()));
-        let (op, handle) = futures::future::abortable(async move {
-            let watcher = Box::pin(actor.start()).await;
-            (actor.into_state(), Some(watcher))
-        });
-        self.push_op(path, generation, op);
-        self.records.insert(
-            path.to_string(),
-            Record {
-                generation,
-                state: None,
-                events: Vec::new(),
-                cmds: VecDeque::new(),
-                armed: None,
-                held: None,
-                op: Some(handle),
-                dead: false,
-            },
-        );
-    }
-
-    fn push_op(
-        &mut self,
-        path: &str,
-        generation: Generation,
-        op: Abortable<impl Future<Output = OpOutput> + Send + 'static>,
-    ) {
-        let path = path.to_string();
-        self.ops.push(Box::pin(async move { (path, generation, op.await) }));
+        let key: Arc<str> = Arc::from(path);
+        let record = Record {
+            generation: self.next_generation,
+            state: Some(Box::new(PathState::new(key.clone()))),
+            pending: None,
+            armed: None,
+            op: None,
+            unstarted: true,
+            queued: false,
+            dead: false,
+        };
+        self.records.insert(key.clone(), record);
+        key
     }
 
     /// Waits for the next event of `watcher`.
-    fn arm(&mut self, path: &str, watcher: PersistentWatcher) {
+    fn arm(&mut self, path: &Arc<str>, watcher: PersistentWatcher) {
         let Some(record) = self.records.get_mut(path) else { return };
         let generation = record.generation;
         let (waiting, handle) = futures::future::abortable(async move {
@@ -179,13 +195,13 @@ impl Hub {
             (event, watcher)
         });
         record.armed = Some(handle);
-        let path = path.to_string();
+        let path = path.clone();
         self.armed.push(Box::pin(async move { (path, generation, waiting.await) }));
     }
 
     fn event(
         &mut self,
-        path: String,
+        path: Arc<str>,
         generation: Generation,
         event: WatchedEvent,
         watcher: PersistentWatcher,
@@ -194,21 +210,21 @@ impl Hub {
             return;
         };
         record.armed = None;
-        let reconnected = event.event_type == zookeeper_client::EventType::Session
+        let session = event.event_type == zookeeper_client::EventType::Session;
+        let reconnected = session
             && matches!(
                 event.session_state,
                 zookeeper_client::SessionState::SyncConnected
                     | zookeeper_client::SessionState::ConnectedReadOnly
             );
-        let terminated =
-            event.event_type == zookeeper_client::EventType::Session && event.session_state.is_terminated();
-        record.events.push(event);
+        let terminated = session && event.session_state.is_terminated();
+        record.pending().events.push(event);
         if terminated {
             // pitfall 11: never await the watcher after a terminal event.
             record.dead = true;
         } else if reconnected {
             // Re-added by the next operation; kept until then.
-            record.held = Some(watcher);
+            record.pending().held = Some(watcher);
         } else {
             self.arm(&path, watcher);
         }
@@ -217,7 +233,7 @@ impl Hub {
 
     fn finished(
         &mut self,
-        path: String,
+        path: Arc<str>,
         generation: Generation,
         state: PathState,
         watcher: Option<Option<PersistentWatcher>>,
@@ -226,74 +242,97 @@ impl Hub {
             return;
         };
         record.op = None;
-        record.state = Some(state);
+        record.state = Some(Box::new(state));
         match watcher {
             Some(Some(watcher)) => {
                 // The new watcher is there: the held one may go now.
-                record.held = None;
+                if let Some(pending) = &mut record.pending {
+                    pending.held = None;
+                }
                 self.arm(&path, watcher);
             }
-            Some(None) => {
-                record.held = None;
-                record.dead = true;
-            }
+            Some(None) => record.dead = true,
             None => {}
         }
         self.next_step(&path);
     }
 
-    /// Starts the path's next operation if it is idle and has work:
-    /// commands first (in order), then the events so far, as one batch.
-    fn next_step(&mut self, path: &str) {
+    /// Starts the operations of waiting paths while there is room.
+    fn admit_waiting(&mut self) {
+        while self.ops.len() < MAX_IN_FLIGHT {
+            let Some((path, generation)) = self.waiting.pop_front() else { return };
+            if let Some(record) = self.records.get_mut(&path).filter(|r| r.generation == generation) {
+                record.queued = false;
+                self.next_step(&path);
+            }
+        }
+    }
+
+    /// Starts the path's next operation if it is idle and has work: its
+    /// start, then commands (in order), then the events so far as one
+    /// batch. Waits its turn when the operations in flight are at their
+    /// bound.
+    fn next_step(&mut self, path: &Arc<str>) {
         let Some(record) = self.records.get_mut(path) else { return };
         if record.dead {
             // The session is gone: answer nothing; callers follow the
             // path to the next session.
-            record.cmds.clear();
-            record.events.clear();
+            record.pending = None;
             return;
         }
-        let Some(mut state) = record.state.take() else { return };
-        while let Some(cmd) = record.cmds.pop_front() {
-            let mut actor = Actor::new(self.shared.clone(), self.client.clone(), state);
-            let op = match cmd {
-                ActorCmd::Ready(reply) => {
-                    let _ = reply.send(());
-                    state = actor.into_state();
-                    continue;
-                }
+        if record.state.is_none() || record.queued || !record.has_work() {
+            return;
+        }
+        if self.ops.len() >= MAX_IN_FLIGHT {
+            record.queued = true;
+            self.waiting.push_back((path.clone(), record.generation));
+            return;
+        }
+        let Some(state) = record.state.take() else { return };
+        let mut actor = Actor::new(self.shared.clone(), self.client.clone(), *state);
+        if std::mem::take(&mut record.unstarted) {
+            let op: BoxFuture<OpOutput> = Box::pin(async move {
+                let watcher = Box::pin(actor.start()).await;
+                (actor.into_state(), Some(watcher))
+            });
+            return self.start_op(path, op);
+        }
+        let pending = record.pending();
+        while let Some(cmd) = pending.cmds.pop_front() {
+            let op: BoxFuture<OpOutput> = match cmd {
                 // A command whose caller gave up before it started is
                 // dropped (a registration's goal is still enforced on
                 // events and reconnects).
-                ActorCmd::Enforce(reply) if reply.start() => {
-                    futures::future::abortable(Box::pin(async move {
-                        reply.send(Box::pin(actor.enforce(true)).await);
-                        (actor.into_state(), None)
-                    }) as BoxFuture<_>)
-                }
-                ActorCmd::SetData { bytes, keep_defaults, reply } if reply.start() => {
-                    futures::future::abortable(Box::pin(async move {
-                        reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
-                        (actor.into_state(), None)
-                    }) as BoxFuture<_>)
-                }
-                ActorCmd::Enforce(_) | ActorCmd::SetData { .. } => {
-                    state = actor.into_state();
+                ActorCmd::Enforce(reply) if reply.start() => Box::pin(async move {
+                    reply.send(Box::pin(actor.enforce(true)).await);
+                    (actor.into_state(), None)
+                }),
+                ActorCmd::SetData { bytes, keep_defaults, reply } if reply.start() => Box::pin(async move {
+                    reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
+                    (actor.into_state(), None)
+                }),
+                ActorCmd::Ready(reply) => {
+                    let _ = reply.send(());
                     continue;
                 }
+                ActorCmd::Enforce(_) | ActorCmd::SetData { .. } => continue,
             };
             return self.start_op(path, op);
         }
+        let mut state = actor.into_state();
         let mut batch = Batch::default();
-        for event in record.events.drain(..) {
+        for event in pending.events.drain(..) {
             state.note(&event, &mut batch);
         }
+        if pending.held.is_none() {
+            record.pending = None;
+        }
         if batch.is_empty() || batch.terminated {
-            record.state = Some(state);
+            record.state = Some(Box::new(state));
             return;
         }
         let mut actor = Actor::new(self.shared.clone(), self.client.clone(), state);
-        let op = futures::future::abortable(Box::pin(async move {
+        let op: BoxFuture<OpOutput> = Box::pin(async move {
             let mut renewed = None;
             if batch.rewatch {
                 // Added before the held watcher is dropped (see `held`).
@@ -306,14 +345,15 @@ impl Hub {
             }
             Box::pin(actor.apply(batch)).await;
             (actor.into_state(), renewed)
-        }) as BoxFuture<_>);
+        });
         self.start_op(path, op);
     }
 
-    fn start_op(&mut self, path: &str, (op, handle): (Abortable<BoxFuture<OpOutput>>, AbortHandle)) {
+    fn start_op(&mut self, path: &Arc<str>, op: BoxFuture<OpOutput>) {
         let Some(record) = self.records.get_mut(path) else { return };
+        let (op, handle) = futures::future::abortable(op);
         record.op = Some(handle);
-        let generation = record.generation;
-        self.push_op(path, generation, op);
+        let (path, generation) = (path.clone(), record.generation);
+        self.ops.push(Box::pin(async move { (path, generation, op.await) }));
     }
 }
