@@ -73,6 +73,30 @@ fn to_py(e: ndsr::Error) -> PyErr {
     }
 }
 
+/// ACL entries given as `(perms, scheme, id)`, perms as ZooKeeper's bits
+/// (READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16).
+fn acl_of(entries: Vec<(u32, String, String)>) -> PyResult<Vec<ndsr::Acl>> {
+    use ndsr::Permission as P;
+    if entries.is_empty() {
+        return Err(PyValueError::new_err("acl: an empty ACL would make nodes nobody can use"));
+    }
+    entries
+        .into_iter()
+        .map(|(bits, scheme, id)| {
+            if bits == 0 || bits > 31 {
+                return Err(PyValueError::new_err(format!(
+                    "acl: permissions {bits} for {scheme}:{id} are not a combination of READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16"
+                )));
+            }
+            let perms = [(1, P::READ), (2, P::WRITE), (4, P::CREATE), (8, P::DELETE), (16, P::ADMIN)]
+                .into_iter()
+                .filter(|(bit, _)| bits & bit != 0)
+                .fold(P::NONE, |all, (_, p)| all | p);
+            Ok(ndsr::Acl::new(perms, ndsr::AuthId::new(&scheme, &id)))
+        })
+        .collect()
+}
+
 fn seconds(s: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds >= 0")))
@@ -164,7 +188,7 @@ impl Registry {
     /// Connects (unless `lazy`) and returns the registry.
     #[new]
     #[pyo3(signature = (servers, *, session_timeout=10.0, connect_timeout=None, readonly=false, lazy=false,
-        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None))]
+        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None, acl=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -178,6 +202,7 @@ impl Registry {
         cache_file: Option<std::path::PathBuf>,
         create_chroot: bool,
         rate_limit: Option<u32>,
+        acl: Option<Vec<(u32, String, String)>>,
     ) -> PyResult<Registry> {
         let mut builder = ndsr::Registry::builder(servers)
             .session_timeout(seconds(session_timeout, "session_timeout")?)
@@ -195,6 +220,9 @@ impl Registry {
         }
         if let Some(file) = cache_file {
             builder = builder.cache_file(file);
+        }
+        if let Some(acl) = acl {
+            builder = builder.acl(acl_of(acl)?);
         }
         if let Some(n) = rate_limit.and_then(std::num::NonZeroU32::new) {
             builder = builder.rate_limit(n);

@@ -273,3 +273,25 @@ def test_interop_with_the_original_in_another_process(zk, nd, original_python):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_acl_sets_the_acl_of_created_nodes(zk, other):
+    from kazoo.security import make_acl
+
+    acl = [make_acl("ip", "127.0.0.1", all=True), make_acl("world", "anyone", read=True)]
+    nd = KazooServiceRegistry(server=zk, rate_limit_calls=0, rate_limit_time=0, acl=acl)
+    path = "/compat-acl-%d/%s" % (time.time_ns(), "host:80")
+    try:
+        nd.set_node(path, {})
+        nd.set_data(path + "-config", {"a": 1})
+        for node in (path, path + "-config"):
+            acls, _ = other.get_acls(node)
+            assert sorted((a.id.scheme, a.id.id, a.perms) for a in acls) == [
+                ("ip", "127.0.0.1", 31),
+                ("world", "anyone", 1),
+            ]
+    finally:
+        nd.stop()
+        nd._initialized = False
+    with pytest.raises(ValueError):
+        KazooServiceRegistry(server=zk, rate_limit_calls=0, rate_limit_time=0, acl=[make_acl("world", "anyone")])

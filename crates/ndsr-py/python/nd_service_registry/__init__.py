@@ -162,8 +162,6 @@ class KazooServiceRegistry(object):
         self._rate_limit = None
         if rate_limit_calls and rate_limit_time:
             self._rate_limit = max(1, int(round(float(rate_limit_calls) / float(rate_limit_time))))
-        if acl:
-            log.warning("acl= is not supported by the ndsr drop-in yet; nodes get the default ACL")
         self._lock = threading.RLock()
         self._registrations = {}
         self._watchers = {}
@@ -189,6 +187,10 @@ class KazooServiceRegistry(object):
             password=self._password,
             rate_limit=self._rate_limit,
         )
+        if self._acl:
+            # kazoo ACLs (or anything with .perms and .id.scheme/.id.id):
+            # the ACL of every node created, as the original's default_acl.
+            options["acl"] = [(int(a.perms), str(a.id.scheme), str(a.id.id)) for a in self._acl]
         if self._cachefile:
             # Never the original's pickle path: an original process sharing
             # it would crash reading ndsr's JSON.
