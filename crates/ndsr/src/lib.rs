@@ -52,7 +52,7 @@
 //! - [`cachefile`][]: the on-disk cache for cold starts.
 //! - [`lock`][]: N-holder locks compatible with kazoo's `Semaphore`.
 //! - [`blocking`][]: the same registry for programs without an async runtime.
-//! - `session`: the supervisor and path actors (private; see its docs).
+//! - `session`: the supervisor and the hub of path records (private; see its docs).
 
 pub mod acl;
 mod backoff;

@@ -1,4 +1,5 @@
-//! The actor of one path in one epoch: watch, cache, writes, enforcement.
+//! The operations on one path in one epoch (run by the hub, one at a time):
+//! watch, cache, writes, enforcement.
 //!
 //! # Watch design
 //!
@@ -13,7 +14,7 @@
 //! persistent watch on one path interfere on 3.8 servers (pitfall 13).
 //!
 //! Persistent watches lose events while disconnected (ZOOKEEPER-4698), so
-//! on every `SyncConnected` the actor re-reads its path in full.
+//! on every `SyncConnected` the path is re-read in full.
 //!
 //! It also adds the watch again first: zookeeper-client 0.11.2 does not
 //! re-send persistent watches when it reconnects (in

@@ -1,13 +1,13 @@
-//! The session side: shared state, the supervisor and the path actors.
+//! The session side: shared state, the supervisor and the hub.
 //!
 //! One supervisor task per registry owns the ZooKeeper session: it connects,
 //! notices disconnects and expiry, and after expiry builds a new client (a
-//! new *epoch*). Each path the program cares about (a registration or a
-//! watch) has one *actor* task per epoch, which owns that path's watch,
-//! reads, writes and registration enforcement. Because one task does all of
-//! a path's work in order, a write and the reads that follow it can never
-//! overtake each other, and different paths proceed in parallel (requests
-//! are pipelined on the one connection).
+//! new *epoch*). Each epoch has one hub task (`hub.rs`) that does the work of
+//! every path the program cares about (a registration or a watch): the
+//! path's watch, reads, writes and registration enforcement, one operation
+//! (`actor.rs`) per path at a time, so that a write and the reads that
+//! follow it can never overtake each other, while different paths proceed
+//! concurrently (requests are pipelined on the one connection).
 
 pub(crate) mod actor;
 pub(crate) mod hub;

@@ -9,8 +9,8 @@
 //! any state --close() or last handle dropped--> Closed
 //! ```
 //!
-//! Each successful connect starts an epoch: the actors of the previous epoch
-//! are stopped and one actor per desired path is started on the new client,
+//! Each successful connect starts an epoch: the hub of the previous epoch is
+//! stopped and every desired path is handed to the new client's hub,
 //! registrations first, so that watchers of a service see our own members
 //! back before they re-read the member list.
 
