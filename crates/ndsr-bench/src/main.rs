@@ -13,6 +13,7 @@ mod cached;
 mod common;
 mod dropin;
 mod fanout;
+mod growth;
 mod memory;
 mod propagation;
 mod python;
@@ -37,7 +38,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-7, comma separated).
+    /// Run only these cases (1-8, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -56,15 +57,24 @@ enum Internal {
     /// (internal) The ndsr side of the memory case, in a process of its own.
     #[command(hide = true)]
     MemoryChild { servers: String, base: String, n: usize },
+    /// (internal) Registering N nodes, in a process of its own (case 8).
+    #[command(hide = true)]
+    RegisterChild { servers: String, base: String, n: usize },
 }
 
 fn main() {
     let args = Args::parse();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    if let Some(Internal::MemoryChild { servers, base, n }) = &args.internal {
-        if let Err(e) = runtime.block_on(memory::child(servers, base, *n)) {
-            eprintln!("memory-child: {e}");
+    if let Some(internal) = &args.internal {
+        let done = match internal {
+            Internal::MemoryChild { servers, base, n } => runtime.block_on(memory::child(servers, base, *n)),
+            Internal::RegisterChild { servers, base, n } => {
+                runtime.block_on(growth::register_child(servers, base, *n))
+            }
+        };
+        if let Err(e) = done {
+            eprintln!("ndsr-bench (child): {e}");
             std::process::exit(1);
         }
         return;
@@ -98,7 +108,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=7u8 {
+    for case in 1..=8u8 {
         if !wanted(case) {
             continue;
         }
@@ -112,7 +122,8 @@ async fn run(args: Args) -> Result<(), String> {
             4 => registration::registration(&ctx).await,
             5 => registration::recovery(&ctx).await,
             6 => memory::run(&ctx).await,
-            _ => dropin::run(&ctx).await,
+            7 => dropin::run(&ctx).await,
+            _ => growth::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),

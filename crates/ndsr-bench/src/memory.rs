@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::common::{fresh, Ctx, Row};
 use crate::python;
 
-fn rss_kb() -> u64 {
+/// The process's resident set, in kB.
+pub fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -65,7 +66,19 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         ours["setup_seconds"].as_f64().unwrap_or(f64::NAN),
         theirs["setup_seconds"].as_f64().unwrap_or(f64::NAN)
     );
+    let ours_setup = ours["setup_seconds"].as_f64();
+    let floor = crate::growth::read_floor(ctx, n).await;
     Ok(vec![
+        Row::compare(
+            "6 memory",
+            &format!("set-up of {n} watched paths, s"),
+            ours_setup,
+            "raw pipelined getData+getChildren",
+            Some(floor),
+            "within 1.5x of the floor (ratio <= 1.5)",
+            Some(|r| r <= 1.5),
+            "the same paths (all missing), in chunks of 1,000; ndsr also adds a watch per path".into(),
+        ),
         Row::compare(
             "6 memory",
             "RSS growth while watching, MB",
