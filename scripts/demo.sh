@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # The README's main-job command: a live tour of ndsr against a real, local
-# ZooKeeper. Installs ZooKeeper if missing and builds the CLI, starts a
-# sandbox server, registers three web servers with `ndsr register` (one
-# behind a health check), shows `ndsr get`, and lets a live `ndsr watch` see
-# the checked one withdraw and return. Everything it starts, it stops.
+# ZooKeeper. Installs ZooKeeper (and the Python venvs) if missing, builds the
+# CLI and, once, the Python wheel; starts a sandbox server, registers three
+# web servers with `ndsr register` (one behind a health check), shows
+# `ndsr get`, reads them from an unchanged `nd_service_registry` program
+# running on ndsr's core (the drop-in), and lets a live `ndsr watch` see the
+# checked one withdraw and return. Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NDSR_SETUP_NO_PYTHON=1 scripts/setup.sh >/dev/null
+scripts/setup.sh >/dev/null
 echo "== building the ndsr command line"
 cargo build --quiet --locked -p ndsr-cli
 ndsr=target/debug/ndsr
+py=.venv-ndsr/bin/python
+if ! "$py" -c "import ndsr, nd_service_registry" 2>/dev/null; then
+  echo "== building the Python wheel (once; scripts/python-tests.sh rebuilds it)"
+  rm -rf target/wheels
+  .venv-ndsr/bin/maturin build --quiet --locked -m crates/ndsr-py/Cargo.toml -o target/wheels -i "$py"
+  "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/ndsr-*.whl
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -53,6 +62,19 @@ step "ndsr get /services/web --format dir"
 "$ndsr" get /services/web --format dir
 step "ndsr get /services/web/127.0.0.1:8003 -d (the original's data format: pid, created, then ours)"
 "$ndsr" get /services/web/127.0.0.1:8003 -d
+
+step "the same servers from Python: the original's API, unchanged, on ndsr's core (pip install the wheel in place of nd-service-registry)"
+cat >"$work/dropin.py" <<'PY'
+import os
+from nd_service_registry import KazooServiceRegistry  # the original's import, unchanged
+
+nd = KazooServiceRegistry(server=os.environ["NDSR_SERVER"], rate_limit_calls=0, rate_limit_time=0)
+web = nd.get("/services/web/127.0.0.1:8003")
+print("  get(...8003)['data'] ->", {k: v for k, v in web["data"].items() if k in ("zone", "port")})
+nd.add_callback("/services/web", lambda d: print("  callback: /services/web has", d["children"]))
+nd.stop()
+PY
+"$py" "$work/dropin.py"
 
 step "ndsr watch /services/web (live), while 127.0.0.1:8003 fails its health check and recovers"
 "$ndsr" watch /services/web > >(sed -u 's/^/  [watch] /') 2>/dev/null &
