@@ -40,11 +40,12 @@ impl Backoff {
 }
 
 /// The pause before rebuilding a session after it expired: uniform in
-/// [0, min(session timeout / 4, 2 s)]. A fleet whose sessions expired
+/// [0, min(session timeout / 8, 500 ms)]. A fleet whose sessions expired
 /// together (a partition healed, a quorum restored) then does not reconnect
-/// and re-register in one burst.
+/// and re-register in one burst, and one registry's recovery is delayed by
+/// 250 ms on average.
 pub(crate) fn rebuild_jitter(session_timeout: Duration) -> Duration {
-    let ceiling = (session_timeout / 4).min(Duration::from_secs(2));
+    let ceiling = (session_timeout / 8).min(Duration::from_millis(500));
     rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
 }
 
@@ -54,11 +55,11 @@ mod tests {
 
     #[test]
     fn rebuild_jitter_stays_within_its_ceiling_and_spreads() {
-        let draws: Vec<Duration> = (0..200).map(|_| rebuild_jitter(Duration::from_secs(4))).collect();
-        assert!(draws.iter().all(|d| *d <= Duration::from_secs(1)));
-        assert!(draws.iter().any(|d| *d < Duration::from_millis(500)));
-        assert!(draws.iter().any(|d| *d > Duration::from_millis(500)));
-        assert!((0..50).all(|_| rebuild_jitter(Duration::from_secs(60)) <= Duration::from_secs(2)));
+        let draws: Vec<Duration> = (0..200).map(|_| rebuild_jitter(Duration::from_secs(2))).collect();
+        assert!(draws.iter().all(|d| *d <= Duration::from_millis(250)));
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(125)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(125)));
+        assert!((0..50).all(|_| rebuild_jitter(Duration::from_secs(60)) <= Duration::from_millis(500)));
     }
 
     #[test]
