@@ -196,3 +196,36 @@ async fn a_watched_path_is_a_record_not_a_task() {
     assert_eq!(r.live_tasks(), tasks, "watching 300 more paths and registering one added tasks");
     r.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_watched_again_right_after_it_was_let_go_still_sees_changes() {
+    // Dropping the last subscription unwatches the path; subscribing again
+    // at once makes a new watch while the old watcher is still being
+    // dropped. The old one's removal must never remove the new one's watch
+    // on the server.
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let r = registry(&server.connect_string()).await;
+    let path = unique_path("lifecycle-rewatch");
+    create(&zk, &path, b"", CreateMode::Persistent).await;
+    for i in 0..40 {
+        let mut first = r.subscribe(&path).unwrap();
+        first.next().await.unwrap();
+        drop(first);
+        let mut again = r.subscribe(&path).unwrap();
+        again.next().await.unwrap();
+        let child = format!("{path}/c{i}");
+        create(&zk, &child, b"", CreateMode::Ephemeral).await;
+        let seen = tokio::time::timeout(WAIT, async {
+            while let Some(s) = again.next().await {
+                if s.children.iter().any(|c| *c == format!("c{i}")) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(seen, Ok(true), "round {i}: the new watch never saw the child");
+        zk.delete(&child, None).await.unwrap();
+    }
+}
