@@ -357,13 +357,19 @@ impl LockGuard {
     /// lock then ends with the session).
     ///
     /// # Cancellation safety
-    /// Cancelling it is as dropping the guard: the holder node is deleted in
-    /// the background.
+    /// Cancel-safe: a cancelled release still frees the lock (the guard,
+    /// dropped with the cancelled call, deletes its node in the background).
     pub async fn release(mut self) -> Result<()> {
-        self.released = true;
         self.monitor.abort();
-        let Some(client) = holding_client(&self.shared, self.epoch) else { return Ok(()) };
-        match self.shared.call("delete", &self.node, client.delete(&self.node, None)).await {
+        let Some(client) = holding_client(&self.shared, self.epoch) else {
+            self.released = true;
+            return Ok(());
+        };
+        let deleted = self.shared.call("delete", &self.node, client.delete(&self.node, None)).await;
+        // Only now: a release cancelled before this point leaves the
+        // deletion to the guard's drop.
+        self.released = true;
+        match deleted {
             Ok(()) => Ok(()),
             Err(e) if e.is_no_node() => Ok(()),
             Err(e) => Err(e),
