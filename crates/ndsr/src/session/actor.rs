@@ -178,8 +178,31 @@ impl Actor {
                 return Some(watcher);
             }
         }
-        let watcher = self.add_watch().await?;
-        self.resync().await;
+        // A watch: the watch and the first read are sent together (one
+        // round trip, three requests). ZooKeeper handles a connection's
+        // requests in order, so the read sees the node as of the watch:
+        // any later change is delivered by it.
+        self.shared.throttle().await;
+        let watching = self.client.watch(&self.path, AddWatchMode::PersistentRecursive);
+        let reading = read_node(&self.shared, &self.client, &self.path);
+        let (watched, read) = tokio::join!(self.shared.call("watch", &self.path, watching), reading);
+        let watcher = match watched {
+            Ok(watcher) => watcher,
+            Err(_) => Box::pin(self.add_watch()).await?,
+        };
+        match read {
+            Ok(read) => {
+                self.take(read);
+                self.known = true;
+                self.publish();
+                if self.goal().is_some() {
+                    if let Err(e) = self.enforce(false).await {
+                        tracing::warn!(path = %self.path, error = %e, "cannot restore registration");
+                    }
+                }
+            }
+            Err(_) => self.resync().await,
+        }
         Some(watcher)
     }
 
@@ -237,9 +260,13 @@ impl Actor {
     /// Reads data and children (one pipelined round trip).
     async fn read(&mut self) -> Result<()> {
         let read = read_node(&self.shared, &self.client, &self.path).await?;
+        self.take(read);
+        Ok(())
+    }
+
+    fn take(&mut self, read: crate::session::NodeRead) {
         self.node = read.node;
         self.children = read.children.into_iter().collect();
-        Ok(())
     }
 
     fn publish(&self) {
