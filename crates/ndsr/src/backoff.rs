@@ -40,13 +40,12 @@ impl Backoff {
 }
 
 /// The pause before rebuilding a session after it expired: uniform in
-/// [0, min(session timeout / 8, 500 ms)]. A fleet whose sessions expired
-/// together (a partition healed, a quorum restored) then does not reconnect
-/// and re-register in one burst, and one registry's recovery is delayed by
-/// 250 ms on average.
-pub(crate) fn rebuild_jitter(session_timeout: Duration) -> Duration {
-    let ceiling = (session_timeout / 8).min(Duration::from_millis(500));
-    rand::thread_rng().gen_range(Duration::ZERO..=ceiling)
+/// [0, `max`] (see `RegistryBuilder::rebuild_jitter`; by default
+/// min(session timeout / 8, 500 ms), 250 ms on average at most). A fleet
+/// whose sessions expired together (a partition healed, a quorum restored)
+/// then does not reconnect and re-register in one burst.
+pub(crate) fn rebuild_jitter(max: Duration) -> Duration {
+    rand::thread_rng().gen_range(Duration::ZERO..=max)
 }
 
 #[cfg(test)]
@@ -55,11 +54,18 @@ mod tests {
 
     #[test]
     fn rebuild_jitter_stays_within_its_ceiling_and_spreads() {
-        let draws: Vec<Duration> = (0..200).map(|_| rebuild_jitter(Duration::from_secs(2))).collect();
+        let max =
+            |session| crate::RegistryBuilder::new("h:1").session_timeout(session).rebuild_jitter_or_default();
+        assert_eq!(max(Duration::from_secs(2)), Duration::from_millis(250));
+        assert_eq!(max(Duration::from_secs(60)), Duration::from_millis(500));
+        let set =
+            crate::RegistryBuilder::new("h:1").rebuild_jitter(Duration::ZERO).rebuild_jitter_or_default();
+        assert_eq!(set, Duration::ZERO);
+        let draws: Vec<Duration> = (0..200).map(|_| rebuild_jitter(Duration::from_millis(250))).collect();
         assert!(draws.iter().all(|d| *d <= Duration::from_millis(250)));
         assert!(draws.iter().any(|d| *d < Duration::from_millis(125)));
         assert!(draws.iter().any(|d| *d > Duration::from_millis(125)));
-        assert!((0..50).all(|_| rebuild_jitter(Duration::from_secs(60)) <= Duration::from_millis(500)));
+        assert_eq!(rebuild_jitter(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub const DEFAULT_MAX_DATA_SIZE: usize = 1024 * 1024 - 1024;
 /// that sends a larger request.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 0xfffff;
 
+/// Default bound on path operations running at once
+/// ([`RegistryBuilder::max_in_flight`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
 /// Options for a [`Registry`]; start from [`Registry::builder`].
 ///
 /// # Example
@@ -48,6 +52,8 @@ pub struct RegistryBuilder {
     pub(crate) cache_file: Option<PathBuf>,
     pub(crate) cache_file_max_age: Duration,
     pub(crate) rate_limit: Option<NonZeroU32>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) rebuild_jitter: Option<Duration>,
 }
 
 impl RegistryBuilder {
@@ -67,6 +73,8 @@ impl RegistryBuilder {
             cache_file: None,
             cache_file_max_age: Duration::from_secs(7 * 24 * 3600),
             rate_limit: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            rebuild_jitter: None,
         }
     }
 
@@ -211,6 +219,29 @@ impl RegistryBuilder {
     pub fn rate_limit(mut self, calls_per_second: NonZeroU32) -> Self {
         self.rate_limit = Some(calls_per_second);
         self
+    }
+
+    /// How many path operations (a watch's start, a registration's write,
+    /// the handling of a batch of events) run at once; the others wait their
+    /// turn (default 512, at least 1). This bounds the memory and the burst
+    /// of requests of a registry that starts or restores many paths at once;
+    /// each path still has at most one operation at a time.
+    pub fn max_in_flight(mut self, operations: usize) -> Self {
+        self.max_in_flight = operations.max(1);
+        self
+    }
+
+    /// The longest pause before building a new session after one expired:
+    /// each rebuild waits a random time in [0, `max`], so that a fleet whose
+    /// sessions expired together does not reconnect and re-register in one
+    /// burst (default min(session timeout / 8, 500 ms); zero: no pause).
+    pub fn rebuild_jitter(mut self, max: Duration) -> Self {
+        self.rebuild_jitter = Some(max);
+        self
+    }
+
+    pub(crate) fn rebuild_jitter_or_default(&self) -> Duration {
+        self.rebuild_jitter.unwrap_or_else(|| (self.session_timeout / 8).min(Duration::from_millis(500)))
     }
 
     pub(crate) fn connect_timeout_or_default(&self) -> Duration {

@@ -229,3 +229,35 @@ async fn a_path_watched_again_right_after_it_was_let_go_still_sees_changes() {
         zk.delete(&child, None).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_operation_in_flight_every_path_still_gets_its_turn() {
+    // Many paths, a bound of 1: starts, writes and events all go through
+    // the queue of operations waiting their turn.
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let r = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .max_in_flight(1)
+        .build()
+        .await
+        .unwrap();
+    let base = unique_path("lifecycle-one-in-flight");
+    let watched: Vec<String> = (0..40).map(|i| format!("{base}/w{i}")).collect();
+    let registered: Vec<String> = (0..40).map(|i| format!("{base}/svc/r{i}")).collect();
+    let gets = futures::future::join_all(watched.iter().map(|p| r.get(p)));
+    let sets = futures::future::join_all(registered.iter().map(|p| r.set_node(p, "x")));
+    let (gets, sets) = tokio::join!(gets, sets);
+    assert!(gets.iter().all(Result::is_ok) && sets.iter().all(Result::is_ok));
+    for path in &registered {
+        assert!(exists(&zk, path).await.is_some(), "{path} not registered");
+    }
+    // Events still reach every watched path.
+    for path in &watched {
+        create(&zk, path, b"{}", CreateMode::Persistent).await;
+    }
+    for path in &watched {
+        until_cached(&r, path, "its creation", |s| s.exists()).await;
+    }
+    r.close().await;
+}

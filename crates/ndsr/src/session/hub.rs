@@ -8,7 +8,8 @@
 //! while a path is busy wait in its record and are taken, coalesced, when
 //! its operation ends. So a write and the reads that follow it can never
 //! overtake each other, as with one task per path, without a task (about a
-//! kilobyte) per path.
+//! kilobyte) per path. At most `RegistryBuilder::max_in_flight` operations
+//! run at once (512 by default); the others wait their turn, in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -47,11 +48,6 @@ type OpOutput = (PathState, Option<Option<PersistentWatcher>>);
 
 /// An operation in flight.
 type Op = BoxFuture<(Arc<str>, Generation, Result<OpOutput, Aborted>)>;
-
-/// Operations in flight at most (the rest wait their turn): this bounds the
-/// memory and the burst of requests of a session that starts or restores
-/// many paths at once, while keeping the connection's pipeline full.
-const MAX_IN_FLIGHT: usize = 512;
 
 /// One path's record: small while the path is at rest (its state is boxed,
 /// and what arrives while it is busy has a box of its own).
@@ -259,7 +255,7 @@ impl Hub {
 
     /// Starts the operations of waiting paths while there is room.
     fn admit_waiting(&mut self) {
-        while self.ops.len() < MAX_IN_FLIGHT {
+        while self.ops.len() < self.shared.config.max_in_flight {
             let Some((path, generation)) = self.waiting.pop_front() else { return };
             if let Some(record) = self.records.get_mut(&path).filter(|r| r.generation == generation) {
                 record.queued = false;
@@ -283,7 +279,7 @@ impl Hub {
         if record.state.is_none() || record.queued || !record.has_work() {
             return;
         }
-        if self.ops.len() >= MAX_IN_FLIGHT {
+        if self.ops.len() >= self.shared.config.max_in_flight {
             record.queued = true;
             self.waiting.push_back((path.clone(), record.generation));
             return;

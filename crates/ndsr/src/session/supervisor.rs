@@ -105,7 +105,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<C
                         shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(client.session_id().0);
                         publish(&shared, State::Expired, None, epoch);
                         stop_actors(&shared).await;
-                        let pause = crate::backoff::rebuild_jitter(shared.config.session_timeout);
+                        let pause = crate::backoff::rebuild_jitter(shared.config.rebuild_jitter_or_default());
                         tokio::select! {
                             () = tokio::time::sleep(pause) => continue 'sessions,
                             cmd = cmds.recv() => break 'sessions reply_of(cmd),
