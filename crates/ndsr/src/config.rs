@@ -54,6 +54,7 @@ pub struct RegistryBuilder {
     pub(crate) rate_limit: Option<NonZeroU32>,
     pub(crate) max_in_flight: usize,
     pub(crate) rebuild_jitter: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
 }
 
 impl RegistryBuilder {
@@ -75,6 +76,7 @@ impl RegistryBuilder {
             rate_limit: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             rebuild_jitter: None,
+            write_timeout: None,
         }
     }
 
@@ -98,6 +100,21 @@ impl RegistryBuilder {
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = Some(timeout);
         self
+    }
+
+    /// How long `set_node`, `set_data` and the `unset` of a registration
+    /// wait for their write once connected (default: four operation
+    /// timeouts, as a write may take a read, a parent's creation and the
+    /// write itself). A write that has not started by then is withdrawn
+    /// and never made (`NoConnection`); one that started and got no answer
+    /// is `OutcomeUnknown`: it may or may not be applied.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    pub(crate) fn write_timeout_or_default(&self) -> Duration {
+        self.write_timeout.unwrap_or_else(|| self.operation_timeout_or_default() * 4)
     }
 
     /// Lazy: `build` returns at once and the registry connects in the

@@ -638,8 +638,9 @@ impl Registry {
             if tx.send(make(reply)).is_err() {
                 continue;
             }
-            // The actor makes a few calls, each bounded by the operation timeout.
-            match tokio::time::timeout(self.shared.op_timeout() * 4, answer).await {
+            // The operation makes a few calls, each bounded by the operation
+            // timeout; the caller waits the write timeout for all of them.
+            match tokio::time::timeout(self.shared.config.write_timeout_or_default(), answer).await {
                 Ok(Ok(result)) => return result,
                 Ok(Err(_)) if Instant::now() < deadline => continue,
                 Ok(Err(_)) if ticket.withdraw() => {

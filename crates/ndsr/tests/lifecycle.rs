@@ -261,3 +261,34 @@ async fn with_one_operation_in_flight_every_path_still_gets_its_turn() {
     }
     r.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_started_and_got_no_answer_has_an_unknown_outcome() {
+    let server = ZkServer::shared();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let zk = other(&server.connect_string()).await;
+    let r = Registry::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(10))
+        .write_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let path = unique_path("lifecycle-unknown");
+    create(&zk, &path, b"{\"v\":0}", CreateMode::Persistent).await;
+    r.get(&path).await.unwrap();
+
+    // Every answer now comes too late for the write timeout.
+    proxy.delay(Duration::from_millis(800));
+    match r.set_data(&path, serde_json::json!({"v": 1, "pid": 1, "created": "x"})).await {
+        Err(e @ Error::OutcomeUnknown { .. }) => assert!(e.to_string().contains("may or may not")),
+        other => panic!("expected OutcomeUnknown, got {other:?}"),
+    }
+    proxy.delay(Duration::ZERO);
+    // It had started, so it goes on: here it is applied.
+    eventually(WAIT, "the write applied after all", || async {
+        let (data, _) = zk.get_data(&path).await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(&data).unwrap()["v"] == 1
+    })
+    .await
+    .unwrap();
+}
