@@ -4,13 +4,9 @@
 //! and the drop-in's Python callbacks against ndsr's Rust subscriber.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use tokio::sync::mpsc;
-use zookeeper_client::{Acls, CreateMode};
-
-use crate::common::{fresh, mono_ns, populate, raw, Ctx, Row};
-use crate::propagation::delivered;
+use crate::common::{fresh, populate, raw, Ctx, Row};
+use crate::propagation::{measure, rust_observer, service, started, PythonObserver};
 use crate::{python, stats};
 
 /// The drop-in's venv python (`--dropin-python`, `NDSR_BENCH_DROPIN_PYTHON`,
@@ -131,68 +127,17 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
 /// Rust subscriber, both watching one service in the same run.
 async fn propagation(ctx: &Ctx, dropin: &std::path::Path) -> Result<Vec<Row>, String> {
     let changes = ctx.size(1000, 200);
-    let path = fresh("py-propagation");
-    let writer = raw(&ctx.servers()).await;
-    writer
-        .mkdir(&path, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let registry = ndsr::Registry::builder(&ctx.servers()).build().await.map_err(|e| e.to_string())?;
-    let mut subscription = registry.subscribe(&path).map_err(|e| e.to_string())?;
-    let (tx, mut rust) = mpsc::unbounded_channel();
-    let rust_task = tokio::spawn(async move {
-        while let Some(s) = subscription.next().await {
-            if tx.send((mono_ns(), s.children.len())).is_err() {
-                break;
-            }
-        }
-    });
-    let mut callback = python::Running::start(&dropin.to_path_buf(), &ctx.servers(), &["subscribe", &path])?;
-    let (tx, mut py) = mpsc::unbounded_channel();
-    let lines = callback.take_lines();
-    let reader = std::thread::spawn(move || {
-        for value in lines {
-            let (Some(t), Some(n)) = (value["t_ns"].as_u64(), value["children"].as_u64()) else { continue };
-            if tx.send((t, n as usize)).is_err() {
-                break;
-            }
-        }
-    });
-    for rx in [&mut rust, &mut py] {
-        tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .map_err(|_| "an observer never started")?;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let child = format!("{path}/c");
-    let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-    let (mut a, mut b, mut lost) = (Vec::new(), Vec::new(), [0usize; 2]);
-    for i in 0..changes {
-        let expected = usize::from(i % 2 == 0);
-        let sent = mono_ns();
-        if expected == 1 {
-            writer.create(&child, b"", &opts).await.map(drop).map_err(|e| e.to_string())?;
-        } else {
-            writer.delete(&child, None).await.map_err(|e| e.to_string())?;
-        }
-        let (x, y) = tokio::join!(delivered(&mut py, sent, expected), delivered(&mut rust, sent, expected));
-        for (k, (sample, into)) in [(x, &mut a), (y, &mut b)].into_iter().enumerate() {
-            match sample {
-                Some(us) => into.push(us),
-                None => lost[k] += 1,
-            }
-        }
-    }
-    // Closing ends the subscription, so the Rust observer returns; killing
-    // the Python process ends its output, so the reader returns.
+    let (writer, path) = service(ctx, "py-propagation").await?;
+    let (registry, mut rust, rust_task) = rust_observer(ctx, &path).await?;
+    let (callback, mut py) = PythonObserver::start(dropin, &ctx.servers(), &path)?;
+    started(&mut [&mut py, &mut rust]).await?;
+    let (samples, lost) = measure(&writer, &path, changes, &mut [&mut py, &mut rust]).await?;
+    let [a, b] = <[Vec<f64>; 2]>::try_from(samples).map_err(|_| "two observers")?;
+    // Closing ends the subscription, so the Rust observer returns; stopping
+    // the Python process ends its output, so its reader returns.
     registry.close().await;
     rust_task.await.map_err(|e| e.to_string())?;
-    drop(callback);
-    drop(py);
-    tokio::task::spawn_blocking(move || reader.join())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|_| "the reader panicked")?;
+    callback.stop().await?;
     let note = format!(
         "{changes} changes; samples drop-in {} / Rust {}; lost {} / {}",
         a.len(),

@@ -7,10 +7,12 @@
 //! before the request is sent (ZooKeeper notifies watchers before it
 //! answers the writer, so "from the ack" would flatter everyone).
 
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use zookeeper_client::{Acls, CreateMode};
+use tokio::task::JoinHandle;
+use zookeeper_client::{Acls, Client, CreateMode};
 
 use crate::common::{fresh, mono_ns, raw, Ctx, Row};
 use crate::{python, stats};
@@ -18,7 +20,7 @@ use crate::{python, stats};
 /// (delivery time, children count) as an observer saw them.
 pub(crate) type Seen = mpsc::UnboundedReceiver<(u64, usize)>;
 
-pub(crate) async fn delivered(rx: &mut Seen, sent: u64, expected: usize) -> Option<f64> {
+async fn delivered(rx: &mut Seen, sent: u64, expected: usize) -> Option<f64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -29,26 +31,125 @@ pub(crate) async fn delivered(rx: &mut Seen, sent: u64, expected: usize) -> Opti
     }
 }
 
-pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
-    let changes = ctx.size(1000, 200);
-    let path = fresh("propagation");
+/// A watched service for a propagation case: a fresh path, made empty, and
+/// the raw client that will write its changes.
+pub(crate) async fn service(ctx: &Ctx, name: &str) -> Result<(Client, String), String> {
+    let path = fresh(name);
     let writer = raw(&ctx.servers()).await;
     writer
         .mkdir(&path, &CreateMode::Persistent.with_acls(Acls::anyone_all()))
         .await
         .map_err(|e| e.to_string())?;
+    Ok((writer, path))
+}
 
-    // ndsr's subscriber.
+/// ndsr's subscriber on `path`: a registry of its own and a task that
+/// forwards each delivery. Closing the registry ends the subscription, and
+/// so the task.
+pub(crate) async fn rust_observer(
+    ctx: &Ctx,
+    path: &str,
+) -> Result<(ndsr::Registry, Seen, JoinHandle<()>), String> {
     let registry = ndsr::Registry::builder(&ctx.servers()).build().await.map_err(|e| e.to_string())?;
-    let mut subscription = registry.subscribe(&path).map_err(|e| e.to_string())?;
-    let (tx, mut ours) = mpsc::unbounded_channel();
-    let ndsr_task = tokio::spawn(async move {
+    let mut subscription = registry.subscribe(path).map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
         while let Some(s) = subscription.next().await {
             if tx.send((mono_ns(), s.children.len())).is_err() {
                 break;
             }
         }
     });
+    Ok((registry, rx, task))
+}
+
+/// A Python callback on `path` (`original_bench.py subscribe`) under
+/// `python`, in its own process, with a thread that forwards its output.
+pub(crate) struct PythonObserver {
+    process: python::Running,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl PythonObserver {
+    pub(crate) fn start(python: &Path, servers: &str, path: &str) -> Result<(PythonObserver, Seen), String> {
+        let mut process = python::Running::start(&python.to_path_buf(), servers, &["subscribe", path])?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let lines = process.take_lines();
+        let reader = std::thread::spawn(move || {
+            for value in lines {
+                let (Some(t), Some(n)) = (value["t_ns"].as_u64(), value["children"].as_u64()) else {
+                    continue;
+                };
+                if tx.send((t, n as usize)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((PythonObserver { process, reader }, rx))
+    }
+
+    /// Kills the process (which ends its output) and waits for the reader.
+    pub(crate) async fn stop(self) -> Result<(), String> {
+        let PythonObserver { process, reader } = self;
+        drop(process);
+        tokio::task::spawn_blocking(move || reader.join())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the reader panicked".to_string())
+    }
+}
+
+/// Waits until each of these observers has delivered the initial (empty)
+/// state (a raw one-shot watch delivers nothing before a change: leave it
+/// out), then a moment for the last of them to settle.
+pub(crate) async fn started(observers: &mut [&mut Seen]) -> Result<(), String> {
+    for rx in observers.iter_mut() {
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .map_err(|_| "an observer never started")?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// Creates and deletes a child of `path` `changes` times, waiting after
+/// each change for every observer to deliver it. Returns each observer's
+/// send-to-delivery times (µs) and how many changes it lost, in the order
+/// given.
+pub(crate) async fn measure(
+    writer: &Client,
+    path: &str,
+    changes: usize,
+    observers: &mut [&mut Seen],
+) -> Result<(Vec<Vec<f64>>, Vec<usize>), String> {
+    let child = format!("{path}/c");
+    let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    let mut samples = vec![Vec::new(); observers.len()];
+    let mut lost = vec![0usize; observers.len()];
+    for i in 0..changes {
+        let expected = usize::from(i % 2 == 0);
+        let sent = mono_ns();
+        if expected == 1 {
+            writer.create(&child, b"", &opts).await.map(drop).map_err(|e| e.to_string())?;
+        } else {
+            writer.delete(&child, None).await.map_err(|e| e.to_string())?;
+        }
+        let seen =
+            futures::future::join_all(observers.iter_mut().map(|rx| delivered(rx, sent, expected))).await;
+        for (k, sample) in seen.into_iter().enumerate() {
+            match sample {
+                Some(us) => samples[k].push(us),
+                None => lost[k] += 1,
+            }
+        }
+    }
+    Ok((samples, lost))
+}
+
+pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let changes = ctx.size(1000, 200);
+    let (writer, path) = service(ctx, "propagation").await?;
+    let (registry, mut ours, ndsr_task) = rust_observer(ctx, &path).await?;
 
     // The floor: a raw one-shot children watch, re-armed after each event.
     let floor_client = raw(&ctx.servers()).await;
@@ -67,53 +168,17 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     });
 
     // The original's callback, in its own process.
-    let mut original = python::Running::start(&ctx.python, &ctx.servers(), &["subscribe", &path])?;
-    let (tx, mut theirs) = mpsc::unbounded_channel();
-    let lines = original.take_lines();
-    let _python_reader = std::thread::spawn(move || {
-        for value in lines {
-            let (Some(t), Some(n)) = (value["t_ns"].as_u64(), value["children"].as_u64()) else { continue };
-            if tx.send((t, n as usize)).is_err() {
-                break;
-            }
-        }
-    });
-    // Everyone has delivered the initial (empty) state before we start.
-    for rx in [&mut ours, &mut theirs] {
-        tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .map_err(|_| "an observer never started")?;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let child = format!("{path}/c");
-    let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    let mut lost = [0usize; 3];
-    for i in 0..changes {
-        let expected = if i % 2 == 0 { 1 } else { 0 };
-        let sent = mono_ns();
-        let write = if expected == 1 {
-            futures::future::Either::Left(async { writer.create(&child, b"", &opts).await.map(drop) })
-        } else {
-            futures::future::Either::Right(writer.delete(&child, None))
-        };
-        write.await.map_err(|e| e.to_string())?;
-        let (x, y, z) = tokio::join!(
-            delivered(&mut ours, sent, expected),
-            delivered(&mut theirs, sent, expected),
-            delivered(&mut floor, sent, expected)
-        );
-        for (k, (sample, into)) in [(x, &mut a), (y, &mut b), (z, &mut c)].into_iter().enumerate() {
-            match sample {
-                Some(us) => into.push(us),
-                None => lost[k] += 1,
-            }
-        }
-    }
-    ndsr_task.abort();
-    floor_task.abort();
+    let (original, mut theirs) = PythonObserver::start(&ctx.python, &ctx.servers(), &path)?;
+    started(&mut [&mut ours, &mut theirs]).await?;
+    let (samples, lost) = measure(&writer, &path, changes, &mut [&mut ours, &mut theirs, &mut floor]).await?;
+    let [a, b, c] = <[Vec<f64>; 3]>::try_from(samples).map_err(|_| "three observers")?;
+    // Closing ends ndsr's subscription and so its task; the floor's loop
+    // waits on a watch that never fires again, so it is aborted.
     registry.close().await;
+    ndsr_task.await.map_err(|e| e.to_string())?;
+    floor_task.abort();
+    let _ = floor_task.await;
+    original.stop().await?;
     let note = format!(
         "{changes} changes; samples ndsr {} / original {} / raw {}; lost {} / {} / {}",
         a.len(),
