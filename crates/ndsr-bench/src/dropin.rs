@@ -13,17 +13,12 @@ use crate::{python, stats};
 /// or `.venv-ndsr` at the workspace root, where scripts/python-tests.sh
 /// installs the wheel).
 pub fn interpreter(given: Option<PathBuf>) -> Result<PathBuf, String> {
-    let path = given
-        .or_else(|| std::env::var_os("NDSR_BENCH_DROPIN_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-ndsr/bin/python"));
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} not found: run scripts/setup.sh and scripts/python-tests.sh to build and install the drop-in",
-            path.display()
-        ))
-    }
+    python::venv_python(
+        given,
+        "NDSR_BENCH_DROPIN_PYTHON",
+        ".venv-ndsr",
+        "run scripts/setup.sh and scripts/python-tests.sh to build and install the drop-in",
+    )
 }
 
 async fn run_script(

@@ -10,13 +10,19 @@ use serde_json::Value;
 /// The venv's python (`--python`, `NDSR_BENCH_PYTHON`, or `.venv` at the
 /// workspace root as `scripts/setup.sh` makes it).
 pub fn interpreter(given: Option<PathBuf>) -> Result<PathBuf, String> {
-    let path = given
-        .or_else(|| std::env::var_os("NDSR_BENCH_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    venv_python(given, "NDSR_BENCH_PYTHON", ".venv", "run scripts/setup.sh to install the Python original")
+}
+
+/// The python of a venv: `given`, else `$env_var`, else `venv` at the
+/// workspace root; an error naming `hint` if it is not there.
+pub fn venv_python(given: Option<PathBuf>, env_var: &str, venv: &str, hint: &str) -> Result<PathBuf, String> {
+    let path = given.or_else(|| std::env::var_os(env_var).map(PathBuf::from)).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(venv).join("bin/python")
+    });
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!("{} not found: run scripts/setup.sh to install the Python original", path.display()))
+        Err(format!("{} not found: {hint}", path.display()))
     }
 }
 
