@@ -171,7 +171,7 @@ async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32)
                     _ => Ok(()),
                 };
             }
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+            Err(e) if e.is_no_node() => {
                 let lease_count = n.to_string();
                 let created =
                     reconcile::create(shared, client, path, lease_count.as_bytes(), CreateMode::Persistent)
@@ -219,7 +219,7 @@ async fn enter_queue(
     let (_, seq) = loop {
         shared.ensure_parent(client, &dir).await?;
         match shared.call("create", &dir, client.create(&contender, lock.name.as_bytes(), &options)).await {
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) if attempt == 0 => {
+            Err(e) if e.is_no_node() && attempt == 0 => {
                 attempt += 1;
                 shared.forget_parent(&dir);
             }

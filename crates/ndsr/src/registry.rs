@@ -225,7 +225,7 @@ impl Registry {
         }
         let (client, _) = self.shared.client_by(self.deadline()).await?;
         match self.shared.call("delete", path, client.delete(path, None)).await {
-            Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => Ok(()),
+            Err(e) if e.is_no_node() => Ok(()),
             other => other,
         }
     }
@@ -249,7 +249,7 @@ impl Registry {
                 let node = order[i].clone();
                 match self.shared.call("get_children", &node, client.list_children(&node)).await {
                     Ok(children) => order.extend(children.into_iter().map(|c| format!("{node}/{c}"))),
-                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {}
+                    Err(e) if e.is_no_node() => {}
                     Err(e) => return Err(e),
                 }
                 i += 1;
@@ -258,7 +258,7 @@ impl Registry {
             for node in order.iter().rev() {
                 match self.shared.call("delete", node, client.delete(node, None)).await {
                     Ok(()) => deleted += 1,
-                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {}
+                    Err(e) if e.is_no_node() => {}
                     // A child was added meanwhile: list again.
                     Err(Error::NotEmpty { .. }) => retry = true,
                     Err(e) => return Err(e),

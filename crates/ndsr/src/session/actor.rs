@@ -155,7 +155,7 @@ impl Actor {
             if let Ok(watcher) = watched {
                 let created = match created {
                     // The parent went away since: make it again, then create.
-                    Err(Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. }) => {
+                    Err(e) if e.is_no_node() => {
                         let ephemeral = CreateMode::Ephemeral;
                         reconcile::create_under_new_parent(
                             &self.shared,

@@ -385,16 +385,15 @@ pub(crate) async fn read_node(shared: &Shared, client: &Client, path: &str) -> R
         shared.call("get_data", path, client.get_data(path)),
         shared.call("get_children", path, client.list_children(path)),
     );
-    let missing = |e: &Error| matches!(e, Error::ZooKeeper { source: zookeeper_client::Error::NoNode, .. });
     let node = match data {
         Ok((bytes, stat)) => Some((bytes, crate::snapshot::Stat::from(&stat))),
-        Err(e) if missing(&e) => None,
+        Err(e) if e.is_no_node() => None,
         Err(e) => return Err(e),
     };
     let mut children = match children {
         Ok(children) if node.is_some() => children,
         Ok(_) => Vec::new(),
-        Err(e) if missing(&e) => Vec::new(),
+        Err(e) if e.is_no_node() => Vec::new(),
         Err(e) => return Err(e),
     };
     children.sort();

@@ -92,7 +92,7 @@ async fn ensure_ephemeral(
             Ok((_, stat)) => {
                 return Err(Error::Conflict { path: path.to_string(), owner: stat.ephemeral_owner })
             }
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+            Err(e) if e.is_no_node() => {
                 match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
@@ -210,7 +210,7 @@ pub(crate) async fn set_data(
                     Err(e) => return Err(e),
                 }
             }
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+            Err(e) if e.is_no_node() => {
                 match create(shared, client, path, bytes, CreateMode::Persistent).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
@@ -233,7 +233,7 @@ pub(crate) async fn create(
 ) -> Result<Stat> {
     let options = shared.create_options(mode);
     match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
-        Err(Error::ZooKeeper { source: Zk::NoNode, .. }) => {
+        Err(e) if e.is_no_node() => {
             create_under_new_parent(shared, client, path, bytes, mode).await
         }
         other => other.map(|(stat, _)| stat),
@@ -258,7 +258,7 @@ pub(crate) async fn create_under_new_parent(
         shared.ensure_parent(client, parent).await?;
         match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
             // Someone removed the parent since we made it: make it again.
-            Err(Error::ZooKeeper { source: Zk::NoNode, .. }) if attempt == 0 => shared.forget_parent(parent),
+            Err(e) if e.is_no_node() && attempt == 0 => shared.forget_parent(parent),
             other => return other.map(|(stat, _)| stat),
         }
     }
