@@ -527,9 +527,7 @@ impl Registry {
     /// # Cancellation safety
     /// Cancel-safe: the session still closes (the supervisor carries on).
     pub async fn close(&self) {
-        let callbacks: Vec<_> =
-            self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, t)| t).collect();
-        for task in &callbacks {
+        for (_, task) in self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             task.abort();
         }
         let (reply, done) = oneshot::channel();
