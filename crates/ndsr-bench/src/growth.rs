@@ -37,10 +37,12 @@ pub async fn register_child(servers: &str, base: &str, n: usize) -> Result<(), S
     Ok(())
 }
 
-async fn child(ctx: &Ctx, mode: &str, n: usize) -> Result<serde_json::Value, String> {
+/// Runs `ndsr-bench MODE SERVERS BASE N` (`memory-child`,
+/// `register-child`) and returns the JSON line it prints.
+pub async fn child(ctx: &Ctx, mode: &str, base: &str, n: usize) -> Result<serde_json::Value, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = tokio::process::Command::new(exe)
-        .args([mode, &ctx.servers(), &fresh(&format!("growth-{n}")), &n.to_string()])
+        .args([mode, &ctx.servers(), base, &n.to_string()])
         .kill_on_drop(true)
         .output()
         .await
@@ -58,7 +60,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         ("register-child", "register", sizes([1_000, 10_000, 50_000], [500, 2_000, 5_000])),
     ] {
         for n in ns {
-            let value = child(ctx, mode, n).await?;
+            let value = child(ctx, mode, &fresh(&format!("growth-{n}")), n).await?;
             let kb = |k: &str| value[k].as_f64().ok_or(format!("no {k}"));
             let bytes_per = (kb("rss_after_kb")? - kb("rss_before_kb")?) * 1024.0 / n as f64;
             let per_thousand = kb("setup_seconds")? * 1000.0 / n as f64;

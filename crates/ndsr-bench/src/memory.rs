@@ -43,16 +43,7 @@ pub async fn child(servers: &str, base: &str, n: usize) -> Result<(), String> {
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let n = ctx.size(10_000, 1_000);
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let base = fresh("memory-ndsr");
-    let out = tokio::process::Command::new(exe)
-        .args(["memory-child", &ctx.servers(), &base, &n.to_string()])
-        .output()
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ours: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or(""))
-        .map_err(|e| format!("memory-child: {e}: {text}"))?;
+    let ours = crate::growth::child(ctx, "memory-child", &fresh("memory-ndsr"), n).await?;
     let (python, servers, base, count) =
         (ctx.python.clone(), ctx.servers(), fresh("memory-py"), n.to_string());
     let theirs =

@@ -233,9 +233,7 @@ pub(crate) async fn create(
 ) -> Result<Stat> {
     let options = shared.create_options(mode);
     match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
-        Err(e) if e.is_no_node() => {
-            create_under_new_parent(shared, client, path, bytes, mode).await
-        }
+        Err(e) if e.is_no_node() => create_under_new_parent(shared, client, path, bytes, mode).await,
         other => other.map(|(stat, _)| stat),
     }
 }
