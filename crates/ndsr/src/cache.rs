@@ -50,15 +50,16 @@ impl Cache {
         }
     }
 
-    /// Publishes `snapshot` unless it equals the current one.
-    /// Returns whether it was new.
-    pub(crate) fn publish(&self, snapshot: Snapshot) -> bool {
+    /// Publishes `snapshot` unless it equals the current one, and returns
+    /// the current one (shared with the cache, never a second copy).
+    pub(crate) fn publish(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(snapshot.path.clone()).or_default();
-        if slot.latest.as_deref() == Some(&snapshot) {
-            return false;
+        if let Some(latest) = slot.latest.as_ref().filter(|latest| ***latest == snapshot) {
+            return latest.clone();
         }
-        let latest = Some(Arc::new(snapshot));
+        let new = Arc::new(snapshot);
+        let latest = Some(new.clone());
         slot.latest = latest.clone();
         if let Some(tx) = &slot.subscribers {
             if tx.receiver_count() == 0 {
@@ -70,7 +71,7 @@ impl Cache {
         }
         drop(slots);
         self.changed.notify_one();
-        true
+        new
     }
 
     /// Frees `path`'s channel if no receiver is left.
@@ -132,11 +133,11 @@ mod tests {
     #[test]
     fn publishes_only_changes_and_subscribers_start_from_the_latest() {
         let cache = Cache::default();
-        assert!(cache.publish(snap(&["x"])));
-        assert!(!cache.publish(snap(&["x"])), "identical snapshots are not published");
+        let first = cache.publish(snap(&["x"]));
+        assert!(Arc::ptr_eq(&first, &cache.publish(snap(&["x"]))), "identical snapshots are not published");
         let mut rx = cache.subscribe("/a");
         assert_eq!(rx.borrow_and_update().as_ref().unwrap().children, ["x"]);
-        assert!(cache.publish(snap(&["x", "y"])));
+        assert!(!Arc::ptr_eq(&first, &cache.publish(snap(&["x", "y"]))));
         assert!(rx.has_changed().unwrap());
         assert_eq!(cache.get("/a").unwrap().children, ["x", "y"]);
         cache.remove("/a");

@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 0xfffff;
 /// ([`RegistryBuilder::max_in_flight`]).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
+/// Default number of wanted paths under one parent from which they share
+/// one watch on the parent ([`RegistryBuilder::share_parent_watch_at`]).
+pub const DEFAULT_SHARE_PARENT_WATCH_AT: usize = 8;
+
 /// Options for a [`Registry`]; start from [`Registry::builder`].
 ///
 /// # Example
@@ -55,6 +59,7 @@ pub struct RegistryBuilder {
     pub(crate) max_in_flight: usize,
     pub(crate) rebuild_jitter: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
+    pub(crate) share_parent_watch_at: usize,
 }
 
 impl RegistryBuilder {
@@ -77,6 +82,7 @@ impl RegistryBuilder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             rebuild_jitter: None,
             write_timeout: None,
+            share_parent_watch_at: DEFAULT_SHARE_PARENT_WATCH_AT,
         }
     }
 
@@ -255,6 +261,26 @@ impl RegistryBuilder {
     pub fn rebuild_jitter(mut self, max: Duration) -> Self {
         self.rebuild_jitter = Some(max);
         self
+    }
+
+    /// From how many wanted paths (watched or registered) under one parent
+    /// they share one watch on the parent instead of one each (default 8,
+    /// at least 1; `usize::MAX`: never).
+    ///
+    /// A watch costs the server a watch entry and this process about 900
+    /// bytes; a shared one also delivers the events of the parent's other
+    /// children, which cost bytes on the wire but no reads. Below the
+    /// threshold each path keeps its own watch, so that a process that
+    /// registers one member of a large service never receives its
+    /// siblings' events. A path under a path this registry already watches
+    /// never needs a watch of its own, whatever this setting.
+    pub fn share_parent_watch_at(mut self, paths: usize) -> Self {
+        self.share_parent_watch_at = paths.max(1);
+        self
+    }
+
+    pub(crate) fn share_parent_watch_at_or_default(&self) -> usize {
+        self.share_parent_watch_at
     }
 
     pub(crate) fn rebuild_jitter_or_default(&self) -> Duration {

@@ -1,36 +1,27 @@
 //! The operations on one path in one epoch (run by the hub, one at a time):
-//! watch, cache, writes, enforcement.
+//! reads, cache, writes, enforcement. The path's watch belongs to the
+//! watch table (see `watch_table.rs`); an operation here never adds one.
 //!
-//! # Watch design
+//! # Events
 //!
-//! One persistent *recursive* watch per path (ZooKeeper 3.6+ `addWatch`).
-//! It delivers `NodeCreated`/`NodeDeleted` for each child with the child's
-//! name, so the children list is kept current **without any read**: a
-//! service with 10,000 members costs one small event per member change, not
-//! a re-list of 10,000 names (synapse#290). A change of the node itself
-//! (created, deleted, data changed) costs one pipelined read of its data and
-//! children. Events for deeper descendants are ignored (they cost bytes,
-//! not reads). Every path in a session uses this one mode: a one-shot and a
-//! persistent watch on one path interfere on 3.8 servers (pitfall 13).
+//! A path's watch is a persistent *recursive* watch (ZooKeeper 3.6+
+//! `addWatch`) on the path itself or on an ancestor that the watch table
+//! shares between paths. It delivers `NodeCreated`/`NodeDeleted` for each
+//! child with the child's name, so the children list is kept current
+//! **without any read**: a service with 10,000 members costs one small
+//! event per member change, not a re-list of 10,000 names (synapse#290). A
+//! change of the node itself (created, deleted, data changed) costs one
+//! pipelined read of its data and children. Events for deeper descendants
+//! are ignored (they cost bytes, not reads).
 //!
 //! Persistent watches lose events while disconnected (ZOOKEEPER-4698), so
-//! on every `SyncConnected` the path is re-read in full.
-//!
-//! It also adds the watch again first: zookeeper-client 0.11.2 does not
-//! re-send persistent watches when it reconnects (in
-//! `WatchManager::resend_watches`, `index = index.max(index)` should be
-//! `index.max(i)`, so only the three one-shot kinds are sent, with the old
-//! `SetWatches` op). Without this, a watch would go silent after the first
-//! reconnect, on the same server or another. `addWatch` of the same mode is
-//! idempotent on the server, so this is harmless once the bug is fixed.
-//!
-//! With a rate limit configured, adding (and re-adding) a watch waits for a
-//! token; reads and writes made for events and callers do not.
+//! after every reconnect (once the watch table has added the watch again)
+//! the path is re-read in full.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use zookeeper_client::{AddWatchMode, Client, CreateMode, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{Client, CreateMode, EventType, WatchedEvent};
 
 use crate::path::direct_child;
 use crate::session::reconcile::{self, Written};
@@ -39,51 +30,65 @@ use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
 /// What is known of one path between operations: all a path costs while
-/// nothing happens on it (the hub keeps one per path; see `hub.rs`).
+/// nothing happens on it (the hub keeps one per path; see `hub.rs`). The
+/// snapshot is the one in the cache (shared, not copied); of the node's
+/// bytes only a digest is kept, to tell whether a registration's node still
+/// holds its bytes.
+#[derive(Default)]
 pub(crate) struct PathState {
-    /// Shared with the hub's table.
-    pub(crate) path: Arc<str>,
-    /// The node's data and stat as last read or written (`None`: missing).
-    node: Option<(Vec<u8>, Stat)>,
-    children: BTreeSet<String>,
-    /// Whether a full read has succeeded in this epoch.
-    known: bool,
+    /// The last snapshot published in this epoch (`None`: not read yet).
+    latest: Option<Arc<Snapshot>>,
+    /// [`digest`] of the node's bytes, when it exists.
+    digest: u64,
+}
+
+/// A digest of a node's bytes (SipHash with fixed keys).
+fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl PathState {
-    pub(crate) fn new(path: Arc<str>) -> PathState {
-        PathState { path, node: None, children: BTreeSet::new(), known: false }
-    }
-
-    /// Notes what an event asks for in `batch` (a child's creation or
-    /// deletion is applied to the children at once).
-    pub(crate) fn note(&mut self, event: &WatchedEvent, batch: &mut Batch) {
+    /// Notes what an event asks for in `batch`.
+    pub(crate) fn note(&self, path: &str, event: &WatchedEvent, batch: &mut Batch) {
         if event.event_type == EventType::Session {
-            match event.session_state {
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                    batch.rewatch = true;
-                    batch.reread = true;
-                }
-                state if state.is_terminated() => batch.terminated = true,
-                _ => {}
-            }
-            return;
+            return; // the watch table's business
         }
-        if event.path == *self.path {
+        if event.path == path {
             // Our own create's event needs no read: we know what we wrote.
             // Anything else (a data change, a deletion, a creation we did
             // not make) is read back.
-            let ours = event.event_type == EventType::NodeCreated && self.known && self.node.is_some();
-            batch.reread |= !ours;
+            let exists = self.latest.as_ref().is_some_and(|s| s.exists());
+            batch.reread |= !(event.event_type == EventType::NodeCreated && exists);
             return;
         }
-        if let Some(name) = direct_child(&self.path, &event.path) {
+        if let Some(name) = direct_child(path, &event.path) {
             match event.event_type {
-                EventType::NodeCreated => batch.children_changed |= self.children.insert(name.to_string()),
-                EventType::NodeDeleted => batch.children_changed |= self.children.remove(name),
-                _ => {}
-            }
+                EventType::NodeCreated => batch.children.insert(name.to_string(), true),
+                EventType::NodeDeleted => batch.children.insert(name.to_string(), false),
+                _ => None,
+            };
         }
+    }
+}
+
+/// What a batch of events asks for.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Reconnected (and the watch is back): re-read, paced by the rate limit.
+    pub(crate) reconnected: bool,
+    reread: bool,
+    /// Children created (`true`) or deleted (`false`), the last event of
+    /// each name winning.
+    children: BTreeMap<String, bool>,
+}
+
+impl Batch {
+    /// Does it ask for any work?
+    pub(crate) fn is_empty(&self) -> bool {
+        !(self.reconnected || self.reread) && self.children.is_empty()
     }
 }
 
@@ -93,49 +98,35 @@ pub(crate) struct Actor {
     shared: Arc<Shared>,
     path: Arc<str>,
     client: Client,
-    node: Option<(Vec<u8>, Stat)>,
-    children: BTreeSet<String>,
-    known: bool,
-}
-
-/// What a batch of events asks for.
-#[derive(Default)]
-pub(crate) struct Batch {
-    /// Reconnected: add the watch again (see the module docs).
-    pub(crate) rewatch: bool,
-    reread: bool,
-    children_changed: bool,
-    pub(crate) terminated: bool,
-}
-
-impl Batch {
-    /// Does it ask for any work?
-    pub(crate) fn is_empty(&self) -> bool {
-        !(self.rewatch || self.reread || self.children_changed || self.terminated)
-    }
+    state: PathState,
 }
 
 impl Actor {
-    pub(crate) fn new(shared: Arc<Shared>, client: Client, state: PathState) -> Actor {
-        let PathState { path, node, children, known } = state;
-        Actor { shared, path, client, node, children, known }
+    pub(crate) fn new(shared: Arc<Shared>, client: Client, path: Arc<str>, state: PathState) -> Actor {
+        Actor { shared, path, client, state }
     }
 
     pub(crate) fn into_state(self) -> PathState {
-        let Actor { path, node, children, known, .. } = self;
-        PathState { path, node, children, known }
+        self.state
     }
 
-    /// Adds the watch and brings the path up to date.
+    fn known(&self) -> bool {
+        self.state.latest.is_some()
+    }
+
+    fn stat(&self) -> Option<Stat> {
+        self.state.latest.as_ref().and_then(|s| s.stat)
+    }
+
+    /// Brings the path up to date (its watch is already in place).
     ///
-    /// A registration is first tried optimistically: the watch and the
-    /// ephemeral create are sent together (one round trip, two requests),
-    /// which is all that registering a new node costs. If the create fails
-    /// (the node exists, a parent is missing, ...), a full read and the
-    /// owner-checked enforcement take over.
-    pub(crate) async fn start(&mut self) -> Option<zookeeper_client::PersistentWatcher> {
+    /// A registration is first tried optimistically: the ephemeral create
+    /// alone is all that registering a new node costs. If it fails (the
+    /// node exists, ...), a full read and the owner-checked enforcement
+    /// take over.
+    pub(crate) async fn start(&mut self) {
+        self.shared.throttle().await;
         if let Some(Goal::Ephemeral(bytes)) = self.goal() {
-            self.shared.throttle().await;
             // Registrations racing into a parent this registry has not
             // seen yet wait for one shared mkdir, instead of each sending a
             // create that fails for want of the parent.
@@ -145,107 +136,77 @@ impl Actor {
                 }
             }
             let options = self.shared.create_options(CreateMode::Ephemeral);
-            // Requests are sent as their futures are created, in this order.
-            let watching = self.client.watch(&self.path, AddWatchMode::PersistentRecursive);
             let creating = self.client.create(&self.path, &bytes, &options);
-            let (watched, created) = tokio::join!(
-                self.shared.call("watch", &self.path, watching),
-                self.shared.write_call("create", &self.path, &self.client, creating),
-            );
-            if let Ok(watcher) = watched {
-                let created = match created {
-                    // The parent went away since: make it again, then create.
-                    Err(e) if e.is_no_node() => {
-                        let ephemeral = CreateMode::Ephemeral;
-                        reconcile::create_under_new_parent(
-                            &self.shared,
-                            &self.client,
-                            &self.path,
-                            &bytes,
-                            ephemeral,
-                        )
-                        .await
-                    }
-                    other => other.map(|(stat, _)| stat),
-                };
-                match created {
-                    Ok(stat) => {
-                        self.remember(Some(Written { bytes, stat }));
-                        self.known = true;
-                    }
-                    Err(_) => self.resync().await,
+            let created = match self.shared.write_call("create", &self.path, &self.client, creating).await {
+                // The parent went away since: make it again, then create.
+                Err(e) if e.is_no_node() => {
+                    let ephemeral = CreateMode::Ephemeral;
+                    reconcile::create_under_new_parent(
+                        &self.shared,
+                        &self.client,
+                        &self.path,
+                        &bytes,
+                        ephemeral,
+                    )
+                    .await
                 }
-                return Some(watcher);
+                other => other.map(|(stat, _)| stat),
+            };
+            match created {
+                Ok(stat) => self.remember(Some(Written { bytes, stat })),
+                Err(_) => self.resync().await,
             }
+            return;
         }
-        // A watch: the watch and the first read are sent together (one
-        // round trip, three requests). ZooKeeper handles a connection's
-        // requests in order, so the read sees the node as of the watch:
-        // any later change is delivered by it.
-        self.shared.throttle().await;
-        let watching = self.client.watch(&self.path, AddWatchMode::PersistentRecursive);
-        let reading = read_node(&self.shared, &self.client, &self.path);
-        let (watched, read) = tokio::join!(self.shared.call("watch", &self.path, watching), reading);
-        let watcher = match watched {
-            Ok(watcher) => watcher,
-            Err(_) => Box::pin(self.add_watch()).await?,
-        };
-        match read {
-            Ok(read) => {
-                self.take(read);
-                self.known = true;
-                self.publish();
-                if self.goal().is_some() {
-                    if let Err(e) = self.enforce(false).await {
-                        tracing::warn!(path = %self.path, error = %e, "cannot restore registration");
-                    }
-                }
-            }
-            Err(_) => self.resync().await,
-        }
-        Some(watcher)
-    }
-
-    /// Adds the persistent recursive watch, retrying while the session lives.
-    pub(crate) async fn add_watch(&self) -> Option<zookeeper_client::PersistentWatcher> {
-        let mut delay = std::time::Duration::from_millis(50);
-        loop {
-            // Starting and re-arming watches is the background work that
-            // floods a server after a reconnect: it is what the rate limit
-            // paces. Event handling below never waits for it.
-            self.shared.throttle().await;
-            let added = self
-                .shared
-                .call("watch", &self.path, self.client.watch(&self.path, AddWatchMode::PersistentRecursive))
-                .await;
-            match added {
-                Ok(watcher) => return Some(watcher),
-                Err(e) => {
-                    if self.client.state().is_terminated() {
-                        return None;
-                    }
-                    tracing::warn!(path = %self.path, error = %e, "cannot add watch; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
-                }
-            }
-        }
+        self.resync().await;
     }
 
     pub(crate) async fn apply(&mut self, batch: Batch) {
-        if batch.reread || !self.known {
+        if batch.reconnected {
+            // Re-reading every path after a reconnect is the background
+            // work that floods a server: the rate limit paces it.
+            self.shared.throttle().await;
+        }
+        if batch.reconnected || batch.reread || !self.known() {
             self.resync().await;
-        } else if batch.children_changed {
-            self.publish();
+        } else if !batch.children.is_empty() {
+            self.merge_children(batch.children);
+        }
+    }
+
+    /// Applies child creations and deletions to the latest snapshot and
+    /// publishes it if that changed it.
+    fn merge_children(&mut self, changes: BTreeMap<String, bool>) {
+        let Some(latest) = self.state.latest.clone().filter(|s| s.exists()) else { return };
+        let mut children = Vec::with_capacity(latest.children.len() + changes.len());
+        let mut changed = false;
+        for name in &latest.children {
+            match changes.get(name) {
+                Some(false) => changed = true,
+                _ => children.push(name.clone()),
+            }
+        }
+        for (name, _) in changes.into_iter().filter(|(_, created)| *created) {
+            if latest.children.binary_search(&name).is_err() {
+                children.push(name);
+                changed = true;
+            }
+        }
+        if changed {
+            children.sort_unstable();
+            let mut snapshot = Snapshot::clone(&latest);
+            snapshot.children = children;
+            self.publish(snapshot);
         }
     }
 
     /// Reads the node in full, publishes it, and enforces a registration.
     async fn resync(&mut self) {
-        match self.read().await {
-            Ok(()) => {
-                self.known = true;
-                self.publish();
+        match read_node(&self.shared, &self.client, &self.path).await {
+            Ok(read) => {
+                let node = read.node.as_ref().map(|(bytes, stat)| (bytes.as_slice(), *stat));
+                self.state.digest = node.map_or(0, |(bytes, _)| digest(bytes));
+                self.publish(Snapshot::of_node(&self.path, node, read.children));
             }
             // Kept as it was; the next SyncConnected brings another resync.
             Err(e) => tracing::warn!(path = %self.path, error = %e, "cannot read watched path"),
@@ -257,21 +218,8 @@ impl Actor {
         }
     }
 
-    /// Reads data and children (one pipelined round trip).
-    async fn read(&mut self) -> Result<()> {
-        let read = read_node(&self.shared, &self.client, &self.path).await?;
-        self.take(read);
-        Ok(())
-    }
-
-    fn take(&mut self, read: crate::session::NodeRead) {
-        self.node = read.node;
-        self.children = read.children.into_iter().collect();
-    }
-
-    fn publish(&self) {
-        let node = self.node.as_ref().map(|(bytes, stat)| (bytes.as_slice(), *stat));
-        self.shared.cache.publish(Snapshot::of_node(&self.path, node, self.children.iter().cloned()));
+    fn publish(&mut self, snapshot: Snapshot) {
+        self.state.latest = Some(self.shared.cache.publish(snapshot));
     }
 
     fn goal(&self) -> Option<Goal> {
@@ -280,11 +228,12 @@ impl Actor {
 
     fn remember(&mut self, written: Option<Written>) {
         if let Some(w) = written {
-            if self.node.is_none() {
-                self.children.clear();
-            }
-            self.node = Some((w.bytes, Stat::from(&w.stat)));
-            self.publish();
+            let children = match &self.state.latest {
+                Some(latest) if latest.exists() => latest.children.clone(),
+                _ => Vec::new(),
+            };
+            self.state.digest = digest(&w.bytes);
+            self.publish(Snapshot::of_node(&self.path, Some((&w.bytes, Stat::from(&w.stat))), children));
         }
     }
 
@@ -295,8 +244,8 @@ impl Actor {
         // Already so, as far as the watch tells: nothing to ask ZooKeeper.
         // (A change the watch has not delivered yet triggers enforcement
         // again when it arrives.)
-        if let (Goal::Ephemeral(bytes), Some((have, stat))) = (&goal, &self.node) {
-            if self.known && have == bytes && stat.ephemeral_owner == self.client.session_id().0 {
+        if let (Goal::Ephemeral(bytes), Some(stat)) = (&goal, self.stat()) {
+            if self.state.digest == digest(bytes) && stat.ephemeral_owner == self.client.session_id().0 {
                 return Ok(());
             }
         }
@@ -355,11 +304,18 @@ pub(crate) const MAX_WRITE_DROPS: u32 = 4;
 
 #[cfg(test)]
 mod tests {
-    /// A path at rest costs its `PathState` (plus its data and children):
+    /// A path at rest costs its `PathState` (its snapshot is the cache's):
     /// keep it small, it exists once per watched path.
     #[test]
     fn a_path_at_rest_is_small() {
         let size = std::mem::size_of::<super::PathState>();
-        assert!(size <= 160, "a PathState is {size} bytes");
+        assert!(size <= 16, "a PathState is {size} bytes");
+    }
+
+    #[test]
+    fn digests_tell_bytes_apart_and_are_stable() {
+        assert_eq!(super::digest(b"abc"), super::digest(b"abc"));
+        assert_ne!(super::digest(b"abc"), super::digest(b"abd"));
+        assert_ne!(super::digest(b""), super::digest(b"\0"));
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod actor;
 pub(crate) mod hub;
 pub(crate) mod reconcile;
 pub(crate) mod supervisor;
+pub(crate) mod watch_table;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
