@@ -24,7 +24,8 @@ struct Slot {
 
 #[derive(Default)]
 pub(crate) struct Cache {
-    slots: RwLock<HashMap<String, Slot>>,
+    /// Keyed by the paths' interned names (see `session::Desired`).
+    slots: RwLock<HashMap<Arc<str>, Slot>>,
     /// Signalled on every publication (the cache file's saver waits on it).
     pub(crate) changed: Arc<tokio::sync::Notify>,
 }
@@ -36,10 +37,15 @@ impl Cache {
         slots.get(path).and_then(|slot| slot.latest.clone())
     }
 
-    /// A receiver of `path`'s snapshots, starting with the latest.
-    pub(crate) fn subscribe(&self, path: &str) -> watch::Receiver<Latest> {
+    /// A receiver of `path`'s snapshots, starting with the latest. `key`:
+    /// the path's interned name, if it has one.
+    pub(crate) fn subscribe(&self, path: &str, key: Option<Arc<str>>) -> watch::Receiver<Latest> {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(path.to_string()).or_default();
+        let key = match slots.get_key_value(path) {
+            Some((existing, _)) => existing.clone(),
+            None => key.unwrap_or_else(|| Arc::from(path)),
+        };
+        let slot = slots.entry(key).or_default();
         match &slot.subscribers {
             Some(tx) => tx.subscribe(),
             None => {
@@ -52,9 +58,10 @@ impl Cache {
 
     /// Publishes `snapshot` unless it equals the current one, and returns
     /// the current one (shared with the cache, never a second copy).
-    pub(crate) fn publish(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+    pub(crate) fn publish(&self, path: &Arc<str>, snapshot: Snapshot) -> Arc<Snapshot> {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(snapshot.path.clone()).or_default();
+        let key = slots.get_key_value(&**path).map_or_else(|| path.clone(), |(key, _)| key.clone());
+        let slot = slots.entry(key).or_default();
         if let Some(latest) = slot.latest.as_ref().filter(|latest| ***latest == snapshot) {
             return latest.clone();
         }
@@ -133,11 +140,14 @@ mod tests {
     #[test]
     fn publishes_only_changes_and_subscribers_start_from_the_latest() {
         let cache = Cache::default();
-        let first = cache.publish(snap(&["x"]));
-        assert!(Arc::ptr_eq(&first, &cache.publish(snap(&["x"]))), "identical snapshots are not published");
-        let mut rx = cache.subscribe("/a");
+        let first = cache.publish(&Arc::from("/a"), snap(&["x"]));
+        assert!(
+            Arc::ptr_eq(&first, &cache.publish(&Arc::from("/a"), snap(&["x"]))),
+            "identical snapshots are not published"
+        );
+        let mut rx = cache.subscribe("/a", None);
         assert_eq!(rx.borrow_and_update().as_ref().unwrap().children, ["x"]);
-        assert!(!Arc::ptr_eq(&first, &cache.publish(snap(&["x", "y"]))));
+        assert!(!Arc::ptr_eq(&first, &cache.publish(&Arc::from("/a"), snap(&["x", "y"]))));
         assert!(rx.has_changed().unwrap());
         assert_eq!(cache.get("/a").unwrap().children, ["x", "y"]);
         cache.remove("/a");
@@ -147,10 +157,10 @@ mod tests {
     #[test]
     fn a_channel_without_receivers_is_freed() {
         let cache = Cache::default();
-        drop(cache.subscribe("/a"));
-        cache.publish(snap(&[]));
+        drop(cache.subscribe("/a", None));
+        cache.publish(&Arc::from("/a"), snap(&[]));
         assert!(cache.slots.read().unwrap()["/a"].subscribers.is_none());
-        let rx = cache.subscribe("/a");
+        let rx = cache.subscribe("/a", None);
         assert!(rx.borrow().is_some(), "a new subscriber still starts from the latest");
     }
 }

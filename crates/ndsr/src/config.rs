@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 0xfffff;
 
 /// Default bound on path operations running at once
 /// ([`RegistryBuilder::max_in_flight`]).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
 /// Default number of wanted paths under one parent from which they share
 /// one watch on the parent ([`RegistryBuilder::share_parent_watch_at`]).
@@ -246,7 +246,7 @@ impl RegistryBuilder {
 
     /// How many path operations (a watch's start, a registration's write,
     /// the handling of a batch of events) run at once; the others wait their
-    /// turn (default 512, at least 1). This bounds the memory and the burst
+    /// turn (default 128, at least 1). This bounds the memory and the burst
     /// of requests of a registry that starts or restores many paths at once;
     /// each path still has at most one operation at a time.
     pub fn max_in_flight(mut self, operations: usize) -> Self {

@@ -137,8 +137,8 @@ impl Registry {
         let bytes = self.prepare_write("set_node", path, &data.into())?;
         let previous = {
             let mut desired = self.shared.desired();
-            let desire = desired.entry(path.to_string()).or_default();
-            desire.drops = 0;
+            let desire = desired.want(path);
+            desire.reset_drops();
             desire.goal.replace(Goal::Ephemeral(bytes))
         };
         let result = self.send("set_node", path, ActorCmd::Enforce).await;
@@ -178,7 +178,7 @@ impl Registry {
         };
         {
             let mut desired = self.shared.desired();
-            let desire = desired.entry(path.to_string()).or_default();
+            let desire = desired.want(path);
             if matches!(desire.goal, Some(Goal::Ephemeral(_))) {
                 return Err(Error::InvalidArgument(
                     "the path is a registration of this registry: change its data with set_node",
@@ -291,7 +291,11 @@ impl Registry {
         if let Some(snapshot) = self.shared.cache.get(path) {
             return Ok(self.with_freshness(snapshot));
         }
-        self.shared.desired().entry(path.to_string()).or_default().watch = true;
+        let key = {
+            let mut desired = self.shared.desired();
+            desired.want(path).watch = true;
+            desired.key(path)
+        };
         // Cold start with ZooKeeper unreachable: the saved snapshot, stale.
         // The watch is kept and goes live once connected.
         if self.state() != State::Connected {
@@ -303,7 +307,7 @@ impl Registry {
         // Declared before `rx`, so dropped after it: the channel made for
         // this wait is freed on every return, unless a subscriber uses it.
         let _release = crate::cache::ReleaseOnDrop { cache: &self.shared.cache, path };
-        let mut rx = self.shared.cache.subscribe(path);
+        let mut rx = self.shared.cache.subscribe(path, key);
         let deadline = self.deadline();
         loop {
             self.shared.client_by(deadline).await?;
@@ -361,9 +365,9 @@ impl Registry {
         }
         let (rx, token) = {
             let mut desired = self.shared.desired();
-            let desire = desired.entry(path.to_string()).or_default();
+            let desire = desired.want(path);
             let token = desire.subscription.get_or_insert_with(Default::default).clone();
-            (self.shared.cache.subscribe(path), token)
+            (self.shared.cache.subscribe(path, desired.key(path)), token)
         };
         let interest =
             Interest { shared: Arc::downgrade(&self.shared), path: path.to_string(), token: Some(token) };

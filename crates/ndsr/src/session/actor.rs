@@ -219,11 +219,11 @@ impl Actor {
     }
 
     fn publish(&mut self, snapshot: Snapshot) {
-        self.state.latest = Some(self.shared.cache.publish(snapshot));
+        self.state.latest = Some(self.shared.cache.publish(&self.path, snapshot));
     }
 
     fn goal(&self) -> Option<Goal> {
-        self.shared.desired().get(&*self.path).and_then(|d| d.goal.clone())
+        self.shared.desired().get(&self.path).and_then(|d| d.goal.clone())
     }
 
     fn remember(&mut self, written: Option<Written>) {
@@ -262,16 +262,16 @@ impl Actor {
     /// is given up after [`MAX_WRITE_DROPS`] in a row, instead of
     /// reconnecting in a tight loop.
     async fn back_off_dropped_writes(&self, goal: &Goal) -> Result<()> {
-        let drops = self.shared.desired().get(&*self.path).map_or(0, |d| d.drops);
+        let drops = self.shared.desired().get(&self.path).map_or(0, |d| d.drops());
         if drops == 0 {
             return Ok(());
         }
         if drops >= MAX_WRITE_DROPS {
             let mut desired = self.shared.desired();
-            if let Some(desire) = desired.get_mut(&*self.path) {
+            if let Some(desire) = desired.get_mut(&self.path) {
                 if desire.goal.as_ref() == Some(goal) {
                     desire.goal = None;
-                    desire.drops = 0;
+                    desire.reset_drops();
                 }
             }
             drop(desired);

@@ -9,7 +9,7 @@
 //! one connection; events and commands that arrive while a path is busy
 //! wait in its record and are taken, coalesced, when its operation ends. So
 //! a write and the reads that follow it can never overtake each other. At
-//! most `RegistryBuilder::max_in_flight` operations run at once (512 by
+//! most `RegistryBuilder::max_in_flight` operations run at once (128 by
 //! default); the others wait their turn, in order.
 
 use std::collections::{HashMap, VecDeque};
@@ -29,12 +29,12 @@ use crate::session::{ActorCmd, Shared};
 /// A request to the hub.
 pub(crate) enum HubCmd {
     /// Start working on `path` (nothing if it is already there).
-    Watch(String),
+    Watch(Arc<str>),
     /// Forget `path`: any operation in flight is dropped, and its watch
     /// with it unless it covers other paths.
     Stop(String),
     /// A caller's command for `path` (started first if needed).
-    Path(String, ActorCmd),
+    Path(Arc<str>, ActorCmd),
 }
 
 /// At most this many queued commands are taken before their paths start.
@@ -58,14 +58,16 @@ struct Record {
     generation: Generation,
     /// The root whose watch covers the path (`None` until it starts).
     cover: Option<Arc<str>>,
-    /// `None` while an operation runs.
-    state: Option<PathState>,
+    /// Taken (left empty) while an operation runs.
+    state: PathState,
     pending: Option<Box<Pending>>,
     op: Option<AbortHandle>,
     /// Not started yet: the first operation reads (or registers).
     unstarted: bool,
     /// Waiting for room among the operations in flight.
     queued: bool,
+    /// An operation runs.
+    busy: bool,
 }
 
 /// What arrived for a path while it was busy.
@@ -168,7 +170,7 @@ impl Hub {
     /// Takes a command; returns the path whose next step is due.
     fn command(&mut self, cmd: HubCmd) -> Option<Arc<str>> {
         match cmd {
-            HubCmd::Watch(path) => Some(self.ensure(&path)),
+            HubCmd::Watch(path) => Some(self.ensure(path)),
             HubCmd::Stop(path) => {
                 if let Some(record) = self.records.remove(path.as_str()) {
                     if let Some(op) = &record.op {
@@ -179,7 +181,7 @@ impl Hub {
                 None
             }
             HubCmd::Path(path, cmd) => {
-                let path = self.ensure(&path);
+                let path = self.ensure(path);
                 if let Some(record) = self.records.get_mut(&path) {
                     record.pending().cmds.push_back(cmd);
                 }
@@ -194,22 +196,22 @@ impl Hub {
     }
 
     /// The key of `path`'s record, made (not started yet) if there is none.
-    fn ensure(&mut self, path: &str) -> Arc<str> {
-        if let Some((key, _)) = self.records.get_key_value(path) {
+    fn ensure(&mut self, key: Arc<str>) -> Arc<str> {
+        if let Some((key, _)) = self.records.get_key_value(&key) {
             return key.clone();
         }
-        let key: Arc<str> = Arc::from(path);
         let record = Record {
             generation: self.generation(),
             cover: None,
-            state: Some(PathState::default()),
+            state: PathState::default(),
             pending: None,
             op: None,
             unstarted: true,
             queued: false,
+            busy: false,
         };
         self.records.insert(key.clone(), record);
-        self.watches.wanted(path);
+        self.watches.wanted(&key);
         key
     }
 
@@ -395,7 +397,8 @@ impl Hub {
             return;
         };
         record.op = None;
-        record.state = Some(state);
+        record.busy = false;
+        record.state = state;
         self.next_step(&path);
     }
 
@@ -422,7 +425,7 @@ impl Hub {
             return;
         }
         let Some(record) = self.records.get(path) else { return };
-        if record.state.is_none() || record.queued || !record.has_work() {
+        if record.busy || record.queued || !record.has_work() {
             return;
         }
         if record.unstarted && !self.cover(path) {
@@ -434,7 +437,7 @@ impl Hub {
             self.waiting.push_back((path.clone(), record.generation));
             return;
         }
-        let Some(state) = record.state.take() else { return };
+        let state = std::mem::take(&mut record.state);
         let mut actor = Actor::new(self.shared.clone(), self.client.clone(), path.clone(), state);
         if std::mem::take(&mut record.unstarted) {
             let op: BoxFuture<PathState> = Box::pin(async move {
@@ -473,7 +476,7 @@ impl Hub {
         }
         record.pending = None;
         if batch.is_empty() {
-            record.state = Some(state);
+            record.state = state;
             return;
         }
         let mut actor = Actor::new(self.shared.clone(), self.client.clone(), path.clone(), state);
@@ -488,7 +491,18 @@ impl Hub {
         let Some(record) = self.records.get_mut(path) else { return };
         let (op, handle) = futures::future::abortable(op);
         record.op = Some(handle);
+        record.busy = true;
         let (path, generation) = (path.clone(), record.generation);
         self.ops.push(Box::pin(async move { (path, generation, op.await) }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A record exists once per wanted path: keep it small.
+    #[test]
+    fn a_record_is_small() {
+        let size = std::mem::size_of::<super::Record>();
+        assert!(size <= 64, "a Record is {size} bytes");
     }
 }

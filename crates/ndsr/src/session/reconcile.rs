@@ -152,7 +152,7 @@ async fn pace_foreign_delete(shared: &Shared, path: &str) {
     let now = tokio::time::Instant::now();
     let wait_until = {
         let mut desired = shared.desired();
-        let Some(desire) = desired.get_mut(path) else { return };
+        let Some(desire) = desired.get_mut(path).map(|d| d.counters()) else { return };
         let quiet =
             desire.last_foreign_delete.map_or(true, |t| now.duration_since(t) > Duration::from_secs(120));
         if quiet {

@@ -1,0 +1,125 @@
+//! The ZooKeeper call layer: every call has the operation timeout, is
+//! counted, and maps its error to the crate's.
+
+use zookeeper_client::Client;
+
+use crate::session::{Shared, State};
+use crate::{Error, Result};
+
+impl Shared {
+    /// Waits until connected (or `deadline`) and returns the live client.
+    pub(crate) async fn client_by(&self, deadline: tokio::time::Instant) -> Result<(Client, u64)> {
+        let mut session = self.session.subscribe();
+        let waited = tokio::time::timeout_at(deadline, async {
+            loop {
+                {
+                    let view = session.borrow_and_update();
+                    match (&view.state, &view.client) {
+                        (State::Connected, Some(client)) => return Ok((client.clone(), view.epoch)),
+                        (State::Closed, _) => return Err(Error::Closed),
+                        _ => {}
+                    }
+                    if let Some(error) = &view.error {
+                        return Err(error.clone());
+                    }
+                }
+                if session.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(Error::NoConnection(format!("not connected to {} within the connect timeout", self.hosts)))
+        })
+    }
+
+    /// Runs one write under the operation timeout, and counts, per path, the
+    /// writes in a row whose connection dropped while they were in flight
+    /// on a connected client. A server drops the connection of a request it
+    /// refuses to read (over its `jute.maxbuffer`): resending the same
+    /// write on every reconnect would be a reconnect loop, so registrations
+    /// back off on this count and give up (see `actor::MAX_WRITE_DROPS`).
+    pub(crate) async fn write_call<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        client: &Client,
+        fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
+    ) -> Result<T> {
+        let connected = client.state() == zookeeper_client::SessionState::SyncConnected;
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let raw = tokio::time::timeout(self.op_timeout(), fut).await;
+        let dropped = match &raw {
+            Ok(Ok(_)) => Some(false),
+            Ok(Err(zookeeper_client::Error::ConnectionLoss)) if connected => Some(true),
+            _ => None,
+        };
+        if let Some(dropped) = dropped {
+            if let Some(desire) = self.desired().get_mut(path) {
+                if dropped {
+                    let counters = desire.counters();
+                    counters.drops = counters.drops.saturating_add(1);
+                } else {
+                    desire.reset_drops();
+                }
+            }
+        }
+        Self::answer(op, path, raw)
+    }
+
+    /// Runs one ZooKeeper call under the operation timeout.
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
+    ) -> Result<T> {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::answer(op, path, tokio::time::timeout(self.op_timeout(), fut).await)
+    }
+
+    fn answer<T>(
+        op: &'static str,
+        path: &str,
+        raw: std::result::Result<
+            std::result::Result<T, zookeeper_client::Error>,
+            tokio::time::error::Elapsed,
+        >,
+    ) -> Result<T> {
+        match raw {
+            Ok(result) => result.map_err(|e| Error::from_zk(op, path, e)),
+            Err(_) => {
+                Err(Error::NoConnection(format!("{op} {path}: no answer within the operation timeout")))
+            }
+        }
+    }
+}
+
+/// A node as read: its bytes and stat (`None` when missing) and its children.
+pub(crate) struct NodeRead {
+    pub(crate) node: Option<(Vec<u8>, crate::snapshot::Stat)>,
+    pub(crate) children: Vec<String>,
+}
+
+/// Reads a node's data and children, pipelined on the connection (both
+/// requests are sent before either answer is awaited).
+pub(crate) async fn read_node(shared: &Shared, client: &Client, path: &str) -> Result<NodeRead> {
+    let (data, children) = tokio::join!(
+        shared.call("get_data", path, client.get_data(path)),
+        shared.call("get_children", path, client.list_children(path)),
+    );
+    let node = match data {
+        Ok((bytes, stat)) => Some((bytes, crate::snapshot::Stat::from(&stat))),
+        Err(e) if e.is_no_node() => None,
+        Err(e) => return Err(e),
+    };
+    let mut children = match children {
+        Ok(children) if node.is_some() => children,
+        Ok(_) => Vec::new(),
+        Err(e) if e.is_no_node() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    children.sort();
+    Ok(NodeRead { node, children })
+}
