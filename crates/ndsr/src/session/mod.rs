@@ -3,7 +3,8 @@
 //! Files, by what they hold: `supervisor.rs` (the session's state
 //! machine), `hub.rs` (the path table and its operations' scheduling),
 //! `watch_table.rs` (the watches and what each covers), `actor.rs` (the
-//! operations on one path), `reconcile.rs` (owner-checked writes),
+//! operations on one path), `reconcile.rs` (owner-checked writes, deciding each step with
+//! `decide.rs`'s pure function),
 //! `desired.rs` (what the program asked for), `commands.rs` (how handles
 //! reach the hub), `shared.rs` and `calls.rs` (the state every part shares,
 //! and the ZooKeeper call layer).
@@ -20,6 +21,7 @@
 pub(crate) mod actor;
 mod calls;
 mod commands;
+pub(crate) mod decide;
 mod desired;
 pub(crate) mod hub;
 pub(crate) mod reconcile;

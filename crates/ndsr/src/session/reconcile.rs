@@ -10,6 +10,7 @@ use zookeeper_client::{Client, CreateMode, Error as Zk, Stat};
 
 use crate::codec::{decode, user_part};
 use crate::path::parent;
+use crate::session::decide::{decide, Action, Observed, Owner};
 use crate::session::{Goal, Shared};
 use crate::{Error, Result};
 
@@ -22,7 +23,11 @@ pub(crate) struct Written {
     pub(crate) stat: Stat,
 }
 
-/// Brings `path` to `goal`. Returns what it wrote, if it wrote.
+/// Brings `path` to `goal`: reads, lets [`decide`] pick the next step,
+/// performs it (conditional on the version read) and reads again, until the
+/// goal holds. Returns what it wrote, if it wrote. `requested`: the caller
+/// asked for this just now (`set_node`, `unset`), so a difference is not
+/// "someone else's change".
 pub(crate) async fn enforce(
     shared: &Shared,
     client: &Client,
@@ -30,51 +35,76 @@ pub(crate) async fn enforce(
     goal: &Goal,
     requested: bool,
 ) -> Result<Option<Written>> {
-    match goal {
-        Goal::Ephemeral(bytes) => ensure_ephemeral(shared, client, path, bytes, requested).await,
-        Goal::Absent => ensure_absent(shared, client, path).await.map(|()| None),
-    }
-}
-
-/// `requested`: the caller asked for this data just now (`set_node`), so a
-/// difference is not "someone else's change".
-async fn ensure_ephemeral(
-    shared: &Shared,
-    client: &Client,
-    path: &str,
-    bytes: &[u8],
-    requested: bool,
-) -> Result<Option<Written>> {
     let me = client.session_id().0;
+    let mut paced = false;
     for _ in 0..ATTEMPTS {
-        match shared.call("get_data", path, client.get_data(path)).await {
-            Ok((data, stat)) if stat.ephemeral_owner == me => {
-                if data == bytes {
-                    return Ok(None);
+        let read = match goal {
+            Goal::Ephemeral(_) => match shared.call("get_data", path, client.get_data(path)).await {
+                Ok(read) => Some(read),
+                Err(e) if e.is_no_node() => None,
+                Err(e) => return Err(e),
+            },
+            // The stat is all an unset needs (and `exists` needs no read
+            // permission).
+            Goal::Absent => {
+                shared.call("exists", path, client.check_stat(path)).await?.map(|s| (Vec::new(), s))
+            }
+        };
+        let (observed, owner) = match &read {
+            None => (Observed::Missing, Owner::Nobody),
+            Some((data, stat)) => (
+                Observed::Node { data, owner: stat.ephemeral_owner, version: stat.version },
+                Owner::of(stat.ephemeral_owner, me, |o| shared.is_past_session(o)),
+            ),
+        };
+        let bytes = match goal {
+            Goal::Ephemeral(bytes) => bytes.as_slice(),
+            Goal::Absent => &[],
+        };
+        match decide(goal, observed, owner, paced) {
+            Action::Done => return Ok(None),
+            Action::LeaveAlone { owner } => {
+                if let Goal::Ephemeral(_) = goal {
+                    return Err(Error::Conflict { path: path.to_string(), owner });
                 }
+                tracing::info!(
+                    path,
+                    owner = format_args!("{owner:#x}"),
+                    "unset registration: the node there is another session's registration; left alone"
+                );
+                return Ok(None);
+            }
+            Action::Create => match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
+                Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                Err(e) => return Err(e),
+            },
+            Action::SetData { version } => {
                 if !requested {
                     tracing::warn!(path, "registration's data was changed by someone else; writing it back");
                 }
-                let writing = client.set_data(path, bytes, Some(stat.version));
+                let writing = client.set_data(path, bytes, Some(version));
                 match shared.write_call("set_data", path, client, writing).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
-            Ok((_, stat)) if stat.ephemeral_owner != 0 && shared.is_past_session(stat.ephemeral_owner) => {
+            Action::Replace { version } => {
                 // Left by one of our own earlier sessions that the server
-                // has not expired yet: replace it atomically, so watchers
+                // has not expired yet: replaced atomically, so watchers
                 // never see the registration missing.
-                tracing::info!(
-                    path,
-                    old = format_args!("{:#x}", stat.ephemeral_owner),
-                    "replacing registration of an expired session"
-                );
+                if let Some((_, stat)) = &read {
+                    tracing::info!(
+                        path,
+                        old = format_args!("{:#x}", stat.ephemeral_owner),
+                        "replacing registration of an expired session"
+                    );
+                }
                 let mut multi = client.new_multi_writer();
                 let ephemeral = shared.create_options(CreateMode::Ephemeral);
                 let queued = multi
-                    .add_delete(path, Some(stat.version))
+                    .add_delete(path, Some(version))
                     .and_then(|()| multi.add_create(path, bytes, &ephemeral));
                 if let Err(e) = queued {
                     return Err(Error::from_zk("replace", path, e));
@@ -84,64 +114,37 @@ async fn ensure_ephemeral(
                     .write_call("replace", path, client, async { commit.await.map_err(Zk::from) })
                     .await
                 {
-                    Ok(_) => continue, // read back for the new stat
-                    Err(Error::ZooKeeper { .. }) => continue,
+                    // Read back for the new stat.
+                    Ok(_) | Err(Error::ZooKeeper { .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
-            Ok((_, stat)) => {
-                return Err(Error::Conflict { path: path.to_string(), owner: stat.ephemeral_owner })
-            }
-            Err(e) if e.is_no_node() => {
-                match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
-                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
-                    Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::Contention { path: path.to_string(), during: "under the registration", attempts: ATTEMPTS })
-}
-
-/// Keeps the path of an unset registration free of nodes that are not
-/// someone else's registration (see `Goal::Absent`).
-async fn ensure_absent(shared: &Shared, client: &Client, path: &str) -> Result<()> {
-    let me = client.session_id().0;
-    let mut paced = false;
-    for _ in 0..ATTEMPTS {
-        let Some(stat) = shared.call("exists", path, client.check_stat(path)).await? else { return Ok(()) };
-        let owner = stat.ephemeral_owner;
-        let ours = owner != 0 && (owner == me || shared.is_past_session(owner));
-        if owner != 0 && !ours {
-            tracing::info!(
-                path,
-                owner = format_args!("{owner:#x}"),
-                "unset registration: the node there is another session's registration; left alone"
-            );
-            return Ok(());
-        }
-        if !ours {
-            if !paced {
+            Action::Pace => {
                 // Wait our turn, then look again: it may be gone, or changed.
                 pace_foreign_delete(shared, path).await;
                 paced = true;
-                continue;
             }
-            tracing::warn!(
-                path,
-                "a persistent node reappeared where this registry unset its registration; deleting it \
-                 (call set_node, or unwatch the path, to stop keeping it absent)"
-            );
-        }
-        match shared.call("delete", path, client.delete(path, Some(stat.version))).await {
-            Ok(()) => return Ok(()),
-            Err(Error::ZooKeeper { source: Zk::NoNode | Zk::BadVersion, .. }) => continue,
-            Err(e) => return Err(e),
+            Action::Delete { version } => {
+                if owner == Owner::Nobody {
+                    tracing::warn!(
+                        path,
+                        "a persistent node reappeared where this registry unset its registration; deleting it \
+                         (call set_node, or unwatch the path, to stop keeping it absent)"
+                    );
+                }
+                match shared.call("delete", path, client.delete(path, Some(version))).await {
+                    Ok(()) => return Ok(None),
+                    Err(Error::ZooKeeper { source: Zk::NoNode | Zk::BadVersion, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
-    Err(Error::Contention { path: path.to_string(), during: "while being removed", attempts: ATTEMPTS })
+    let during = match goal {
+        Goal::Ephemeral(_) => "under the registration",
+        Goal::Absent => "while being removed",
+    };
+    Err(Error::Contention { path: path.to_string(), during, attempts: ATTEMPTS })
 }
 
 /// Waits before deleting another client's node again: 1 s after the first
