@@ -25,6 +25,29 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// one watch on the parent ([`RegistryBuilder::share_parent_watch_at`]).
 pub const DEFAULT_SHARE_PARENT_WATCH_AT: usize = 8;
 
+/// Default first delay between connection attempts
+/// ([`RegistryBuilder::reconnect_backoff`]).
+pub const DEFAULT_RECONNECT_INITIAL: Duration = Duration::from_millis(100);
+/// Default longest delay between connection attempts.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(10);
+/// Default time a connection must last for the delays to start over.
+pub const DEFAULT_RECONNECT_RESET_AFTER: Duration = Duration::from_secs(30);
+/// Default writes of one registration in a row that lose the connection
+/// before it is given up ([`RegistryBuilder::max_write_drops`]).
+pub const DEFAULT_MAX_WRITE_DROPS: u32 = 4;
+/// Default read-decide-write rounds of one write before it is reported as
+/// [`Error::Contention`](crate::Error::Contention)
+/// ([`RegistryBuilder::reconcile_attempts`]).
+pub const DEFAULT_RECONCILE_ATTEMPTS: u32 = 8;
+
+/// The reconnect back-off's delays.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReconnectBackoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+    pub(crate) calm: Duration,
+}
+
 /// Options for a [`Registry`]; start from [`Registry::builder`].
 ///
 /// # Example
@@ -60,6 +83,9 @@ pub struct RegistryBuilder {
     pub(crate) rebuild_jitter: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) share_parent_watch_at: usize,
+    pub(crate) reconnect_backoff: ReconnectBackoff,
+    pub(crate) max_write_drops: u32,
+    pub(crate) reconcile_attempts: u32,
 }
 
 impl RegistryBuilder {
@@ -83,6 +109,13 @@ impl RegistryBuilder {
             rebuild_jitter: None,
             write_timeout: None,
             share_parent_watch_at: DEFAULT_SHARE_PARENT_WATCH_AT,
+            reconnect_backoff: ReconnectBackoff {
+                initial: DEFAULT_RECONNECT_INITIAL,
+                max: DEFAULT_RECONNECT_MAX,
+                calm: DEFAULT_RECONNECT_RESET_AFTER,
+            },
+            max_write_drops: DEFAULT_MAX_WRITE_DROPS,
+            reconcile_attempts: DEFAULT_RECONCILE_ATTEMPTS,
         }
     }
 
@@ -276,6 +309,42 @@ impl RegistryBuilder {
     /// never needs a watch of its own, whatever this setting.
     pub fn share_parent_watch_at(mut self, paths: usize) -> Self {
         self.share_parent_watch_at = paths.max(1);
+        self
+    }
+
+    /// The delays between connection attempts while no server answers:
+    /// from `initial`, doubling up to `max`, each drawn at random from its
+    /// upper half so that a fleet does not reconnect in lock-step; they
+    /// start over once a connection has lasted `reset_after` (defaults
+    /// 100 ms, 10 s, 30 s). A lost connection of a live session is
+    /// retried by the client itself; this paces new sessions.
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration, reset_after: Duration) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
+        self.reconnect_backoff = ReconnectBackoff { initial, max: max.max(initial), calm: reset_after };
+        self
+    }
+
+    pub(crate) fn reconnect_backoff_or_default(&self) -> ReconnectBackoff {
+        self.reconnect_backoff
+    }
+
+    /// How many writes of one registration in a row may lose the
+    /// connection (a server drops the connection of a request it refuses
+    /// to read) before the registration is given up with
+    /// [`Error::WriteDropped`](crate::Error::WriteDropped) (default 4, at
+    /// least 1). Each new attempt waits longer (250 ms doubling).
+    pub fn max_write_drops(mut self, writes: u32) -> Self {
+        self.max_write_drops = writes.max(1);
+        self
+    }
+
+    /// How many read-decide-write rounds one write (a registration, an
+    /// unset, a `set_data`) makes while the node keeps changing under it
+    /// before it fails with [`Error::Contention`](crate::Error::Contention)
+    /// (default 8, at least 1). Every write is conditional on the version
+    /// just read, so a round fails only when someone else wrote in between.
+    pub fn reconcile_attempts(mut self, rounds: u32) -> Self {
+        self.reconcile_attempts = rounds.max(1);
         self
     }
 

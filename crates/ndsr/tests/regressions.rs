@@ -205,6 +205,54 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
     r.close().await;
 }
 
+/// `max_write_drops`: a registry told to give up after one dropped write
+/// loses the connection once, not four times (the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_write_drops_bounds_the_reconnects_of_a_poisoned_write() {
+    let server = ZkServer::shared();
+    init_logs();
+    let r = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .max_data_size(4 << 20)
+        .max_request_size(4 << 20)
+        .max_write_drops(1)
+        .build()
+        .await
+        .unwrap();
+    let base = unique_path("one-drop");
+    let mut states = r.state_changes();
+    let disconnects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = disconnects.clone();
+    let counting = tokio::spawn(async move {
+        while states.changed().await.is_ok() {
+            if *states.borrow_and_update() == State::Disconnected {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let result = r.set_node(&format!("{base}/h:1"), "z".repeat(2 << 20).as_str()).await;
+    assert!(result.is_err(), "the server never accepted it: {result:?}");
+    eventually(WAIT, "an unrelated write to succeed", || async {
+        r.set_data(&format!("{base}/config"), json!({"ok": 1})).await.is_ok()
+    })
+    .await
+    .unwrap();
+    let count = || disconnects.load(std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let before = count();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if count() == before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} disconnects and counting", count());
+    }
+    assert_eq!(count(), 1, "given up after the first dropped write");
+    counting.abort();
+    let _ = counting.await;
+    r.close().await;
+}
+
 /// Item 4: set_data compares what would be written, user `pid` included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_data_writes_a_change_of_the_user_keys_pid_and_created() {

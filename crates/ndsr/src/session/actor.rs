@@ -240,7 +240,17 @@ impl Actor {
     /// Brings the node to its registration's goal. `requested`: a caller
     /// asked for it just now (not an event or a reconnect).
     pub(crate) async fn enforce(&mut self, requested: bool) -> Result<()> {
-        let Some(goal) = self.goal() else { return Ok(()) };
+        let Some(goal) = self.goal() else {
+            // Given up in the background before the caller's turn came:
+            // the caller hears why, not a success.
+            let given_up = self.shared.desired().get(&self.path).and_then(|d| d.given_up());
+            return match given_up {
+                Some(attempts) if requested => {
+                    Err(Error::WriteDropped { path: self.path.to_string(), attempts })
+                }
+                _ => Ok(()),
+            };
+        };
         // Already so, as far as the watch tells: nothing to ask ZooKeeper.
         // (A change the watch has not delivered yet triggers enforcement
         // again when it arrives.)
@@ -259,19 +269,18 @@ impl Actor {
 
     /// A registration whose writes keep losing the connection (a request
     /// the server will not read) waits longer before each new attempt, and
-    /// is given up after [`MAX_WRITE_DROPS`] in a row, instead of
+    /// is given up after `RegistryBuilder::max_write_drops` in a row, instead of
     /// reconnecting in a tight loop.
     async fn back_off_dropped_writes(&self, goal: &Goal) -> Result<()> {
         let drops = self.shared.desired().get(&self.path).map_or(0, |d| d.drops());
         if drops == 0 {
             return Ok(());
         }
-        if drops >= MAX_WRITE_DROPS {
+        if drops >= self.shared.config.max_write_drops {
             let mut desired = self.shared.desired();
             if let Some(desire) = desired.get_mut(&self.path) {
                 if desire.goal.as_ref() == Some(goal) {
-                    desire.goal = None;
-                    desire.reset_drops();
+                    desire.give_up(drops);
                 }
             }
             drop(desired);
@@ -297,10 +306,6 @@ impl Actor {
         Ok(())
     }
 }
-
-/// Writes of one registration in a row that lost the connection before it
-/// is given up (`Error::WriteDropped`).
-pub(crate) const MAX_WRITE_DROPS: u32 = 4;
 
 #[cfg(test)]
 mod tests {

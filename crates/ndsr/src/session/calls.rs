@@ -39,7 +39,7 @@ impl Shared {
     /// on a connected client. A server drops the connection of a request it
     /// refuses to read (over its `jute.maxbuffer`): resending the same
     /// write on every reconnect would be a reconnect loop, so registrations
-    /// back off on this count and give up (see `actor::MAX_WRITE_DROPS`).
+    /// back off on this count and give up (see `RegistryBuilder::max_write_drops`).
     pub(crate) async fn write_call<T>(
         &self,
         op: &'static str,

@@ -37,6 +37,9 @@ pub(crate) struct Counters {
     /// how many in a row, and when the last was.
     pub(crate) foreign_deletes: u32,
     pub(crate) last_foreign_delete: Option<tokio::time::Instant>,
+    /// The registration was given up after this many dropped writes: the
+    /// caller whose `set_node` is still waiting learns it.
+    pub(crate) given_up: Option<u32>,
 }
 
 /// The state a registration keeps a node in.
@@ -73,7 +76,21 @@ impl Desire {
     pub(crate) fn reset_drops(&mut self) {
         if let Some(counters) = &mut self.counters {
             counters.drops = 0;
+            counters.given_up = None;
         }
+    }
+
+    /// Gives the registration up after `drops` dropped writes.
+    pub(crate) fn give_up(&mut self, drops: u32) {
+        self.goal = None;
+        let counters = self.counters();
+        counters.drops = 0;
+        counters.given_up = Some(drops);
+    }
+
+    /// After how many dropped writes the registration was given up, if it was.
+    pub(crate) fn given_up(&self) -> Option<u32> {
+        self.counters.as_ref().and_then(|c| c.given_up)
     }
 }
 

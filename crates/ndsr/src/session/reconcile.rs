@@ -14,9 +14,6 @@ use crate::session::decide::{decide, Action, Observed, Owner};
 use crate::session::{Goal, Shared};
 use crate::{Error, Result};
 
-/// Attempts before a goal that keeps moving is reported as an error.
-const ATTEMPTS: u32 = 8;
-
 /// What a write left in the node, for the cache.
 pub(crate) struct Written {
     pub(crate) bytes: Vec<u8>,
@@ -37,7 +34,7 @@ pub(crate) async fn enforce(
 ) -> Result<Option<Written>> {
     let me = client.session_id().0;
     let mut paced = false;
-    for _ in 0..ATTEMPTS {
+    for _ in 0..shared.config.reconcile_attempts {
         let read = match goal {
             Goal::Ephemeral(_) => match shared.call("get_data", path, client.get_data(path)).await {
                 Ok(read) => Some(read),
@@ -144,7 +141,7 @@ pub(crate) async fn enforce(
         Goal::Ephemeral(_) => "under the registration",
         Goal::Absent => "while being removed",
     };
-    Err(Error::Contention { path: path.to_string(), during, attempts: ATTEMPTS })
+    Err(Error::Contention { path: path.to_string(), during, attempts: shared.config.reconcile_attempts })
 }
 
 /// Waits before deleting another client's node again: 1 s after the first
@@ -196,7 +193,7 @@ pub(crate) async fn set_data(
     keep_defaults: bool,
 ) -> Result<Option<Written>> {
     let me = client.session_id().0;
-    for _ in 0..ATTEMPTS {
+    for _ in 0..shared.config.reconcile_attempts {
         match shared.call("get_data", path, client.get_data(path)).await {
             Ok((data, stat)) => {
                 let owner = stat.ephemeral_owner;
@@ -223,7 +220,11 @@ pub(crate) async fn set_data(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::Contention { path: path.to_string(), during: "while being written", attempts: ATTEMPTS })
+    Err(Error::Contention {
+        path: path.to_string(),
+        during: "while being written",
+        attempts: shared.config.reconcile_attempts,
+    })
 }
 
 /// Creates `path`, making missing parents as persistent nodes.

@@ -1,15 +1,24 @@
 //! The supervisor: one task per registry that owns the ZooKeeper session.
 //!
+//! It is an explicit state machine: [`next`] is a pure function from a
+//! phase and an event to the next phase and the effects to perform, and
+//! [`run`] only waits for the event each phase expects and performs the
+//! effects. Unit tests drive [`next`] without a server.
+//!
 //! ```text
-//!            connect ok                  Disconnected
-//! Connecting ----------> Connected <-------------------> Disconnected
-//!     ^                      |        SyncConnected            |
-//!     |  backoff             | Expired / AuthFailed            |
-//!     +------------------ Expired <----------------------------+
-//! any state --close() or last handle dropped--> Closed
+//!              Connected (BeginEpoch)         Client(Disconnected / SyncConnected)
+//! Connecting ------------------------> Open <-----------------------------------+
+//!   ^   |  ConnectFailed (BackOff)      |  |                                     |
+//!   |   v                               |  +-------------------------------------+
+//!   | BackingOff                        |  Client(Expired / AuthFailed)
+//!   |   | Waited                        v  (EndEpoch, Pause)
+//!   +---+------------------------- Pausing
+//!            Waited
+//! Open --Close (Shutdown)--> Closing --SessionEnded (Finish)--> Closed
+//! any other phase --Close (Finish)--> Closed
 //! ```
 //!
-//! Each successful connect starts an epoch: the hub of the previous epoch is
+//! Each new session starts an epoch: the hub of the previous epoch is
 //! stopped and every desired path is handed to the new client's hub,
 //! registrations first, so that watchers of a service see our own members
 //! back before they re-read the member list.
@@ -53,92 +62,252 @@ pub(crate) fn on_client_state(state: SessionState) -> Transition {
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Command>) {
-    let mut backoff =
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(10), Duration::from_secs(30));
-    let mut epoch = 0;
-    let close_reply = 'sessions: loop {
-        let connected = tokio::select! {
-            connected = connect(&shared) => connected,
-            cmd = cmds.recv() => break 'sessions reply_of(cmd),
-        };
-        let client = match connected {
-            Ok(client) => client,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                if let Error::ChrootMissing { .. } = &e {
-                    // Retrying cannot help until someone creates it: say so
-                    // to whoever waits for a connection, and keep checking.
-                    tracing::error!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot use ZooKeeper");
-                    let error = e.clone();
-                    shared.session.send_modify(|view| view.error = Some(error));
-                } else {
-                    tracing::warn!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot connect to ZooKeeper");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => continue 'sessions,
-                    cmd = cmds.recv() => break 'sessions reply_of(cmd),
-                }
-            }
-        };
-        backoff.succeeded();
-        epoch += 1;
-        tracing::info!(session = %client.session_id(), epoch, "connected to ZooKeeper");
-        publish(&shared, State::Connected, Some(client.clone()), epoch);
-        let mut states = client.state_watcher();
-        // Starting the epoch (restoring registrations first) runs beside the
-        // watch on the session, so a close or another expiry meanwhile is
-        // seen at once; the start is dropped with the epoch.
-        let starting = start_epoch(&shared, epoch);
-        tokio::pin!(starting);
-        let mut started = false;
-        loop {
-            tokio::select! {
-                () = &mut starting, if !started => started = true,
-                state = states.changed() => match on_client_state(state) {
-                    Transition::Publish(state) => {
-                        tracing::info!(?state, "ZooKeeper connection state");
-                        publish(&shared, state, Some(client.clone()), epoch);
-                    }
-                    Transition::Rebuild => {
-                        tracing::warn!(session = %client.session_id(), ?state, "session lost; building a new one");
-                        shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(client.session_id().0);
-                        publish(&shared, State::Expired, None, epoch);
-                        stop_actors(&shared).await;
-                        let pause = crate::backoff::rebuild_jitter(shared.config.rebuild_jitter_or_default());
-                        tokio::select! {
-                            () = tokio::time::sleep(pause) => continue 'sessions,
-                            cmd = cmds.recv() => break 'sessions reply_of(cmd),
-                        }
-                    }
-                    Transition::Stop => break 'sessions None,
-                },
-                cmd = cmds.recv() => {
-                    let reply = reply_of(cmd);
-                    publish(&shared, State::Closed, None, epoch);
-                    stop_actors(&shared).await;
-                    // pitfall 15: the session closes once the last clone of
-                    // the client is dropped; wait for it so that our
-                    // ephemeral nodes are gone when close() returns.
-                    drop(client);
-                    let _ = tokio::time::timeout(shared.op_timeout(), async {
-                        while !states.changed().await.is_terminated() {}
-                    })
-                    .await;
-                    break 'sessions reply;
-                }
-            }
-        }
-    };
-    publish(&shared, State::Closed, None, epoch);
-    stop_actors(&shared).await;
-    if let Some(reply) = close_reply {
-        let _ = reply.send(());
+/// Where the supervisor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Trying to connect.
+    Connecting,
+    /// A connection attempt failed: waiting before the next.
+    BackingOff,
+    /// A session is open (connected or reconnecting); the client reports
+    /// its state changes.
+    Open,
+    /// The session expired: a jittered pause before building a new one.
+    Pausing,
+    /// Ending on `close()`: waiting (bounded) for the session to close.
+    Closing,
+    /// Done.
+    Closed,
+}
+
+/// What the supervisor waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A connection attempt succeeded.
+    Connected,
+    /// A connection attempt failed.
+    ConnectFailed,
+    /// The open session's client changed state.
+    Client(SessionState),
+    /// The back-off delay or the rebuild pause is over.
+    Waited,
+    /// `close()`, or every handle dropped.
+    Close,
+    /// The closing session ended (or the wait for it ran out).
+    SessionEnded,
+}
+
+/// What the supervisor does on a transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// A new epoch: publish `Connected` with the new client and start
+    /// restoring every desired path beside the session's watch.
+    BeginEpoch,
+    /// Publish this state, the session kept.
+    Publish(State),
+    /// Wait the next reconnect back-off delay (saying why).
+    BackOff,
+    /// The session is gone: remember its id (its nodes are ours to
+    /// replace), publish `Expired`, stop the hub, drop the client.
+    EndEpoch,
+    /// Wait the rebuild jitter.
+    Pause,
+    /// Publish `Closed`, stop the hub and drop the client, so that its
+    /// session closes.
+    Shutdown,
+    /// Publish `Closed`, stop the hub, answer `close()`.
+    Finish,
+}
+
+/// The pure transition function.
+pub(crate) fn next(phase: Phase, event: Event) -> (Phase, &'static [Effect]) {
+    use Effect::*;
+    match (phase, event) {
+        (Phase::Closed, _) => (Phase::Closed, &[]),
+        (Phase::Open, Event::Close) => (Phase::Closing, &[Shutdown]),
+        (Phase::Closing, Event::SessionEnded) => (Phase::Closed, &[Finish]),
+        (Phase::Closing, _) => (Phase::Closing, &[]),
+        (_, Event::Close) => (Phase::Closed, &[Finish]),
+        (Phase::Connecting, Event::Connected) => (Phase::Open, &[BeginEpoch]),
+        (Phase::Connecting, Event::ConnectFailed) => (Phase::BackingOff, &[BackOff]),
+        (Phase::BackingOff | Phase::Pausing, Event::Waited) => (Phase::Connecting, &[]),
+        (Phase::Open, Event::Client(state)) => match on_client_state(state) {
+            Transition::Publish(State::Connected) => (Phase::Open, &[Publish(State::Connected)]),
+            Transition::Publish(_) => (Phase::Open, &[Publish(State::Disconnected)]),
+            Transition::Rebuild => (Phase::Pausing, &[EndEpoch, Pause]),
+            Transition::Stop => (Phase::Closed, &[Finish]),
+        },
+        // Nothing else can happen in a phase (an event of another phase).
+        (phase, _) => (phase, &[]),
     }
 }
 
-fn reply_of(cmd: Option<Command>) -> Option<oneshot::Sender<()>> {
-    cmd.map(|Command::Close(reply)| reply)
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The supervisor's resources: what [`next`]'s effects act on.
+struct Supervisor {
+    shared: Arc<Shared>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    backoff: Backoff,
+    epoch: u64,
+    client: Option<Client>,
+    states: Option<zookeeper_client::StateWatcher>,
+    /// Restoring the epoch's paths, beside the session's watch.
+    starting: Option<BoxFuture>,
+    /// Why the last connection attempt failed.
+    failure: Option<Error>,
+    /// The back-off delay or the pause to wait.
+    delay: Duration,
+    close_reply: Option<oneshot::Sender<()>>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, cmds: mpsc::UnboundedReceiver<Command>) {
+    let reconnect = shared.config.reconnect_backoff_or_default();
+    let mut supervisor = Supervisor {
+        shared,
+        cmds,
+        backoff: Backoff::new(reconnect.initial, reconnect.max, reconnect.calm),
+        epoch: 0,
+        client: None,
+        states: None,
+        starting: None,
+        failure: None,
+        delay: Duration::ZERO,
+        close_reply: None,
+    };
+    let mut phase = Phase::Connecting;
+    while phase != Phase::Closed {
+        let event = supervisor.wait(phase).await;
+        let (next_phase, effects) = next(phase, event);
+        for effect in effects {
+            supervisor.perform(*effect).await;
+        }
+        phase = next_phase;
+    }
+}
+
+impl Supervisor {
+    /// Waits for the next event the phase expects (a close request in
+    /// every phase).
+    async fn wait(&mut self, phase: Phase) -> Event {
+        match phase {
+            Phase::Connecting => tokio::select! {
+                connected = connect(&self.shared) => match connected {
+                    Ok(client) => {
+                        self.client = Some(client);
+                        Event::Connected
+                    }
+                    Err(e) => {
+                        self.failure = Some(e);
+                        Event::ConnectFailed
+                    }
+                },
+                cmd = self.cmds.recv() => self.close_requested(cmd),
+            },
+            Phase::BackingOff | Phase::Pausing => tokio::select! {
+                () = tokio::time::sleep(self.delay) => Event::Waited,
+                cmd = self.cmds.recv() => self.close_requested(cmd),
+            },
+            Phase::Open => loop {
+                let Some(states) = self.states.as_mut() else { return Event::Client(SessionState::Closed) };
+                let starting = async {
+                    match self.starting.as_mut() {
+                        Some(starting) => starting.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = starting => self.starting = None,
+                    state = states.changed() => return Event::Client(state),
+                    cmd = self.cmds.recv() => return self.close_requested(cmd),
+                }
+            },
+            Phase::Closing => {
+                // pitfall 15: the session closes once the last clone of
+                // the client is dropped; wait for it so that our ephemeral
+                // nodes are gone when close() returns.
+                if let Some(states) = self.states.as_mut() {
+                    let _ = tokio::time::timeout(self.shared.op_timeout(), async {
+                        while !states.changed().await.is_terminated() {}
+                    })
+                    .await;
+                }
+                Event::SessionEnded
+            }
+            Phase::Closed => Event::Close,
+        }
+    }
+
+    fn close_requested(&mut self, cmd: Option<Command>) -> Event {
+        self.close_reply = cmd.map(|Command::Close(reply)| reply);
+        Event::Close
+    }
+
+    async fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::BeginEpoch => {
+                let Some(client) = self.client.clone() else { return };
+                self.backoff.succeeded();
+                self.epoch += 1;
+                tracing::info!(session = %client.session_id(), epoch = self.epoch, "connected to ZooKeeper");
+                publish(&self.shared, State::Connected, Some(client.clone()), self.epoch);
+                self.states = Some(client.state_watcher());
+                let (shared, epoch) = (self.shared.clone(), self.epoch);
+                self.starting = Some(Box::pin(async move { start_epoch(&shared, epoch).await }));
+            }
+            Effect::Publish(state) => {
+                tracing::info!(?state, "ZooKeeper connection state");
+                publish(&self.shared, state, self.client.clone(), self.epoch);
+            }
+            Effect::BackOff => {
+                self.delay = self.backoff.next_delay();
+                let (shared, delay) = (&self.shared, self.delay);
+                match self.failure.take() {
+                    Some(e @ Error::ChrootMissing { .. }) => {
+                        // Retrying cannot help until someone creates it:
+                        // say so to whoever waits for a connection, and
+                        // keep checking.
+                        tracing::error!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot use ZooKeeper");
+                        shared.session.send_modify(|view| view.error = Some(e));
+                    }
+                    e => {
+                        let error = e.map(|e| e.to_string()).unwrap_or_default();
+                        tracing::warn!(servers = %shared.hosts, error, retry_in = ?delay, "cannot connect to ZooKeeper");
+                    }
+                }
+            }
+            Effect::EndEpoch => {
+                if let Some(client) = self.client.take() {
+                    tracing::warn!(session = %client.session_id(), "session lost; building a new one");
+                    let mut past = self.shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner());
+                    past.insert(client.session_id().0);
+                }
+                self.states = None;
+                self.starting = None;
+                publish(&self.shared, State::Expired, None, self.epoch);
+                stop_actors(&self.shared).await;
+            }
+            Effect::Pause => {
+                self.delay = crate::backoff::rebuild_jitter(self.shared.config.rebuild_jitter_or_default())
+            }
+            Effect::Shutdown => {
+                self.starting = None;
+                publish(&self.shared, State::Closed, None, self.epoch);
+                stop_actors(&self.shared).await;
+                self.client = None;
+            }
+            Effect::Finish => {
+                self.starting = None;
+                self.client = None;
+                self.states = None;
+                publish(&self.shared, State::Closed, None, self.epoch);
+                stop_actors(&self.shared).await;
+                if let Some(reply) = self.close_reply.take() {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
 }
 
 fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
@@ -244,6 +413,120 @@ async fn stop_actors_before(shared: &Shared, epoch: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_lives_reconnects_expires_and_is_rebuilt() {
+        let steps = [
+            (Phase::Connecting, Event::ConnectFailed, Phase::BackingOff, &[Effect::BackOff][..]),
+            (Phase::BackingOff, Event::Waited, Phase::Connecting, &[]),
+            (Phase::Connecting, Event::Connected, Phase::Open, &[Effect::BeginEpoch]),
+            (
+                Phase::Open,
+                Event::Client(SessionState::Disconnected),
+                Phase::Open,
+                &[Effect::Publish(State::Disconnected)],
+            ),
+            (
+                Phase::Open,
+                Event::Client(SessionState::SyncConnected),
+                Phase::Open,
+                &[Effect::Publish(State::Connected)],
+            ),
+            (
+                Phase::Open,
+                Event::Client(SessionState::Expired),
+                Phase::Pausing,
+                &[Effect::EndEpoch, Effect::Pause],
+            ),
+            (Phase::Pausing, Event::Waited, Phase::Connecting, &[]),
+            (Phase::Connecting, Event::Connected, Phase::Open, &[Effect::BeginEpoch]),
+            (Phase::Open, Event::Close, Phase::Closing, &[Effect::Shutdown]),
+            (Phase::Closing, Event::SessionEnded, Phase::Closed, &[Effect::Finish]),
+        ];
+        for (phase, event, expected, effects) in steps {
+            assert_eq!(next(phase, event), (expected, effects), "{phase:?} on {event:?}");
+        }
+    }
+
+    #[test]
+    fn an_auth_failure_rebuilds_and_a_closed_client_ends() {
+        assert_eq!(next(Phase::Open, Event::Client(SessionState::AuthFailed)).0, Phase::Pausing);
+        assert_eq!(
+            next(Phase::Open, Event::Client(SessionState::Closed)),
+            (Phase::Closed, &[Effect::Finish][..])
+        );
+    }
+
+    fn phase() -> impl proptest::strategy::Strategy<Value = Phase> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Phase::Connecting),
+            Just(Phase::BackingOff),
+            Just(Phase::Open),
+            Just(Phase::Pausing),
+            Just(Phase::Closing),
+            Just(Phase::Closed),
+        ]
+    }
+
+    fn event() -> impl proptest::strategy::Strategy<Value = Event> {
+        use proptest::prelude::*;
+        let state = prop_oneof![
+            Just(SessionState::Disconnected),
+            Just(SessionState::SyncConnected),
+            Just(SessionState::ConnectedReadOnly),
+            Just(SessionState::Expired),
+            Just(SessionState::AuthFailed),
+            Just(SessionState::Closed),
+        ];
+        prop_oneof![
+            Just(Event::Connected),
+            Just(Event::ConnectFailed),
+            state.prop_map(Event::Client),
+            Just(Event::Waited),
+            Just(Event::Close),
+            Just(Event::SessionEnded),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever happened before, a close ends in `Closed` within two
+        /// events (the second: the session ended), finishing exactly once,
+        /// and nothing happens after.
+        #[test]
+        fn close_always_ends_once(start in phase(), history in proptest::collection::vec(event(), 0..12)) {
+            let mut phase = start;
+            let mut finished = 0;
+            for event in history.into_iter().chain([Event::Close, Event::SessionEnded]) {
+                let (after, effects) = next(phase, event);
+                if phase == Phase::Closed {
+                    proptest::prop_assert!(effects.is_empty() && after == Phase::Closed);
+                }
+                finished += effects.iter().filter(|e| **e == Effect::Finish).count();
+                phase = after;
+            }
+            proptest::prop_assert_eq!(phase, Phase::Closed);
+            // (A supervisor that starts closed has nothing left to answer.)
+            proptest::prop_assert_eq!(finished, usize::from(start != Phase::Closed));
+        }
+
+        /// An epoch begins only from `Connecting`, and every session lost
+        /// is followed by a pause before the next one.
+        #[test]
+        fn epochs_begin_only_after_connecting(history in proptest::collection::vec(event(), 0..24)) {
+            let mut phase = Phase::Connecting;
+            for event in history {
+                let (after, effects) = next(phase, event);
+                if effects.contains(&Effect::BeginEpoch) {
+                    proptest::prop_assert_eq!(phase, Phase::Connecting);
+                }
+                if effects.contains(&Effect::EndEpoch) {
+                    proptest::prop_assert_eq!(after, Phase::Pausing);
+                }
+                phase = after;
+            }
+        }
+    }
 
     #[test]
     fn client_states_map_to_transitions() {
