@@ -37,12 +37,19 @@ pub async fn register_child(servers: &str, base: &str, n: usize) -> Result<(), S
     Ok(())
 }
 
-/// Runs `ndsr-bench MODE SERVERS BASE N` (`memory-child`,
+/// Runs `ndsr-bench MODE SERVERS BASE N [FLAGS]` (`memory-child`,
 /// `register-child`) and returns the JSON line it prints.
-pub async fn child(ctx: &Ctx, mode: &str, base: &str, n: usize) -> Result<serde_json::Value, String> {
+pub async fn child(
+    ctx: &Ctx,
+    mode: &str,
+    base: &str,
+    n: usize,
+    flags: &[&str],
+) -> Result<serde_json::Value, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = tokio::process::Command::new(exe)
         .args([mode, &ctx.servers(), base, &n.to_string()])
+        .args(flags)
         .kill_on_drop(true)
         .output()
         .await
@@ -55,12 +62,14 @@ pub async fn child(ctx: &Ctx, mode: &str, base: &str, n: usize) -> Result<serde_
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     let sizes = |full: [usize; 3], quick: [usize; 3]| if ctx.quick { quick } else { full };
-    for (mode, what, ns) in [
-        ("memory-child", "watch", sizes([1_000, 10_000, 100_000], [500, 2_000, 5_000])),
-        ("register-child", "register", sizes([1_000, 10_000, 50_000], [500, 2_000, 5_000])),
+    let own = ctx.size(10_000, 2_000);
+    for (mode, what, ns, flags) in [
+        ("memory-child", "watch", sizes([1_000, 10_000, 100_000], [500, 2_000, 5_000]).to_vec(), &[][..]),
+        ("memory-child", "watch, own watches", vec![own], &["--own-watches"][..]),
+        ("register-child", "register", sizes([1_000, 10_000, 50_000], [500, 2_000, 5_000]).to_vec(), &[]),
     ] {
         for n in ns {
-            let value = child(ctx, mode, &fresh(&format!("growth-{n}")), n).await?;
+            let value = child(ctx, mode, &fresh(&format!("growth-{n}")), n, flags).await?;
             let kb = |k: &str| value[k].as_f64().ok_or(format!("no {k}"));
             let bytes_per = (kb("rss_after_kb")? - kb("rss_before_kb")?) * 1024.0 / n as f64;
             let per_thousand = kb("setup_seconds")? * 1000.0 / n as f64;

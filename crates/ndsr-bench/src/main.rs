@@ -56,7 +56,14 @@ struct Args {
 enum Internal {
     /// (internal) The ndsr side of the memory case, in a process of its own.
     #[command(hide = true)]
-    MemoryChild { servers: String, base: String, n: usize },
+    MemoryChild {
+        servers: String,
+        base: String,
+        n: usize,
+        /// Every path its own watch (no shared parent watch), for case 8.
+        #[arg(long)]
+        own_watches: bool,
+    },
     /// (internal) Registering N nodes, in a process of its own (case 8).
     #[command(hide = true)]
     RegisterChild { servers: String, base: String, n: usize },
@@ -68,7 +75,9 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if let Some(internal) = &args.internal {
         let done = match internal {
-            Internal::MemoryChild { servers, base, n } => runtime.block_on(memory::child(servers, base, *n)),
+            Internal::MemoryChild { servers, base, n, own_watches } => {
+                runtime.block_on(memory::child(servers, base, *n, *own_watches))
+            }
             Internal::RegisterChild { servers, base, n } => {
                 runtime.block_on(growth::register_child(servers, base, *n))
             }

@@ -20,11 +20,16 @@ pub fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// The child process's side: `ndsr-bench memory-child SERVERS BASE N`.
-pub async fn child(servers: &str, base: &str, n: usize) -> Result<(), String> {
+/// The child process's side: `ndsr-bench memory-child SERVERS BASE N
+/// [--own-watches]` (`own_watches`: sharing the parent's watch turned off).
+pub async fn child(servers: &str, base: &str, n: usize, own_watches: bool) -> Result<(), String> {
     let before = rss_kb();
     let start = Instant::now();
-    let registry = ndsr::Registry::builder(servers).build().await.map_err(|e| e.to_string())?;
+    let mut builder = ndsr::Registry::builder(servers);
+    if own_watches {
+        builder = builder.share_parent_watch_at(usize::MAX);
+    }
+    let registry = builder.build().await.map_err(|e| e.to_string())?;
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let gets: Vec<_> = chunk.iter().map(|i| (registry.clone(), format!("{base}/p{i:06}"))).collect();
         let gets = gets.iter().map(|(r, p)| r.get(p));
@@ -43,7 +48,7 @@ pub async fn child(servers: &str, base: &str, n: usize) -> Result<(), String> {
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let n = ctx.size(10_000, 1_000);
-    let ours = crate::growth::child(ctx, "memory-child", &fresh("memory-ndsr"), n).await?;
+    let ours = crate::growth::child(ctx, "memory-child", &fresh("memory-ndsr"), n, &[]).await?;
     let (python, servers, base, count) =
         (ctx.python.clone(), ctx.servers(), fresh("memory-py"), n.to_string());
     let theirs =
@@ -68,7 +73,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             Some(floor),
             "within 1.5x of the floor (ratio <= 1.5)",
             Some(|r| r <= 1.5),
-            "the same paths (all missing), in chunks of 1,000; ndsr also adds a watch per path".into(),
+            "the same paths (all missing), in chunks of 1,000; ndsr also watches them (one shared watch on their parent)"
+                .into(),
         ),
         Row::compare(
             "6 memory",
