@@ -287,7 +287,10 @@ impl Registry {
 
     /// Stops watching `path` (its subscriptions end).
     fn unwatch(&self, path: &str) -> PyResult<()> {
-        self.registry()?.unwatch(path).map_err(to_py)
+        self.registry()?.unwatch(path).map_err(to_py)?;
+        // The path's children tuple goes with its watch.
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        Ok(())
     }
 
     /// The connection state: connecting, connected, disconnected, expired
@@ -326,6 +329,12 @@ impl Registry {
         let registry = self.registry()?;
         let guard = py.detach(|| registry.lock(path, name, simultaneous, wait)).map_err(to_py)?;
         Ok(LockGuard { inner: Mutex::new(Some(guard)) })
+    }
+
+    /// (For tests.) Is a children tuple kept for `path`?
+    #[pyo3(name = "_children_cached")]
+    fn children_cached(&self, path: &str) -> bool {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path)
     }
 
     /// ZooKeeper requests made so far.

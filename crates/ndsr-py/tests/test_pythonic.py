@@ -32,6 +32,15 @@ def test_register_read_and_snapshots_are_immutable_copies(zk, base):
         assert not missing.exists and missing.stat is None and missing.data is None and missing.children == []
 
 
+def test_unwatch_lets_go_of_the_paths_cached_children(zk, base, other):
+    other.create(base + "/svc/a", b"", makepath=True)
+    with ndsr.Registry(zk) as r:
+        assert r.get(base + "/svc").children == ["a"]
+        assert r._core._children_cached(base + "/svc")
+        r.unwatch(base + "/svc")
+        assert not r._core._children_cached(base + "/svc"), "kept until close: a leak per path"
+
+
 def test_context_manager_closes_and_the_node_vanishes_at_once(zk, base, other):
     with ndsr.Registry(zk) as r:
         r.set_node(base + "/h:1")
