@@ -14,7 +14,8 @@ use crate::config::RegistryBuilder;
 use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
 use crate::session::{
-    ensure_actor, read_node, stop_actor, ActorCmd, Goal, Reply, SessionView, Shared, State, WithdrawOnDrop,
+    ensure_actor, path_sender, read_node, stop_actor, ActorCmd, Goal, Reply, SessionView, Shared, State,
+    WithdrawOnDrop,
 };
 use crate::snapshot::{Freshness, Snapshot};
 use crate::subscription::{drive, CallbackId, Interest, Subscription};
@@ -630,7 +631,8 @@ impl Registry {
         let deadline = self.deadline();
         loop {
             self.shared.client_by(deadline).await?;
-            let Some(tx) = ensure_actor(&self.shared, path) else {
+            // The command starts the path if it is new.
+            let Some(tx) = path_sender(&self.shared, path) else {
                 // The session changed between the two calls: wait for the next.
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;

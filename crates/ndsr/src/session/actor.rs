@@ -237,6 +237,19 @@ impl Actor {
         }
     }
 
+    /// Does the node hold its registration's goal, as far as the watch
+    /// tells? Then there is nothing to ask ZooKeeper. (A change the watch
+    /// has not delivered yet triggers enforcement again when it arrives.)
+    pub(crate) fn goal_holds(&self) -> bool {
+        let Some(stat) = self.stat() else { return false };
+        if stat.ephemeral_owner != self.client.session_id().0 {
+            return false;
+        }
+        let desired = self.shared.desired();
+        let goal = desired.get(&self.path).and_then(|d| d.goal.as_ref());
+        matches!(goal, Some(Goal::Ephemeral(bytes)) if digest(bytes) == self.state.digest)
+    }
+
     /// Brings the node to its registration's goal. `requested`: a caller
     /// asked for it just now (not an event or a reconnect).
     pub(crate) async fn enforce(&mut self, requested: bool) -> Result<()> {
@@ -251,13 +264,8 @@ impl Actor {
                 _ => Ok(()),
             };
         };
-        // Already so, as far as the watch tells: nothing to ask ZooKeeper.
-        // (A change the watch has not delivered yet triggers enforcement
-        // again when it arrives.)
-        if let (Goal::Ephemeral(bytes), Some(stat)) = (&goal, self.stat()) {
-            if self.state.digest == digest(bytes) && stat.ephemeral_owner == self.client.session_id().0 {
-                return Ok(());
-            }
+        if self.goal_holds() {
+            return Ok(());
         }
         if let Goal::Ephemeral(_) = goal {
             self.back_off_dropped_writes(&goal).await?;

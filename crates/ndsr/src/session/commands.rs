@@ -103,6 +103,15 @@ impl PathSender {
 /// the path (and the epoch's hub) if needed. `None` while there is no live
 /// session.
 pub(crate) fn ensure_actor(shared: &Arc<Shared>, path: &str) -> Option<PathSender> {
+    let sender = path_sender(shared, path)?;
+    sender.tx.unbounded_send(hub::HubCmd::Watch(sender.path.clone())).ok()?;
+    Some(sender)
+}
+
+/// A sender of `path`'s commands in the current epoch (the epoch's hub
+/// started if needed); the path starts with its first command. `None`
+/// while there is no live session.
+pub(crate) fn path_sender(shared: &Arc<Shared>, path: &str) -> Option<PathSender> {
     let view = shared.session.borrow().clone();
     let client = view.client.filter(|_| view.state != State::Closed)?;
     // The desired path's interned name (taken before the hub's lock: the
@@ -120,7 +129,6 @@ pub(crate) fn ensure_actor(shared: &Arc<Shared>, path: &str) -> Option<PathSende
         }
     }
     let tx = hub.as_ref()?.tx.clone();
-    tx.unbounded_send(hub::HubCmd::Watch(path.clone())).ok()?;
     Some(PathSender { tx, path })
 }
 

@@ -452,10 +452,17 @@ impl Hub {
                 // A command whose caller gave up before it started is
                 // dropped (a registration's goal is still enforced on
                 // events and reconnects).
-                ActorCmd::Enforce(reply) if reply.start() => Box::pin(async move {
-                    reply.send(Box::pin(actor.enforce(true)).await);
-                    actor.into_state()
-                }),
+                ActorCmd::Enforce(reply) if reply.start() => {
+                    if actor.goal_holds() {
+                        // Already so: answered at once, without an operation.
+                        reply.send(Ok(()));
+                        continue;
+                    }
+                    Box::pin(async move {
+                        reply.send(Box::pin(actor.enforce(true)).await);
+                        actor.into_state()
+                    })
+                }
                 ActorCmd::SetData { bytes, keep_defaults, reply } if reply.start() => Box::pin(async move {
                     reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
                     actor.into_state()

@@ -30,7 +30,9 @@ pub(crate) mod supervisor;
 pub(crate) mod watch_table;
 
 pub(crate) use calls::read_node;
-pub(crate) use commands::{ensure_actor, stop_actor, ActorCmd, HubHandle, Reply, WithdrawOnDrop};
+pub(crate) use commands::{
+    ensure_actor, path_sender, stop_actor, ActorCmd, HubHandle, Reply, WithdrawOnDrop,
+};
 pub(crate) use desired::{forget_if_unwanted, release_subscriber, Desired, Goal};
 pub(crate) use shared::Shared;
 
