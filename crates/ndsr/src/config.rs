@@ -380,6 +380,10 @@ impl RegistryBuilder {
     /// when no server answered within the connect timeout;
     /// [`Error::ChrootMissing`](crate::Error::ChrootMissing) when the chroot
     /// does not exist and `create_chroot` is off.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future before it returns closes the registry it was
+    /// building: its tasks end, and a session it opened is closed.
     pub async fn build(self) -> Result<Registry> {
         Registry::start(self).await
     }

@@ -128,6 +128,9 @@ impl LockBuilder {
     ///
     /// # Errors
     /// As [`acquire`](Self::acquire).
+    ///
+    /// # Cancellation safety
+    /// As [`acquire`](Self::acquire).
     pub async fn try_acquire(self) -> Result<LockGuard> {
         self.wait(Duration::ZERO).acquire().await
     }

@@ -134,6 +134,11 @@ impl Registry {
     ///   and made once that node goes away.
     /// - [`Error::NotAuthorized`] or another ZooKeeper error: the
     ///   registration is dropped.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future does not drop the registration: like a
+    /// `NoConnection`, it stays in the desired state and is made (or kept)
+    /// in the background; call [`unset`](Self::unset) to drop it.
     pub async fn set_node(&self, path: &str, data: impl Into<Data>) -> Result<()> {
         let bytes = self.prepare_write("set_node", path, &data.into())?;
         let previous = {
@@ -170,6 +175,11 @@ impl Registry {
     /// session (its owner would revert the write, or it would vanish with
     /// that session), and [`Error::InvalidArgument`] when `path` is a
     /// registration of this registry (change it with `set_node`).
+    ///
+    /// # Cancellation safety
+    /// A call dropped before its write started writes nothing (the write is
+    /// withdrawn); one dropped after may complete. The path stays watched
+    /// either way.
     pub async fn set_data(&self, path: &str, data: impl Into<Data>) -> Result<()> {
         let data = data.into();
         let bytes = self.prepare_write("set_data", path, &data)?;
@@ -209,6 +219,12 @@ impl Registry {
     /// [`Error::NotAuthorized`], [`Error::NotEmpty`] when the node has
     /// children (see [`unset_recursive`](Self::unset_recursive)), or another
     /// ZooKeeper error.
+    ///
+    /// # Cancellation safety
+    /// For a registration, dropping the future keeps the unset in the
+    /// desired state: the node is removed at the path's next event or
+    /// reconnect at the latest. For any other path, a delete already sent
+    /// may or may not be performed.
     pub async fn unset(&self, path: &str) -> Result<()> {
         self.check_removable("unset", path)?;
         let registered = {
@@ -238,6 +254,9 @@ impl Registry {
     /// # Errors
     /// As [`unset`](Self::unset); a failure part-way leaves the nodes not
     /// yet deleted in place.
+    ///
+    /// # Cancellation safety
+    /// Not atomic: a call dropped part-way may have deleted part of the tree.
     pub async fn unset_recursive(&self, path: &str) -> Result<usize> {
         self.check_removable("unset", path)?;
         let (client, _) = self.shared.client_by(self.deadline()).await?;
@@ -282,6 +301,10 @@ impl Registry {
     /// [`Error::NoConnection`] when the path was
     /// never read and no connection came within the connect timeout (the
     /// watch is kept and goes live once connected).
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: a first `get` dropped before its answer leaves the path
+    /// watched (as `get` does) and nothing else.
     pub async fn get(&self, path: &str) -> Result<Arc<Snapshot>> {
         validate_path(path)?;
         if self.state() == State::Closed {
@@ -344,6 +367,9 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::InvalidPath`], [`Error::NoConnection`], [`Error::NotAuthorized`].
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: it only reads.
     pub async fn read(&self, path: &str) -> Result<Snapshot> {
         validate_path(path)?;
         let (client, _) = self.shared.client_by(self.deadline()).await?;

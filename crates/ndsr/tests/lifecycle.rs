@@ -292,3 +292,27 @@ async fn a_write_that_started_and_got_no_answer_has_an_unknown_outcome() {
     .await
     .unwrap();
 }
+
+/// `build` dropped while it waits for a connection leaves no task behind,
+/// even once the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_build_leaves_no_task_behind() {
+    init_logs();
+    let server = ZkServer::new().unwrap();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    server.freeze().unwrap();
+    let building = Registry::builder(&server.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(60))
+        .build();
+    // The frozen server accepts the connection but never answers.
+    let waited = tokio::time::timeout(Duration::from_millis(300), building).await;
+    assert!(waited.is_err(), "build cannot return while the server is frozen");
+    server.thaw().unwrap();
+    let gone = eventually(WAIT, "the dropped registry's tasks to end", || async {
+        metrics.num_alive_tasks() <= before
+    })
+    .await;
+    assert!(gone.is_ok(), "{} tasks alive, {before} before", metrics.num_alive_tasks());
+}
