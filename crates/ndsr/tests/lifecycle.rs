@@ -316,3 +316,28 @@ async fn a_dropped_build_leaves_no_task_behind() {
     .await;
     assert!(gone.is_ok(), "{} tasks alive, {before} before", metrics.num_alive_tasks());
 }
+
+/// A cancelled `set_node` keeps the registration desired: it is made in the
+/// background. A cancelled `unset` of a registration is carried out at the
+/// path's next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_set_node_and_unset_stay_desired() {
+    use futures::FutureExt;
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/h:1", unique_path("cancelled-reg"));
+
+    // Polled once (the command is sent), then dropped.
+    assert!(r.set_node(&path, "x").now_or_never().is_none(), "a registration takes a round trip");
+    eventually(WAIT, "the registration made anyway", || async { exists(&zk, &path).await.is_some() })
+        .await
+        .unwrap();
+    until_cached(&r, &path, "our node", |s| s.exists()).await;
+
+    assert!(r.unset(&path).now_or_never().is_none());
+    // Someone touches the node: the unset goal removes it.
+    let _ = zk.set_data(&path, b"poke", None).await;
+    eventually(WAIT, "the unset carried out", || async { exists(&zk, &path).await.is_none() }).await.unwrap();
+    r.close().await;
+}
