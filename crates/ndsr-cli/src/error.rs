@@ -72,6 +72,7 @@ impl From<ndsr::Error> for CliError {
             }
             E::Conflict { .. } => (Exit::Conflict, ""),
             E::Contention { .. } => (Exit::Conflict, ""),
+            E::FormatConflict { .. } => (Exit::Conflict, " (register into a directory of its own)"),
             E::WriteDropped { .. } => (Exit::Failure, ""),
             _ => (Exit::Failure, ""),
         };

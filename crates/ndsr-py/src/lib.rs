@@ -60,7 +60,7 @@ fn to_py(e: ndsr::Error) -> PyErr {
         }
         E::DataTooLarge { .. } => DataTooLarge::new_err(message),
         E::NotAuthorized { .. } => NotAuthorized::new_err(message),
-        E::Conflict { .. } => Conflict::new_err(message),
+        E::Conflict { .. } | E::FormatConflict { .. } => Conflict::new_err(message),
         E::Contention { .. } => Contention::new_err(message),
         E::OutcomeUnknown { .. } => OutcomeUnknown::new_err(message),
         E::LockTimeout { .. } => LockTimeout::new_err(message),

@@ -89,6 +89,20 @@ pub enum Error {
         requested: u32,
     },
 
+    /// A service directory holds instances of another format than the one
+    /// being registered: every format must own its directory (Curator's
+    /// readers take foreign nodes for junk instances, a bad `member_` node
+    /// stops Java ServerSet readers).
+    #[error("{path} holds {found} instances; refusing to register a {writing} instance there (each format must own its directory)")]
+    FormatConflict {
+        /// The service directory.
+        path: String,
+        /// The format its children are in.
+        found: crate::discovery::Format,
+        /// The format being registered.
+        writing: crate::discovery::Format,
+    },
+
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

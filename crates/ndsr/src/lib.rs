@@ -61,6 +61,7 @@ mod cache;
 pub mod cachefile;
 pub mod codec;
 pub mod config;
+pub mod discovery;
 mod error;
 pub mod lock;
 mod path;

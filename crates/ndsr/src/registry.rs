@@ -141,13 +141,127 @@ impl Registry {
     /// in the background; call [`unset`](Self::unset) to drop it.
     pub async fn set_node(&self, path: &str, data: impl Into<Data>) -> Result<()> {
         let bytes = self.prepare_write("set_node", path, &data.into())?;
+        self.register("set_node", path, bytes).await
+    }
+
+    /// Registers an ephemeral node at `path` holding exactly `bytes` (no
+    /// `pid` and `created`, no JSON encoding), kept as
+    /// [`set_node`](Self::set_node) keeps its nodes. For other systems'
+    /// formats (see [`discovery`](crate::discovery)) and binary data.
+    ///
+    /// # Errors
+    /// As [`set_node`](Self::set_node).
+    ///
+    /// # Cancellation safety
+    /// As [`set_node`](Self::set_node).
+    pub async fn set_node_raw(&self, path: &str, bytes: impl Into<Vec<u8>>) -> Result<()> {
+        let bytes = self.check_write("set_node_raw", path, bytes.into())?;
+        self.register("set_node_raw", path, bytes).await
+    }
+
+    /// Creates an ephemeral sequential node `prefix<sequence>` holding
+    /// `bytes` (parents made), then keeps it registered under the name it
+    /// got, as [`set_node_raw`](Self::set_node_raw) would: a reconnect in
+    /// the same session finds it and does nothing; after an expiry the same
+    /// name is created again (exactly one node, the same identity). If the
+    /// create's answer was lost, our node is found among the children by
+    /// owner and data before creating again. Returns the node's path.
+    pub(crate) async fn register_sequential(
+        &self,
+        op: &'static str,
+        prefix: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String> {
+        // The request size is checked with room for the sequence number.
+        let bytes = self.check_write(op, &format!("{prefix}0000000000"), bytes)?;
+        let Some(parent) = crate::path::parent(prefix) else {
+            return Err(Error::InvalidPath {
+                path: prefix.into(),
+                reason: "a sequential node needs a parent",
+            });
+        };
+        let deadline = self.deadline();
+        let mode = zookeeper_client::CreateMode::EphemeralSequential;
+        let options = self.shared.create_options(mode);
+        let lost = |e: &Error| matches!(e, Error::NoConnection(_) | Error::OutcomeUnknown { .. });
+        let unknown = || Error::OutcomeUnknown { op, path: prefix.to_string() };
+        // Whether a create was sent whose answer was lost.
+        let mut sent = false;
+        let path = loop {
+            let client = match self.shared.client_by(deadline).await {
+                Ok((client, _)) => client,
+                Err(_) if sent => return Err(unknown()),
+                Err(e) => return Err(e),
+            };
+            if sent {
+                match self.find_own_sequential(&client, prefix, &bytes).await {
+                    Ok(Some(path)) => break path,
+                    Ok(None) => {} // it was not made: make it
+                    Err(e) if lost(&e) && Instant::now() < deadline => continue,
+                    Err(e) if lost(&e) => return Err(unknown()),
+                    Err(e) => return Err(e),
+                }
+            }
+            if parent != "/" {
+                match self.shared.ensure_parent(&client, parent).await {
+                    Ok(()) => {}
+                    Err(e) if lost(&e) && Instant::now() < deadline => continue,
+                    Err(e) if sent && lost(&e) => return Err(unknown()),
+                    Err(e) => return Err(e),
+                }
+            }
+            let creating = client.create(prefix, &bytes, &options);
+            match self.shared.write_call("create", prefix, &client, creating).await {
+                Ok((_, sequence)) => break format!("{prefix}{sequence}"),
+                Err(e) if lost(&e) && Instant::now() < deadline => sent = true,
+                Err(e) if lost(&e) => return Err(unknown()),
+                Err(e) => return Err(e),
+            }
+        };
+        self.register(op, &path, bytes).await?;
+        Ok(path)
+    }
+
+    /// Our session's node among `prefix`'s siblings holding `bytes`.
+    async fn find_own_sequential(
+        &self,
+        client: &zookeeper_client::Client,
+        prefix: &str,
+        bytes: &[u8],
+    ) -> Result<Option<String>> {
+        let Some((parent, stem)) = prefix.rsplit_once('/') else { return Ok(None) };
+        let dir = if parent.is_empty() { "/" } else { parent };
+        let me = client.session_id().0;
+        let children = match self.shared.call("get_children", dir, client.list_children(dir)).await {
+            Err(e) if e.is_no_node() => return Ok(None),
+            other => other?,
+        };
+        for child in children.iter().filter(|c| c.starts_with(stem)) {
+            let path = format!("{parent}/{child}");
+            match self.shared.call("get_data", &path, client.get_data(&path)).await {
+                Ok((data, stat)) if stat.ephemeral_owner == me && data == bytes => return Ok(Some(path)),
+                Ok(_) => {}
+                Err(e) if e.is_no_node() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// How long a call waits for a connection.
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.shared.config.connect_timeout_or_default()
+    }
+
+    /// Makes `bytes` the registration of `path` and waits for it.
+    async fn register(&self, op: &'static str, path: &str, bytes: Vec<u8>) -> Result<()> {
         let previous = {
             let mut desired = self.shared.desired();
             let desire = desired.want(path);
             desire.reset_drops();
             desire.goal.replace(Goal::Ephemeral(bytes))
         };
-        let result = self.send("set_node", path, ActorCmd::Enforce).await;
+        let result = self.send(op, path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.keeps_goal() {
                 // Dropped: as before the call, and nothing left behind if
@@ -587,12 +701,16 @@ impl Registry {
     }
 
     fn prepare_write(&self, op: &'static str, path: &str, data: &Data) -> Result<Vec<u8>> {
+        self.check_write(op, path, encode(data))
+    }
+
+    /// Checks a write of `bytes` at `path` before anything is sent.
+    fn check_write(&self, op: &'static str, path: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
         self.check_writable(op)?;
         validate_path(path)?;
         if path == "/" {
             return Err(Error::InvalidPath { path: path.into(), reason: "the root cannot be written" });
         }
-        let bytes = encode(data);
         let limit = self.shared.config.max_data_size;
         if bytes.len() > limit {
             return Err(Error::DataTooLarge { path: path.to_string(), size: bytes.len(), limit });
