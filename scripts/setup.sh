@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
 # Python original (nd-service-registry 1.1.0) in a venv at .venv for the
-# interop tests, and .venv-ndsr with maturin and pytest for the Python module.
+# interop tests, .venv-ndsr with maturin and pytest for the Python module,
+# and the real Apache Curator 5.4.0 (with a JDK) as the discovery tests'
+# oracle.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -40,6 +42,32 @@ install_python_original() {
   }
 }
 
+install_curator() {
+  # The Curator oracle (crates/ndsr/tests/curator.rs) compiles a small Java
+  # program against Debian's Curator 5.4.0. Its discovery package does not
+  # pull in the recipes it needs, so both are named. NDSR_CURATOR_JARS
+  # points the tests at jars installed elsewhere.
+  if [ -n "${NDSR_SETUP_NO_PYTHON:-}" ] || [ -n "${NDSR_CURATOR_JARS:-}" ]; then
+    return 0
+  fi
+  if [ -f /usr/share/java/curator-recipes.jar ] && [ -f /usr/share/java/curator-x-discovery.jar ] \
+    && command -v javac >/dev/null 2>&1; then
+    echo "setup: Curator 5 and a JDK are installed"
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Curator 5 (libcurator-discovery-java, libcurator-recipes-java) and a JDK"
+    local packages="libcurator-discovery-java libcurator-recipes-java"
+    command -v javac >/dev/null 2>&1 || packages="$packages default-jdk-headless"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
+  else
+    echo "setup: the Curator tests need a JDK and Curator 5 (apt-get install -y libcurator-discovery-java libcurator-recipes-java default-jdk-headless), or NDSR_CURATOR_JARS" >&2
+    exit 1
+  fi
+}
+
 install_python_build() {
   # The drop-in's own venv (it installs a package named nd_service_registry
   # too, so it cannot share .venv with the original): maturin builds the
@@ -64,6 +92,7 @@ if have_zookeeper && command -v java >/dev/null 2>&1; then
   echo "setup: ZooKeeper and Java are installed"
   install_python_original
   install_python_build
+  install_curator
   exit 0
 fi
 
@@ -79,6 +108,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "setup: ZooKeeper installed"
   install_python_original
   install_python_build
+  install_curator
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.
