@@ -28,6 +28,7 @@ mod announce;
 mod curator;
 mod nd;
 mod nerve;
+mod select;
 mod serverset;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use serde_json::Value;
 
 pub use curator::{CuratorInstance, CuratorPayload, ServiceType, UriSpec};
 pub use nerve::NerveInstance;
+pub use select::{InFlight, LabelFilter, NoInstance, Selector, Strategy};
 pub use serverset::{ServerSetMember, ServerSetStatus};
 
 use crate::{Object, Snapshot};

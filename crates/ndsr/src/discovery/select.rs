@@ -1,0 +1,649 @@
+//! Picking one instance of a service: filters, then a strategy, with the
+//! client's own failure reports.
+//!
+//! Filters come first: serving instances only (Curator `enabled`, Spring
+//! `instance_status`, ServerSet `ALIVE`), label predicates (synapse's
+//! `label_filters`), a preferred zone that falls back to every zone, and
+//! instances the client reported failing ([`Selector::note_error`]:
+//! Curator's default of 2 errors within 30 s, but any success clears them
+//! and the exclusion ends exactly `window` after the last counted error).
+//! The strategy then picks among what is left, in the list's stable order
+//! (by node name). "No instance" is an explicit answer, never a panic.
+//! Picking allocates nothing, except that `keep_last_non_empty` and
+//! `damp_removals` (both off by default) copy the list when it changes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::Instance;
+
+/// How to choose among the eligible instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Uniformly at random.
+    Random,
+    /// In turn, in the list's order (by node name); a 64-bit counter, so
+    /// no overflow (Curator's `abs(int) % n` fails after 2^31 picks).
+    RoundRobin,
+    /// At random, in proportion to each instance's weight (1 when it has
+    /// none; 0 is never picked while another has weight).
+    Weighted,
+    /// The same instance (by node name) while it stays eligible; another
+    /// at random when it goes, is drained or is excluded.
+    Sticky,
+    /// Two at random, the one with fewer calls in flight
+    /// ([`Selector::begin`]), then fewer recent errors.
+    PowerOfTwo,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "random" => Ok(Strategy::Random),
+            "round-robin" | "roundrobin" | "rr" => Ok(Strategy::RoundRobin),
+            "weighted" => Ok(Strategy::Weighted),
+            "sticky" => Ok(Strategy::Sticky),
+            "power-of-two" | "p2c" | "least-loaded" => Ok(Strategy::PowerOfTwo),
+            other => Err(format!(
+                "unknown strategy `{other}` (random, round-robin, weighted, sticky, power-of-two)"
+            )),
+        }
+    }
+}
+
+/// Why no instance was picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoInstance {
+    /// The service has no instances.
+    #[error("the service has no instances")]
+    Empty,
+    /// None of its instances serves (all drained).
+    #[error("no instance of the service is serving")]
+    NoneServing,
+    /// None matches the label filters.
+    #[error("no serving instance matches the filters")]
+    NoneMatches,
+    /// Every match was reported failing (and panic mode is off).
+    #[error("every matching instance was reported failing recently")]
+    AllFailing,
+}
+
+/// A label predicate (synapse's `label_filters`): equal, or not equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelFilter {
+    /// The label.
+    pub label: String,
+    /// The value compared with.
+    pub value: String,
+    /// `true`: the label must equal the value; `false`: must not (a missing
+    /// label is not equal).
+    pub equals: bool,
+}
+
+/// Chooses instances of one service; cheap to share (`Arc`) between
+/// threads.
+///
+/// ```
+/// use ndsr::discovery::{Selector, Strategy};
+/// let selector = Selector::new(Strategy::RoundRobin).prefer_zone("zone", "a");
+/// # let instances: Vec<std::sync::Arc<ndsr::discovery::Instance>> = Vec::new();
+/// match selector.pick(&instances) {
+///     Ok(instance) => println!("{}", instance.address()),
+///     Err(none) => eprintln!("{none}"),
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Selector {
+    strategy: Strategy,
+    serving_only: bool,
+    labels: Vec<LabelFilter>,
+    zone: Option<(String, String)>,
+    threshold: u32,
+    window: Duration,
+    panic_mode: bool,
+    keep_last: bool,
+    damping: Duration,
+    counter: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    rng: StdRng,
+    sticky: Option<String>,
+    /// Per instance (node name): the times of its last errors, newest last.
+    errors: HashMap<String, Vec<Instant>>,
+    in_flight: HashMap<String, Arc<AtomicUsize>>,
+    /// The last list given (for `keep_last_non_empty` and damping).
+    last: Vec<Arc<Instance>>,
+    /// Instances gone from the list, and when (for damping).
+    gone: Vec<(Arc<Instance>, Instant)>,
+}
+
+impl Selector {
+    /// A selector with `strategy`, serving instances only, Curator's
+    /// failure policy (2 errors within 30 s), no panic mode.
+    pub fn new(strategy: Strategy) -> Selector {
+        Selector {
+            strategy,
+            serving_only: true,
+            labels: Vec::new(),
+            zone: None,
+            threshold: 2,
+            window: Duration::from_secs(30),
+            panic_mode: false,
+            keep_last: false,
+            damping: Duration::ZERO,
+            counter: AtomicU64::new(0),
+            state: Mutex::new(State {
+                rng: StdRng::from_entropy(),
+                sticky: None,
+                errors: HashMap::new(),
+                in_flight: HashMap::new(),
+                last: Vec::new(),
+                gone: Vec::new(),
+            }),
+        }
+    }
+
+    /// Seeds the random choices (for reproducible tests).
+    pub fn seed(self, seed: u64) -> Selector {
+        self.lock().rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Also picks instances that do not serve (drained).
+    pub fn include_draining(mut self) -> Selector {
+        self.serving_only = false;
+        self
+    }
+
+    /// Only instances whose `label` equals (`equals`) or differs from
+    /// `value`; every filter must hold.
+    pub fn label(mut self, label: &str, value: &str, equals: bool) -> Selector {
+        self.labels.push(LabelFilter { label: label.into(), value: value.into(), equals });
+        self
+    }
+
+    /// Prefers instances whose `label` is `zone`; falls back to every zone
+    /// when none there is eligible.
+    pub fn prefer_zone(mut self, label: &str, zone: &str) -> Selector {
+        self.zone = Some((label.into(), zone.into()));
+        self
+    }
+
+    /// An instance with `errors` reports within `window` is skipped until
+    /// `window` after the last of them (default 2 within 30 s; 0 errors:
+    /// never skipped).
+    pub fn failures(mut self, errors: u32, window: Duration) -> Selector {
+        self.threshold = errors;
+        self.window = window;
+        self
+    }
+
+    /// When every match is reported failing, pick among them anyway rather
+    /// than answer [`NoInstance::AllFailing`].
+    pub fn panic_mode(mut self, on: bool) -> Selector {
+        self.panic_mode = on;
+        self
+    }
+
+    /// When a list comes empty (every instance gone at once, as after an
+    /// outage of the registry's own), keep picking from the last non-empty
+    /// one (synapse's `use_previous_backends`). Off by default.
+    pub fn keep_last_non_empty(mut self, on: bool) -> Selector {
+        self.keep_last = on;
+        self
+    }
+
+    /// Keeps an instance that left the list eligible for `window` after it
+    /// left (Finagle's stabilizer for removals), so that a flapping member
+    /// does not reshuffle every client. Off (zero) by default.
+    pub fn damp_removals(mut self, window: Duration) -> Selector {
+        self.damping = window;
+        self
+    }
+
+    /// Notes the list given now; returns the one to pick from when it
+    /// differs (kept or damped), `None` to use the given list.
+    fn remember(
+        &self,
+        state: &mut State,
+        instances: &[Arc<Instance>],
+        now: Instant,
+    ) -> Option<Vec<Arc<Instance>>> {
+        let same = state.last.len() == instances.len()
+            && state.last.iter().zip(instances).all(|(a, b)| Arc::ptr_eq(a, b) || a == b);
+        if !same {
+            if self.damping > Duration::ZERO {
+                let left = state.last.iter().filter(|old| !instances.iter().any(|i| i.key == old.key));
+                let left: Vec<_> = left.map(|old| (old.clone(), now)).collect();
+                state.gone.extend(left);
+            }
+            if !(self.keep_last && instances.is_empty()) {
+                state.last = instances.to_vec();
+            }
+        }
+        let damping = self.damping;
+        state.gone.retain(|(i, at)| {
+            now.saturating_duration_since(*at) < damping && !instances.iter().any(|n| n.key == i.key)
+        });
+        let base = if self.keep_last && instances.is_empty() { &state.last[..] } else { instances };
+        if state.gone.is_empty() {
+            return (base.len() != instances.len()).then(|| base.to_vec());
+        }
+        let mut merged: Vec<_> =
+            base.iter().cloned().chain(state.gone.iter().map(|(i, _)| i.clone())).collect();
+        merged.sort_by(|a, b| a.key.cmp(&b.key));
+        Some(merged)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports a failed call to `instance`.
+    pub fn note_error(&self, instance: &Instance) {
+        self.note_error_at(instance, Instant::now());
+    }
+
+    /// [`note_error`](Self::note_error) at a given time (for tests).
+    pub fn note_error_at(&self, instance: &Instance, now: Instant) {
+        let keep = self.threshold.max(1) as usize;
+        let mut state = self.lock();
+        let errors = state.errors.entry(instance.key.clone()).or_default();
+        errors.push(now);
+        if errors.len() > keep {
+            errors.remove(0);
+        }
+    }
+
+    /// Reports a successful call: the instance's errors are forgotten.
+    pub fn note_success(&self, instance: &Instance) {
+        self.lock().errors.remove(&instance.key);
+    }
+
+    /// Counts a call to `instance` as in flight until the guard is dropped
+    /// (what [`Strategy::PowerOfTwo`] compares).
+    pub fn begin(&self, instance: &Instance) -> InFlight {
+        let count = self.lock().in_flight.entry(instance.key.clone()).or_default().clone();
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+
+    /// Picks one instance.
+    ///
+    /// # Errors
+    /// [`NoInstance`] when none is eligible, saying why.
+    pub fn pick(&self, instances: &[Arc<Instance>]) -> Result<Arc<Instance>, NoInstance> {
+        self.pick_at(instances, Instant::now())
+    }
+
+    /// [`pick`](Self::pick) at a given time (for tests).
+    ///
+    /// # Errors
+    /// As [`pick`](Self::pick).
+    pub fn pick_at(&self, instances: &[Arc<Instance>], now: Instant) -> Result<Arc<Instance>, NoInstance> {
+        let mut state = self.lock();
+        let replaced = if self.keep_last || self.damping > Duration::ZERO {
+            self.remember(&mut state, instances, now)
+        } else {
+            None
+        };
+        let instances = replaced.as_deref().unwrap_or(instances);
+        if instances.is_empty() {
+            return Err(NoInstance::Empty);
+        }
+        let failing = |state: &State, i: &Instance| self.is_failing(state, i, now);
+        let serving = |i: &Instance| !self.serving_only || i.serving;
+        let matching = |i: &Instance| serving(i) && self.labels.iter().all(|f| label_holds(f, i));
+        let in_zone = |i: &Instance| {
+            self.zone.as_ref().map_or(true, |(label, zone)| i.labels.get(label).is_some_and(|v| v == zone))
+        };
+        // Tiers, best first: in the zone and healthy, healthy anywhere,
+        // then (panic mode) failing ones.
+        let healthy_in_zone = |s: &State, i: &Instance| matching(i) && in_zone(i) && !failing(s, i);
+        let healthy = |s: &State, i: &Instance| matching(i) && !failing(s, i);
+        let any_match = |_: &State, i: &Instance| matching(i);
+        let tiers: [&Eligible<'_>; 3] = [&healthy_in_zone, &healthy, &any_match];
+        for (tier, eligible) in tiers.iter().enumerate() {
+            if tier == 2 && !self.panic_mode {
+                break;
+            }
+            let count = instances.iter().filter(|i| eligible(&state, i)).count();
+            if count > 0 {
+                return Ok(self.choose(&mut state, instances, count, *eligible));
+            }
+        }
+        Err(if !instances.iter().any(|i| serving(i)) {
+            NoInstance::NoneServing
+        } else if !instances.iter().any(|i| matching(i)) {
+            NoInstance::NoneMatches
+        } else {
+            NoInstance::AllFailing
+        })
+    }
+
+    fn is_failing(&self, state: &State, instance: &Instance, now: Instant) -> bool {
+        if self.threshold == 0 {
+            return false;
+        }
+        let Some(errors) = state.errors.get(&instance.key) else { return false };
+        // The last `threshold` errors all within the window ending at the
+        // last one, and that one less than `window` ago.
+        errors.len() >= self.threshold as usize
+            && errors.last().is_some_and(|last| now.saturating_duration_since(*last) < self.window)
+            && errors
+                .first()
+                .zip(errors.last())
+                .is_some_and(|(a, b)| b.saturating_duration_since(*a) < self.window)
+    }
+
+    /// Chooses among the `count` instances that are `eligible`.
+    fn choose(
+        &self,
+        state: &mut State,
+        instances: &[Arc<Instance>],
+        count: usize,
+        eligible: &Eligible<'_>,
+    ) -> Arc<Instance> {
+        let nth = |state: &State, n: usize| {
+            instances
+                .iter()
+                .filter(|i| eligible(state, i))
+                .nth(n)
+                .cloned()
+                .unwrap_or_else(|| instances[0].clone())
+        };
+        match self.strategy {
+            Strategy::Random => {
+                let n = state.rng.gen_range(0..count);
+                nth(state, n)
+            }
+            Strategy::RoundRobin => {
+                let turn = self.counter.fetch_add(1, Ordering::Relaxed);
+                nth(state, (turn % count as u64) as usize)
+            }
+            Strategy::Weighted => {
+                let weight = |i: &Instance| u64::from(i.weight.unwrap_or(1));
+                let total: u64 = instances.iter().filter(|i| eligible(state, i)).map(|i| weight(i)).sum();
+                if total == 0 {
+                    let n = state.rng.gen_range(0..count);
+                    return nth(state, n);
+                }
+                let mut point = state.rng.gen_range(0..total);
+                for instance in instances.iter().filter(|i| eligible(state, i)) {
+                    let w = weight(instance);
+                    if point < w {
+                        return instance.clone();
+                    }
+                    point -= w;
+                }
+                nth(state, count - 1)
+            }
+            Strategy::Sticky => {
+                if let Some(key) = &state.sticky {
+                    if let Some(current) = instances.iter().find(|i| &i.key == key && eligible(state, i)) {
+                        return current.clone();
+                    }
+                }
+                let n = state.rng.gen_range(0..count);
+                let chosen = nth(state, n);
+                state.sticky = Some(chosen.key.clone());
+                chosen
+            }
+            Strategy::PowerOfTwo => {
+                let a = state.rng.gen_range(0..count);
+                let b = if count > 1 { (a + state.rng.gen_range(1..count)) % count } else { a };
+                let (a, b) = (nth(state, a), nth(state, b));
+                let load = |state: &State, i: &Instance| {
+                    let in_flight = state.in_flight.get(&i.key).map_or(0, |c| c.load(Ordering::Relaxed));
+                    let errors = state.errors.get(&i.key).map_or(0, Vec::len);
+                    (in_flight, errors)
+                };
+                if load(state, &b) < load(state, &a) {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+}
+
+/// Whether an instance is eligible, given the selector's state.
+type Eligible<'a> = dyn Fn(&State, &Instance) -> bool + 'a;
+
+fn label_holds(filter: &LabelFilter, instance: &Instance) -> bool {
+    let equal = instance.labels.get(&filter.label).is_some_and(|v| *v == filter.value);
+    equal == filter.equals
+}
+
+/// A call in flight (see [`Selector::begin`]); ends when dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Strategy;
+    use super::*;
+    use crate::discovery::{Format, Instance};
+    use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest, ProptestConfig};
+
+    fn instance(key: &str, serving: bool, weight: Option<u32>, zone: &str) -> Arc<Instance> {
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert("zone".to_string(), zone.to_string());
+        Arc::new(Instance {
+            key: key.into(),
+            format: Format::Nerve,
+            id: key.into(),
+            host: format!("{key}.example"),
+            port: Some(80),
+            ssl_port: None,
+            serving,
+            weight,
+            shard: None,
+            labels,
+            endpoints: Default::default(),
+            data: Default::default(),
+        })
+    }
+
+    fn list(serving: &[bool]) -> Vec<Arc<Instance>> {
+        serving.iter().enumerate().map(|(n, s)| instance(&format!("i{n:03}"), *s, None, "a")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Round robin visits every serving instance exactly once per cycle.
+        #[test]
+        fn round_robin_visits_every_serving_instance_once_per_cycle(
+            serving in proptest::collection::vec(any::<bool>(), 1..40), start in 0u64..1000
+        ) {
+            let instances = list(&serving);
+            let selector = Selector::new(Strategy::RoundRobin);
+            selector.counter.store(start, Ordering::Relaxed);
+            let expected: Vec<&str> = instances.iter().filter(|i| i.serving).map(|i| i.key.as_str()).collect();
+            if expected.is_empty() {
+                prop_assert_eq!(selector.pick(&instances).unwrap_err(), NoInstance::NoneServing);
+                return Ok(());
+            }
+            let mut seen: Vec<String> = (0..expected.len()).map(|_| selector.pick(&instances).unwrap().key.clone()).collect();
+            seen.sort();
+            prop_assert_eq!(seen, expected);
+        }
+
+        /// Sticky never moves while its instance is eligible, whatever the
+        /// rest of the list does.
+        #[test]
+        fn sticky_never_moves_while_its_instance_serves(
+            changes in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 1..20), 1..20), seed in any::<u64>()
+        ) {
+            let selector = Selector::new(Strategy::Sticky).seed(seed);
+            let first = list(&[true; 5]);
+            let stuck = selector.pick(&first).unwrap();
+            for serving in changes {
+                // Another membership, always with the stuck instance serving.
+                let mut instances = list(&serving);
+                instances.retain(|i| i.key != stuck.key);
+                instances.push(stuck.clone());
+                instances.sort_by(|a, b| a.key.cmp(&b.key));
+                prop_assert_eq!(&selector.pick(&instances).unwrap().key, &stuck.key);
+            }
+        }
+
+        /// A failing instance is never picked outside panic mode.
+        #[test]
+        fn failing_instances_are_never_picked(
+            failing in proptest::collection::vec(any::<bool>(), 1..20), strategy in 0usize..5, seed in any::<u64>()
+        ) {
+            let strategy = [Strategy::Random, Strategy::RoundRobin, Strategy::Weighted, Strategy::Sticky, Strategy::PowerOfTwo][strategy];
+            let instances = list(&vec![true; failing.len()]);
+            let selector = Selector::new(strategy).seed(seed);
+            let now = Instant::now();
+            for (instance, fails) in instances.iter().zip(&failing) {
+                if *fails {
+                    selector.note_error_at(instance, now);
+                    selector.note_error_at(instance, now);
+                }
+            }
+            for _ in 0..50 {
+                match selector.pick_at(&instances, now) {
+                    Ok(picked) => {
+                        let index = instances.iter().position(|i| i.key == picked.key).unwrap();
+                        prop_assert!(!failing[index], "picked failing {}", picked.key);
+                    }
+                    Err(none) => prop_assert!(failing.iter().all(|f| *f) && none == NoInstance::AllFailing),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_converges_to_the_weights_over_100_000_picks() {
+        let weights = [1u32, 2, 3, 4];
+        let instances: Vec<_> = weights
+            .iter()
+            .enumerate()
+            .map(|(n, w)| instance(&format!("w{n}"), true, Some(*w), "a"))
+            .collect();
+        let selector = Selector::new(Strategy::Weighted).seed(7);
+        let mut counts = [0u32; 4];
+        for _ in 0..100_000 {
+            let picked = selector.pick(&instances).unwrap();
+            counts[instances.iter().position(|i| i.key == picked.key).unwrap()] += 1;
+        }
+        for (count, weight) in counts.iter().zip(weights) {
+            let share = f64::from(*count) / 100_000.0;
+            let expected = f64::from(weight) / 10.0;
+            // Tolerance: within 1.5 percentage points (about 10 standard
+            // deviations of a binomial share at this size).
+            assert!((share - expected).abs() < 0.015, "weight {weight}: {share:.4} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn errors_expire_exactly_and_a_success_clears_them() {
+        let instances = list(&[true, true]);
+        let selector = Selector::new(Strategy::RoundRobin);
+        let t0 = Instant::now();
+        selector.note_error_at(&instances[0], t0);
+        assert!(!selector.is_failing(&selector.lock(), &instances[0], t0), "one error does not exclude");
+        selector.note_error_at(&instances[0], t0 + Duration::from_secs(10));
+        let failing_at = |t| selector.is_failing(&selector.lock(), &instances[0], t);
+        assert!(failing_at(t0 + Duration::from_secs(39)), "excluded until 30 s after the last error");
+        assert!(!failing_at(t0 + Duration::from_secs(40)), "and not a moment longer");
+        selector.note_error_at(&instances[0], t0 + Duration::from_secs(50));
+        assert!(!failing_at(t0 + Duration::from_secs(50)), "two errors 40 s apart are not within 30 s");
+        selector.note_error_at(&instances[0], t0 + Duration::from_secs(51));
+        assert!(failing_at(t0 + Duration::from_secs(51)));
+        selector.note_success(&instances[0]);
+        assert!(!failing_at(t0 + Duration::from_secs(51)), "a success clears the errors");
+    }
+
+    #[test]
+    fn zone_preference_falls_back_and_panic_mode_uses_failing_ones() {
+        let a = instance("a1", true, None, "a");
+        let b = instance("b1", true, None, "b");
+        let selector = Selector::new(Strategy::Random).prefer_zone("zone", "a").seed(1);
+        for _ in 0..20 {
+            assert_eq!(selector.pick(&[a.clone(), b.clone()]).unwrap().key, "a1");
+        }
+        let now = Instant::now();
+        selector.note_error_at(&a, now);
+        selector.note_error_at(&a, now);
+        assert_eq!(
+            selector.pick_at(&[a.clone(), b.clone()], now).unwrap().key,
+            "b1",
+            "falls back to another zone"
+        );
+        selector.note_error_at(&b, now);
+        selector.note_error_at(&b, now);
+        assert_eq!(selector.pick_at(&[a.clone(), b.clone()], now).unwrap_err(), NoInstance::AllFailing);
+        let panicking = Selector::new(Strategy::Random).panic_mode(true);
+        panicking.note_error_at(&a, now);
+        panicking.note_error_at(&a, now);
+        assert_eq!(panicking.pick_at(std::slice::from_ref(&a), now).unwrap().key, "a1");
+    }
+
+    #[test]
+    fn no_instance_says_why() {
+        let selector = Selector::new(Strategy::RoundRobin).label("zone", "c", true);
+        assert_eq!(selector.pick(&[]).unwrap_err(), NoInstance::Empty);
+        assert_eq!(selector.pick(&list(&[false])).unwrap_err(), NoInstance::NoneServing);
+        assert_eq!(selector.pick(&list(&[true])).unwrap_err(), NoInstance::NoneMatches);
+        let not_c = Selector::new(Strategy::RoundRobin).label("zone", "c", false);
+        assert!(not_c.pick(&list(&[true])).is_ok());
+    }
+
+    #[test]
+    fn the_last_non_empty_list_and_damped_removals_are_kept_only_when_asked() {
+        let two = list(&[true, true]);
+        let plain = Selector::new(Strategy::RoundRobin);
+        plain.pick(&two).unwrap();
+        assert_eq!(plain.pick(&[]).unwrap_err(), NoInstance::Empty, "off by default");
+
+        let keeping = Selector::new(Strategy::RoundRobin).keep_last_non_empty(true);
+        keeping.pick(&two).unwrap();
+        assert!(keeping.pick(&[]).is_ok(), "an empty list keeps the last one");
+        let one = list(&[true]);
+        keeping.pick(&one).unwrap();
+        assert_eq!(keeping.pick(&[]).unwrap().key, "i000", "the last non-empty one");
+
+        let damped = Selector::new(Strategy::RoundRobin).damp_removals(Duration::from_secs(10));
+        let t0 = Instant::now();
+        damped.pick_at(&two, t0).unwrap();
+        let picks: Vec<_> =
+            (0..4).map(|_| damped.pick_at(&one, t0 + Duration::from_secs(1)).unwrap().key.clone()).collect();
+        assert!(picks.contains(&"i001".to_string()), "a removal is damped: {picks:?}");
+        let later: Vec<_> =
+            (0..4).map(|_| damped.pick_at(&one, t0 + Duration::from_secs(11)).unwrap().key.clone()).collect();
+        assert!(later.iter().all(|k| k == "i000"), "and gone after the window: {later:?}");
+    }
+
+    #[test]
+    fn power_of_two_prefers_the_less_loaded() {
+        let instances = list(&[true, true]);
+        let selector = Selector::new(Strategy::PowerOfTwo).seed(3);
+        let _busy = (0..5).map(|_| selector.begin(&instances[0])).collect::<Vec<_>>();
+        for _ in 0..20 {
+            assert_eq!(selector.pick(&instances).unwrap().key, "i001");
+        }
+    }
+}
