@@ -20,6 +20,7 @@ EXIT CODES:
     8    lock lost while the command ran (session expired); the command was killed
     9    the node is held by another session
     10   no such node (get, unless --allow-missing)
+    11   no instance to pick (pick): none serving, none matching, or all failing
 
 ENVIRONMENT:
     NDSR_SERVER      default for --server
@@ -100,7 +101,7 @@ pub enum Command {
     /// it is withdrawn after --fall failures in a row and returns after
     /// --rise successes; a check that starts or stops failing is logged.
     /// SIGINT, SIGTERM or SIGHUP removes the node at once and exits 0.
-    Register(RegisterArgs),
+    Register(Box<RegisterArgs>),
     /// Write a persistent data node (created with its parents if missing).
     SetData(SetDataArgs),
     /// Remove a node (absent is fine); -r --yes removes a whole subtree.
@@ -115,6 +116,13 @@ pub enum Command {
     /// SIGINT/SIGTERM/SIGHUP are passed on to the group as SIGTERM; if it
     /// has not exited after --grace (or on a second signal), it is killed.
     Lock(LockArgs),
+    /// Print one instance of a service as HOST:PORT, for scripts.
+    ///
+    /// Reads the service directory in any format (Curator, ServerSet,
+    /// nerve, nd_service_registry; detected unless --as), keeps serving
+    /// instances matching the filters, and picks one with --strategy.
+    /// Exit 11 when there is none.
+    Pick(PickArgs),
     /// Start a local ZooKeeper for development; Ctrl-C stops it.
     ///
     /// Prints the connection string on stdout. Needs ZooKeeper installed
@@ -167,6 +175,73 @@ pub struct GetArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = GetFormat::Yaml, alias = "outputformat")]
     pub format: GetFormat,
+    /// Show the path's children as decoded service instances (any format)
+    #[arg(short, long, conflicts_with_all = ["recursive", "data"])]
+    pub instances: bool,
+    /// The instances' format (with --instances; default: detected)
+    #[arg(long = "as", value_name = "FORMAT", requires = "instances")]
+    pub as_format: Option<DiscoveryFormat>,
+}
+
+/// A service-registry format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiscoveryFormat {
+    /// Apache Curator x-discovery.
+    Curator,
+    /// Twitter/Finagle/Aurora ServerSets.
+    Serverset,
+    /// Airbnb SmartStack nerve.
+    Nerve,
+    /// nd_service_registry.
+    Nd,
+}
+
+impl From<DiscoveryFormat> for ndsr::discovery::Format {
+    fn from(f: DiscoveryFormat) -> ndsr::discovery::Format {
+        match f {
+            DiscoveryFormat::Curator => ndsr::discovery::Format::Curator,
+            DiscoveryFormat::Serverset => ndsr::discovery::Format::ServerSet,
+            DiscoveryFormat::Nerve => ndsr::discovery::Format::Nerve,
+            DiscoveryFormat::Nd => ndsr::discovery::Format::Nd,
+        }
+    }
+}
+
+/// Strategies of `pick`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PickStrategy {
+    /// Uniformly at random.
+    Random,
+    /// The first in name order (a process picks once, so "in turn" is the
+    /// first of the rotation).
+    RoundRobin,
+    /// At random in proportion to the weights (nerve weight, a `weight` label).
+    Weighted,
+}
+
+/// Arguments of `pick`.
+#[derive(Debug, Args)]
+pub struct PickArgs {
+    /// The service directory, e.g. /discovery/web
+    pub path: String,
+    /// How to choose
+    #[arg(long, value_enum, default_value_t = PickStrategy::Random)]
+    pub strategy: PickStrategy,
+    /// The instances' format (default: detected)
+    #[arg(long = "as", value_name = "FORMAT")]
+    pub as_format: Option<DiscoveryFormat>,
+    /// Only instances whose label KEY equals VALUE (repeatable; KEY!=VALUE: differs)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Prefer instances whose label KEY equals VALUE, falling back to the others
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub prefer: Option<String>,
+    /// Also pick instances that are drained (not serving)
+    #[arg(long)]
+    pub include_draining: bool,
+    /// Print the named endpoint (a ServerSet's additionalEndpoints) instead of the main one
+    #[arg(long, value_name = "NAME")]
+    pub endpoint: Option<String>,
 }
 
 /// Output formats of `watch`.
@@ -226,6 +301,54 @@ pub struct RegisterArgs {
     /// Failures in a row before withdrawing
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub fall: u32,
+    /// Register in another system's format; PATH is then the service
+    /// directory (for curator: the base path, the service is --name)
+    #[arg(long = "as", value_name = "FORMAT", conflicts_with_all = ["data", "data_file"])]
+    pub as_format: Option<AnnounceFormat>,
+    /// The instance: its host or address (--as)
+    #[arg(long, requires = "as_format")]
+    pub host: Option<String>,
+    /// The instance: its port (--as)
+    #[arg(long, requires = "as_format")]
+    pub port: Option<u16>,
+    /// Curator: the service name; nerve: the instance id
+    #[arg(long, requires = "as_format")]
+    pub name: Option<String>,
+    /// Curator: the instance id (default: a random UUID, as Curator)
+    #[arg(long, requires = "as_format")]
+    pub id: Option<String>,
+    /// Curator: the TLS port
+    #[arg(long, requires = "as_format")]
+    pub ssl_port: Option<u16>,
+    /// Curator: the URI template, e.g. '{scheme}://{address}:{port}'
+    #[arg(long, requires = "as_format")]
+    pub uri_spec: Option<String>,
+    /// ServerSet: the shard
+    #[arg(long, requires = "as_format")]
+    pub shard: Option<i32>,
+    /// nerve: the HAProxy weight
+    #[arg(long, requires = "as_format")]
+    pub weight: Option<u32>,
+    /// A label (nerve labels, ServerSet metadata, Curator payload), repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE", requires = "as_format")]
+    pub labels: Vec<String>,
+    /// ServerSet: a named additional endpoint, repeatable
+    #[arg(long = "endpoint", value_name = "NAME=HOST:PORT", requires = "as_format")]
+    pub endpoints: Vec<String>,
+    /// nerve: carry the data in the node's name too (synapse then skips the read)
+    #[arg(long, requires = "as_format")]
+    pub path_encoding: bool,
+}
+
+/// Formats `register --as` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnnounceFormat {
+    /// Apache Curator x-discovery (a DYNAMIC instance).
+    Curator,
+    /// A Twitter/Finagle/Aurora ServerSet member.
+    Serverset,
+    /// An Airbnb SmartStack nerve instance.
+    Nerve,
 }
 
 /// Arguments of `set-data`.

@@ -23,6 +23,8 @@ pub enum Exit {
     Conflict = 9,
     /// No node at the path (`get` without `--allow-missing`).
     NoNode = 10,
+    /// No instance to pick.
+    NoInstance = 11,
 }
 
 /// An error to report and exit with.

@@ -65,10 +65,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Get(args) => cmd::get::run(global, args).await,
         Command::Watch(args) => cmd::watch::run(global, args).await,
-        Command::Register(args) => cmd::register::run(global, args).await,
+        Command::Register(args) => cmd::register::run(global, *args).await,
         Command::SetData(args) => cmd::write::set_data(global, args).await,
         Command::Unset(args) => cmd::write::unset(global, args).await,
         Command::Lock(args) => cmd::lock::run(global, args).await,
+        Command::Pick(args) => cmd::discovery::pick(global, args).await,
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
     }
 }

@@ -150,6 +150,9 @@ fn tree(path: &str, nodes: &HashMap<String, Snapshot>, with_data: bool) -> NodeV
 
 pub async fn run(global: &Global, args: GetArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
+    if args.instances {
+        return crate::cmd::discovery::instances(global, &args).await;
+    }
     let registry = connect(global, false).await?;
     let max = if args.recursive { usize::try_from(args.max_nodes).unwrap_or(usize::MAX) } else { 1 };
     let walked = walk(&registry, &args.path, max).await;

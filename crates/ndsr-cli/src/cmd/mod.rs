@@ -1,5 +1,6 @@
 //! One module per command, and what they share.
 
+pub mod discovery;
 pub mod get;
 pub mod lock;
 pub mod register;
