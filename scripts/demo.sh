@@ -4,8 +4,10 @@
 # CLI and, once, the Python wheel; starts a sandbox server, registers three
 # web servers with `ndsr register` (one behind a health check), shows
 # `ndsr get`, reads them from an unchanged `nd_service_registry` program
-# running on ndsr's core (the drop-in), and lets a live `ndsr watch` see the
-# checked one withdraw and return. Everything it starts, it stops.
+# running on ndsr's core (the drop-in), lets a live `ndsr watch` see the
+# checked one withdraw and return, then registers in Curator's and the
+# ServerSet format and reads them back decoded (`get --instances`, `pick`).
+# Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,6 +92,23 @@ echo "-- making 127.0.0.1:8003 healthy again"
 touch "$work/healthy"
 wait_for "the return" three
 sleep 0.5
+
+step "other registries' formats: a Curator instance and a ServerSet member (ndsr register --as)"
+"$ndsr" register /discovery --as curator --name api --id api-1 --host 127.0.0.1 --port 9001 --label zone=a \
+  >"$work/curator.out" &
+pids+=($!)
+"$ndsr" register /aurora/www/prod/api --as serverset --host 127.0.0.1 --port 9002 --shard 0 \
+  --endpoint admin=127.0.0.1:9990 >"$work/serverset.out" &
+pids+=($!)
+curator_up() { "$ndsr" pick /discovery/api >/dev/null 2>&1; }
+serverset_up() { "$ndsr" pick /aurora/www/prod/api >/dev/null 2>&1; }
+wait_for "the Curator instance" curator_up
+wait_for "the ServerSet member" serverset_up
+step "ndsr get /discovery/api --instances (decoded; the node holds Curator's exact JSON)"
+"$ndsr" get /discovery/api --instances
+"$ndsr" get /discovery/api/api-1 -d --format json | sed -n '/"data"/,/}/p' | head -8
+step "ndsr pick /aurora/www/prod/api --endpoint admin (one HOST:PORT for a script)"
+"$ndsr" pick /aurora/www/prod/api --endpoint admin
 
 step "stopping the sidecars: their nodes vanish at once"
 for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done

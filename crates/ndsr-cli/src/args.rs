@@ -18,7 +18,7 @@ EXIT CODES:
     6    read-only: a write was attempted with --readonly
     7    lock not obtained within --wait
     8    lock lost while the command ran (session expired); the command was killed
-    9    the node is held by another session
+    9    the node is held by another session, or a service directory holds another format
     10   no such node (get, unless --allow-missing)
     11   no instance to pick (pick): none serving, none matching, or all failing
 
