@@ -11,6 +11,7 @@
 
 mod cached;
 mod common;
+mod discovery;
 mod dropin;
 mod fanout;
 mod growth;
@@ -38,7 +39,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-8, comma separated).
+    /// Run only these cases (1-9, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -117,7 +118,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=8u8 {
+    for case in 1..=9u8 {
         if !wanted(case) {
             continue;
         }
@@ -132,7 +133,8 @@ async fn run(args: Args) -> Result<(), String> {
             5 => registration::recovery(&ctx).await,
             6 => memory::run(&ctx).await,
             7 => dropin::run(&ctx).await,
-            _ => growth::run(&ctx).await,
+            8 => growth::run(&ctx).await,
+            _ => discovery::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),

@@ -36,11 +36,15 @@ impl Registry {
     /// Cancel-safe: it only reads (and keeps the paths watched).
     pub async fn instances(&self, dir: &str, format: Option<Format>) -> Result<Instances> {
         let snapshot = self.get(dir).await?;
-        let reads = snapshot.children.iter().map(|name| async move {
-            let child = self.get(&join(dir, name)).await;
-            (name.as_str(), child)
-        });
-        let children = futures::future::join_all(reads).await;
+        let mut children = Vec::with_capacity(snapshot.children.len());
+        // A bounded number of first reads at a time.
+        for chunk in snapshot.children.chunks(1024) {
+            let reads = chunk.iter().map(|name| async move {
+                let child = self.get(&join(dir, name)).await;
+                (name.as_str(), child)
+            });
+            children.extend(futures::future::join_all(reads).await);
+        }
         let mut read: Vec<(&str, Arc<Snapshot>)> = Vec::with_capacity(children.len());
         let mut unreadable = Vec::new();
         for (name, child) in children {

@@ -257,6 +257,8 @@ impl Instances {
         let empty = Object::new();
         let children: Vec<(&str, &Object)> = children
             .into_iter()
+            // A child deleted since the directory was listed is gone, not bad.
+            .filter(|(_, snapshot)| snapshot.exists())
             .map(|(name, snapshot)| (name, snapshot.data.as_ref().unwrap_or(&empty)))
             .collect();
         let format = format.or_else(|| detect(children.iter().copied()));
@@ -362,26 +364,44 @@ mod tests {
     #[test]
     fn one_bad_child_is_reported_and_the_rest_listed() {
         let dir = Snapshot::missing("/discovery/web");
+        let stat = Some(crate::Stat {
+            czxid: 1,
+            mzxid: 1,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data_length: 1,
+            num_children: 0,
+            pzxid: 1,
+        });
         let good = Snapshot {
+            stat,
             data: Some(obj(
                 r#"{"name":"web","id":"i-1","address":"10.0.0.1","port":8080,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#,
             )),
             ..Snapshot::missing("/discovery/web/i-1")
         };
         let junk = Snapshot {
+            stat,
             data: Some(obj(r#"{"string_value":"10.0.0.9:80"}"#)),
             ..Snapshot::missing("/discovery/web/junk")
         };
         let typo = Snapshot {
+            stat,
             data: Some(obj(r#"{"address":"10.0.0.2","serviceType":"dynamic"}"#)),
             ..Snapshot::missing("/discovery/web/i-2")
         };
-        let list = Instances::decode(&dir, [("i-1", &good), ("junk", &junk), ("i-2", &typo)], None);
+        let gone = Snapshot::missing("/discovery/web/i-3");
+        let list =
+            Instances::decode(&dir, [("i-1", &good), ("junk", &junk), ("i-2", &typo), ("i-3", &gone)], None);
         assert_eq!(list.format, Some(Format::Curator));
         assert_eq!(list.instances.len(), 1);
         assert_eq!(list.instances[0].address(), "10.0.0.1:8080");
         let reasons: Vec<_> = list.bad.iter().map(|b| (b.key.as_str(), b.reason.as_str())).collect();
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons.len(), 2, "a child deleted meanwhile is not bad: {reasons:?}");
         assert!(reasons[0].0 == "junk" && reasons[0].1.contains("not a JSON object"), "{reasons:?}");
         assert!(reasons[1].0 == "i-2" && reasons[1].1.contains("serviceType"), "{reasons:?}");
     }

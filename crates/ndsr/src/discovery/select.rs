@@ -9,8 +9,11 @@
 //! and the exclusion ends exactly `window` after the last counted error).
 //! The strategy then picks among what is left, in the list's stable order
 //! (by node name). "No instance" is an explicit answer, never a panic.
-//! Picking allocates nothing, except that `keep_last_non_empty` and
-//! `damp_removals` (both off by default) copy the list when it changes.
+//! Which instances are eligible is worked out once per list (and again
+//! when errors are reported or an exclusion ends), so a pick costs a
+//! comparison of the list's pointers and a choice, and allocates nothing;
+//! `keep_last_non_empty` and `damp_removals` (both off by default) also
+//! copy the list when it changes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -119,7 +122,11 @@ pub struct Selector {
 #[derive(Debug)]
 struct State {
     rng: StdRng,
-    sticky: Option<String>,
+    /// The sticky instance: its index in the last list, and its name.
+    sticky: Option<(usize, String)>,
+    /// Bumped on every error or success report (eligibility may change).
+    version: u64,
+    cache: Option<Cache>,
     /// Per instance (node name): the times of its last errors, newest last.
     errors: HashMap<String, Vec<Instant>>,
     in_flight: HashMap<String, Arc<AtomicUsize>>,
@@ -147,6 +154,8 @@ impl Selector {
             state: Mutex::new(State {
                 rng: StdRng::from_entropy(),
                 sticky: None,
+                version: 0,
+                cache: None,
                 errors: HashMap::new(),
                 in_flight: HashMap::new(),
                 last: Vec::new(),
@@ -260,6 +269,7 @@ impl Selector {
     pub fn note_error_at(&self, instance: &Instance, now: Instant) {
         let keep = self.threshold.max(1) as usize;
         let mut state = self.lock();
+        state.version += 1;
         let errors = state.errors.entry(instance.key.clone()).or_default();
         errors.push(now);
         if errors.len() > keep {
@@ -269,7 +279,10 @@ impl Selector {
 
     /// Reports a successful call: the instance's errors are forgotten.
     pub fn note_success(&self, instance: &Instance) {
-        self.lock().errors.remove(&instance.key);
+        let mut state = self.lock();
+        if state.errors.remove(&instance.key).is_some() {
+            state.version += 1;
+        }
     }
 
     /// Counts a call to `instance` as in flight until the guard is dropped
@@ -303,108 +316,160 @@ impl Selector {
         if instances.is_empty() {
             return Err(NoInstance::Empty);
         }
-        let failing = |state: &State, i: &Instance| self.is_failing(state, i, now);
+        // Which instances are eligible is worked out once per list (and
+        // again when errors are reported or an exclusion ends); a pick then
+        // costs a comparison of the list's pointers and a choice.
+        let fresh = state.cache.as_ref().is_some_and(|c| c.holds(instances, state.version, now));
+        if !fresh {
+            let cache = self.eligible(&state, instances, now);
+            state.cache = Some(cache);
+        }
+        let cache = state.cache.take().unwrap_or_default();
+        let picked = match cache.outcome {
+            Err(none) => Err(none),
+            Ok(()) => Ok(self.choose(&mut state, instances, &cache)),
+        };
+        state.cache = Some(cache);
+        picked
+    }
+
+    /// Works out the eligible instances of `instances`: the best tier that
+    /// has any (in the zone and healthy, healthy anywhere, then in panic
+    /// mode failing ones), or why there is none.
+    fn eligible(&self, state: &State, instances: &[Arc<Instance>], now: Instant) -> Cache {
         let serving = |i: &Instance| !self.serving_only || i.serving;
         let matching = |i: &Instance| serving(i) && self.labels.iter().all(|f| label_holds(f, i));
         let in_zone = |i: &Instance| {
             self.zone.as_ref().map_or(true, |(label, zone)| i.labels.get(label).is_some_and(|v| v == zone))
         };
-        // Tiers, best first: in the zone and healthy, healthy anywhere,
-        // then (panic mode) failing ones.
-        let healthy_in_zone = |s: &State, i: &Instance| matching(i) && in_zone(i) && !failing(s, i);
-        let healthy = |s: &State, i: &Instance| matching(i) && !failing(s, i);
-        let any_match = |_: &State, i: &Instance| matching(i);
-        let tiers: [&Eligible<'_>; 3] = [&healthy_in_zone, &healthy, &any_match];
+        // Failing now, and until when (a change of eligibility).
+        let mut valid_until: Option<Instant> = None;
+        let failing: Vec<bool> = instances
+            .iter()
+            .map(|i| match self.failing_until(state, i, now) {
+                Some(until) => {
+                    valid_until = Some(valid_until.map_or(until, |v| v.min(until)));
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        let tiers: [&Tier<'_>; 3] = [
+            &|n, i| matching(i) && in_zone(i) && !failing[n],
+            &|n, i| matching(i) && !failing[n],
+            &|_, i| matching(i),
+        ];
+        let mut cache = Cache {
+            list: instances.to_vec(),
+            version: state.version,
+            valid_until,
+            ..Cache::default()
+        };
         for (tier, eligible) in tiers.iter().enumerate() {
             if tier == 2 && !self.panic_mode {
                 break;
             }
-            let count = instances.iter().filter(|i| eligible(&state, i)).count();
-            if count > 0 {
-                return Ok(self.choose(&mut state, instances, count, *eligible));
+            let indices: Vec<u32> =
+                (0..instances.len()).filter(|n| eligible(*n, &instances[*n])).map(|n| n as u32).collect();
+            if !indices.is_empty() {
+                if self.strategy == Strategy::Weighted {
+                    let mut total = 0u64;
+                    cache.prefix = indices
+                        .iter()
+                        .map(|n| {
+                            total += u64::from(instances[*n as usize].weight.unwrap_or(1));
+                            total
+                        })
+                        .collect();
+                }
+                cache.eligible = indices;
+                cache.outcome = Ok(());
+                return cache;
             }
         }
-        Err(if !instances.iter().any(|i| serving(i)) {
+        cache.outcome = Err(if !instances.iter().any(|i| serving(i)) {
             NoInstance::NoneServing
         } else if !instances.iter().any(|i| matching(i)) {
             NoInstance::NoneMatches
         } else {
             NoInstance::AllFailing
-        })
+        });
+        cache
     }
 
-    fn is_failing(&self, state: &State, instance: &Instance, now: Instant) -> bool {
-        if self.threshold == 0 {
-            return false;
+    /// Until when `instance` is skipped for its reported errors, if it is
+    /// now.
+    fn failing_until(&self, state: &State, instance: &Instance, now: Instant) -> Option<Instant> {
+        if self.threshold == 0 || state.errors.is_empty() {
+            return None;
         }
-        let Some(errors) = state.errors.get(&instance.key) else { return false };
-        // The last `threshold` errors all within the window ending at the
-        // last one, and that one less than `window` ago.
-        errors.len() >= self.threshold as usize
-            && errors.last().is_some_and(|last| now.saturating_duration_since(*last) < self.window)
-            && errors
-                .first()
-                .zip(errors.last())
-                .is_some_and(|(a, b)| b.saturating_duration_since(*a) < self.window)
+        let errors = state.errors.get(&instance.key)?;
+        // The last `threshold` errors all within one window, the last of
+        // them less than `window` ago.
+        let (first, last) = (errors.first()?, errors.last()?);
+        let counted = errors.len() >= self.threshold as usize && last.saturating_duration_since(*first) < self.window;
+        let until = *last + self.window;
+        (counted && now < until).then_some(until)
     }
 
-    /// Chooses among the `count` instances that are `eligible`.
-    fn choose(
-        &self,
-        state: &mut State,
-        instances: &[Arc<Instance>],
-        count: usize,
-        eligible: &Eligible<'_>,
-    ) -> Arc<Instance> {
-        let nth = |state: &State, n: usize| {
-            instances
-                .iter()
-                .filter(|i| eligible(state, i))
-                .nth(n)
-                .cloned()
-                .unwrap_or_else(|| instances[0].clone())
+    #[cfg(test)]
+    fn is_failing(&self, state: &State, instance: &Instance, now: Instant) -> bool {
+        self.failing_until(state, instance, now).is_some()
+    }
+
+    /// Chooses among the cached eligible instances.
+    fn choose(&self, state: &mut State, instances: &[Arc<Instance>], cache: &Cache) -> Arc<Instance> {
+        let count = cache.eligible.len();
+        let at = |k: usize| {
+            let n = cache.eligible.get(k).copied().unwrap_or(0) as usize;
+            instances.get(n).unwrap_or(&instances[0]).clone()
         };
         match self.strategy {
             Strategy::Random => {
-                let n = state.rng.gen_range(0..count);
-                nth(state, n)
+                let k = state.rng.gen_range(0..count);
+                at(k)
             }
             Strategy::RoundRobin => {
                 let turn = self.counter.fetch_add(1, Ordering::Relaxed);
-                nth(state, (turn % count as u64) as usize)
+                at((turn % count as u64) as usize)
             }
             Strategy::Weighted => {
-                let weight = |i: &Instance| u64::from(i.weight.unwrap_or(1));
-                let total: u64 = instances.iter().filter(|i| eligible(state, i)).map(|i| weight(i)).sum();
+                let total = cache.prefix.last().copied().unwrap_or(0);
                 if total == 0 {
-                    let n = state.rng.gen_range(0..count);
-                    return nth(state, n);
+                    let k = state.rng.gen_range(0..count);
+                    return at(k);
                 }
-                let mut point = state.rng.gen_range(0..total);
-                for instance in instances.iter().filter(|i| eligible(state, i)) {
-                    let w = weight(instance);
-                    if point < w {
-                        return instance.clone();
-                    }
-                    point -= w;
-                }
-                nth(state, count - 1)
+                let point = state.rng.gen_range(0..total);
+                // The first instance whose cumulative weight passes `point`.
+                at(cache.prefix.partition_point(|cumulative| *cumulative <= point))
             }
             Strategy::Sticky => {
-                if let Some(key) = &state.sticky {
-                    if let Some(current) = instances.iter().find(|i| &i.key == key && eligible(state, i)) {
-                        return current.clone();
+                if let Some((index, key)) = &state.sticky {
+                    // The same list (by pointers) keeps its indices; another
+                    // one is searched once.
+                    let found = match instances.get(*index) {
+                        Some(i) if &i.key == key => Some(*index),
+                        _ => instances.iter().position(|i| &i.key == key),
+                    };
+                    if let Some(n) = found {
+                        if cache.eligible.binary_search(&(n as u32)).is_ok() {
+                            if n != *index {
+                                state.sticky = Some((n, key.clone()));
+                            }
+                            return instances[n].clone();
+                        }
                     }
                 }
-                let n = state.rng.gen_range(0..count);
-                let chosen = nth(state, n);
-                state.sticky = Some(chosen.key.clone());
+                let k = state.rng.gen_range(0..count);
+                let chosen = at(k);
+                let n = cache.eligible.get(k).copied().unwrap_or(0) as usize;
+                state.sticky = Some((n, chosen.key.clone()));
                 chosen
             }
             Strategy::PowerOfTwo => {
                 let a = state.rng.gen_range(0..count);
                 let b = if count > 1 { (a + state.rng.gen_range(1..count)) % count } else { a };
-                let (a, b) = (nth(state, a), nth(state, b));
+                let (a, b) = (at(a), at(b));
                 let load = |state: &State, i: &Instance| {
                     let in_flight = state.in_flight.get(&i.key).map_or(0, |c| c.load(Ordering::Relaxed));
                     let errors = state.errors.get(&i.key).map_or(0, Vec::len);
@@ -420,8 +485,48 @@ impl Selector {
     }
 }
 
-/// Whether an instance is eligible, given the selector's state.
-type Eligible<'a> = dyn Fn(&State, &Instance) -> bool + 'a;
+/// Whether the `n`th instance is in a tier of eligibility.
+type Tier<'a> = dyn Fn(usize, &Instance) -> bool + 'a;
+
+/// The eligible instances of the last list picked from.
+#[derive(Debug)]
+struct Cache {
+    /// The list worked out: held, so that an unchanged list is recognised
+    /// by pointer (an address cannot be reused while it is held).
+    list: Vec<Arc<Instance>>,
+    /// `State::version` when worked out.
+    version: u64,
+    /// When an exclusion ends (eligibility changes then).
+    valid_until: Option<Instant>,
+    /// Indices of the eligible instances, ascending.
+    eligible: Vec<u32>,
+    /// Cumulative weights over `eligible` (weighted strategy).
+    prefix: Vec<u64>,
+    /// Why none is eligible, if none is.
+    outcome: Result<(), NoInstance>,
+}
+
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache {
+            list: Vec::new(),
+            version: 0,
+            valid_until: None,
+            eligible: Vec::new(),
+            prefix: Vec::new(),
+            outcome: Err(NoInstance::Empty),
+        }
+    }
+}
+
+impl Cache {
+    fn holds(&self, instances: &[Arc<Instance>], version: u64, now: Instant) -> bool {
+        self.version == version
+            && self.valid_until.map_or(true, |until| now < until)
+            && self.list.len() == instances.len()
+            && self.list.iter().zip(instances).all(|(held, i)| Arc::ptr_eq(held, i))
+    }
+}
 
 fn label_holds(filter: &LabelFilter, instance: &Instance) -> bool {
     let equal = instance.labels.get(&filter.label).is_some_and(|v| *v == filter.value);
@@ -602,6 +707,8 @@ mod tests {
         assert_eq!(panicking.pick_at(std::slice::from_ref(&a), now).unwrap().key, "a1");
     }
 
+    /// Also: two lists made one after the other may reuse addresses; the
+    /// second must not be taken for the first (the cache holds its list).
     #[test]
     fn no_instance_says_why() {
         let selector = Selector::new(Strategy::RoundRobin).label("zone", "c", true);

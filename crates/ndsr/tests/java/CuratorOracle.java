@@ -12,6 +12,10 @@
 //   cache CONNECT BASE NAME            a ServiceCache; prints the instance ids
 //                                      after the initial load and on every
 //                                      change, until stdin closes
+//   bench CONNECT BASE NAME PICKS      times queryForInstances, then PICKS
+//                                      round-robin getInstance calls of a
+//                                      started ServiceProvider (ndsr-bench
+//                                      case 9)
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
@@ -91,6 +95,26 @@ public class CuratorOracle {
                 print(cache.getInstances());
                 while (System.in.read() >= 0) { }
                 cache.close();
+                break;
+            }
+            case "bench": {
+                long start = System.nanoTime();
+                int listed = discovery.queryForInstances(name).size();
+                long queryNs = System.nanoTime() - start;
+                ServiceProvider<Object> provider = discovery.serviceProviderBuilder().serviceName(name).build();
+                start = System.nanoTime();
+                provider.start();
+                long startNs = System.nanoTime() - start;
+                int picks = Integer.parseInt(args[4]);
+                // Warm up the JIT, then time.
+                for (int i = 0; i < picks; i++) provider.getInstance();
+                start = System.nanoTime();
+                int found = 0;
+                for (int i = 0; i < picks; i++) if (provider.getInstance() != null) found++;
+                long pickNs = System.nanoTime() - start;
+                System.out.println("{\"listed\":" + listed + ",\"query_ms\":" + queryNs / 1e6 + ",\"provider_start_ms\":"
+                    + startNs / 1e6 + ",\"pick_ns\":" + (double) pickNs / picks + ",\"found\":" + found + "}");
+                provider.close();
                 break;
             }
             default:
