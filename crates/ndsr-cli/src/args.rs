@@ -261,6 +261,14 @@ pub struct WatchArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
     pub format: WatchFormat,
+    /// Follow the path's children as decoded service instances (any
+    /// format): each change lists the instances added (+), removed (-) and
+    /// changed (~), and children that are not instances (!)
+    #[arg(short, long)]
+    pub instances: bool,
+    /// The instances' format (with --instances; default: detected)
+    #[arg(long = "as", value_name = "FORMAT", requires = "instances")]
+    pub as_format: Option<DiscoveryFormat>,
 }
 
 /// Data given on the command line or in a file.

@@ -90,3 +90,31 @@ fn a_curator_instance_is_held_and_filters_choose_among_instances() {
         assert_eq!(running.wait(), 0);
     }
 }
+
+#[test]
+fn watch_instances_prints_each_change() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let dir = unique_path("cli-watch-instances");
+    let opts = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    rt.block_on(client.mkdir(&dir, &opts)).unwrap();
+    let nerve = |name: &str| ndsr::discovery::NerveInstance::new(name, "10.0.0.1", 80).encode();
+    rt.block_on(client.create(&format!("{dir}/a_0000000001"), &nerve("a"), &opts)).unwrap();
+    let watch = Running::start(&server, &["watch", &dir, "--instances", "--format", "json"]);
+    let first: serde_json::Value =
+        serde_json::from_str(&watch.line_where("the first list", |l| l.contains("a_0000000001"))).unwrap();
+    assert_eq!(
+        (first["format"].as_str(), first["added"].clone()),
+        (Some("nerve"), serde_json::json!(["a_0000000001"]))
+    );
+    rt.block_on(client.create(&format!("{dir}/b_0000000002"), &nerve("b"), &opts)).unwrap();
+    let added: serde_json::Value =
+        serde_json::from_str(&watch.line_where("b added", |l| l.contains("\"added\":[\"b_0000000002\"]")))
+            .unwrap();
+    assert_eq!(added["instances"].as_array().map(Vec::len), Some(2));
+    rt.block_on(client.delete(&format!("{dir}/a_0000000001"), None)).unwrap();
+    watch.line_where("a removed", |l| l.contains("\"removed\":[\"a_0000000001\"]"));
+    watch.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(watch.wait(), 0);
+}

@@ -205,3 +205,52 @@ async fn a_cut_during_a_sequential_create_leaves_exactly_one_node() {
         r.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_watch_says_what_was_added_removed_and_changed() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let dir = unique_path("watch-instances");
+    let nerve = |name: &str, port: u16| NerveInstance::new(name, "10.0.0.1", port).encode();
+    create(&zk, &format!("{dir}/a_0000000001"), &nerve("a", 1), CreateMode::Ephemeral).await;
+    create(&zk, &format!("{dir}/b_0000000002"), &nerve("b", 2), CreateMode::Ephemeral).await;
+    let mut watch = r.watch_instances(&dir, None).unwrap();
+    let keys =
+        |v: &[std::sync::Arc<ndsr::discovery::Instance>]| v.iter().map(|i| i.key.clone()).collect::<Vec<_>>();
+
+    let first = next_change(&mut watch).await;
+    assert_eq!(first.instances.format, Some(Format::Nerve));
+    assert_eq!(keys(&first.added), ["a_0000000001", "b_0000000002"], "the whole list first");
+
+    create(&zk, &format!("{dir}/c_0000000003"), &nerve("c", 3), CreateMode::Ephemeral).await;
+    let change = next_change(&mut watch).await;
+    assert_eq!(
+        (keys(&change.added), change.removed.len(), change.changed.len()),
+        (vec!["c_0000000003".to_string()], 0, 0)
+    );
+    assert_eq!(change.instances.instances.len(), 3);
+
+    zk.set_data(&format!("{dir}/a_0000000001"), &nerve("a", 10), None).await.unwrap();
+    let change = next_change(&mut watch).await;
+    assert_eq!(change.changed.len(), 1, "{change:?}");
+    assert_eq!((change.changed[0].0.port, change.changed[0].1.port), (Some(1), Some(10)));
+    assert!(change.added.is_empty() && change.removed.is_empty());
+
+    zk.delete(&format!("{dir}/b_0000000002"), None).await.unwrap();
+    let change = next_change(&mut watch).await;
+    assert_eq!(keys(&change.removed), ["b_0000000002"]);
+
+    create(&zk, &format!("{dir}/junk"), b"not json", CreateMode::Ephemeral).await;
+    let change = next_change(&mut watch).await;
+    assert_eq!(change.instances.bad.iter().map(|b| b.key.as_str()).collect::<Vec<_>>(), ["junk"]);
+    assert_eq!(change.instances.instances.len(), 2, "a bad child changes nothing else");
+
+    r.close().await;
+    assert!(tokio::time::timeout(WAIT, watch.next()).await.unwrap().is_none(), "ends with the registry");
+}
+
+async fn next_change(watch: &mut ndsr::discovery::InstanceWatch) -> ndsr::discovery::InstanceChange {
+    let waited = tokio::time::timeout(WAIT, watch.next()).await;
+    waited.expect("a change in time").expect("the watch goes on")
+}

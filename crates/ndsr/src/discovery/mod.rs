@@ -30,6 +30,7 @@ mod nd;
 mod nerve;
 mod select;
 mod serverset;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use curator::{CuratorInstance, CuratorPayload, ServiceType, UriSpec};
 pub use nerve::NerveInstance;
 pub use select::{InFlight, LabelFilter, NoInstance, Selector, Strategy};
 pub use serverset::{ServerSetMember, ServerSetStatus};
+pub use watch::{InstanceChange, InstanceWatch};
 
 use crate::{Object, Snapshot};
 

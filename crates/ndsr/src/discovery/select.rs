@@ -359,12 +359,8 @@ impl Selector {
             &|n, i| matching(i) && !failing[n],
             &|_, i| matching(i),
         ];
-        let mut cache = Cache {
-            list: instances.to_vec(),
-            version: state.version,
-            valid_until,
-            ..Cache::default()
-        };
+        let mut cache =
+            Cache { list: instances.to_vec(), version: state.version, valid_until, ..Cache::default() };
         for (tier, eligible) in tiers.iter().enumerate() {
             if tier == 2 && !self.panic_mode {
                 break;
@@ -407,7 +403,8 @@ impl Selector {
         // The last `threshold` errors all within one window, the last of
         // them less than `window` ago.
         let (first, last) = (errors.first()?, errors.last()?);
-        let counted = errors.len() >= self.threshold as usize && last.saturating_duration_since(*first) < self.window;
+        let counted =
+            errors.len() >= self.threshold as usize && last.saturating_duration_since(*first) < self.window;
         let until = *last + self.window;
         (counted && now < until).then_some(until)
     }
