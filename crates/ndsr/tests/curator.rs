@@ -225,3 +225,29 @@ async fn curators_cache_never_sees_ndsrs_instance_flap_while_ndsr_reconnects() {
     assert!(rest.iter().all(|l| l.contains("i-1")), "{rest:?}");
     r.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_reads_a_sequential_instance_and_a_typed_payload() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let base = unique_path("curator-sequential");
+    let mut fields = serde_json::Map::new();
+    fields.insert("zone".into(), json!("b"));
+    let sequential = CuratorInstance {
+        service_type: ndsr::discovery::ServiceType::DynamicSequential,
+        payload: CuratorPayload::Typed { class: "java.util.LinkedHashMap".into(), fields },
+        ..CuratorInstance::new("web", "seq-", "10.0.0.3", 8080)
+    };
+    let path = r.announce_curator(&base, &sequential).await.unwrap();
+    let name = path.rsplit('/').next().unwrap();
+    assert!(name.starts_with("seq-") && name.len() == "seq-".len() + 10, "{path}");
+
+    let lines = Oracle::start(&["read", &server.connect_string(), &base, "web"]).rest().await;
+    let read: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(read.len(), 2, "{lines:?}");
+    assert_eq!(read[0]["id"], "seq-", "the JSON id, as Curator writes it for a sequential instance");
+    assert_eq!(read[0]["serviceType"], "DYNAMIC_SEQUENTIAL");
+    assert_eq!(read[0]["payload"], json!({"zone": "b"}), "the typed map payload, as Curator reads it");
+    assert_eq!(read[1], json!({"picked": "seq-"}));
+    r.close().await;
+}
