@@ -13,7 +13,7 @@ use std::time::Duration;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 mod convert;
 mod logs;
@@ -43,6 +43,7 @@ create_exception!(
 create_exception!(_core, LockTimeout, NdsrError, "The lock was not obtained within its wait.");
 create_exception!(_core, LockMismatch, NdsrError, "The lock's holders disagree on how many may hold it.");
 create_exception!(_core, NotALock, NdsrError, "The lock path holds a node that is not a lock.");
+create_exception!(_core, NoInstance, NdsrError, "No instance of the service is eligible to pick.");
 create_exception!(_core, NotEmpty, NdsrError, "The node has children.");
 create_exception!(_core, ChrootMissing, NdsrError, "The chroot of the connection string does not exist.");
 create_exception!(_core, Closed, NdsrError, "The registry is closed.");
@@ -71,6 +72,45 @@ fn to_py(e: ndsr::Error) -> PyErr {
         E::Closed => Closed::new_err(message),
         _ => NdsrError::new_err(message),
     }
+}
+
+/// A format name (`None`: detect).
+fn format_of(format: Option<&str>) -> PyResult<Option<ndsr::discovery::Format>> {
+    format.map(|f| f.parse().map_err(PyValueError::new_err)).transpose()
+}
+
+/// An instance as a Python dict.
+fn instance_to_py<'py>(py: Python<'py>, i: &ndsr::discovery::Instance) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("key", &i.key)?;
+    d.set_item("format", i.format.name())?;
+    d.set_item("id", &i.id)?;
+    d.set_item("host", &i.host)?;
+    d.set_item("port", i.port)?;
+    d.set_item("address", i.address())?;
+    d.set_item("ssl_port", i.ssl_port)?;
+    d.set_item("serving", i.serving)?;
+    d.set_item("weight", i.weight)?;
+    d.set_item("shard", i.shard)?;
+    d.set_item("labels", i.labels.clone())?;
+    let endpoints: std::collections::BTreeMap<&String, (String, u16)> =
+        i.endpoints.iter().map(|(k, e)| (k, (e.host.clone(), e.port))).collect();
+    d.set_item("endpoints", endpoints)?;
+    d.set_item("data", value_to_py(py, &serde_json::Value::Object(i.data.clone()))?)?;
+    Ok(d)
+}
+
+/// A listing as a Python dict.
+fn listing_to_py<'py>(py: Python<'py>, l: &ndsr::discovery::Instances) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", &l.path)?;
+    d.set_item("format", l.format.map(|f| f.name()))?;
+    d.set_item("stale", l.stale)?;
+    let instances = l.instances.iter().map(|i| instance_to_py(py, i)).collect::<PyResult<Vec<_>>>()?;
+    d.set_item("instances", instances)?;
+    let bad: Vec<(&str, &str)> = l.bad.iter().map(|b| (b.key.as_str(), b.reason.as_str())).collect();
+    d.set_item("bad", bad)?;
+    Ok(d)
 }
 
 /// ACL entries given as `(perms, scheme, id)`, perms as ZooKeeper's bits
@@ -149,6 +189,8 @@ struct Registry {
     /// strings: a cached read then copies a list of existing objects
     /// instead of making a string per child.
     children: Mutex<std::collections::HashMap<String, ChildrenOf>>,
+    /// `pick`'s selectors, by path and options (their state persists).
+    selectors: Mutex<std::collections::HashMap<String, Arc<ndsr::discovery::Selector>>>,
 }
 
 /// A snapshot and its children as a tuple of Python strings.
@@ -230,7 +272,11 @@ impl Registry {
         refuse_after_fork()?;
         logs::install();
         let registry = py.detach(|| ndsr::blocking::Registry::connect(builder)).map_err(to_py)?;
-        Ok(Registry { inner: Mutex::new(Some(registry)), children: Mutex::default() })
+        Ok(Registry {
+            inner: Mutex::new(Some(registry)),
+            children: Mutex::default(),
+            selectors: Mutex::default(),
+        })
     }
 
     /// Registers an ephemeral node holding `data` (None, a str or a dict).
@@ -329,6 +375,136 @@ impl Registry {
         let registry = self.registry()?;
         let guard = py.detach(|| registry.lock(path, name, simultaneous, wait)).map_err(to_py)?;
         Ok(LockGuard { inner: Mutex::new(Some(guard)) })
+    }
+
+    /// The instances of a service directory, decoded from any format
+    /// (`format`: "curator", "serverset", "nerve", "nd"; default detected):
+    /// a dict with `path`, `format`, `stale`, `instances` (dicts) and `bad`
+    /// (`(key, reason)` pairs).
+    #[pyo3(signature = (path, format=None))]
+    fn instances<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        format: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format = format_of(format)?;
+        let registry = self.registry()?;
+        let listing = py.detach(|| registry.instances(path, format)).map_err(to_py)?;
+        listing_to_py(py, &listing)
+    }
+
+    /// Picks one instance of a service directory (a dict), keeping the
+    /// strategy's state (round robin's turn, sticky's choice, reported
+    /// failures) per path and options. Raises `NoInstance` when none is
+    /// eligible.
+    #[pyo3(signature = (path, strategy="random", format=None, labels=None, prefer=None, include_draining=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn pick<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        strategy: &str,
+        format: Option<&str>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
+        prefer: Option<(String, String)>,
+        include_draining: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format = format_of(format)?;
+        let strategy: ndsr::discovery::Strategy = strategy.parse().map_err(PyValueError::new_err)?;
+        let key = format!("{path}\0{strategy:?}\0{format:?}\0{labels:?}\0{prefer:?}\0{include_draining}");
+        let selector = {
+            let mut selectors = self.selectors.lock().unwrap_or_else(|e| e.into_inner());
+            selectors
+                .entry(key)
+                .or_insert_with(|| {
+                    let mut selector = ndsr::discovery::Selector::new(strategy);
+                    if include_draining {
+                        selector = selector.include_draining();
+                    }
+                    for (label, value) in labels.iter().flatten() {
+                        selector = selector.label(label, value, true);
+                    }
+                    if let Some((label, value)) = &prefer {
+                        selector = selector.prefer_zone(label, value);
+                    }
+                    Arc::new(selector)
+                })
+                .clone()
+        };
+        let registry = self.registry()?;
+        let listing = py.detach(|| registry.instances(path, format)).map_err(to_py)?;
+        let picked = selector
+            .pick(&listing.instances)
+            .map_err(|none| NoInstance::new_err(format!("{path}: {none}")))?;
+        instance_to_py(py, &picked)
+    }
+
+    /// Registers an instance in another system's format (`format`:
+    /// "curator", "serverset", "nerve") and keeps it registered; returns
+    /// its node's path. `path` is the service directory (for Curator, the
+    /// base path; the service is `name`).
+    #[pyo3(signature = (path, format, host, port, *, name=None, id=None, ssl_port=None, shard=None, weight=None,
+        labels=None, endpoints=None, path_encoding=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        format: &str,
+        host: &str,
+        port: u16,
+        name: Option<String>,
+        id: Option<String>,
+        ssl_port: Option<u16>,
+        shard: Option<i32>,
+        weight: Option<u32>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
+        endpoints: Option<std::collections::BTreeMap<String, (String, u16)>>,
+        path_encoding: bool,
+    ) -> PyResult<String> {
+        use ndsr::discovery::{
+            CuratorInstance, CuratorPayload, Endpoint, Format, NerveInstance, ServerSetMember,
+        };
+        let registry = self.registry()?;
+        let labels = labels.unwrap_or_default();
+        let format: Format = format.parse().map_err(PyValueError::new_err)?;
+        let need = |what: &str| PyValueError::new_err(format!("announce as {format}: {what} is required"));
+        let announced = match format {
+            Format::Curator => {
+                let name = name.ok_or_else(|| need("name (the service)"))?;
+                let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let mut instance = CuratorInstance::new(&name, &id, host, port);
+                instance.ssl_port = ssl_port;
+                if !labels.is_empty() {
+                    let payload = labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
+                    instance.payload = CuratorPayload::Json(serde_json::Value::Object(payload));
+                }
+                py.detach(|| registry.announce_curator(path, &instance))
+            }
+            Format::ServerSet => {
+                let mut member = ServerSetMember::new(host, port);
+                member.shard = shard;
+                member.metadata = labels;
+                for (endpoint, (host, port)) in endpoints.unwrap_or_default() {
+                    member.additional_endpoints.insert(endpoint, Endpoint { host, port });
+                }
+                py.detach(|| registry.announce_serverset(path, &member))
+            }
+            Format::Nerve => {
+                let name = name.ok_or_else(|| need("name (the instance id)"))?;
+                let mut instance = NerveInstance::new(&name, host, port);
+                instance.weight = weight;
+                instance.labels = labels;
+                py.detach(|| registry.announce_nerve(path, &instance, path_encoding))
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "announce writes curator, serverset or nerve; use set_node for nd",
+                ))
+            }
+        };
+        announced.map_err(to_py)
     }
 
     /// (For tests.) Is a children tuple kept for `path`?
@@ -577,6 +753,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("LockTimeout", py.get_type::<LockTimeout>()),
         ("LockMismatch", py.get_type::<LockMismatch>()),
         ("NotALock", py.get_type::<NotALock>()),
+        ("NoInstance", py.get_type::<NoInstance>()),
         ("NotEmpty", py.get_type::<NotEmpty>()),
         ("ChrootMissing", py.get_type::<ChrootMissing>()),
         ("Closed", py.get_type::<Closed>()),

@@ -41,6 +41,32 @@ def test_unwatch_lets_go_of_the_paths_cached_children(zk, base, other):
         assert not r._core._children_cached(base + "/svc"), "kept until close: a leak per path"
 
 
+def test_discovery_announce_list_and_pick_other_registries_formats(zk, base, other):
+    import json
+
+    with ndsr.Registry(zk) as r:
+        path = r.announce(base + "/discovery", "curator", "10.0.0.1", 8080, name="web", id="i-1", labels={"zone": "a"})
+        assert path == base + "/discovery/web/i-1"
+        written = json.loads(other.get(path)[0])
+        assert written["serviceType"] == "DYNAMIC" and "pid" not in written, "Curator's bytes, not nd's"
+        listing = r.instances(base + "/discovery/web")
+        assert listing["format"] == "curator" and listing["bad"] == []
+        assert [i["address"] for i in listing["instances"]] == ["10.0.0.1:8080"]
+        assert listing["instances"][0]["labels"] == {"zone": "a"}
+
+        member = r.announce(base + "/ss", "serverset", "10.0.0.2", 80, shard=1, endpoints={"admin": ("10.0.0.2", 9990)})
+        assert member.startswith(base + "/ss/member_")
+        picked = r.pick(base + "/ss", strategy="round-robin")
+        assert (picked["shard"], picked["endpoints"]["admin"]) == (1, ("10.0.0.2", 9990))
+        with pytest.raises(ndsr.Conflict):
+            r.announce(base + "/ss", "nerve", "h", 1, name="x")
+        other.create(base + "/empty", b"", makepath=True)
+        with pytest.raises(ndsr.NoInstance):
+            r.pick(base + "/empty")
+        with pytest.raises(ValueError):
+            r.pick(base + "/ss", strategy="fastest")
+
+
 def test_context_manager_closes_and_the_node_vanishes_at_once(zk, base, other):
     with ndsr.Registry(zk) as r:
         r.set_node(base + "/h:1")

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::discovery::{CuratorInstance, Format, Instances, NerveInstance, ServerSetMember};
 use crate::{Data, Error, RegistryBuilder, Result, Snapshot, State};
 
 /// A blocking handle on a registry; see the [module docs](self).
@@ -90,6 +91,38 @@ impl Registry {
     /// As [`crate::Registry::set_node`].
     pub fn set_node(&self, path: &str, data: impl Into<Data>) -> Result<()> {
         self.block(self.inner.set_node(path, data))
+    }
+
+    /// [`crate::Registry::instances`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::instances`].
+    pub fn instances(&self, dir: &str, format: Option<Format>) -> Result<Instances> {
+        self.block(self.inner.instances(dir, format))
+    }
+
+    /// [`crate::Registry::announce_curator`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::announce_curator`].
+    pub fn announce_curator(&self, base: &str, instance: &CuratorInstance) -> Result<String> {
+        self.block(self.inner.announce_curator(base, instance))
+    }
+
+    /// [`crate::Registry::announce_serverset`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::announce_serverset`].
+    pub fn announce_serverset(&self, dir: &str, member: &ServerSetMember) -> Result<String> {
+        self.block(self.inner.announce_serverset(dir, member))
+    }
+
+    /// [`crate::Registry::announce_nerve`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::announce_nerve`].
+    pub fn announce_nerve(&self, dir: &str, instance: &NerveInstance, path_encoding: bool) -> Result<String> {
+        self.block(self.inner.announce_nerve(dir, instance, path_encoding))
     }
 
     /// [`crate::Registry::set_data`], blocking.

@@ -34,6 +34,7 @@ from ndsr._core import (
     NdsrError,
     NoConnection,
     OutcomeUnknown,
+    NoInstance,
     NotALock,
     NotAuthorized,
     NotEmpty,
@@ -62,6 +63,7 @@ __all__ = [
     "LockTimeout",
     "LockMismatch",
     "NotALock",
+    "NoInstance",
     "NotEmpty",
     "ChrootMissing",
     "Closed",
@@ -279,6 +281,41 @@ class Registry(object):
     def unset_recursive(self, path):
         """Removes ``path`` and its subtree; returns how many nodes went."""
         return self._core_registry().unset_recursive(path)
+
+    # -- discovery (Curator, ServerSet, nerve, nd formats) ---------------
+
+    def instances(self, path, format=None):
+        """The instances of the service directory ``path``, decoded from any
+        format (``format``: "curator", "serverset", "nerve" or "nd"; default:
+        detected from the children). A dict: ``path``, ``format``,
+        ``stale``, ``instances`` (dicts with ``key``, ``id``, ``host``,
+        ``port``, ``address``, ``ssl_port``, ``serving``, ``weight``,
+        ``shard``, ``labels``, ``endpoints``, ``data``) and ``bad``
+        (``(key, reason)`` for children that are not instances). The
+        directory and its children stay watched: later calls read memory."""
+        return self._core_registry().instances(path, format)
+
+    def pick(self, path, strategy="random", format=None, labels=None, prefer=None, include_draining=False):
+        """One instance (a dict, as in :meth:`instances`) of ``path``:
+        serving ones only (unless ``include_draining``), whose labels equal
+        ``labels`` (a dict), preferring those whose label ``prefer[0]`` is
+        ``prefer[1]``; chosen by ``strategy`` ("random", "round-robin",
+        "weighted", "sticky", "power-of-two"), whose state (round robin's
+        turn, sticky's choice) is kept per path and options. Raises
+        :class:`NoInstance` saying why when none is eligible."""
+        return self._core_registry().pick(path, strategy, format, labels, prefer, include_draining)
+
+    def announce(self, path, format, host, port, **fields):
+        """Registers an instance in another system's format and keeps it
+        registered, as :meth:`set_node` does; returns its node's path.
+        ``format`` "curator" (``path`` is the base path; ``name`` the
+        service, ``id`` the instance, default a UUID; ``ssl_port``;
+        ``labels`` as the payload), "serverset" (``path`` is the group;
+        ``shard``, ``labels`` as metadata, ``endpoints`` as
+        ``{name: (host, port)}``) or "nerve" (``name`` the instance id;
+        ``weight``, ``labels``, ``path_encoding``). Registering into a
+        directory that holds another format raises :class:`Conflict`."""
+        return self._core_registry().announce(path, format, host, port, **fields)
 
     # -- reads ----------------------------------------------------------
 
