@@ -267,13 +267,16 @@ impl Instances {
         let mut instances = Vec::new();
         let mut bad = Vec::new();
         if let Some(format) = format {
-            for (key, data) in children {
+            for (key, data) in &children {
                 match decode_child(format, key, data) {
                     Decoded::Instance(instance) => instances.push(Arc::new(*instance)),
                     Decoded::Other => {}
                     Decoded::Bad(reason) => bad.push(BadChild { key: key.to_string(), reason }),
                 }
             }
+        }
+        if format == Some(Format::ServerSet) {
+            instances = serverset::weigh(&children, instances);
         }
         instances.sort_by(|a, b| a.key.cmp(&b.key));
         Instances { path: dir.path.clone(), format, instances, bad, stale: dir.is_stale() }
@@ -406,6 +409,37 @@ mod tests {
         assert_eq!(reasons.len(), 2, "a child deleted meanwhile is not bad: {reasons:?}");
         assert!(reasons[0].0 == "junk" && reasons[0].1.contains("not a JSON object"), "{reasons:?}");
         assert!(reasons[1].0 == "i-2" && reasons[1].1.contains("serviceType"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_serverset_listing_follows_its_weight_vectors() {
+        let existing = |path: &str, json: &str| Snapshot {
+            stat: Some(crate::Stat {
+                czxid: 1,
+                mzxid: 1,
+                ctime: 0,
+                mtime: 0,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: 0,
+                data_length: 1,
+                num_children: 0,
+                pzxid: 1,
+            }),
+            data: Some(obj(json)),
+            ..Snapshot::missing(path)
+        };
+        let dir = Snapshot::missing("/ss");
+        let member = existing(
+            "/ss/member_1",
+            r#"{"serviceEndpoint":{"host":"a","port":80},"additionalEndpoints":{},"status":"ALIVE"}"#,
+        );
+        let vector = existing("/ss/vector_1", r#"{"vector":[{"select":"member=member_1","weight":0.5}]}"#);
+        let list = Instances::decode(&dir, [("member_1", &member), ("vector_1", &vector)], None);
+        assert_eq!(list.format, Some(Format::ServerSet));
+        assert_eq!(list.instances.iter().map(|i| i.weight).collect::<Vec<_>>(), [Some(500)]);
+        assert!(list.bad.is_empty(), "a vector is not a bad member: {:?}", list.bad);
     }
 
     #[test]

@@ -200,3 +200,84 @@ mod tests {
         }
     }
 }
+
+/// Finagle's `vector_*` weight nodes: each holds `{"vector": [{"select":
+/// "inet=HOST:PORT" | "member=member_N" | "shard=N", "weight": W}, ...]}`;
+/// a member's weight is the product of the weights of every descriptor
+/// that selects it (1.0 when none does), and -1.0 removes it. Weights are
+/// kept as integers in thousandths (1.0 is 1000), so that they compare
+/// with each other in [`Strategy::Weighted`](super::Strategy::Weighted).
+pub(crate) fn weigh(
+    children: &[(&str, &Object)],
+    instances: Vec<std::sync::Arc<Instance>>,
+) -> Vec<std::sync::Arc<Instance>> {
+    let descriptors: Vec<(&str, f64)> = children
+        .iter()
+        .filter(|(key, _)| key.starts_with("vector_"))
+        .filter_map(|(_, data)| data.get("vector").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|d| Some((d.get("select")?.as_str()?, d.get("weight")?.as_f64()?)))
+        .collect();
+    if descriptors.is_empty() {
+        return instances;
+    }
+    let selects = |select: &str, i: &Instance| match select.split_once('=') {
+        Some(("inet", address)) => i.port.is_some_and(|port| address == format!("{}:{port}", i.host)),
+        Some(("member", member)) => member == i.key,
+        Some(("shard", shard)) => i.shard.is_some_and(|s| shard.parse() == Ok(s)),
+        _ => false,
+    };
+    instances
+        .into_iter()
+        .filter_map(|instance| {
+            let weight: f64 = descriptors
+                .iter()
+                .filter(|(select, _)| selects(select, &instance))
+                .map(|(_, w)| *w)
+                .product();
+            if weight < 0.0 {
+                return None; // Finagle's sentinel: removed
+            }
+            let thousandths = (weight * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+            if instance.weight == Some(thousandths) {
+                return Some(instance);
+            }
+            let mut weighted = Instance::clone(&instance);
+            weighted.weight = Some(thousandths);
+            Some(std::sync::Arc::new(weighted))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod vector_tests {
+    use super::*;
+
+    #[test]
+    fn vectors_multiply_and_minus_one_removes() {
+        let member = |key: &str, host: &str, shard: i64| -> (String, Object) {
+            let json = format!(
+                r#"{{"serviceEndpoint":{{"host":"{host}","port":80}},"additionalEndpoints":{{}},"status":"ALIVE","shard":{shard}}}"#
+            );
+            (key.to_string(), serde_json::from_str(&json).unwrap())
+        };
+        let members = [member("member_1", "a", 0), member("member_2", "b", 1), member("member_3", "c", 2)];
+        let vector: Object = serde_json::from_str(
+            r#"{"vector":[{"select":"inet=a:80","weight":2.0},{"select":"shard=0","weight":1.5},{"select":"member=member_3","weight":-1.0}]}"#,
+        )
+        .unwrap();
+        let mut children: Vec<(&str, &Object)> = members.iter().map(|(k, o)| (k.as_str(), o)).collect();
+        children.push(("vector_0000000001", &vector));
+        let instances: Vec<_> = members
+            .iter()
+            .map(|(k, o)| match decode(k, o) {
+                Decoded::Instance(i) => std::sync::Arc::new(*i),
+                _ => panic!("{k}"),
+            })
+            .collect();
+        let weighed = weigh(&children, instances);
+        let weights: Vec<_> = weighed.iter().map(|i| (i.key.as_str(), i.weight)).collect();
+        assert_eq!(weights, [("member_1", Some(3000)), ("member_2", Some(1000))], "member_3 removed");
+        assert_eq!(decode("vector_0000000001", &vector), Decoded::Other, "a vector is not a member");
+    }
+}

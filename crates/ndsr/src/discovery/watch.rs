@@ -201,6 +201,11 @@ impl InstanceWatch {
                 }
             }
         }
+        if format == Some(Format::ServerSet) {
+            // Finagle's weight vectors, over the whole membership.
+            let weighed = super::serverset::weigh(&read, now.values().cloned().collect());
+            now = weighed.into_iter().map(|i| (i.key.clone(), i)).collect();
+        }
         let added: Vec<_> =
             now.iter().filter(|(k, _)| !previous.contains_key(*k)).map(|(_, i)| i.clone()).collect();
         let removed: Vec<_> =
