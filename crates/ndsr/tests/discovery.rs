@@ -254,3 +254,34 @@ async fn next_change(watch: &mut ndsr::discovery::InstanceWatch) -> ndsr::discov
     let waited = tokio::time::timeout(WAIT, watch.next()).await;
     waited.expect("a change in time").expect("the watch goes on")
 }
+
+/// Draining without deregistering: the announced node is rewritten in
+/// place (same node), and readers see it as not serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_instance_drains_in_place() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let dir = unique_path("drain-serverset");
+    let mut member = ServerSetMember::new("10.0.0.1", 8080);
+    let path = r.announce_serverset(&dir, &member).await.unwrap();
+    let czxid = zk.check_stat(&path).await.unwrap().unwrap().czxid;
+    member.status = ndsr::discovery::ServerSetStatus::Stopping;
+    r.set_node_raw(&path, member.encode()).await.unwrap();
+    eventually(WAIT, "the member drained", || async {
+        r.instances(&dir, None).await.is_ok_and(|l| l.instances.len() == 1 && !l.instances[0].serving)
+    })
+    .await
+    .unwrap();
+    assert_eq!(zk.check_stat(&path).await.unwrap().unwrap().czxid, czxid, "the same node");
+
+    let base = unique_path("drain-curator");
+    let up = CuratorInstance::new("web", "i-1", "10.0.0.1", 80);
+    let path = r.announce_curator(&base, &up).await.unwrap();
+    let czxid = zk.check_stat(&path).await.unwrap().unwrap().czxid;
+    r.announce_curator(&base, &CuratorInstance { enabled: false, ..up }).await.unwrap();
+    let listed = r.instances(&format!("{base}/web"), None).await.unwrap();
+    assert_eq!((listed.instances.len(), listed.instances[0].serving), (1, false));
+    assert_eq!(zk.check_stat(&path).await.unwrap().unwrap().czxid, czxid, "the same node");
+    r.close().await;
+}
