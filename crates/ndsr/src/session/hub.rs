@@ -23,6 +23,7 @@ use zookeeper_client::{Client, EventType, PersistentWatcher, SessionState, Watch
 
 use crate::path::parent;
 use crate::session::actor::{Actor, Batch, PathState};
+use crate::session::record::Record;
 use crate::session::watch_table::{self, Cover, Generation, Phase, Root, WatchTable};
 use crate::session::{ActorCmd, Shared};
 
@@ -51,49 +52,6 @@ type Adding = BoxFuture<(Arc<str>, Generation, Result<crate::Result<Option<Persi
 
 /// A path's operation in flight, handing back the path's state.
 type Op = BoxFuture<(Arc<str>, Generation, Result<PathState, Aborted>)>;
-
-/// One path's record: small while the path is at rest (what arrives while
-/// it is busy has a box of its own).
-struct Record {
-    generation: Generation,
-    /// The root whose watch covers the path (`None` until it starts).
-    cover: Option<Arc<str>>,
-    /// Taken (left empty) while an operation runs.
-    state: PathState,
-    pending: Option<Box<Pending>>,
-    op: Option<AbortHandle>,
-    /// Not started yet: the first operation reads (or registers).
-    unstarted: bool,
-    /// Waiting for room among the operations in flight.
-    queued: bool,
-    /// An operation runs.
-    busy: bool,
-}
-
-/// What arrived for a path while it was busy.
-#[derive(Default)]
-struct Pending {
-    /// Events, in order.
-    events: Vec<WatchedEvent>,
-    /// Its watch was added again after a reconnect: re-read.
-    reconnected: bool,
-    /// Commands, in order.
-    cmds: VecDeque<ActorCmd>,
-}
-
-impl Record {
-    fn pending(&mut self) -> &mut Pending {
-        self.pending.get_or_insert_with(Default::default)
-    }
-
-    fn has_work(&self) -> bool {
-        self.unstarted
-            || self
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.reconnected || !p.events.is_empty() || !p.cmds.is_empty())
-    }
-}
 
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -501,15 +459,5 @@ impl Hub {
         record.busy = true;
         let (path, generation) = (path.clone(), record.generation);
         self.ops.push(Box::pin(async move { (path, generation, op.await) }));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// A record exists once per wanted path: keep it small.
-    #[test]
-    fn a_record_is_small() {
-        let size = std::mem::size_of::<super::Record>();
-        assert!(size <= 64, "a Record is {size} bytes");
     }
 }

@@ -1,7 +1,7 @@
 //! The session side: shared state, the supervisor and the hub.
 //!
-//! Files, by what they hold: `supervisor.rs` (the session's state
-//! machine), `hub.rs` (the path table and its operations' scheduling),
+//! Files, by what they hold: `machine.rs` (the session's state machine,
+//! pure), `supervisor.rs` (the task that runs it), `hub.rs` (the path table and its operations' scheduling),
 //! `watch_table.rs` (the watches and what each covers), `actor.rs` (the
 //! operations on one path), `reconcile.rs` (owner-checked writes, deciding each step with
 //! `decide.rs`'s pure function),
@@ -24,7 +24,9 @@ mod commands;
 pub(crate) mod decide;
 mod desired;
 pub(crate) mod hub;
+mod machine;
 pub(crate) mod reconcile;
+mod record;
 mod shared;
 pub(crate) mod supervisor;
 pub(crate) mod watch_table;
