@@ -1,8 +1,7 @@
 //! Case 9: a 10,000-instance Curator service: listing it decoded, and
-//! picking from it, ndsr against Curator 5.4.0 itself (compiled from the
-//! test oracle, `crates/ndsr/tests/java/CuratorOracle.java`), in one run.
+//! picking from it, ndsr against Curator 5.4.0 itself (the test kit's
+//! Curator oracle, `ndsr_testkit::curator`), in one run.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,58 +10,6 @@ use zookeeper_client::{Acls, CreateMode};
 
 use crate::common::{fresh, raw, Ctx, Row};
 use crate::stats;
-
-/// Compiles the oracle against Debian's Curator jars; its class path.
-fn curator_classpath() -> Result<String, String> {
-    let jars =
-        std::env::var_os("NDSR_CURATOR_JARS").map_or_else(|| PathBuf::from("/usr/share/java"), PathBuf::from);
-    let names = [
-        "curator-x-discovery",
-        "curator-recipes",
-        "curator-framework",
-        "curator-client",
-        "zookeeper",
-        "zookeeper-jute",
-        "jackson-databind",
-        "jackson-core",
-        "jackson-annotations",
-        "guava",
-        "failureaccess",
-        "slf4j-api",
-        "slf4j-nop",
-        "netty-handler",
-        "netty-common",
-        "netty-transport",
-    ];
-    if !jars.join("curator-recipes.jar").exists() {
-        return Err(format!(
-            "Curator 5's jars are not in {} (scripts/setup.sh installs them)",
-            jars.display()
-        ));
-    }
-    let mut path: Vec<String> = names
-        .iter()
-        .map(|n| jars.join(format!("{n}.jar")))
-        .filter(|j| j.exists())
-        .map(|j| j.display().to_string())
-        .collect();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ndsr/tests/java/CuratorOracle.java");
-    let out = std::env::temp_dir().join(format!("ndsr-bench-curator-{}", std::process::id()));
-    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let compiled = std::process::Command::new("javac")
-        .arg("-cp")
-        .arg(path.join(":"))
-        .arg("-d")
-        .arg(&out)
-        .arg(&source)
-        .output()
-        .map_err(|e| format!("javac: {e}"))?;
-    if !compiled.status.success() {
-        return Err(format!("javac: {}", String::from_utf8_lossy(&compiled.stderr)));
-    }
-    path.insert(0, out.display().to_string());
-    Ok(path.join(":"))
-}
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let n = ctx.size(10_000, 2_000);
@@ -122,7 +69,8 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     registry.close().await;
 
     // Curator, in a JVM of its own, on the same service.
-    let classpath = curator_classpath()?;
+    let classes = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let classpath = ndsr_testkit::curator::compile_oracle(classes.path()).map_err(|e| e.to_string())?;
     let args = ["bench".to_string(), ctx.servers(), base.clone(), "web".into(), curator_picks.to_string()];
     let out = tokio::process::Command::new("java")
         .arg("-cp")

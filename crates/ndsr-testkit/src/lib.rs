@@ -31,7 +31,9 @@
 //! - [`ensemble`]: [`ZkEnsemble`], three servers in a quorum.
 //! - [`proxy`]: [`FaultProxy`], a TCP proxy that can cut, delay and count.
 //! - [`wait`]: [`eventually`], [`unique_path`] and timing helpers.
+//! - [`curator`]: the real Apache Curator 5 as a test oracle.
 
+pub mod curator;
 pub mod ensemble;
 mod error;
 pub mod install;

@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -22,57 +22,12 @@ use ndsr_testkit::{eventually, unique_path, FaultProxy, ZkServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const JARS: [&str; 16] = [
-    "curator-x-discovery",
-    "curator-recipes",
-    "curator-framework",
-    "curator-client",
-    "zookeeper",
-    "zookeeper-jute",
-    "jackson-databind",
-    "jackson-core",
-    "jackson-annotations",
-    "guava",
-    "failureaccess",
-    "slf4j-api",
-    "slf4j-nop",
-    "netty-handler",
-    "netty-common",
-    "netty-transport",
-];
-
 /// The compiled oracle's class path (compiled once per test binary).
 fn classpath() -> &'static str {
     static CLASSPATH: OnceLock<String> = OnceLock::new();
     CLASSPATH.get_or_init(|| {
-        let jars = std::env::var_os("NDSR_CURATOR_JARS")
-            .map_or_else(|| PathBuf::from("/usr/share/java"), PathBuf::from);
-        let mut entries: Vec<String> = JARS
-            .iter()
-            .map(|name| jars.join(format!("{name}.jar")))
-            .filter(|jar| jar.exists())
-            .map(|jar| jar.display().to_string())
-            .collect();
-        assert!(
-            jars.join("curator-x-discovery.jar").exists() && jars.join("curator-recipes.jar").exists(),
-            "Curator 5's jars are not in {}: run scripts/setup.sh (apt-get install libcurator-discovery-java \
-             libcurator-recipes-java) or set NDSR_CURATOR_JARS",
-            jars.display()
-        );
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("curator-oracle");
-        std::fs::create_dir_all(&out).unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/CuratorOracle.java");
-        let compiled = std::process::Command::new("javac")
-            .arg("-cp")
-            .arg(entries.join(":"))
-            .arg("-d")
-            .arg(&out)
-            .arg(&source)
-            .output()
-            .expect("javac (a JDK) is needed for the Curator oracle");
-        assert!(compiled.status.success(), "javac: {}", String::from_utf8_lossy(&compiled.stderr));
-        entries.insert(0, out.display().to_string());
-        entries.join(":")
+        ndsr_testkit::curator::compile_oracle(&out).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 

@@ -1,7 +1,7 @@
 // The real Apache Curator (5.4.0, Debian's libcurator-discovery-java) as a
-// test oracle for ndsr's Curator format. Compiled and run by
-// crates/ndsr/tests/curator.rs; one command per run, output one JSON line
-// per result on stdout.
+// test oracle for ndsr's Curator format. Compiled by ndsr_testkit::curator;
+// run by crates/ndsr/tests/curator.rs and ndsr-bench case 9; one command
+// per run, output one JSON line per result on stdout.
 //
 //   read CONNECT BASE NAME             ServiceDiscovery.queryForInstances, then
 //                                      ServiceProvider.getInstance (round robin)
