@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
         ),
         Row::compare(
             "9 discovery",
-            "round-robin pick among 10,000, ns/op",
+            &format!("round-robin pick among {n}, ns/op"),
             Some(pick_ns),
             "Curator ServiceProvider.getInstance",
             number("pick_ns"),

@@ -147,23 +147,24 @@ async fn a_request_over_the_servers_limit_is_refused_before_sending() {
     assert_eq!(r.state(), State::Connected);
 }
 
-/// Item 3, second half: a write the server drops the connection for is
-/// backed off and given up, not resent on every reconnect in a tight loop.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop() {
-    let server = ZkServer::shared();
+/// A registry told the servers accept 4 MiB, where they accept 1 MiB.
+async fn oversized_registry(
+    server: &ZkServer,
+    configure: impl FnOnce(ndsr::RegistryBuilder) -> ndsr::RegistryBuilder,
+) -> Registry {
     init_logs();
-    // A registry told the servers accept 4 MiB, where they accept 1 MiB.
-    let r = Registry::builder(&server.connect_string())
+    let builder = Registry::builder(&server.connect_string())
         .session_timeout(Duration::from_secs(4))
         .max_data_size(4 << 20)
-        .max_request_size(4 << 20)
-        .build()
-        .await
-        .unwrap();
-    let zk = other(&server.connect_string()).await;
-    let base = unique_path("dropped");
-    let poison = format!("{base}/h:1");
+        .max_request_size(4 << 20);
+    configure(builder).build().await.unwrap()
+}
+
+/// Registers 2 MiB at `poison` (a write the server drops the connection
+/// for), checks that the registration fails and that the registry then
+/// settles (an unrelated write succeeds, and a quiet spell of 3 s comes
+/// soon), and returns how many times the connection was lost.
+async fn poison_and_settle(r: &Registry, base: &str, poison: &str) -> usize {
     let mut states = r.state_changes();
     let disconnects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = disconnects.clone();
@@ -174,8 +175,7 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
             }
         }
     });
-
-    let result = r.set_node(&poison, "z".repeat(2 << 20).as_str()).await;
+    let result = r.set_node(poison, "z".repeat(2 << 20).as_str()).await;
     assert!(result.is_err(), "the server never accepted it: {result:?}");
     // The registration is given up: the registry settles, and works.
     eventually(WAIT, "an unrelated write to succeed", || async {
@@ -183,7 +183,6 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
     })
     .await
     .unwrap();
-    // It settles: a quiet spell of 3 s comes soon, after a few reconnects.
     let count = || disconnects.load(std::sync::atomic::Ordering::SeqCst);
     let deadline = std::time::Instant::now() + WAIT;
     loop {
@@ -198,10 +197,24 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
             count()
         );
     }
-    assert!(count() <= 8, "{} disconnects: the write was resent in a loop", count());
+    counting.abort();
+    let _ = counting.await;
+    count()
+}
+
+/// Item 3, second half: a write the server drops the connection for is
+/// backed off and given up, not resent on every reconnect in a tight loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop() {
+    let server = ZkServer::shared();
+    let r = oversized_registry(server, |b| b).await;
+    let zk = other(&server.connect_string()).await;
+    let base = unique_path("dropped");
+    let poison = format!("{base}/h:1");
+    let count = poison_and_settle(&r, &base, &poison).await;
+    assert!(count <= 8, "{count} disconnects: the write was resent in a loop");
     assert!(exists(&zk, &poison).await.is_none());
     assert!(r.zk_requests() < 500, "{} requests", r.zk_requests());
-    counting.abort();
     r.close().await;
 }
 
@@ -210,46 +223,10 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_write_drops_bounds_the_reconnects_of_a_poisoned_write() {
     let server = ZkServer::shared();
-    init_logs();
-    let r = Registry::builder(&server.connect_string())
-        .session_timeout(Duration::from_secs(4))
-        .max_data_size(4 << 20)
-        .max_request_size(4 << 20)
-        .max_write_drops(1)
-        .build()
-        .await
-        .unwrap();
+    let r = oversized_registry(server, |b| b.max_write_drops(1)).await;
     let base = unique_path("one-drop");
-    let mut states = r.state_changes();
-    let disconnects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = disconnects.clone();
-    let counting = tokio::spawn(async move {
-        while states.changed().await.is_ok() {
-            if *states.borrow_and_update() == State::Disconnected {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    });
-    let result = r.set_node(&format!("{base}/h:1"), "z".repeat(2 << 20).as_str()).await;
-    assert!(result.is_err(), "the server never accepted it: {result:?}");
-    eventually(WAIT, "an unrelated write to succeed", || async {
-        r.set_data(&format!("{base}/config"), json!({"ok": 1})).await.is_ok()
-    })
-    .await
-    .unwrap();
-    let count = || disconnects.load(std::sync::atomic::Ordering::SeqCst);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let before = count();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        if count() == before {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{} disconnects and counting", count());
-    }
-    assert_eq!(count(), 1, "given up after the first dropped write");
-    counting.abort();
-    let _ = counting.await;
+    let count = poison_and_settle(&r, &base, &format!("{base}/h:1")).await;
+    assert_eq!(count, 1, "given up after the first dropped write");
     r.close().await;
 }
 

@@ -338,6 +338,24 @@ mod tests {
         }
     }
 
+    /// The snapshot of an existing node at `path` holding `json`.
+    fn existing(path: &str, json: &str) -> Snapshot {
+        let stat = crate::Stat {
+            czxid: 1,
+            mzxid: 1,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data_length: 1,
+            num_children: 0,
+            pzxid: 1,
+        };
+        Snapshot { stat: Some(stat), data: Some(obj(json)), ..Snapshot::missing(path) }
+    }
+
     #[test]
     fn ports_as_the_native_readers_take_them() {
         assert_eq!(port_of(Some(&Value::from(8080)), "port"), Ok(Some(8080)));
@@ -369,36 +387,12 @@ mod tests {
     #[test]
     fn one_bad_child_is_reported_and_the_rest_listed() {
         let dir = Snapshot::missing("/discovery/web");
-        let stat = Some(crate::Stat {
-            czxid: 1,
-            mzxid: 1,
-            ctime: 0,
-            mtime: 0,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
-            data_length: 1,
-            num_children: 0,
-            pzxid: 1,
-        });
-        let good = Snapshot {
-            stat,
-            data: Some(obj(
-                r#"{"name":"web","id":"i-1","address":"10.0.0.1","port":8080,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#,
-            )),
-            ..Snapshot::missing("/discovery/web/i-1")
-        };
-        let junk = Snapshot {
-            stat,
-            data: Some(obj(r#"{"string_value":"10.0.0.9:80"}"#)),
-            ..Snapshot::missing("/discovery/web/junk")
-        };
-        let typo = Snapshot {
-            stat,
-            data: Some(obj(r#"{"address":"10.0.0.2","serviceType":"dynamic"}"#)),
-            ..Snapshot::missing("/discovery/web/i-2")
-        };
+        let good = existing(
+            "/discovery/web/i-1",
+            r#"{"name":"web","id":"i-1","address":"10.0.0.1","port":8080,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#,
+        );
+        let junk = existing("/discovery/web/junk", r#"{"string_value":"10.0.0.9:80"}"#);
+        let typo = existing("/discovery/web/i-2", r#"{"address":"10.0.0.2","serviceType":"dynamic"}"#);
         let gone = Snapshot::missing("/discovery/web/i-3");
         let list =
             Instances::decode(&dir, [("i-1", &good), ("junk", &junk), ("i-2", &typo), ("i-3", &gone)], None);
@@ -413,23 +407,6 @@ mod tests {
 
     #[test]
     fn a_serverset_listing_follows_its_weight_vectors() {
-        let existing = |path: &str, json: &str| Snapshot {
-            stat: Some(crate::Stat {
-                czxid: 1,
-                mzxid: 1,
-                ctime: 0,
-                mtime: 0,
-                version: 0,
-                cversion: 0,
-                aversion: 0,
-                ephemeral_owner: 0,
-                data_length: 1,
-                num_children: 0,
-                pzxid: 1,
-            }),
-            data: Some(obj(json)),
-            ..Snapshot::missing(path)
-        };
         let dir = Snapshot::missing("/ss");
         let member = existing(
             "/ss/member_1",
