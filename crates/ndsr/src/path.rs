@@ -72,6 +72,15 @@ pub(crate) fn parent(path: &str) -> Option<&str> {
     }
 }
 
+/// The path of the child `name` of `dir`.
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
 /// `child` relative to `parent` if it is a direct child.
 pub(crate) fn direct_child<'a>(parent: &str, child: &'a str) -> Option<&'a str> {
     let rest = if parent == "/" {

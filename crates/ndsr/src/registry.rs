@@ -229,15 +229,16 @@ impl Registry {
         prefix: &str,
         bytes: &[u8],
     ) -> Result<Option<String>> {
-        let Some((parent, stem)) = prefix.rsplit_once('/') else { return Ok(None) };
-        let dir = if parent.is_empty() { "/" } else { parent };
+        let (Some(dir), Some((_, stem))) = (crate::path::parent(prefix), prefix.rsplit_once('/')) else {
+            return Ok(None);
+        };
         let me = client.session_id().0;
         let children = match self.shared.call("get_children", dir, client.list_children(dir)).await {
             Err(e) if e.is_no_node() => return Ok(None),
             other => other?,
         };
         for child in children.iter().filter(|c| c.starts_with(stem)) {
-            let path = format!("{parent}/{child}");
+            let path = crate::path::join(dir, child);
             match self.shared.call("get_data", &path, client.get_data(&path)).await {
                 Ok((data, stat)) if stat.ephemeral_owner == me && data == bytes => return Ok(Some(path)),
                 Ok(_) => {}

@@ -3,16 +3,8 @@
 use std::sync::Arc;
 
 use super::{CuratorInstance, Format, Instances, NerveInstance, ServerSetMember, ServiceType};
-use crate::path::validate_path;
+use crate::path::{join, validate_path};
 use crate::{Error, Registry, Result, Snapshot};
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
 
 fn check_name(what: &'static str, name: &str) -> Result<()> {
     if name.is_empty() || name.contains('/') {

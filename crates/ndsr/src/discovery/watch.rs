@@ -159,7 +159,7 @@ impl InstanceWatch {
             if self.children.contains_key(name) {
                 continue;
             }
-            let path = if self.dir == "/" { format!("/{name}") } else { format!("{}/{name}", self.dir) };
+            let path = crate::path::join(&self.dir, name);
             let Ok(subscription) = self.registry.subscribe(&path) else { continue };
             self.next_generation += 1;
             let generation = self.next_generation;
