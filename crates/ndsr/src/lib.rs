@@ -68,6 +68,7 @@ mod path;
 pub mod registry;
 mod session;
 pub mod snapshot;
+mod stats;
 pub mod subscription;
 
 pub use acl::{Acl, AuthId, Credentials, Permission};
@@ -79,6 +80,7 @@ pub use path::{validate_path, MAX_PATH_BYTES};
 pub use registry::Registry;
 pub use session::State;
 pub use snapshot::{Freshness, Snapshot, Stat};
+pub use stats::Stats;
 pub use subscription::{CallbackId, Subscription};
 
 /// The README's example, compiled as a doctest so that it cannot drift.

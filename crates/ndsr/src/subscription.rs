@@ -107,15 +107,24 @@ pub struct CallbackId(pub(crate) u64);
 /// Runs `f` on every snapshot of `sub`, isolating panics and errors: a
 /// callback that panics or returns an error is logged (with the panic's
 /// message or the error) and called again on the next change.
-pub(crate) async fn drive<F>(path: String, mut sub: Subscription, f: F)
-where
+/// Each failure is counted in `errors`.
+pub(crate) async fn drive<F>(
+    path: String,
+    mut sub: Subscription,
+    f: F,
+    errors: Arc<std::sync::atomic::AtomicU64>,
+) where
     F: Fn(&Snapshot) -> Result<(), String> + Send + Sync + 'static,
 {
     while let Some(snapshot) = sub.next().await {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&snapshot))) {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(path, error, "callback failed"),
+            Ok(Err(error)) => {
+                crate::stats::Counters::bump(&errors);
+                tracing::warn!(path, error, "callback failed")
+            }
             Err(payload) => {
+                crate::stats::Counters::bump(&errors);
                 let message = panic_message(payload.as_ref());
                 tracing::error!(path, panic = message, "callback panicked; other callbacks are unaffected");
             }

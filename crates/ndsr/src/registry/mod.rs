@@ -101,6 +101,7 @@ impl Registry {
             limiter,
             cache_file,
             requests: Default::default(),
+            counters: Default::default(),
             parents: Default::default(),
             tasks: Default::default(),
         });
@@ -488,7 +489,12 @@ impl Registry {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let subscription = self.subscribe(path)?;
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let task = self.shared.tasks.spawn(drive(path.to_string(), subscription, callback));
+        let task = self.shared.tasks.spawn(drive(
+            path.to_string(),
+            subscription,
+            callback,
+            self.shared.counters.callback_errors.clone(),
+        ));
         self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task);
         Ok(CallbackId(id))
     }
@@ -560,6 +566,33 @@ impl Registry {
     /// measuring what a change costs.
     pub fn zk_requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counters and gauges for monitoring: connection state, requests,
+    /// reconnects, expiries, watched paths, registrations and callback
+    /// errors. Cheap: no ZooKeeper call.
+    pub fn stats(&self) -> crate::Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut watched_paths, mut registrations, mut registrations_given_up) = (0, 0, 0);
+        for (_, desire) in self.shared.desired().iter() {
+            watched_paths += 1;
+            registrations += usize::from(matches!(desire.goal, Some(crate::session::Goal::Ephemeral(_))));
+            registrations_given_up += usize::from(desire.given_up().is_some());
+        }
+        let state = self.state();
+        let counters = &self.shared.counters;
+        crate::Stats {
+            state,
+            disconnected_since: (state != State::Connected && state != State::Closed)
+                .then(|| self.shared.session.borrow().since),
+            requests: self.zk_requests(),
+            reconnects: counters.reconnects.load(Relaxed),
+            expiries: counters.expiries.load(Relaxed),
+            watched_paths,
+            registrations,
+            registrations_given_up,
+            callback_errors: counters.callback_errors.load(Relaxed),
+        }
     }
 
     /// How many tasks of this registry are running (its supervisor, the

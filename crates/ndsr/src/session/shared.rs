@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) cache_file: Option<crate::cachefile::CacheFile>,
     /// ZooKeeper requests made so far (see `Registry::zk_requests`).
     pub(crate) requests: std::sync::atomic::AtomicU64,
+    /// Reconnects, expiries and callback errors (see `Registry::stats`).
+    pub(crate) counters: crate::stats::Counters,
     /// Parents this registry made (or is making), so that many
     /// registrations racing into one new parent make it once.
     pub(crate) parents: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>>,

@@ -163,6 +163,7 @@ impl Supervisor {
             Effect::EndEpoch => {
                 if let Some(client) = self.client.take() {
                     tracing::warn!(session = %client.session_id(), "session lost; building a new one");
+                    crate::stats::Counters::bump(&self.shared.counters.expiries);
                     let mut past = self.shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner());
                     past.insert(client.session_id().0);
                 }
@@ -203,7 +204,14 @@ fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
             view.since = SystemTime::now();
         }
     });
-    shared.state.send_if_modified(|current| std::mem::replace(current, state) != state);
+    let mut was = state;
+    shared.state.send_if_modified(|current| {
+        was = std::mem::replace(current, state);
+        was != state
+    });
+    if state == State::Connected && matches!(was, State::Disconnected | State::Expired) {
+        crate::stats::Counters::bump(&shared.counters.reconnects);
+    }
     shared
         .session
         .send_modify(|view| *view = SessionView { state, client, epoch, since: view.since, error: None });
