@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// One health check.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Check {
     /// A TCP connection to HOST:PORT succeeds.
     Tcp(String),
@@ -24,7 +24,11 @@ impl Check {
         let bad =
             |why: &str| Err(format!("--check-tcp {target:?}: {why}; expected HOST:PORT, e.g. 10.0.0.1:80"));
         let Some((host, port)) = target.rsplit_once(':') else { return bad("no port") };
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        if bracketed.is_none() && host.contains(':') {
+            return bad("an IPv6 address needs brackets, e.g. [::1]:80");
+        }
+        let host = bracketed.unwrap_or(host);
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
             return bad("no valid host");
         }
@@ -114,6 +118,12 @@ impl Health {
         Health { rise: rise.max(1), fall: fall.max(1), up: false, streak: 0 }
     }
 
+    /// Starts up (a registration taken over from an earlier hold).
+    pub fn already_up(mut self) -> Health {
+        self.up = true;
+        self
+    }
+
     /// Records a check result; returns the new state if it changed.
     pub fn observe(&mut self, ok: bool) -> Option<bool> {
         if ok == self.up {
@@ -161,7 +171,9 @@ mod tests {
         assert!(Check::tcp("127.0.0.1:80").is_ok());
         assert!(Check::tcp("localhost:8080").is_ok());
         assert!(Check::tcp("[::1]:80").is_ok());
-        for bad in ["nonsense", ":80", "h:", "h:0", "h:99999", "h:abc", "a b:80"] {
+        for bad in
+            ["nonsense", ":80", "h:", "h:0", "h:99999", "h:abc", "a b:80", "::1:80", "127.0.0.1:127.0.0.1:80"]
+        {
             assert!(Check::tcp(bad).is_err(), "{bad}");
         }
         assert!(Check::http("http://127.0.0.1:8080/health").is_ok());

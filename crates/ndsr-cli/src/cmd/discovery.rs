@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use ndsr::discovery::{
-    CuratorInstance, CuratorPayload, Endpoint, Instances, NerveInstance, Selector, ServerSetMember, Strategy,
-    UriSpec,
+    CuratorInstance, CuratorPayload, Endpoint, Instance, Instances, NerveInstance, Selector, ServerSetMember,
+    Strategy, UriSpec,
 };
 use ndsr::Registry;
 use serde::Serialize;
@@ -16,8 +16,9 @@ use crate::cmd::{check_path, connect};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
 
+/// A service listing, for JSON and YAML.
 #[derive(Serialize)]
-struct ListingView {
+pub struct ListingView {
     path: String,
     format: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -27,8 +28,9 @@ struct ListingView {
     bad: Vec<BadView>,
 }
 
+/// One instance, for JSON and YAML.
 #[derive(Serialize)]
-struct InstanceView {
+pub struct InstanceView {
     key: String,
     id: String,
     address: String,
@@ -45,37 +47,36 @@ struct InstanceView {
     endpoints: BTreeMap<String, String>,
 }
 
+/// A child that is not an instance.
 #[derive(Serialize)]
-struct BadView {
+pub struct BadView {
     key: String,
     reason: String,
 }
 
-fn listing_view(listing: &Instances) -> ListingView {
+/// A listing as `get --instances` and the agent show it.
+pub fn listing_view(listing: &Instances) -> ListingView {
     ListingView {
         path: listing.path.clone(),
         format: listing.format.map(|f| f.to_string()),
         stale: listing.stale,
-        instances: listing
-            .instances
-            .iter()
-            .map(|i| InstanceView {
-                key: i.key.clone(),
-                id: i.id.clone(),
-                address: i.address(),
-                serving: i.serving,
-                ssl_port: i.ssl_port,
-                weight: i.weight,
-                shard: i.shard,
-                labels: i.labels.clone(),
-                endpoints: i
-                    .endpoints
-                    .iter()
-                    .map(|(k, e)| (k.clone(), format!("{}:{}", e.host, e.port)))
-                    .collect(),
-            })
-            .collect(),
+        instances: listing.instances.iter().map(|i| instance_view(i)).collect(),
         bad: listing.bad.iter().map(|b| BadView { key: b.key.clone(), reason: b.reason.clone() }).collect(),
+    }
+}
+
+/// An instance as `get --instances` and the agent show it.
+pub fn instance_view(i: &Instance) -> InstanceView {
+    InstanceView {
+        key: i.key.clone(),
+        id: i.id.clone(),
+        address: i.address(),
+        serving: i.serving,
+        ssl_port: i.ssl_port,
+        weight: i.weight,
+        shard: i.shard,
+        labels: i.labels.clone(),
+        endpoints: i.endpoints.iter().map(|(k, e)| (k.clone(), format!("{}:{}", e.host, e.port))).collect(),
     }
 }
 

@@ -3,49 +3,15 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, RegisterArgs};
-use crate::check::{Check, Health};
+use crate::check::Check;
 use crate::cmd::discovery::Announcement;
 use crate::cmd::{check_path, connect, interrupted, read_data};
 use crate::error::{CliError, CliResult, Exit};
+use crate::hold::{hold, Checked, Event, Release, Target};
 use crate::output;
 
 /// The shortest time between health checks.
 const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// What the command holds: a node of ndsr's own format, or an instance in
-/// another system's format.
-enum Target {
-    Node { path: String, data: ndsr::Data },
-    Announce(Announcement),
-}
-
-impl Target {
-    /// Registers it; returns the node's path.
-    async fn register(&self, registry: &ndsr::Registry) -> ndsr::Result<String> {
-        match self {
-            Target::Node { path, data } => registry.set_node(path, data.clone()).await.map(|()| path.clone()),
-            Target::Announce(announcement) => announcement.register(registry).await,
-        }
-    }
-
-    /// The node's path before it is registered, when its name is fixed.
-    fn known_path(&self) -> Option<String> {
-        match self {
-            Target::Node { path, .. } => Some(path.clone()),
-            Target::Announce(announcement) => announcement.known_path(),
-        }
-    }
-
-    /// Removes the node at `path` now. A sequential node gets a new name
-    /// next time, so its path is forgotten too.
-    async fn withdraw(&self, registry: &ndsr::Registry, path: &str) -> ndsr::Result<()> {
-        registry.unset(path).await?;
-        if matches!(self, Target::Announce(a) if a.sequential()) {
-            registry.unwatch(path)?;
-        }
-        Ok(())
-    }
-}
 
 pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
@@ -70,77 +36,30 @@ pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
             ),
         ));
     }
+    let checked =
+        check.map(|check| Checked { check, interval: args.interval, rise: args.rise, fall: args.fall });
     let registry = connect(global, false).await?;
-    let stop = interrupted();
-    tokio::pin!(stop);
-    // The node held now, if any.
-    let mut registered: Option<String> = None;
-    match check {
-        None => {
-            let path = target.register(&registry).await?;
-            output::line(&format!("registered {path}"))?;
-            registered = Some(path);
-            stop.await;
-        }
-        Some(check) => {
-            let mut health = Health::new(args.rise, args.fall);
-            // Whether the last check passed: a change is worth a WARN.
-            let mut passing: Option<bool> = None;
-            let mut ticks = tokio::time::interval(args.interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = &mut stop => break,
-                    _ = ticks.tick() => {}
-                }
-                let result = check.run(args.interval).await;
-                match (&result, passing) {
-                    (Err(why), Some(true) | None) => {
-                        tracing::warn!(path = %args.path, "health check failing: {why}")
-                    }
-                    (Ok(()), Some(false)) => tracing::warn!(path = %args.path, "health check passing again"),
-                    (Err(why), Some(false)) => {
-                        tracing::info!(path = %args.path, "health check failed: {why}")
-                    }
-                    (Ok(()), _) => {}
-                }
-                passing = Some(result.is_ok());
-                match health.observe(result.is_ok()) {
-                    Some(true) if registered.is_none() => match target.register(&registry).await {
-                        Ok(path) => {
-                            output::line(&format!("registered {path}"))?;
-                            registered = Some(path);
-                        }
-                        // Kept as desired by the registry: it appears once
-                        // ZooKeeper answers again (and goes on the next fall).
-                        Err(e) => {
-                            eprintln!("ndsr: registering {}: {e}", args.path);
-                            registered = target.known_path();
-                        }
-                    },
-                    Some(false) => {
-                        let why = result.err().unwrap_or_default();
-                        if let Some(path) = registered.take() {
-                            match target.withdraw(&registry, &path).await {
-                                Ok(()) => output::line(&format!("withdrawn {path} ({why})"))?,
-                                Err(e) => {
-                                    eprintln!("ndsr: withdrawing {path}: {e}");
-                                    registered = Some(path);
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+    let path = &args.path;
+    let stop = async {
+        interrupted().await;
+        Release::Withdraw
+    };
+    let result = hold(&registry, &target, checked.as_ref(), false, stop, |event| {
+        match event {
+            Event::Registered(path) => output::line(&format!("registered {path}"))?,
+            // Without a check, a registration that fails is the command's error.
+            Event::RegisterFailed(_, e) if checked.is_none() => return Err(CliError::from(e)),
+            Event::RegisterFailed(path, e) => eprintln!("ndsr: registering {path}: {e}"),
+            Event::Failing(why) => tracing::warn!(%path, "health check failing: {why}"),
+            Event::Passing => tracing::warn!(%path, "health check passing again"),
+            Event::Withdrawn(path, why) => output::line(&format!("withdrawn {path} ({why})"))?,
+            Event::WithdrawFailed(path, e) => {
+                eprintln!("ndsr: removing {path}: {e} (it goes with the session)")
             }
         }
-    }
-    // Remove the node now, not after the session timeout.
-    if let Some(path) = registered {
-        if let Err(e) = target.withdraw(&registry, &path).await {
-            eprintln!("ndsr: removing {path}: {e} (it goes with the session)");
-        }
-    }
+        Ok(())
+    })
+    .await;
     registry.close().await;
-    Ok(ExitCode::SUCCESS)
+    result.map(|_| ExitCode::SUCCESS)
 }
