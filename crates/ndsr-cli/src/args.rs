@@ -128,6 +128,15 @@ pub enum Command {
     /// Prints the connection string on stdout. Needs ZooKeeper installed
     /// (scripts/setup.sh, or `apt-get install -y zookeeper`).
     Sandbox(SandboxArgs),
+    /// Serve the registry to every program on the host: an HTTP API, a
+    /// live web dashboard, files rendered from templates, and metrics.
+    ///
+    /// Configured by a TOML file (see docs/agent.example.toml and
+    /// docs/AGENT.md). The dashboard is at http://LISTEN/. SIGTERM or
+    /// SIGINT removes the agent's registrations at once and exits 0;
+    /// SIGHUP reloads the file (registrations that stayed are untouched;
+    /// a bad file changes nothing).
+    Agent(AgentArgs),
 }
 
 /// Arguments of `unset`.
@@ -400,4 +409,18 @@ pub struct SandboxArgs {
     /// Keep data in this directory (default: a temporary one, removed on exit)
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Arguments of `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The configuration file (TOML)
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Listen on ADDR:PORT instead of the file's [http] listen (port 0: any free port)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Check the configuration file, print OK and exit
+    #[arg(long)]
+    pub check: bool,
 }

@@ -1,26 +1,35 @@
 //! The `ndsr` command line: a thin layer over the `ndsr` library.
 
+mod agent;
 mod args;
 mod check;
 mod cmd;
 mod error;
+mod hold;
 mod output;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::args::{Cli, Command};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether --server (or NDSR_SERVER) was given: it wins over the agent's file.
+    let server_given = matches!(
+        matches.value_source("server"),
+        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+    );
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return report(CliError::from(e)),
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, server_given)) {
         Ok(code) => code,
         Err(e) => report(e),
     }
@@ -60,7 +69,7 @@ fn colours_on_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+async fn run(cli: Cli, server_given: bool) -> Result<ExitCode, CliError> {
     let global = &cli.global;
     match cli.command {
         Command::Get(args) => cmd::get::run(global, args).await,
@@ -71,5 +80,6 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Lock(args) => cmd::lock::run(global, args).await,
         Command::Pick(args) => cmd::discovery::pick(global, args).await,
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
+        Command::Agent(args) => agent::run(global, args, server_given).await,
     }
 }

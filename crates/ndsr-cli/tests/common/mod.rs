@@ -9,6 +9,8 @@ use std::time::Duration;
 use assert_cmd::cargo::CommandCargoExt;
 use zookeeper_client::Client;
 
+pub mod agent;
+
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// `ndsr --server SERVER ARGS...`

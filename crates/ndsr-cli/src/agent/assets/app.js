@@ -1,0 +1,235 @@
+// The ndsr agent's dashboard: one EventSource for the model (session,
+// services, registrations), one for the node being browsed. Everything is
+// built with textContent: node data is never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let model = null;
+let browsing = null; // the path shown in Browse, null for the roots
+let nodeEvents = null;
+let lastNode = null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function age(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function staleMarker(sinceMs) {
+  return el("span", { class: "stale", "data-testid": "stale-marker", "data-since": sinceMs,
+    title: "ZooKeeper is unreachable: this is the last known value" }, `stale ${age(sinceMs)}`);
+}
+
+// ---- the model ---------------------------------------------------------
+
+function renderSession() {
+  const s = model.session;
+  const badge = $("session-state");
+  badge.dataset.state = s.state;
+  badge.textContent = s.state === "connected" ? "connected" : s.state;
+  const parts = [];
+  if (s.stale_since_ms) parts.push(`ZooKeeper lost ${age(s.stale_since_ms)} ago: showing last known values`);
+  else if (s.id) parts.push(`session ${s.id}`);
+  parts.push(`${s.watched_paths} watched paths`);
+  if (s.reconnects) parts.push(`${s.reconnects} reconnects`);
+  if (s.expiries) parts.push(`${s.expiries} expiries`);
+  $("session-detail").textContent = parts.join(" · ");
+  $("version").textContent = `v${model.agent.version}${model.agent.readonly ? " · read-only" : ""}`;
+}
+
+function instanceMatches(instance, filter) {
+  if (!filter) return true;
+  const text = [instance.key, instance.address, instance.id,
+    ...Object.entries(instance.labels || {}).map(([k, v]) => `${k}=${v}`)].join(" ").toLowerCase();
+  return text.includes(filter);
+}
+
+function renderServices() {
+  const list = $("service-list");
+  const filter = $("filter").value.trim().toLowerCase();
+  list.replaceChildren();
+  $("no-services").hidden = model.services.length > 0;
+  for (const service of model.services) {
+    const instances = service.instances || [];
+    const serving = instances.filter((i) => i.serving).length;
+    const shown = instances.filter((i) => instanceMatches(i, filter));
+    const head = el("div", { class: "card-head" },
+      el("h3", {}, el("button", { class: "link", type: "button", text: service.name,
+        title: `Browse ${service.path}`, onclick: () => browse(service.path) })),
+      el("span", { class: "count", "aria-label": `${serving} of ${instances.length} serving` },
+        `${serving}/${instances.length}`),
+      service.format ? el("span", { class: "tag", text: service.format }) : null,
+      service.stale ? staleMarker(service.stale_since_ms) : null,
+      service.loading ? el("span", { class: "muted", text: "loading…" }) : null);
+    const rows = shown.map((i) => el("tr", { class: i.serving ? "" : "draining", "data-key": i.key },
+      el("td", { class: "mono", text: i.address }),
+      el("td", { class: "mono muted", text: i.id === i.key ? "" : i.id }),
+      el("td", {}, i.serving ? el("span", { class: "ok", text: "serving" }) : el("span", { class: "warn", text: "draining" })),
+      el("td", {}, ...Object.entries(i.labels || {}).map(([k, v]) => el("span", { class: "label", text: `${k}=${v}` })))));
+    const table = instances.length === 0
+      ? el("p", { class: "empty", text: "No instances." })
+      : el("table", {},
+        el("thead", {}, el("tr", {}, el("th", { text: "Address" }), el("th", { text: "Id" }),
+          el("th", { text: "State" }), el("th", { text: "Labels" }))),
+        el("tbody", {}, ...rows));
+    const bad = (service.bad || []).map((b) => el("li", {}, el("span", { class: "mono", text: b.key }), ` — ${b.reason}`));
+    list.append(el("article", { class: `card${service.stale ? " is-stale" : ""}`, "data-path": service.path },
+      head, el("div", { class: "muted mono small", text: service.path }), table,
+      bad.length ? el("details", {}, el("summary", { text: `${bad.length} children are not instances` }), el("ul", {}, ...bad)) : null));
+  }
+}
+
+function renderRegistrations() {
+  const list = $("registration-list");
+  list.replaceChildren();
+  $("no-registrations").hidden = model.registrations.length > 0;
+  for (const r of model.registrations) {
+    list.append(el("li", { "data-path": r.path },
+      el("div", { class: "reg-head" },
+        el("span", { class: `badge small`, "data-state": r.state, text: r.state }),
+        el("button", { class: "link mono", type: "button", text: r.path, onclick: () => browse(r.path) })),
+      el("div", { class: "muted small" },
+        [r.check ? `check: ${r.check}` : "no check", r.source === "config" ? "from the file" : "from the API",
+          `since ${new Date(r.since_ms).toLocaleTimeString()}`].join(" · ")),
+      r.detail ? el("div", { class: "detail small", text: r.detail }) : null));
+  }
+}
+
+function render() {
+  if (!model) return;
+  renderSession();
+  renderServices();
+  renderRegistrations();
+  if (browsing === null) renderRoots();
+}
+
+// ---- browsing ----------------------------------------------------------
+
+function renderCrumbs(path) {
+  const crumbs = $("crumbs");
+  crumbs.replaceChildren(el("button", { class: "link", type: "button", text: "roots", onclick: () => browse(null) }));
+  if (path === null) return;
+  let sofar = "";
+  for (const part of path.split("/").filter(Boolean)) {
+    sofar += `/${part}`;
+    const target = sofar;
+    crumbs.append(" / ", el("button", { class: "link", type: "button", text: part, onclick: () => browse(target) }));
+  }
+}
+
+function renderRoots() {
+  renderCrumbs(null);
+  const items = (model ? model.agent.roots : []).map((root) =>
+    el("li", {}, el("button", { class: "link mono", type: "button", text: root, onclick: () => browse(root) })));
+  $("node").replaceChildren(el("ul", { class: "children" }, ...items));
+}
+
+function renderNode(node) {
+  lastNode = node;
+  renderCrumbs(node.path);
+  const box = $("node");
+  const meta = el("div", { class: "node-meta small" },
+    node.exists ? el("span", { class: "muted", text: `version ${node.stat.version} · ${node.children.length} children${node.stat.ephemeral_owner ? " · ephemeral" : ""}` })
+      : el("span", { class: "warn", text: "no such node" }),
+    node.stale ? staleMarker(node.stale_since_ms) : null);
+  const children = node.children.map((name) => {
+    const path = `${node.path === "/" ? "" : node.path}/${name}`;
+    return el("li", {}, el("button", { class: "link mono", type: "button", text: name, onclick: () => browse(path) }));
+  });
+  const data = node.data === null || node.data === undefined ? el("p", { class: "empty", text: "No data." })
+    : el("pre", { class: "data", tabindex: "0", "aria-label": "Node data", text: JSON.stringify(node.data, null, 2) });
+  box.replaceChildren(meta, children.length ? el("ul", { class: "children" }, ...children) : null, data);
+}
+
+function browse(path) {
+  if (nodeEvents) nodeEvents.close();
+  nodeEvents = null;
+  lastNode = null;
+  browsing = path;
+  if (path === null) {
+    renderRoots();
+    focusFirst("#node button");
+    return;
+  }
+  renderCrumbs(path);
+  $("node").replaceChildren(el("p", { class: "muted", text: "loading…" }));
+  const encoded = path.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+  nodeEvents = new EventSource(`/v1/watch/${encoded}`);
+  let focused = false;
+  nodeEvents.addEventListener("node", (e) => {
+    renderNode(JSON.parse(e.data));
+    if (!focused) { focused = true; focusFirst("#node button, #node pre"); }
+  });
+  nodeEvents.onerror = () => {
+    if (!lastNode) {
+      fetch(`/v1/nodes/${encoded}`).then((r) => r.json()).then((body) => {
+        if (body.error) $("node").replaceChildren(el("p", { class: "warn", text: body.error }));
+      }).catch(() => {});
+    }
+  };
+}
+
+function focusFirst(selector) {
+  const target = document.querySelector(selector);
+  if (target && document.activeElement && document.activeElement.closest("#services, aside")) target.focus();
+}
+
+// ---- live updates and keys --------------------------------------------
+
+function connect() {
+  const events = new EventSource("/v1/dashboard/events");
+  events.addEventListener("model", (e) => {
+    model = JSON.parse(e.data);
+    $("banner").hidden = true;
+    render();
+  });
+  events.onerror = () => {
+    const banner = $("banner");
+    banner.textContent = "The agent is unreachable: retrying…";
+    banner.hidden = false;
+  };
+}
+
+setInterval(() => {
+  for (const marker of document.querySelectorAll("[data-testid=stale-marker]")) {
+    marker.textContent = `stale ${age(Number(marker.dataset.since))}`;
+  }
+  if (model && model.session.stale_since_ms) renderSession();
+}, 1000);
+
+$("filter").addEventListener("input", () => model && renderServices());
+
+document.addEventListener("keydown", (e) => {
+  const typing = e.target instanceof HTMLInputElement;
+  if (e.key === "/" && !typing) {
+    e.preventDefault();
+    $("filter").focus();
+  } else if (e.key === "Escape") {
+    $("filter").value = "";
+    if (model) renderServices();
+    if (typing) e.target.blur();
+  } else if (e.key === "Backspace" && !typing && browsing !== null) {
+    e.preventDefault();
+    const up = browsing.slice(0, browsing.lastIndexOf("/"));
+    const atRoot = model && model.agent.roots.includes(browsing);
+    browse(atRoot || up === "" ? null : up);
+  }
+});
+
+connect();

@@ -1,0 +1,421 @@
+//! The agent's configuration file (TOML): what it serves, renders and
+//! registers. `docs/agent.example.toml` shows every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::check::Check;
+use crate::hold::Checked;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub zookeeper: ZooKeeper,
+    #[serde(default)]
+    pub http: Http,
+    /// Paths the API may serve (with everything under them); nothing else.
+    pub roots: Vec<String>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Service>,
+    #[serde(default, rename = "template")]
+    pub templates: Vec<TemplateFile>,
+    #[serde(default, rename = "register")]
+    pub registrations: Vec<RegisterFile>,
+}
+
+/// `[zookeeper]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZooKeeper {
+    /// HOST:PORT,...[/chroot]; `--server` wins over it.
+    pub servers: Option<String>,
+    #[serde(default, with = "duration_opt")]
+    pub session_timeout: Option<Duration>,
+}
+
+/// `[http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The bearer token that writes need (and reads, with `read_token`).
+    pub token: Option<String>,
+    /// A file holding the token (its first line), instead of `token`.
+    pub token_file: Option<PathBuf>,
+    /// Reads need the token too.
+    #[serde(default)]
+    pub read_token: bool,
+    /// Refuse every write with 403.
+    #[serde(default)]
+    pub readonly: bool,
+    /// The largest request body, in bytes (larger: 413).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// The longest a blocking query waits (`?wait=`).
+    #[serde(default = "default_max_wait", with = "duration")]
+    pub max_wait: Duration,
+    /// The most paths the API keeps watched (more: 429).
+    #[serde(default = "default_max_paths")]
+    pub max_paths: usize,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            listen: default_listen(),
+            token: None,
+            token_file: None,
+            read_token: false,
+            readonly: false,
+            max_body_bytes: default_max_body(),
+            max_wait: default_max_wait(),
+            max_paths: default_max_paths(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8500))
+}
+fn default_max_body() -> usize {
+    256 * 1024
+}
+fn default_max_wait() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_max_paths() -> usize {
+    10_000
+}
+
+/// `[[service]]`: a service directory the dashboard shows and templates see.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub path: String,
+    /// curator, serverset, nerve or nd (default: detected).
+    pub format: Option<String>,
+    /// The name templates use (default: the path's last part).
+    pub name: Option<String>,
+}
+
+/// `[[template]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFile {
+    /// The template (minijinja), relative to the config file.
+    pub source: PathBuf,
+    /// The file written, relative to the config file.
+    pub destination: PathBuf,
+    /// Run with `sh -c` after the file changed.
+    pub command: Option<String>,
+    /// At most one command per this interval (default 1s).
+    #[serde(default, with = "duration_opt")]
+    pub min_interval: Option<Duration>,
+    /// The command's time limit (default 60s).
+    #[serde(default, with = "duration_opt")]
+    pub command_timeout: Option<Duration>,
+}
+
+/// `[[register]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFile {
+    pub path: String,
+    #[serde(default)]
+    pub data: Option<toml::Value>,
+    #[serde(flatten)]
+    pub check: CheckFile,
+}
+
+/// A health check as the file and the API give it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    pub check_tcp: Option<String>,
+    pub check_http: Option<String>,
+    pub check_cmd: Option<String>,
+    #[serde(default, with = "duration_opt")]
+    pub interval: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}
+
+/// The shortest time between health checks.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+impl CheckFile {
+    /// The check, validated.
+    pub fn checked(&self) -> Result<Option<Checked>, String> {
+        let check = match (&self.check_tcp, &self.check_http, &self.check_cmd) {
+            (None, None, None) => {
+                if self.interval.is_some() || self.rise.is_some() || self.fall.is_some() {
+                    return Err(
+                        "interval, rise and fall need a check (check_tcp, check_http or check_cmd)".into()
+                    );
+                }
+                return Ok(None);
+            }
+            (Some(tcp), None, None) => Check::tcp(tcp)?,
+            (None, Some(url), None) => Check::http(url)?,
+            (None, None, Some(cmd)) if !cmd.trim().is_empty() => Check::Cmd(cmd.clone()),
+            (None, None, Some(_)) => return Err("check_cmd is empty".into()),
+            _ => return Err("give one check: check_tcp, check_http or check_cmd".into()),
+        };
+        let interval = self.interval.unwrap_or(Duration::from_secs(2));
+        if interval < MIN_INTERVAL {
+            return Err(format!(
+                "interval {} is too short: checks need at least {}",
+                humantime::format_duration(interval),
+                humantime::format_duration(MIN_INTERVAL)
+            ));
+        }
+        let (rise, fall) = (self.rise.unwrap_or(1), self.fall.unwrap_or(1));
+        if rise == 0 || fall == 0 || rise > 100 || fall > 100 {
+            return Err("rise and fall are counts from 1 to 100".into());
+        }
+        Ok(Some(Checked { check, interval, rise, fall }))
+    }
+}
+
+/// The configuration in force: the file, checked, with paths resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub file_path: PathBuf,
+    pub servers: Option<String>,
+    pub session_timeout: Option<Duration>,
+    pub http: Http,
+    /// The token, read from `token` or `token_file`.
+    pub token: Option<String>,
+    pub roots: Vec<String>,
+    pub services: Vec<Service>,
+    pub templates: Vec<TemplateFile>,
+    pub registrations: Vec<Registration>,
+}
+
+/// A registration from the file, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    pub path: String,
+    pub data: serde_json::Value,
+    pub checked: Option<Checked>,
+}
+
+impl Config {
+    /// Reads and checks the file at `path`; the error says what is wrong and where.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::check(path, &base, file).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn check(path: &Path, base: &Path, file: File) -> Result<Config, String> {
+        if file.roots.is_empty() {
+            return Err(
+                "roots is empty: name the paths the agent may serve, e.g. roots = [\"/services\"]".into()
+            );
+        }
+        for root in &file.roots {
+            ndsr::validate_path(root).map_err(|e| format!("roots: {e}"))?;
+            if root == "/" {
+                return Err("roots: \"/\" would serve all of ZooKeeper; name the subtrees to serve".into());
+            }
+        }
+        let token = match (&file.http.token, &file.http.token_file) {
+            (Some(_), Some(_)) => return Err("[http] has both token and token_file: give one".into()),
+            (Some(token), None) => Some(token.clone()),
+            (None, Some(file)) => {
+                let file = base.join(file);
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("[http] token_file {}: {e}", file.display()))?;
+                Some(text.lines().next().unwrap_or_default().trim().to_string())
+            }
+            (None, None) => None,
+        };
+        if token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err("[http] token is shorter than 16 characters: use a long random one".into());
+        }
+        if file.http.read_token && token.is_none() {
+            return Err("[http] read_token needs a token".into());
+        }
+        if file.http.max_body_bytes == 0 || file.http.max_paths == 0 {
+            return Err("[http] max_body_bytes and max_paths must be at least 1".into());
+        }
+        let within = |p: &str| file.roots.iter().any(|root| is_within(p, root));
+        for service in &file.services {
+            ndsr::validate_path(&service.path).map_err(|e| format!("[[service]] {e}"))?;
+            if !within(&service.path) {
+                return Err(format!("[[service]] {} is outside the roots", service.path));
+            }
+            if let Some(format) = &service.format {
+                parse_format(format).map_err(|e| format!("[[service]] {}: {e}", service.path))?;
+            }
+        }
+        let mut templates = file.templates;
+        for template in &mut templates {
+            template.source = base.join(&template.source);
+            template.destination = base.join(&template.destination);
+        }
+        let mut registrations = Vec::new();
+        for r in file.registrations {
+            let what = format!("[[register]] {}", r.path);
+            ndsr::validate_path(&r.path).map_err(|e| format!("{what}: {e}"))?;
+            if !within(&r.path) {
+                return Err(format!("{what} is outside the roots"));
+            }
+            let data = match r.data {
+                None => serde_json::Value::Null,
+                Some(value) => serde_json::to_value(value).map_err(|e| format!("{what}: data: {e}"))?,
+            };
+            check_data(&data).map_err(|e| format!("{what}: {e}"))?;
+            let checked = r.check.checked().map_err(|e| format!("{what}: {e}"))?;
+            if registrations.iter().any(|other: &Registration| other.path == r.path) {
+                return Err(format!("{what} is given twice"));
+            }
+            registrations.push(Registration { path: r.path, data, checked });
+        }
+        Ok(Config {
+            file_path: path.to_path_buf(),
+            servers: file.zookeeper.servers,
+            session_timeout: file.zookeeper.session_timeout,
+            http: file.http,
+            token,
+            roots: file.roots,
+            services: file.services,
+            templates,
+            registrations,
+        })
+    }
+
+    /// Is `path` one of the roots or under one?
+    pub fn allows(&self, path: &str) -> bool {
+        self.roots.iter().any(|root| is_within(path, root))
+    }
+}
+
+/// Is `path` `root` or under it?
+pub fn is_within(path: &str, root: &str) -> bool {
+    path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A format's name as the file and the API give it.
+pub fn parse_format(name: &str) -> Result<ndsr::discovery::Format, String> {
+    use ndsr::discovery::Format;
+    match name {
+        "curator" => Ok(Format::Curator),
+        "serverset" => Ok(Format::ServerSet),
+        "nerve" => Ok(Format::Nerve),
+        "nd" => Ok(Format::Nd),
+        other => Err(format!("unknown format {other:?}: curator, serverset, nerve or nd")),
+    }
+}
+
+/// Registration data must be what the original accepts: an object, a
+/// string or nothing.
+pub fn check_data(data: &serde_json::Value) -> Result<(), String> {
+    match data {
+        serde_json::Value::Object(_) | serde_json::Value::String(_) | serde_json::Value::Null => Ok(()),
+        _ => Err("data must be an object, a string or null".into()),
+    }
+}
+
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\" ({e})")))
+    }
+}
+
+mod duration_opt {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Config::check(Path::new("agent.toml"), Path::new("/etc/ndsr"), file)
+    }
+
+    #[test]
+    fn a_full_file_loads() {
+        let config = load(
+            r#"
+            roots = ["/services", "/config"]
+            [zookeeper]
+            servers = "127.0.0.1:2181"
+            session_timeout = "10s"
+            [http]
+            listen = "127.0.0.1:9000"
+            token = "0123456789abcdef0123"
+            [[service]]
+            path = "/services/web"
+            format = "curator"
+            [[template]]
+            source = "web.j2"
+            destination = "out/web.cfg"
+            command = "true"
+            min_interval = "2s"
+            [[register]]
+            path = "/services/web/10.0.0.1:80"
+            data = { zone = "a" }
+            check_tcp = "127.0.0.1:80"
+            rise = 2
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.http.listen.port(), 9000);
+        assert_eq!(config.templates[0].source, Path::new("/etc/ndsr/web.j2"));
+        assert_eq!(config.registrations[0].data, serde_json::json!({"zone": "a"}));
+        assert_eq!(config.registrations[0].checked.as_ref().unwrap().rise, 2);
+        assert!(config.allows("/services/web") && config.allows("/config"));
+        assert!(!config.allows("/servicesX") && !config.allows("/") && !config.allows("/zookeeper"));
+    }
+
+    #[test]
+    fn mistakes_say_what_is_wrong() {
+        for (text, says) in [
+            ("", "roots"),
+            ("roots = []", "roots is empty"),
+            ("roots = [\"/\"]", "all of ZooKeeper"),
+            ("roots = [\"nope\"]", "roots"),
+            ("roots = [\"/s\"]\nsurprise = 1", "unknown field"),
+            ("roots = [\"/s\"]\n[http]\ntoken = \"short\"", "shorter than 16"),
+            ("roots = [\"/s\"]\n[http]\nread_token = true", "needs a token"),
+            ("roots = [\"/s\"]\n[http]\nmax_wait = \"soon\"", "not a duration"),
+            ("roots = [\"/s\"]\n[[service]]\npath = \"/t\"", "outside the roots"),
+            ("roots = [\"/s\"]\n[[service]]\npath = \"/s/a\"\nformat = \"x\"", "unknown format"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ndata = 3", "object, a string"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ncheck_tcp = \"x\"", "HOST:PORT"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\nrise = 2", "need a check"),
+            (
+                "roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ncheck_cmd = \"true\"\ninterval = \"1ms\"",
+                "too short",
+            ),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\n[[register]]\npath = \"/s/a\"", "twice"),
+        ] {
+            let error = load(text).err().unwrap_or_else(|| panic!("{text:?} loaded"));
+            assert!(error.contains(says), "{text:?}: {error:?} does not say {says:?}");
+        }
+    }
+}

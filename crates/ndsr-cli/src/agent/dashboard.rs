@@ -1,0 +1,107 @@
+//! The live web dashboard: static assets embedded in the binary, and the
+//! model they show (`GET /v1/agent`, and `GET /v1/dashboard/events`, which
+//! sends it again on every change).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde_json::{json, Value};
+
+use super::api::{millis, service_json};
+use super::config::parse_format;
+use super::state::Agent;
+
+const INDEX: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+/// At most this many models a second go to each dashboard.
+const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// `/`, `/assets/app.js`, `/assets/style.css`.
+pub fn assets() -> Router<Arc<Agent>> {
+    let asset = |body: &'static str, kind: &'static str| {
+        get(move || async move {
+            ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        })
+    };
+    Router::new()
+        .route("/", asset(INDEX, "text/html; charset=utf-8"))
+        .route("/assets/app.js", asset(SCRIPT, "text/javascript; charset=utf-8"))
+        .route("/assets/style.css", asset(STYLE, "text/css; charset=utf-8"))
+}
+
+/// Everything the dashboard shows.
+pub fn model(agent: &Agent) -> Value {
+    let config = agent.config();
+    let stats = agent.registry.stats();
+    let services: Vec<Value> = config
+        .services
+        .iter()
+        .map(|service| {
+            let format = service.format.as_deref().and_then(|f| parse_format(f).ok());
+            let mut body = match agent.service_now(&service.path, format) {
+                Some(listing) => service_json(agent, &listing),
+                None => json!({"path": service.path, "instances": [], "loading": true}),
+            };
+            body["name"] = json!(service.name.clone().unwrap_or_else(|| service.path.clone()));
+            body
+        })
+        .collect();
+    json!({
+        "agent": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_ms": millis(agent.started),
+            "readonly": config.http.readonly,
+            "writes": config.token.is_some() && !config.http.readonly,
+            "roots": config.roots,
+            "config": config.file_path.display().to_string(),
+        },
+        "session": {
+            "state": format!("{:?}", stats.state).to_lowercase(),
+            "id": agent.registry.session().map(|s| format!("{:#x}", s.id().0)),
+            "stale_since_ms": stats.disconnected_since.map(millis),
+            "reconnects": stats.reconnects,
+            "expiries": stats.expiries,
+            "watched_paths": stats.watched_paths,
+        },
+        "services": services,
+        "registrations": agent.registrations.statuses(),
+    })
+}
+
+/// `GET /v1/agent`: the model once.
+pub async fn model_json(State(agent): State<Arc<Agent>>) -> Response {
+    Json(model(&agent)).into_response()
+}
+
+/// `GET /v1/dashboard/events`: `event: model` now and after every change
+/// (at most ten a second), until shutdown.
+pub async fn events(State(agent): State<Arc<Agent>>) -> Response {
+    Sse::new(model_events(agent)).keep_alive(KeepAlive::default()).into_response()
+}
+
+fn model_events(agent: Arc<Agent>) -> impl Stream<Item = Result<Event, Infallible>> {
+    let changes = agent.changes();
+    futures::stream::unfold((agent, changes, true), |(agent, mut changes, first)| async move {
+        if !first {
+            tokio::select! {
+                () = agent.cancel.cancelled() => return None,
+                changed = changes.changed() => if changed.is_err() { return None },
+            }
+            // Gather a burst of changes into one model.
+            tokio::time::sleep(MIN_GAP).await;
+        }
+        changes.borrow_and_update();
+        let event = Event::default().event("model").json_data(model(&agent)).unwrap_or_default();
+        Some((Ok(event), (agent, changes, false)))
+    })
+}

@@ -1,0 +1,96 @@
+//! `/metrics`: Prometheus text, from the `metrics` facade and its
+//! Prometheus exporter. Counters are counted where things happen; gauges
+//! are read from the registry and the agent when scraped.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use super::state::Agent;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process).
+pub fn install() -> Result<(), String> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| format!("metrics: {e}"))?;
+    let _ = HANDLE.set(handle);
+    Ok(())
+}
+
+/// Counts every HTTP request by route, method and status, and times it.
+pub async fn count(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    counter!("ndsr_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    histogram!("ndsr_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(agent): State<Arc<Agent>>) -> Response {
+    let Some(handle) = HANDLE.get() else {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "metrics are not installed").into_response();
+    };
+    observe(&agent);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+}
+
+/// Sets the gauges (and the counters the registry keeps) from the state now.
+fn observe(agent: &Agent) {
+    let stats = agent.registry.stats();
+    for state in ["connecting", "connected", "disconnected", "expired", "closed"] {
+        let now = format!("{:?}", stats.state).to_lowercase() == state;
+        gauge!("ndsr_session_state", "state" => state).set(f64::from(u8::from(now)));
+    }
+    let stale = stats.disconnected_since.map_or(0.0, age);
+    gauge!("ndsr_stale_seconds").set(stale);
+    counter!("ndsr_zookeeper_requests_total").absolute(stats.requests);
+    counter!("ndsr_reconnects_total").absolute(stats.reconnects);
+    counter!("ndsr_session_expiries_total").absolute(stats.expiries);
+    counter!("ndsr_callback_errors_total").absolute(stats.callback_errors);
+    gauge!("ndsr_watched_paths").set(stats.watched_paths as f64);
+    gauge!("ndsr_registrations_given_up").set(stats.registrations_given_up as f64);
+    let (nodes, services) = agent.followed();
+    gauge!("ndsr_agent_followed", "kind" => "node").set(nodes as f64);
+    gauge!("ndsr_agent_followed", "kind" => "service").set(services as f64);
+    let statuses = agent.registrations.statuses();
+    for state in ["checking", "registered", "unhealthy", "retrying"] {
+        let n = statuses.iter().filter(|s| s.state == state).count();
+        gauge!("ndsr_agent_registrations", "state" => state).set(n as f64);
+    }
+    for service in &agent.config().services {
+        let format = service.format.as_deref().and_then(|f| super::config::parse_format(f).ok());
+        if let Some(listing) = agent.service_now(&service.path, format) {
+            let serving = listing.value.serving().count();
+            gauge!("ndsr_service_instances", "service" => service.path.clone(), "serving" => "true")
+                .set(serving as f64);
+            gauge!("ndsr_service_instances", "service" => service.path.clone(), "serving" => "false")
+                .set((listing.value.instances.len() - serving) as f64);
+        }
+        let stale = agent.stale_since(&service.path).map_or(0.0, age);
+        gauge!("ndsr_service_stale_seconds", "service" => service.path.clone()).set(stale);
+    }
+}
+
+fn age(since: SystemTime) -> f64 {
+    since.elapsed().unwrap_or_default().as_secs_f64()
+}

@@ -1,0 +1,153 @@
+//! `ndsr agent`: the registry for every language on the host. An HTTP API
+//! (JSON, blocking queries, Server-Sent Events), a live web dashboard,
+//! files rendered from templates on change, registrations with health
+//! checks, and Prometheus metrics, on one registry session.
+
+mod api;
+mod config;
+mod dashboard;
+mod events;
+mod metrics;
+mod registrations;
+mod state;
+mod templates;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use self::config::{parse_format, Config};
+use self::registrations::{Source, Spec};
+use self::state::Agent;
+use crate::args::{AgentArgs, Global};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output;
+
+/// How long shutdown waits for open requests and tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Loads the file and applies the flags that override it.
+fn load(args: &AgentArgs, global: &Global) -> Result<Config, String> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.http.listen = listen;
+    }
+    config.http.readonly |= global.readonly;
+    Ok(config)
+}
+
+pub async fn run(global: &Global, args: AgentArgs, server_given: bool) -> CliResult<ExitCode> {
+    let config = load(&args, global).map_err(|e| CliError::new(Exit::InvalidInput, e))?;
+    if args.check {
+        output::line(&format!("{}: OK", args.config.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    metrics::install().map_err(|e| CliError::new(Exit::Failure, e))?;
+    let servers = match (&config.servers, server_given) {
+        (Some(servers), false) => servers.clone(),
+        _ => global.server.clone(),
+    };
+    let mut builder = ndsr::Registry::builder(&servers)
+        .session_timeout(config.session_timeout.unwrap_or(global.session_timeout))
+        .connect_timeout(global.timeout)
+        .operation_timeout(global.timeout)
+        .readonly(config.http.readonly)
+        // The agent starts (and serves its dashboard) with ZooKeeper down.
+        .lazy(true);
+    if let (Some(user), Some(password)) = (&global.username, &global.password) {
+        builder = builder.auth(user.clone(), password.clone());
+    }
+    let registry = builder.build().await?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen).await.map_err(|e| {
+        CliError::new(Exit::InvalidInput, format!("cannot listen on {}: {e}", config.http.listen))
+    })?;
+    let address = listener.local_addr()?;
+    let agent = Agent::new(registry, config);
+    apply(&agent).await;
+    agent.tasks.spawn(templates::run(agent.clone()));
+    let server = tokio::spawn({
+        let stop = agent.cancel.clone().cancelled_owned();
+        let router = api::router(agent.clone());
+        async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }
+    });
+    output::line(&format!("ndsr agent listening on http://{address}/ (ZooKeeper {servers})"))?;
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => reload(&agent, &args, global).await,
+        }
+    }
+
+    // Shutdown: streams and tasks end, then the session closes, which
+    // removes every registration at once.
+    agent.cancel.cancel();
+    agent.registry.close().await;
+    output::line("ndsr agent stopped; registrations removed")?;
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    agent.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, agent.tasks.wait()).await.is_err() {
+        tracing::warn!("agent tasks did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Puts the configuration in force: follows its services and holds its
+/// registrations (the ones that stayed are untouched).
+async fn apply(agent: &Arc<Agent>) {
+    let config = agent.config();
+    for service in &config.services {
+        let (agent, path) = (agent.clone(), service.path.clone());
+        let format = service.format.as_deref().and_then(|f| parse_format(f).ok());
+        agent.clone().tasks.spawn(async move {
+            if let Err(e) = agent.service(&path, format).await {
+                tracing::warn!(service = %path, "not read yet: {}", e.message);
+            }
+        });
+    }
+    let wanted = config
+        .registrations
+        .iter()
+        .map(|r| Spec {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            checked: r.checked.clone(),
+            source: Source::Config,
+        })
+        .collect();
+    agent.registrations.reconcile(agent, wanted).await;
+}
+
+/// SIGHUP: reads the file again; a bad file changes nothing.
+async fn reload(agent: &Arc<Agent>, args: &AgentArgs, global: &Global) {
+    let config = match load(args, global) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("reload refused, the running configuration stays: {e}");
+            eprintln!("ndsr: reload refused, the running configuration stays: {e}");
+            return;
+        }
+    };
+    let old = agent.config();
+    if config.http.listen != old.http.listen || config.servers != old.servers {
+        tracing::warn!("[http] listen and [zookeeper] servers change only on restart");
+    }
+    if config.http.readonly != old.http.readonly {
+        tracing::warn!("readonly changes only on restart");
+    }
+    let (listen, readonly) = (old.http.listen, old.http.readonly);
+    let mut config = config;
+    config.http.listen = listen;
+    config.http.readonly = readonly;
+    agent.set_config(config);
+    apply(agent).await;
+    let _ = output::line(&format!("reloaded {}", args.config.display()));
+}

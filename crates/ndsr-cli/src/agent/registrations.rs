@@ -1,0 +1,259 @@
+//! The registrations the agent holds (from the config file and the API),
+//! each by one task running the health-check loop of `ndsr register`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::api::ApiError;
+use super::state::Agent;
+use crate::hold::{hold, Checked, Event, Release, Target};
+
+/// How long a PUT waits for the first write.
+const FIRST_WRITE: Duration = Duration::from_secs(15);
+
+/// Where a registration came from: a reload keeps the API's and replaces
+/// the file's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Config,
+    Api,
+}
+
+/// A registration as asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub path: String,
+    pub data: serde_json::Value,
+    pub checked: Option<Checked>,
+    pub source: Source,
+}
+
+/// How a registration is doing, as the API and dashboard show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub path: String,
+    pub source: Source,
+    /// `pending` (being written), `checking` (waiting for `rise`
+    /// passes), `registered`, `unhealthy` (withdrawn by its check),
+    /// `retrying` (ZooKeeper did not answer or another session holds the
+    /// node; the registry keeps trying) or `failed` (refused for good,
+    /// e.g. not authorized: the agent stopped holding it).
+    pub state: &'static str,
+    /// Why, for `unhealthy` and `retrying`; the failing check while
+    /// `registered`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The check, e.g. `tcp 127.0.0.1:80`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    pub data: serde_json::Value,
+    /// Since when it is in this state (ms since the epoch).
+    pub since_ms: u64,
+    /// Why it failed, as an API error (for `failed`).
+    #[serde(skip)]
+    pub refusal: Option<(StatusCode, &'static str)>,
+}
+
+struct Held {
+    spec: Spec,
+    status: watch::Receiver<Status>,
+    stop: oneshot::Sender<Release>,
+    task: JoinHandle<Option<String>>,
+}
+
+/// The registrations held, by path.
+#[derive(Default)]
+pub struct Registrations {
+    /// One change at a time (a replacement awaits the old task).
+    changing: tokio::sync::Mutex<()>,
+    held: Mutex<BTreeMap<String, Held>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What `put` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    Replaced,
+    Unchanged,
+}
+
+impl Registrations {
+    /// Holds `spec`, replacing a registration of the same path without
+    /// removing its node in between.
+    ///
+    /// Returns once the first write is done (bounded); a registration that
+    /// ZooKeeper refuses for good (not authorized, data too large) is
+    /// dropped and its error returned.
+    pub async fn put(&self, agent: &Arc<Agent>, spec: Spec) -> Result<(Put, Status), ApiError> {
+        let _changing = self.changing.lock().await;
+        let mut inherited = false;
+        let old = {
+            let mut held = lock(&self.held);
+            match held.get(&spec.path) {
+                Some(old) if old.spec == spec => return Ok((Put::Unchanged, old.status.borrow().clone())),
+                _ => held.remove(&spec.path),
+            }
+        };
+        let put = match old {
+            Some(old) => {
+                let _ = old.stop.send(Release::Keep);
+                inherited = old.task.await.ok().flatten().is_some();
+                Put::Replaced
+            }
+            None => Put::Created,
+        };
+        let (status, rx) = watch::channel(Status {
+            path: spec.path.clone(),
+            source: spec.source,
+            state: if spec.checked.is_some() && !inherited { "checking" } else { "pending" },
+            detail: None,
+            check: spec.checked.as_ref().map(|c| describe(&c.check)),
+            data: spec.data.clone(),
+            since_ms: now_ms(),
+            refusal: None,
+        });
+        let (stop, stopped) = oneshot::channel();
+        let task = agent.tasks.spawn(run(agent.clone(), spec.clone(), status, inherited, stopped));
+        lock(&self.held).insert(spec.path.clone(), Held { spec, status: rx.clone(), stop, task });
+        agent.changed();
+        drop(_changing);
+        // Answer once the first write is done (or known to be retrying).
+        let mut rx = rx;
+        let written = rx.wait_for(|s| s.state != "pending");
+        let _ = tokio::time::timeout(FIRST_WRITE, written).await;
+        let status = rx.borrow().clone();
+        if let (Some((code, kind)), Some(detail)) = (status.refusal, &status.detail) {
+            self.remove(agent, &status.path).await;
+            return Err(ApiError::new(code, kind, detail.clone()));
+        }
+        Ok((put, status))
+    }
+
+    /// Stops holding `path` and removes its node now; `false` when it was
+    /// not held.
+    pub async fn remove(&self, agent: &Agent, path: &str) -> bool {
+        let _changing = self.changing.lock().await;
+        let Some(old) = lock(&self.held).remove(path) else { return false };
+        let _ = old.stop.send(Release::Withdraw);
+        let _ = old.task.await;
+        agent.changed();
+        true
+    }
+
+    /// Makes the file's registrations exactly `wanted`: the ones that
+    /// stayed are untouched, changed ones are replaced in place, gone ones
+    /// removed. The API's registrations stay.
+    pub async fn reconcile(&self, agent: &Arc<Agent>, wanted: Vec<Spec>) {
+        let gone: Vec<String> = {
+            let held = lock(&self.held);
+            held.values()
+                .filter(|h| h.spec.source == Source::Config && !wanted.iter().any(|w| w.path == h.spec.path))
+                .map(|h| h.spec.path.clone())
+                .collect()
+        };
+        for path in gone {
+            self.remove(agent, &path).await;
+        }
+        for spec in wanted {
+            let path = spec.path.clone();
+            if let Err(e) = self.put(agent, spec).await {
+                tracing::error!(%path, "the file's registration is refused: {}", e.message);
+            }
+        }
+    }
+
+    /// Every registration's status, by path.
+    pub fn statuses(&self) -> Vec<Status> {
+        lock(&self.held).values().map(|h| h.status.borrow().clone()).collect()
+    }
+
+    /// The status of the registration of `path`, if held.
+    pub fn status(&self, path: &str) -> Option<Status> {
+        lock(&self.held).get(path).map(|h| h.status.borrow().clone())
+    }
+}
+
+fn describe(check: &crate::check::Check) -> String {
+    match check {
+        crate::check::Check::Tcp(target) => format!("tcp {target}"),
+        crate::check::Check::Http(url) => format!("http {url}"),
+        crate::check::Check::Cmd(cmd) => format!("cmd {cmd}"),
+    }
+}
+
+async fn run(
+    agent: Arc<Agent>,
+    spec: Spec,
+    status: watch::Sender<Status>,
+    inherited: bool,
+    stopped: oneshot::Receiver<Release>,
+) -> Option<String> {
+    let target = Target::Node { path: spec.path.clone(), data: ndsr::Data::from(spec.data.clone()) };
+    let stop = async {
+        tokio::select! {
+            how = stopped => how.unwrap_or(Release::Withdraw),
+            // Shutdown: `close()` ends the session, which removes every node at once.
+            () = agent.cancel.cancelled() => Release::Keep,
+        }
+    };
+    let set = |state: Option<&'static str>, detail: Option<String>| {
+        status.send_modify(|status| {
+            let state = state.unwrap_or(status.state);
+            if status.state != state {
+                status.since_ms = now_ms();
+            }
+            status.state = state;
+            status.detail = detail;
+        });
+        agent.changed();
+    };
+    let path = spec.path.clone();
+    let held = hold(&agent.registry, &target, spec.checked.as_ref(), inherited, stop, |event| {
+        match event {
+            Event::Registered(_) => set(Some("registered"), None),
+            Event::RegisterFailed(_, e) if e.is_retryable() => {
+                tracing::warn!(%path, error = %e, "registering failed; the registry keeps trying");
+                set(Some("retrying"), Some(e.to_string()))
+            }
+            Event::RegisterFailed(_, e) => {
+                tracing::error!(%path, error = %e, "registering refused; the agent stops holding it");
+                let refusal = ApiError::from(e);
+                status.send_modify(|s| s.refusal = Some((refusal.status, refusal.code)));
+                set(Some("failed"), Some(refusal.message));
+                return Err(());
+            }
+            Event::Failing(why) => {
+                tracing::warn!(%path, "health check failing: {why}");
+                set(None, Some(why))
+            }
+            Event::Passing => {
+                tracing::warn!(%path, "health check passing again");
+                set(None, None)
+            }
+            Event::Withdrawn(_, why) => {
+                tracing::warn!(%path, "withdrawn: {why}");
+                set(Some("unhealthy"), Some(why))
+            }
+            Event::WithdrawFailed(_, e) => tracing::warn!(%path, error = %e, "removing failed"),
+        }
+        Ok(())
+    })
+    .await;
+    held.ok().flatten()
+}
