@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's main-job command: a live tour of ndsr against a real, local
 # ZooKeeper. Installs ZooKeeper (and the Python venvs) if missing, builds the
-# CLI and, once, the Python wheel; starts a sandbox server, registers three
+# CLI and, once, the Python wheel; starts a sandbox server; runs `ndsr agent`
+# with docs/agent.example.toml (HTTP API, a blocking query answered by a
+# registration made through the API, a template rendered, metrics, the
+# dashboard's address; `--pause` waits for Enter so you can open it); registers three
 # web servers with `ndsr register` (one behind a health check), shows
 # `ndsr get`, reads them from an unchanged `nd_service_registry` program
 # running on ndsr's core (the drop-in), lets a live `ndsr watch` see the
@@ -10,6 +13,8 @@
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pause=false
+[ "${1:-}" = "--pause" ] && pause=true
 
 scripts/setup.sh >/dev/null
 echo "== building the ndsr command line"
@@ -28,7 +33,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" /tmp/ndsr-agent-example
 }
 trap cleanup EXIT
 
@@ -47,6 +52,46 @@ pids+=($!)
 wait_for "the sandbox" test -s "$work/sandbox.out"
 export NDSR_SERVER=$(head -n 1 "$work/sandbox.out")
 echo "sandbox serving on $NDSR_SERVER"
+
+step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
+"$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.err" &
+agent_pid=$!
+pids+=($agent_pid)
+wait_for "the agent" grep -q "listening on" "$work/agent.out"
+url=$(grep -o 'http://[^ ]*' "$work/agent.out" | head -n 1)
+url=${url%/}
+token=change-me-to-a-long-random-token
+agent_holds() { curl -s "$url/v1/registrations" | grep -q '"registered"'; }
+wait_for "the file's registration" agent_holds
+echo "dashboard: $url/"
+index_of() { sed -n 's/.*"index":\([0-9]*\).*/\1/p'; }
+step "curl $url/v1/services/services/web (decoded instances; the file registered one)"
+listing=$(curl -s "$url/v1/services/services/web")
+echo "$listing"
+step "a blocking query (?index=N&wait=30s), answered when a server registers through the API"
+curl -s "$url/v1/services/services/web?index=$(index_of <<<"$listing")&wait=30s" >"$work/blocked.json" &
+blocked=$!
+sleep 0.3
+echo "-- curl -X PUT $url/v1/registrations/services/web/10.0.0.2:80 -d '{\"data\":{\"zone\":\"b\"}}'"
+curl -s -X PUT -H "Authorization: Bearer $token" -d '{"data":{"zone":"b"}}' "$url/v1/registrations/services/web/10.0.0.2:80"
+echo
+wait "$blocked"
+echo "-- the blocking query answered:"
+cat "$work/blocked.json"
+echo
+rendered() { grep -q 10.0.0.2 /tmp/ndsr-agent-example/haproxy.cfg 2>/dev/null; }
+wait_for "the template" rendered
+step "the HAProxy config rendered from docs/agent/haproxy.cfg.j2 (written atomically; then its reload command ran)"
+sed -n '/^backend web/,/^$/p' /tmp/ndsr-agent-example/haproxy.cfg
+step "curl $url/metrics (Prometheus; a few lines)"
+curl -s "$url/metrics" | grep -E '^ndsr_(session_state\{state="connected"\}|agent_registrations|template_commands_total)' || true
+if $pause; then
+  read -r -p "Open $url/ in a browser, then press Enter to go on: " _
+fi
+step "SIGTERM: the agent removes its registrations at once and exits 0"
+kill -TERM "$agent_pid"
+wait "$agent_pid" && echo "agent exited 0"
+"$ndsr" get /services/web --format dir
 
 step "registering three web servers (ndsr register, each a sidecar process)"
 touch "$work/healthy"

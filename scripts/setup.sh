@@ -2,8 +2,9 @@
 # Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
 # Python original (nd-service-registry 1.1.0) in a venv at .venv for the
 # interop tests, .venv-ndsr with maturin and pytest for the Python module,
-# and the real Apache Curator 5.4.0 (with a JDK) as the discovery tests'
-# oracle.
+# the real Apache Curator 5.4.0 (with a JDK) as the discovery tests'
+# oracle, and Chromium with its WebDriver for the agent dashboard's
+# browser test.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -68,6 +69,27 @@ install_curator() {
   fi
 }
 
+install_browser() {
+  # The dashboard test (crates/ndsr-cli/tests/dashboard.rs) drives Debian's
+  # Chromium through chromedriver. NDSR_CHROMEDRIVER and NDSR_CHROMIUM point
+  # it at a driver and browser installed elsewhere.
+  if [ -n "${NDSR_SETUP_NO_PYTHON:-}" ] || [ -n "${NDSR_CHROMEDRIVER:-}" ]; then
+    return 0
+  fi
+  if [ -x /usr/bin/chromedriver ] && [ -x /usr/bin/chromium ]; then
+    echo "setup: Chromium and chromedriver are installed"
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Chromium and chromedriver (chromium, chromium-driver)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: the dashboard test needs Chromium and chromedriver (apt-get install -y chromium chromium-driver), or NDSR_CHROMEDRIVER and NDSR_CHROMIUM" >&2
+    exit 1
+  fi
+}
+
 install_python_build() {
   # The drop-in's own venv (it installs a package named nd_service_registry
   # too, so it cannot share .venv with the original): maturin builds the
@@ -93,6 +115,7 @@ if have_zookeeper && command -v java >/dev/null 2>&1; then
   install_python_original
   install_python_build
   install_curator
+  install_browser
   exit 0
 fi
 
@@ -109,6 +132,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   install_python_original
   install_python_build
   install_curator
+  install_browser
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.

@@ -24,11 +24,12 @@ async fn stats_count_reconnects_expiries_callback_errors_and_registrations() {
     assert!(stats.requests > 0);
 
     // A callback that fails on every call: the first call and one per change.
-    r.add_fallible_callback(&format!("{base}/config"), |_: &ndsr::Snapshot| Err::<(), _>("no"))
-        .unwrap();
+    r.add_fallible_callback(&format!("{base}/config"), |_: &ndsr::Snapshot| Err::<(), _>("no")).unwrap();
     eventually(WAIT, "the first failure counted", || async { r.stats().callback_errors == 1 }).await.unwrap();
     r.set_data(&format!("{base}/config"), json!({"v": 1})).await.unwrap();
-    eventually(WAIT, "the second failure counted", || async { r.stats().callback_errors == 2 }).await.unwrap();
+    eventually(WAIT, "the second failure counted", || async { r.stats().callback_errors == 2 })
+        .await
+        .unwrap();
 
     server.stop().unwrap();
     eventually(WAIT, "disconnected", || async { r.stats().disconnected_since.is_some() }).await.unwrap();

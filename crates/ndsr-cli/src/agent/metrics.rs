@@ -73,7 +73,7 @@ fn observe(agent: &Agent) {
     gauge!("ndsr_agent_followed", "kind" => "node").set(nodes as f64);
     gauge!("ndsr_agent_followed", "kind" => "service").set(services as f64);
     let statuses = agent.registrations.statuses();
-    for state in ["checking", "registered", "unhealthy", "retrying"] {
+    for state in ["pending", "checking", "registered", "unhealthy", "retrying", "failed"] {
         let n = statuses.iter().filter(|s| s.state == state).count();
         gauge!("ndsr_agent_registrations", "state" => state).set(n as f64);
     }

@@ -123,9 +123,7 @@ async fn render(agent: &Agent, template: &mut Template) {
             return;
         }
     };
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    let rendered = env.render_str(&source, context);
+    let rendered = environment().render_str(&source, context);
     let text = match rendered {
         Ok(text) => text,
         Err(e) => {
@@ -150,6 +148,14 @@ async fn render(agent: &Agent, template: &mut Template) {
             counter!("ndsr_template_renders_total", "template" => name, "result" => "error").increment(1);
         }
     }
+}
+
+/// The template environment: an undefined name is an error (a typo never
+/// renders an empty backend).
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env
 }
 
 /// What templates see: `services` (name to its serving instances),
@@ -240,7 +246,7 @@ async fn run_command_if_due(template: &mut Template) {
 
 /// Writes `bytes` to `path` by a rename of a temporary file beside it
 /// (readers see the old file or the new, never half), keeping the old
-/// file's mode.
+/// file's mode (0644 for a new file, whose directory is made if missing).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
@@ -248,6 +254,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp: PathBuf = dir.join(format!(".{file_name}.ndsr-{}.tmp", std::process::id()));
+    std::fs::create_dir_all(dir)?;
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
@@ -266,6 +273,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sample_configuration_and_its_template_work() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        let config = super::super::config::Config::load(&docs.join("agent.example.toml")).unwrap();
+        let source = std::fs::read_to_string(&config.templates[0].source).unwrap();
+        let instance = |key: &str, zone: &str| {
+            minijinja::context! { key => key, id => key, address => key, labels => minijinja::context! { zone => zone } }
+        };
+        let context = minijinja::context! {
+            services => minijinja::context! { web => vec![instance("10.0.0.1:80", "a")], api => Vec::<minijinja::Value>::new() },
+        };
+        let text = environment().render_str(&source, context).unwrap();
+        assert!(text.contains("server 10.0.0.1_80 10.0.0.1:80 check # zone a"), "{text}");
+        assert!(text.contains("1 web and 0 api instances"), "{text}");
+        let typo = environment().render_str(
+            "{{ services.wbe | length }}",
+            minijinja::context! { services => minijinja::context! {} },
+        );
+        assert!(typo.is_err(), "an undefined name is an error, not an empty list");
+    }
+
+    #[test]
     fn writes_atomically_and_keeps_the_mode() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -279,6 +307,8 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
-        assert!(write_atomically(&dir.path().join("missing/dir/file"), b"x").is_err());
+        write_atomically(&dir.path().join("new/dir/file"), b"x").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("new/dir/file")).unwrap(), b"x");
+        assert!(write_atomically(&path.join("under-a-file"), b"x").is_err());
     }
 }

@@ -125,8 +125,11 @@ function renderCrumbs(path) {
   const crumbs = $("crumbs");
   crumbs.replaceChildren(el("button", { class: "link", type: "button", text: "roots", onclick: () => browse(null) }));
   if (path === null) return;
-  let sofar = "";
-  for (const part of path.split("/").filter(Boolean)) {
+  // From the root that holds the path: nothing above a root is served.
+  const root = (model ? model.agent.roots : []).find((r) => path === r || path.startsWith(`${r}/`)) || path;
+  crumbs.append(" / ", el("button", { class: "link mono", type: "button", text: root, onclick: () => browse(root) }));
+  let sofar = root;
+  for (const part of path.slice(root.length).split("/").filter(Boolean)) {
     sofar += `/${part}`;
     const target = sofar;
     crumbs.append(" / ", el("button", { class: "link", type: "button", text: part, onclick: () => browse(target) }));

@@ -1,0 +1,149 @@
+//! The agent's dashboard in a real headless browser (Debian's chromium and
+//! chromium-driver, which `scripts/setup.sh` installs), driven over
+//! WebDriver with fantoccini: a registration made through the API shows
+//! up without a reload, the keyboard works, and stopping ZooKeeper shows
+//! the stale marker. Screenshots go to
+//! `target/tmp/dashboard/` (cargo's directory for test files), and their
+//! paths are printed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::agent::Agent;
+use common::WAIT;
+use fantoccini::{Client, ClientBuilder, Locator};
+use ndsr_testkit::{unique_path, ZkServer};
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let driver = std::env::var("NDSR_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        assert!(
+            std::path::Path::new(&driver).exists(),
+            "{driver} is missing: run scripts/setup.sh (it installs chromium and chromium-driver), \
+             or set NDSR_CHROMEDRIVER"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let binary = std::env::var("NDSR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let args = [
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--disable-dev-shm-usage".into(),
+        "--window-size=1400,1000".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({"binary": binary, "args": args}));
+    ClientBuilder::rustls().unwrap().capabilities(caps).connect(&driver.url).await.expect("a browser session")
+}
+
+async fn screenshot(client: &Client, dir: &std::path::Path, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_new_registration_live_and_marks_stale_data() {
+    let zk = ZkServer::new().unwrap();
+    let root = unique_path("dashboard");
+    let config = format!(
+        "roots = [\"{root}\"]\n[http]\ntoken = \"{}\"\n[[service]]\npath = \"{root}/web\"\nname = \"web\"\n",
+        common::agent::TOKEN
+    );
+    let server = zk.connect_string();
+    let agent = tokio::task::spawn_blocking(move || Agent::start(&server, &config)).await.unwrap();
+    let driver = Driver::start();
+    // Screenshots go to cargo's directory for test files (under target/),
+    // kept for a person to look at; the browser profile to the agent's.
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let client = browser(&driver, &agent.dir.path().join("profile")).await;
+    let wait = || client.wait().at_most(WAIT).every(Duration::from_millis(50));
+
+    client.goto(&agent.url).await.unwrap();
+    wait().for_element(Locator::Css("#session-state[data-state=connected]")).await.unwrap();
+    wait().for_element(Locator::Css(&format!("article[data-path='{root}/web']"))).await.unwrap();
+
+    // Register through the API: the page shows it without a reload.
+    let http = agent.authorized();
+    let put = {
+        let url = format!("/v1/registrations{root}/web/10.0.0.9:80");
+        tokio::task::spawn_blocking(move || http.put(&url, r#"{"data": {"zone": "b"}}"#)).await.unwrap()
+    };
+    assert_eq!(put.status, 201, "{}", put.text);
+    let row = wait().for_element(Locator::Css("tr[data-key='10.0.0.9:80']")).await.unwrap();
+    assert!(row.text().await.unwrap().contains("zone=b"));
+    let registration =
+        wait().for_element(Locator::Css(&format!("li[data-path='{root}/web/10.0.0.9:80']"))).await.unwrap();
+    assert!(registration.text().await.unwrap().contains("registered"));
+    screenshot(&client, &shots, "dashboard-live.png").await;
+
+    // The keyboard: "/" focuses the filter, Escape clears it.
+    client.find(Locator::Css("body")).await.unwrap().send_keys("/").await.unwrap();
+    let active = client.active_element().await.unwrap();
+    assert_eq!(active.attr("id").await.unwrap().as_deref(), Some("filter"), "/ focuses the filter");
+    active.send_keys("10.0.0.1").await.unwrap();
+    let rows = client.find_all(Locator::Css("tr[data-key]")).await.unwrap();
+    assert!(rows.is_empty(), "the filter hides what does not match");
+    active.send_keys("\u{e00c}").await.unwrap(); // Escape
+    wait().for_element(Locator::Css("tr[data-key='10.0.0.9:80']")).await.unwrap();
+
+    // Browse a node with the keyboard: Tab to the service's link, Enter.
+    client
+        .find(Locator::Css(&format!("article[data-path='{root}/web'] h3 button")))
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
+    wait().for_element(Locator::Css("#node .children button")).await.unwrap();
+
+    // ZooKeeper goes away: the page says its values are stale.
+    zk.stop().unwrap();
+    wait().for_element(Locator::Css("[data-testid=stale-marker]")).await.unwrap();
+    wait().for_element(Locator::Css("#session-state[data-state=disconnected]")).await.unwrap();
+    assert!(
+        client.find(Locator::Css("tr[data-key='10.0.0.9:80']")).await.is_ok(),
+        "the last known instances stay on the page"
+    );
+    screenshot(&client, &shots, "dashboard-stale.png").await;
+    client.close().await.unwrap();
+}
