@@ -9,6 +9,7 @@
 //!
 //! See docs/BENCHMARKS.md for the method and the latest figures.
 
+mod agent;
 mod cached;
 mod common;
 mod discovery;
@@ -39,7 +40,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-9, comma separated).
+    /// Run only these cases (1-10, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -118,7 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=9u8 {
+    for case in 1..=10u8 {
         if !wanted(case) {
             continue;
         }
@@ -134,7 +135,8 @@ async fn run(args: Args) -> Result<(), String> {
             6 => memory::run(&ctx).await,
             7 => dropin::run(&ctx).await,
             8 => growth::run(&ctx).await,
-            _ => discovery::run(&ctx).await,
+            9 => discovery::run(&ctx).await,
+            _ => agent::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),

@@ -28,8 +28,19 @@ pub fn install() -> Result<(), String> {
     Ok(())
 }
 
-/// Counts every HTTP request by route, method and status, and times it.
+/// Counts every HTTP request by route, method and status, times it, and
+/// keeps the number being answered (blocking queries waiting included;
+/// open event streams are not: they have been answered).
 pub async fn count(request: Request, next: Next) -> Response {
+    /// Leaves the in-flight count when the request ends, answered or dropped.
+    struct InFlight;
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            gauge!("ndsr_http_requests_in_flight").decrement(1.0);
+        }
+    }
+    gauge!("ndsr_http_requests_in_flight").increment(1.0);
+    let _in_flight = InFlight;
     let route = request
         .extensions()
         .get::<MatchedPath>()
