@@ -417,7 +417,7 @@ pub struct AgentArgs {
     /// The configuration file (TOML)
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Listen on ADDR:PORT instead of the file's [http] listen (port 0: any free port)
+    /// Listen on ADDR:PORT instead of the file's `[http] listen` (port 0: any free port)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
     /// Check the configuration file, print OK and exit

@@ -124,6 +124,11 @@ impl Health {
         self
     }
 
+    /// Is it up now?
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
     /// Records a check result; returns the new state if it changed.
     pub fn observe(&mut self, ok: bool) -> Option<bool> {
         if ok == self.up {

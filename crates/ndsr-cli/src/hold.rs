@@ -81,6 +81,37 @@ pub enum Event {
     WithdrawFailed(String, String),
 }
 
+/// How long a registration whose write failed waits before asking again
+/// (without a check; with one, it asks at each check).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// One attempt to register `target`: `Registered` once it holds. On a
+/// failure, `RegisterFailed`; unless `on` refuses, a node with a known
+/// path stays registered as desired (the registry keeps trying), not
+/// confirmed.
+async fn attempt<E>(
+    registry: &ndsr::Registry,
+    target: &Target,
+    registered: &mut Option<String>,
+    confirmed: &mut bool,
+    on: &mut impl FnMut(Event) -> Result<(), E>,
+) -> Result<(), E> {
+    match target.register(registry).await {
+        Ok(path) => {
+            *registered = Some(path.clone());
+            *confirmed = true;
+            on(Event::Registered(path))
+        }
+        Err(e) => {
+            let known = target.known_path();
+            on(Event::RegisterFailed(known.clone().unwrap_or_default(), e))?;
+            *registered = known;
+            *confirmed = false;
+            Ok(())
+        }
+    }
+}
+
 /// What to do with the node when a hold ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Release {
@@ -111,41 +142,40 @@ pub async fn hold<E>(
     mut on: impl FnMut(Event) -> Result<(), E>,
 ) -> Result<Option<String>, E> {
     tokio::pin!(stop);
-    // The node held now, if any.
+    // The node held now, if any, and whether ZooKeeper confirmed it (a
+    // write that failed is kept as desired by the registry, and tried
+    // again here until it is confirmed).
     let mut registered: Option<String> = None;
+    let mut confirmed = false;
     let mut release = Release::Withdraw;
     let result: Result<(), E> = async {
         let Some(checked) = checked else {
-            match target.register(registry).await {
-                Ok(path) => {
-                    registered = Some(path.clone());
-                    on(Event::Registered(path))?;
+            loop {
+                tokio::select! {
+                    done = attempt(registry, target, &mut registered, &mut confirmed, &mut on) => done?,
+                    how = &mut stop => {
+                        release = how;
+                        return Ok(());
+                    }
                 }
-                // Kept as desired by the registry: it appears once ZooKeeper
-                // answers again.
-                Err(e) => {
-                    let known = target.known_path();
-                    on(Event::RegisterFailed(known.clone().unwrap_or_default(), e))?;
-                    registered = known;
+                // Held, or (a sequential node whose write failed) nothing to try again.
+                if confirmed || registered.is_none() {
+                    release = stop.await;
+                    return Ok(());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    how = &mut stop => {
+                        release = how;
+                        return Ok(());
+                    }
                 }
             }
-            release = stop.await;
-            return Ok(());
         };
         let mut health = Health::new(checked.rise, checked.fall);
         if inherited {
             health = health.already_up();
-            match target.register(registry).await {
-                Ok(path) => {
-                    registered = Some(path.clone());
-                    on(Event::Registered(path))?;
-                }
-                Err(e) => {
-                    let known = target.known_path();
-                    on(Event::RegisterFailed(known.clone().unwrap_or_default(), e))?;
-                    registered = known;
-                }
-            }
+            attempt(registry, target, &mut registered, &mut confirmed, &mut on).await?;
         }
         // Whether the last check passed: a change is worth an event.
         let mut passing: Option<bool> = None;
@@ -167,22 +197,13 @@ pub async fn hold<E>(
             }
             passing = Some(result.is_ok());
             match health.observe(result.is_ok()) {
-                Some(true) if registered.is_none() => match target.register(registry).await {
-                    Ok(path) => {
-                        registered = Some(path.clone());
-                        on(Event::Registered(path))?;
-                    }
-                    // Kept as desired by the registry: it appears once
-                    // ZooKeeper answers again (and goes on the next fall).
-                    Err(e) => {
-                        let known = target.known_path();
-                        on(Event::RegisterFailed(known.clone().unwrap_or_default(), e))?;
-                        registered = known;
-                    }
-                },
+                Some(true) if registered.is_none() => {
+                    attempt(registry, target, &mut registered, &mut confirmed, &mut on).await?
+                }
                 Some(false) => {
                     let why = result.err().unwrap_or_default();
                     if let Some(path) = registered.take() {
+                        confirmed = false;
                         match target.withdraw(registry, &path).await {
                             Ok(()) => on(Event::Withdrawn(path, why))?,
                             Err(e) => {
@@ -191,6 +212,10 @@ pub async fn hold<E>(
                             }
                         }
                     }
+                }
+                // Healthy, kept as desired but not confirmed: ask again.
+                _ if health.is_up() && registered.is_some() && !confirmed => {
+                    attempt(registry, target, &mut registered, &mut confirmed, &mut on).await?
                 }
                 _ => {}
             }

@@ -215,7 +215,26 @@ fn bad_requests_get_json_errors_and_nothing_outside_the_roots_is_served() {
     let private = Agent::start(&server, &config(&root, "read_token = true"));
     assert_eq!(private.http().get(&format!("/v1/nodes{root}")).status, 401);
     assert_eq!(private.authorized().get(&format!("/v1/nodes{root}")).status, 404);
+    assert_eq!(private.http().get("/metrics").status, 401, "metrics name the services");
     assert_eq!(private.http().get("/v1/health").status, 200);
+    assert_eq!(private.http().get("/").status, 200, "the dashboard's page");
+}
+
+#[test]
+fn the_agent_starts_and_serves_while_zookeeper_is_down() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let root = unique_path("agent-down");
+    let node = format!("{root}/web/a:1");
+    // A registration in the file must not hold up the start.
+    let agent = Agent::start(&server, &config(&root, &format!("[[register]]\npath = \"{node}\"\n")));
+    let health = agent.http().get("/v1/health");
+    assert_eq!((health.status, &health.body["status"]), (503, &json!("degraded")), "{}", health.text);
+    assert_eq!(agent.http().get("/").status, 200, "the dashboard is up");
+    poll("the registration is retrying", || {
+        agent.http().get(&format!("/v1/registrations{node}")).body["state"] == "retrying"
+    });
 }
 
 #[test]
@@ -351,6 +370,10 @@ fn templates_render_on_change_and_keep_the_last_good_file_while_zookeeper_is_dow
     poll("the services are marked stale", || {
         agent.http().get(&format!("/v1/services{root}/web")).body["stale"] == true
     });
+    // A registration made meanwhile is accepted (202) and kept as desired.
+    let late = format!("{root}/web/10.0.0.9:80");
+    let accepted = agent.authorized().put(&format!("/v1/registrations{late}"), r#"{"data": {"zone": "z"}}"#);
+    assert_eq!((accepted.status, &accepted.body["state"]), (202, &json!("retrying")), "{}", accepted.text);
     std::thread::sleep(Duration::from_secs(5)); // beyond the 4 s session timeout: nothing may change
     assert_eq!(read(&file), good, "the last good file stays");
     let metrics = agent.http().get("/metrics").text;
@@ -362,5 +385,9 @@ fn templates_render_on_change_and_keep_the_last_good_file_while_zookeeper_is_dow
     poll("connected again", || agent.http().get("/v1/health").status == 200);
     rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.4:80"), json!({"zone": "d"}))).ok();
     poll("renders resume", || read(&file).contains("10.0.0.4:80"));
+    poll("the late registration is made and confirmed", || {
+        read(&file).contains("10.0.0.9:80")
+            && agent.http().get(&format!("/v1/registrations{late}")).body["state"] == "registered"
+    });
     rt.block_on(writer.close());
 }

@@ -34,8 +34,16 @@ async fn stats_count_reconnects_expiries_callback_errors_and_registrations() {
     server.stop().unwrap();
     eventually(WAIT, "disconnected", || async { r.stats().disconnected_since.is_some() }).await.unwrap();
     server.start().unwrap();
-    eventually(WAIT, "reconnected", || async { r.stats().reconnects == 1 }).await.unwrap();
+    // At least one: after a restart the server may drop the new connection
+    // again a few times (each a real reconnect, counted).
+    eventually(WAIT, "reconnected", || async {
+        let stats = r.stats();
+        stats.reconnects >= 1 && stats.state == ndsr::State::Connected
+    })
+    .await
+    .unwrap();
     assert_eq!(r.stats().disconnected_since, None);
+    let reconnects = r.stats().reconnects;
 
     let old = r.session().unwrap();
     server.expire_session(&old).await.unwrap();
@@ -46,7 +54,7 @@ async fn stats_count_reconnects_expiries_callback_errors_and_registrations() {
     .await
     .unwrap();
     let stats = r.stats();
-    assert_eq!(stats.reconnects, 2, "an expiry's new session is a reconnect too: {stats:?}");
+    assert!(stats.reconnects > reconnects, "an expiry's new session is a reconnect too: {stats:?}");
     assert_eq!(stats.registrations, 1, "the registration is kept");
     r.close().await;
     assert_eq!(r.stats().state, ndsr::State::Closed);

@@ -147,7 +147,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
 async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next) -> Response {
     let config = agent.config();
     let write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let public = request.uri().path() == "/v1/health" || !request.uri().path().starts_with("/v1/");
+    // The health probe and the dashboard's static files never need the
+    // token (the dashboard's data does).
+    let path = request.uri().path();
+    let public = path == "/v1/health" || path == "/" || path.starts_with("/assets/");
     if write && config.http.readonly {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -455,7 +458,7 @@ async fn put_registration(
         ));
     }
     let spec = Spec { path: path.clone(), data: body.data, checked, source: Source::Api };
-    let (put, status) = agent.registrations.put(&agent, spec).await?;
+    let (put, status) = agent.registrations.put(&agent, spec, true).await?;
     let code = match (put, status.state) {
         (_, "retrying") => StatusCode::ACCEPTED,
         (Put::Created, _) => StatusCode::CREATED,

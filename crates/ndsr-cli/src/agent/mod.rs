@@ -89,7 +89,8 @@ pub async fn run(global: &Global, args: AgentArgs, server_given: bool) -> CliRes
     // removes every registration at once.
     agent.cancel.cancel();
     agent.registry.close().await;
-    output::line("ndsr agent stopped; registrations removed")?;
+    // A closed stdout must not skip the waits below.
+    let _ = output::line("ndsr agent stopped; registrations removed");
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}");
     }

@@ -97,10 +97,11 @@ impl Registrations {
     /// Holds `spec`, replacing a registration of the same path without
     /// removing its node in between.
     ///
-    /// Returns once the first write is done (bounded); a registration that
-    /// ZooKeeper refuses for good (not authorized, data too large) is
-    /// dropped and its error returned.
-    pub async fn put(&self, agent: &Arc<Agent>, spec: Spec) -> Result<(Put, Status), ApiError> {
+    /// With `wait`, returns once the first write is done (bounded); a
+    /// registration that ZooKeeper refuses for good (not authorized, data
+    /// too large) is then dropped and its error returned. Without, returns
+    /// at once (the file's registrations: a refusal shows as `failed`).
+    pub async fn put(&self, agent: &Arc<Agent>, spec: Spec, wait: bool) -> Result<(Put, Status), ApiError> {
         let _changing = self.changing.lock().await;
         let mut inherited = false;
         let old = {
@@ -133,6 +134,10 @@ impl Registrations {
         lock(&self.held).insert(spec.path.clone(), Held { spec, status: rx.clone(), stop, task });
         agent.changed();
         drop(_changing);
+        if !wait {
+            let status = rx.borrow().clone();
+            return Ok((put, status));
+        }
         // Answer once the first write is done (or known to be retrying).
         let mut rx = rx;
         let written = rx.wait_for(|s| s.state != "pending");
@@ -172,7 +177,7 @@ impl Registrations {
         }
         for spec in wanted {
             let path = spec.path.clone();
-            if let Err(e) = self.put(agent, spec).await {
+            if let Err(e) = self.put(agent, spec, false).await {
                 tracing::error!(%path, "the file's registration is refused: {}", e.message);
             }
         }
@@ -212,24 +217,32 @@ async fn run(
             () = agent.cancel.cancelled() => Release::Keep,
         }
     };
+    // Sets the state (and detail); true when the state changed.
     let set = |state: Option<&'static str>, detail: Option<String>| {
+        let mut changed = false;
         status.send_modify(|status| {
             let state = state.unwrap_or(status.state);
             if status.state != state {
                 status.since_ms = now_ms();
+                changed = true;
             }
             status.state = state;
             status.detail = detail;
         });
         agent.changed();
+        changed
     };
     let path = spec.path.clone();
     let held = hold(&agent.registry, &target, spec.checked.as_ref(), inherited, stop, |event| {
         match event {
-            Event::Registered(_) => set(Some("registered"), None),
+            Event::Registered(_) => {
+                set(Some("registered"), None);
+            }
             Event::RegisterFailed(_, e) if e.is_retryable() => {
-                tracing::warn!(%path, error = %e, "registering failed; the registry keeps trying");
-                set(Some("retrying"), Some(e.to_string()))
+                // Asked again every second while ZooKeeper is away: said once.
+                if set(Some("retrying"), Some(e.to_string())) {
+                    tracing::warn!(%path, error = %e, "registering failed; the registry keeps trying");
+                }
             }
             Event::RegisterFailed(_, e) => {
                 tracing::error!(%path, error = %e, "registering refused; the agent stops holding it");
@@ -240,15 +253,15 @@ async fn run(
             }
             Event::Failing(why) => {
                 tracing::warn!(%path, "health check failing: {why}");
-                set(None, Some(why))
+                set(None, Some(why));
             }
             Event::Passing => {
                 tracing::warn!(%path, "health check passing again");
-                set(None, None)
+                set(None, None);
             }
             Event::Withdrawn(_, why) => {
                 tracing::warn!(%path, "withdrawn: {why}");
-                set(Some("unhealthy"), Some(why))
+                set(Some("unhealthy"), Some(why));
             }
             Event::WithdrawFailed(_, e) => tracing::warn!(%path, error = %e, "removing failed"),
         }
