@@ -16,7 +16,9 @@ use common::WAIT;
 use fantoccini::{Client, ClientBuilder, Locator};
 use ndsr_testkit::{unique_path, ZkServer};
 
-/// chromedriver on a free port; killed on drop.
+/// chromedriver on a free port, in a process group of its own with the
+/// browsers it starts: the whole group is killed on drop, so a failing
+/// test leaves no browser behind.
 struct Driver {
     child: Child,
     url: String,
@@ -31,8 +33,10 @@ impl Driver {
              or set NDSR_CHROMEDRIVER"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        use std::os::unix::process::CommandExt;
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,7 +52,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
