@@ -439,7 +439,8 @@ struct RegisterBody {
 
 /// `PUT /v1/registrations/<path>`: hold an ephemeral node. 201 new, 200
 /// replaced in place or unchanged, 202 accepted but not written yet
-/// (ZooKeeper unreachable: the registry keeps trying).
+/// (ZooKeeper unreachable, or no answer within 15 s: the registry keeps
+/// trying).
 async fn put_registration(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -460,7 +461,7 @@ async fn put_registration(
     let spec = Spec { path: path.clone(), data: body.data, checked, source: Source::Api };
     let (put, status) = agent.registrations.put(&agent, spec, true).await?;
     let code = match (put, status.state) {
-        (_, "retrying") => StatusCode::ACCEPTED,
+        (_, "retrying" | "pending") => StatusCode::ACCEPTED,
         (Put::Created, _) => StatusCode::CREATED,
         _ => StatusCode::OK,
     };

@@ -44,12 +44,23 @@ pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
         interrupted().await;
         Release::Withdraw
     };
+    // A failure asked again at each check is said once, until it changes.
+    let mut last_failure = None;
     let result = hold(&registry, &target, checked.as_ref(), false, stop, |event| {
         match event {
-            Event::Registered(path) => output::line(&format!("registered {path}"))?,
+            Event::Registered(path) => {
+                last_failure = None;
+                output::line(&format!("registered {path}"))?
+            }
             // Without a check, a registration that fails is the command's error.
             Event::RegisterFailed(_, e) if checked.is_none() => return Err(CliError::from(e)),
-            Event::RegisterFailed(path, e) => eprintln!("ndsr: registering {path}: {e}"),
+            Event::RegisterFailed(path, e) => {
+                let message = format!("ndsr: registering {path}: {e}");
+                if last_failure.as_ref() != Some(&message) {
+                    eprintln!("{message}");
+                    last_failure = Some(message);
+                }
+            }
             Event::Failing(why) => tracing::warn!(%path, "health check failing: {why}"),
             Event::Passing => tracing::warn!(%path, "health check passing again"),
             Event::Withdrawn(path, why) => output::line(&format!("withdrawn {path} ({why})"))?,
