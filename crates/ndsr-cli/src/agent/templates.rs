@@ -151,10 +151,12 @@ async fn render(agent: &Agent, template: &mut Template) {
 }
 
 /// The template environment: an undefined name is an error (a typo never
-/// renders an empty backend).
+/// renders an empty backend), and the template's last newline is kept
+/// (config files end with one).
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
     env
 }
 
@@ -286,6 +288,7 @@ mod tests {
         let text = environment().render_str(&source, context).unwrap();
         assert!(text.contains("server 10.0.0.1_80 10.0.0.1:80 check # zone a"), "{text}");
         assert!(text.contains("1 web and 0 api instances"), "{text}");
+        assert!(text.ends_with("\n"), "the file ends with a newline: {text:?}");
         let typo = environment().render_str(
             "{{ services.wbe | length }}",
             minijinja::context! { services => minijinja::context! {} },

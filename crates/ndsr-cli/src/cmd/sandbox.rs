@@ -9,6 +9,9 @@ use crate::cmd::interrupted;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
 
+/// ZooKeeper's usual client port.
+const USUAL_PORT: u16 = 2181;
+
 pub async fn run(global: &Global, args: SandboxArgs) -> CliResult<ExitCode> {
     let mut builder = ZkServer::builder();
     if let Some(port) = args.port {
@@ -25,9 +28,20 @@ pub async fn run(global: &Global, args: SandboxArgs) -> CliResult<ExitCode> {
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
     }
-    let started = tokio::task::spawn_blocking(move || builder.start())
-        .await
-        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+    // Without --port: ZooKeeper's usual port when it is free (what the
+    // examples and docs/agent.example.toml name), else any free port.
+    let usual = args.port.is_none() && std::net::TcpListener::bind(("127.0.0.1", USUAL_PORT)).is_ok();
+    let fallback = builder.clone();
+    if usual {
+        builder = builder.port(USUAL_PORT);
+    }
+    let started = tokio::task::spawn_blocking(move || match builder.start() {
+        // Taken between the check and the start: any free port.
+        Err(_) if usual => fallback.start(),
+        other => other,
+    })
+    .await
+    .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
     let server = started.map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
     output::line(&server.connect_string())?;
     if !global.quiet {
