@@ -19,17 +19,21 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    // Whether --server (or NDSR_SERVER) was given: it wins over the agent's file.
-    let server_given = matches!(
-        matches.value_source("server"),
-        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
-    );
+    // Options given (on the command line or in the environment) win over
+    // the agent's file; their defaults do not.
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        )
+    };
+    let given = agent::Given { server: given("server"), session_timeout: given("session_timeout") };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return report(CliError::from(e)),
     };
-    match runtime.block_on(run(cli, server_given)) {
+    match runtime.block_on(run(cli, given)) {
         Ok(code) => code,
         Err(e) => report(e),
     }
@@ -69,7 +73,7 @@ fn colours_on_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
-async fn run(cli: Cli, server_given: bool) -> Result<ExitCode, CliError> {
+async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
     let global = &cli.global;
     match cli.command {
         Command::Get(args) => cmd::get::run(global, args).await,
@@ -80,6 +84,6 @@ async fn run(cli: Cli, server_given: bool) -> Result<ExitCode, CliError> {
         Command::Lock(args) => cmd::lock::run(global, args).await,
         Command::Pick(args) => cmd::discovery::pick(global, args).await,
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
-        Command::Agent(args) => agent::run(global, args, server_given).await,
+        Command::Agent(args) => agent::run(global, args, given).await,
     }
 }

@@ -243,9 +243,13 @@ fn metrics_show_the_session_registrations_and_requests() {
     let root = unique_path("agent-metrics");
     let agent = Agent::start(
         &server,
+        // --server wins over the file's servers (nothing listens on port 1).
         &config(
             &root,
-            &format!("[[service]]\npath = \"{root}/web\"\n[[register]]\npath = \"{root}/web/a:1\"\n"),
+            &format!(
+                "[[service]]\npath = \"{root}/web\"\n[[register]]\npath = \"{root}/web/a:1\"\n\
+                 [zookeeper]\nservers = \"127.0.0.1:1\"\n"
+            ),
         ),
     );
     poll("registered", || agent.http().get("/v1/registrations").text.contains("\"registered\""));

@@ -38,19 +38,32 @@ fn load(args: &AgentArgs, global: &Global) -> Result<Config, String> {
     Ok(config)
 }
 
-pub async fn run(global: &Global, args: AgentArgs, server_given: bool) -> CliResult<ExitCode> {
+/// Which global options were given (not defaulted): those win over the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Given {
+    /// `--server` or `NDSR_SERVER`.
+    pub server: bool,
+    /// `--session-timeout`.
+    pub session_timeout: bool,
+}
+
+pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<ExitCode> {
     let config = load(&args, global).map_err(|e| CliError::new(Exit::InvalidInput, e))?;
     if args.check {
         output::line(&format!("{}: OK", args.config.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
     metrics::install().map_err(|e| CliError::new(Exit::Failure, e))?;
-    let servers = match (&config.servers, server_given) {
+    let servers = match (&config.servers, given.server) {
         (Some(servers), false) => servers.clone(),
         _ => global.server.clone(),
     };
+    let session_timeout = match (config.session_timeout, given.session_timeout) {
+        (Some(timeout), false) => timeout,
+        _ => global.session_timeout,
+    };
     let mut builder = ndsr::Registry::builder(&servers)
-        .session_timeout(config.session_timeout.unwrap_or(global.session_timeout))
+        .session_timeout(session_timeout)
         .connect_timeout(global.timeout)
         .operation_timeout(global.timeout)
         .readonly(config.http.readonly)
