@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::agent::{event_where, Agent, TOKEN};
+use common::agent::{event_where, status_with_host, Agent, TOKEN};
 use common::*;
 use ndsr_testkit::{unique_path, ZkServer};
 use serde_json::json;
@@ -196,6 +196,10 @@ fn bad_requests_get_json_errors_and_nothing_outside_the_roots_is_served() {
         );
         assert!(answer.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {}", answer.text);
     }
+    // DNS rebinding: a page on another name pointed at 127.0.0.1 gets nothing.
+    let other_name = status_with_host(&agent.url, &format!("/v1/nodes{root}"), "evil.example");
+    assert_eq!(other_name, 403);
+    assert_eq!(status_with_host(&agent.url, "/v1/health", "localhost:1234"), 200);
     let wrong_method = agent.authorized().post(&format!("/v1/nodes{root}"), "{}");
     assert_eq!(wrong_method.status, 405, "{}", wrong_method.text);
     let large = format!(r#"{{"data": {{"blob": "{}"}}}}"#, "x".repeat(4096));

@@ -151,6 +151,20 @@ async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next) ->
     // token (the dashboard's data does).
     let path = request.uri().path();
     let public = path == "/v1/health" || path == "/" || path.starts_with("/assets/");
+    // On loopback, only local names: a web page whose name an attacker
+    // points at 127.0.0.1 (DNS rebinding) gets nothing.
+    if config.http.listen.ip().is_loopback() {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        if host.is_some_and(|host| !is_loopback_host(host)) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_host",
+                "this agent listens on loopback and answers only to a loopback Host (localhost, 127.0.0.1, [::1])"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
     if write && config.http.readonly {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -168,7 +182,7 @@ async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next) ->
             )
             .into_response();
         };
-        if !bearer_matches(request.headers(), token) {
+        if !bearer_matches(request.headers(), &token.0) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -178,6 +192,21 @@ async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next) ->
         }
     }
     next.run(request).await
+}
+
+/// Is a Host header (with or without a port) a loopback name?
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether the request carries `Bearer <token>`, compared in constant time.
@@ -504,6 +533,33 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for host in [
+            "localhost",
+            "localhost:8500",
+            "127.0.0.1:8500",
+            "127.0.0.2",
+            "[::1]:8500",
+            "[::1]",
+            "LOCALHOST.",
+            "a.localhost:1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8500",
+            "10.0.0.1:8500",
+            "localhost.evil.example",
+            "[::2]:80",
+            "127.0.0.1.evil.example",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn the_token_must_match_exactly() {

@@ -45,7 +45,7 @@ pub struct Http {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// The bearer token that writes need (and reads, with `read_token`).
-    pub token: Option<String>,
+    pub token: Option<Token>,
     /// A file holding the token (its first line), instead of `token`.
     pub token_file: Option<PathBuf>,
     /// Reads need the token too.
@@ -91,6 +91,17 @@ fn default_max_wait() -> Duration {
 }
 fn default_max_paths() -> usize {
     10_000
+}
+
+/// A secret token: its `Debug` never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 /// `[[service]]`: a service directory the dashboard shows and templates see.
@@ -191,7 +202,7 @@ pub struct Config {
     pub session_timeout: Option<Duration>,
     pub http: Http,
     /// The token, read from `token` or `token_file`.
-    pub token: Option<String>,
+    pub token: Option<Token>,
     pub roots: Vec<String>,
     pub services: Vec<Service>,
     pub templates: Vec<TemplateFile>,
@@ -235,11 +246,11 @@ impl Config {
                 let file = base.join(file);
                 let text = std::fs::read_to_string(&file)
                     .map_err(|e| format!("[http] token_file {}: {e}", file.display()))?;
-                Some(text.lines().next().unwrap_or_default().trim().to_string())
+                Some(Token(text.lines().next().unwrap_or_default().trim().to_string()))
             }
             (None, None) => None,
         };
-        if token.as_deref().is_some_and(|t| t.len() < 16) {
+        if token.as_ref().is_some_and(|t| t.0.len() < 16) {
             return Err("[http] token is shorter than 16 characters: use a long random one".into());
         }
         if file.http.read_token && token.is_none() {
@@ -389,6 +400,7 @@ mod tests {
         assert_eq!(config.registrations[0].data, serde_json::json!({"zone": "a"}));
         assert_eq!(config.registrations[0].checked.as_ref().unwrap().rise, 2);
         assert!(config.allows("/services/web") && config.allows("/config"));
+        assert!(!format!("{config:?}").contains("0123456789abcdef0123"), "Debug never shows the token");
         assert!(!config.allows("/servicesX") && !config.allows("/") && !config.allows("/zookeeper"));
     }
 

@@ -133,6 +133,18 @@ impl Http {
     }
 }
 
+/// A GET with a Host header of our choosing (as a browser on a rebound
+/// name would send): the status.
+pub fn status_with_host(base: &str, path: &str, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
 /// The next event for which `pred` holds (earlier ones are skipped).
 pub fn event_where(
     rx: &Receiver<serde_json::Value>,
