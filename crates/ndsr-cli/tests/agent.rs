@@ -258,6 +258,8 @@ fn metrics_show_the_session_registrations_and_requests() {
     );
     poll("registered", || agent.http().get("/v1/registrations").text.contains("\"registered\""));
     agent.http().get(&format!("/v1/nodes{root}/nope"));
+    let events = agent.http().events(&format!("/v1/watch{root}/web"));
+    event_where(&events, "the first event", |_| true);
     let metrics = agent.http().get("/metrics").text;
     for line in [
         "ndsr_session_state{state=\"connected\"} 1",
@@ -266,6 +268,8 @@ fn metrics_show_the_session_registrations_and_requests() {
         "ndsr_http_requests_total{route=\"/v1/nodes/{*path}\",method=\"GET\",status=\"404\"} 1",
         "ndsr_reconnects_total 0",
         "ndsr_session_expiries_total 0",
+        "ndsr_http_streams_open{route=\"/v1/watch/{*path}\"} 1",
+        "ndsr_http_requests_in_flight 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no line {line:?} in\n{metrics}");
     }

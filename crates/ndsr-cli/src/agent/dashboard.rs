@@ -91,7 +91,8 @@ pub async fn events(State(agent): State<Arc<Agent>>) -> Response {
 
 fn model_events(agent: Arc<Agent>) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = agent.changes();
-    futures::stream::unfold((agent, changes, true), |(agent, mut changes, first)| async move {
+    let open = super::metrics::OpenStream::new("/v1/dashboard/events");
+    futures::stream::unfold((agent, changes, true, open), |(agent, mut changes, first, open)| async move {
         if !first {
             tokio::select! {
                 () = agent.cancel.cancelled() => return None,
@@ -102,6 +103,6 @@ fn model_events(agent: Arc<Agent>) -> impl Stream<Item = Result<Event, Infallibl
         }
         changes.borrow_and_update();
         let event = Event::default().event("model").json_data(model(&agent)).unwrap_or_default();
-        Some((Ok(event), (agent, changes, false)))
+        Some((Ok(event), (agent, changes, false, open)))
     })
 }

@@ -57,26 +57,30 @@ fn node_events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let states = agent.registry.state_changes();
     let last: Option<(u64, bool)> = None;
-    futures::stream::unfold((agent, rx, states, last), |(agent, mut rx, mut states, last)| async move {
-        loop {
-            let current = rx.borrow_and_update().clone();
-            if let Some(current) = current {
-                let view = node_view(&agent, &current);
-                let key = (view.index, view.stale);
-                if last != Some(key) {
-                    let event = Event::default()
-                        .event("node")
-                        .id(view.index.to_string())
-                        .json_data(&view)
-                        .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-                    return Some((Ok(event), (agent, rx, states, Some(key))));
+    let open = super::metrics::OpenStream::new("/v1/watch/{*path}");
+    futures::stream::unfold(
+        (agent, rx, states, last, open),
+        |(agent, mut rx, mut states, last, open)| async move {
+            loop {
+                let current = rx.borrow_and_update().clone();
+                if let Some(current) = current {
+                    let view = node_view(&agent, &current);
+                    let key = (view.index, view.stale);
+                    if last != Some(key) {
+                        let event = Event::default()
+                            .event("node")
+                            .id(view.index.to_string())
+                            .json_data(&view)
+                            .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
+                        return Some((Ok(event), (agent, rx, states, Some(key), open)));
+                    }
+                }
+                tokio::select! {
+                    () = agent.cancel.cancelled() => return None,
+                    changed = rx.changed() => if changed.is_err() { return None },
+                    changed = states.changed() => if changed.is_err() { return None },
                 }
             }
-            tokio::select! {
-                () = agent.cancel.cancelled() => return None,
-                changed = rx.changed() => if changed.is_err() { return None },
-                changed = states.changed() => if changed.is_err() { return None },
-            }
-        }
-    })
+        },
+    )
 }

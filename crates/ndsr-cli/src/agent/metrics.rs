@@ -56,6 +56,23 @@ pub async fn count(request: Request, next: Next) -> Response {
     response
 }
 
+/// Counts an open event stream (`ndsr_http_streams_open{route}`) while it
+/// lives.
+pub struct OpenStream(&'static str);
+
+impl OpenStream {
+    pub fn new(route: &'static str) -> OpenStream {
+        gauge!("ndsr_http_streams_open", "route" => route).increment(1.0);
+        OpenStream(route)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        gauge!("ndsr_http_streams_open", "route" => self.0).decrement(1.0);
+    }
+}
+
 /// `GET /metrics`.
 pub async fn render(State(agent): State<Arc<Agent>>) -> Response {
     let Some(handle) = HANDLE.get() else {

@@ -151,16 +151,21 @@ async fn reload(agent: &Arc<Agent>, args: &AgentArgs, global: &Global) {
         }
     };
     let old = agent.config();
-    if config.http.listen != old.http.listen || config.servers != old.servers {
-        tracing::warn!("[http] listen and [zookeeper] servers change only on restart");
+    if config.http.listen != old.http.listen
+        || config.servers != old.servers
+        || config.session_timeout != old.session_timeout
+        || config.http.readonly != old.http.readonly
+        || config.http.max_body_bytes != old.http.max_body_bytes
+    {
+        tracing::warn!(
+            "listen, servers, session_timeout, readonly and max_body_bytes change only on restart"
+        );
     }
-    if config.http.readonly != old.http.readonly {
-        tracing::warn!("readonly changes only on restart");
-    }
-    let (listen, readonly) = (old.http.listen, old.http.readonly);
+    // What is in force says what is served.
     let mut config = config;
-    config.http.listen = listen;
-    config.http.readonly = readonly;
+    config.http.listen = old.http.listen;
+    config.http.readonly = old.http.readonly;
+    config.http.max_body_bytes = old.http.max_body_bytes;
     agent.set_config(config);
     apply(agent).await;
     let _ = output::line(&format!("reloaded {}", args.config.display()));
