@@ -31,7 +31,7 @@ impl Target {
     }
 
     /// The node's path before it is registered, when its name is fixed.
-    fn known_path(&self) -> Option<String> {
+    pub fn known_path(&self) -> Option<String> {
         match self {
             Target::Node { path, .. } => Some(path.clone()),
             Target::Announce(announcement) => announcement.known_path(),

@@ -431,3 +431,65 @@ fn templates_render_on_change_and_keep_the_last_good_file_while_zookeeper_is_dow
     });
     rt.block_on(writer.close());
 }
+
+#[test]
+fn curator_and_serverset_instances_are_registered_through_the_api() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("agent-formats");
+    let agent = Agent::start(&server, &config(&root, ""));
+    let http = agent.authorized();
+
+    // Curator: the path is <base>/<service>/<id>, the node that very path.
+    let curator = format!("{root}/discovery/api/api-1");
+    let body = r#"{"as": "curator", "host": "10.0.0.1", "port": 8080, "labels": {"zone": "a"}}"#;
+    let created = http.put(&format!("/v1/registrations{curator}"), body);
+    assert_eq!((created.status, &created.body["state"]), (201, &json!("registered")), "{}", created.text);
+    let (_, owner, data) = truth(&rt, &client, &curator).expect("the Curator instance");
+    assert_ne!(owner, 0);
+    let instance: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(
+        (&instance["name"], &instance["id"], &instance["port"]),
+        (&json!("api"), &json!("api-1"), &json!(8080))
+    );
+    let listed = http.get(&format!("/v1/services{root}/discovery/api"));
+    assert_eq!(listed.body["format"], "curator", "{}", listed.text);
+    assert_eq!(listed.body["instances"][0]["labels"]["zone"], "a");
+
+    // A ServerSet member: the path names the registration; the node is a
+    // sequential member of its directory.
+    let dir = format!("{root}/aurora/web");
+    let member = format!("{dir}/web-0");
+    let body = r#"{"as": "serverset", "host": "10.0.0.2", "port": 80, "shard": 0, "endpoints": {"admin": "10.0.0.2:9990"}}"#;
+    let created = http.put(&format!("/v1/registrations{member}"), body);
+    assert_eq!(created.status, 201, "{}", created.text);
+    let node = created.body["node"].as_str().expect("the member's node").to_string();
+    assert!(node.starts_with(&format!("{dir}/member_")), "{node}");
+    let picked = http.get(&format!("/v1/pick{dir}"));
+    assert_eq!(picked.body["instance"]["endpoints"]["admin"], "10.0.0.2:9990", "{}", picked.text);
+
+    // A change of a member replaces it (a new sequence number), never two.
+    let body = r#"{"as": "serverset", "host": "10.0.0.2", "port": 81}"#;
+    assert_eq!(http.put(&format!("/v1/registrations{member}"), body).status, 200);
+    let members = rt.block_on(client.list_children(&dir)).unwrap();
+    assert_eq!(members.len(), 1, "one member: {members:?}");
+    assert!(truth(&rt, &client, &node).is_none(), "the old member is gone");
+
+    assert_eq!(http.delete(&format!("/v1/registrations{member}")).status, 204);
+    assert!(rt.block_on(client.list_children(&dir)).unwrap().is_empty(), "removed at once");
+    assert_eq!(http.delete(&format!("/v1/registrations{curator}")).status, 204);
+    assert!(truth(&rt, &client, &curator).is_none());
+
+    // A ServerSet member in a Curator directory is refused, and writes nothing.
+    http.put(
+        &format!("/v1/registrations{curator}"),
+        r#"{"as": "curator", "host": "10.0.0.1", "port": 8080}"#,
+    );
+    let body = r#"{"as": "serverset", "host": "10.0.0.3", "port": 80}"#;
+    let conflict = http.put(&format!("/v1/registrations{root}/discovery/api/web-1"), body);
+    assert_eq!((conflict.status, &conflict.body["code"]), (409, &json!("conflict")), "{}", conflict.text);
+    let children = rt.block_on(client.list_children(&format!("{root}/discovery/api"))).unwrap();
+    assert_eq!(children, ["api-1"], "nothing written");
+    assert_eq!(http.get(&format!("/v1/registrations{root}/discovery/api/web-1")).status, 404, "not held");
+}

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::config::{check_data, parse_format, CheckFile};
+use super::config::{parse_format, RegisterFields};
 use super::registrations::{Put, Source, Spec};
 use super::state::{Agent, Versioned};
 use super::{dashboard, events, metrics};
@@ -456,16 +456,6 @@ async fn registration(
     }
 }
 
-/// The body of `PUT /v1/registrations/<path>`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterBody {
-    #[serde(default)]
-    data: serde_json::Value,
-    #[serde(flatten)]
-    check: CheckFile,
-}
-
 /// `PUT /v1/registrations/<path>`: hold an ephemeral node. 201 new, 200
 /// replaced in place or unchanged, 202 accepted but not written yet
 /// (ZooKeeper unreachable, or no answer within 15 s: the registry keeps
@@ -476,9 +466,13 @@ async fn put_registration(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let path = zk_path(&agent, path)?;
-    let body: RegisterBody = json_body(body)?;
-    check_data(&body.data).map_err(ApiError::bad)?;
-    let checked = body.check.checked().map_err(ApiError::bad)?;
+    let body: RegisterFields = json_body(body)?;
+    let config = agent.config();
+    if body.path.is_some() {
+        return Err(ApiError::bad("the path is the URL's, not the body's".into()));
+    }
+    let what = body.what(&path, |p| config.allows(p)).map_err(ApiError::bad)?;
+    let checked = body.checked().map_err(ApiError::bad)?;
     let from_file = agent.config().registrations.iter().any(|r| r.path == path);
     if from_file {
         return Err(ApiError::new(
@@ -487,7 +481,7 @@ async fn put_registration(
             format!("{path} is registered by the config file; change it there"),
         ));
     }
-    let spec = Spec { path: path.clone(), data: body.data, checked, source: Source::Api };
+    let spec = Spec { path: path.clone(), what, checked, source: Source::Api };
     let (put, status) = agent.registrations.put(&agent, spec, true).await?;
     let code = match (put, status.state) {
         (_, "retrying" | "pending") => StatusCode::ACCEPTED,

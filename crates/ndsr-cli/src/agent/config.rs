@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use crate::args::AnnounceFormat;
 use crate::check::Check;
-use crate::hold::Checked;
+use crate::cmd::discovery::{endpoint, Announcement, InstanceFields};
+use crate::hold::{Checked, Target};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -25,7 +29,7 @@ pub struct File {
     #[serde(default, rename = "template")]
     pub templates: Vec<TemplateFile>,
     #[serde(default, rename = "register")]
-    pub registrations: Vec<RegisterFile>,
+    pub registrations: Vec<RegisterFields>,
 }
 
 /// `[zookeeper]`.
@@ -133,21 +137,30 @@ pub struct TemplateFile {
     pub command_timeout: Option<Duration>,
 }
 
-/// `[[register]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterFile {
-    pub path: String,
-    #[serde(default)]
-    pub data: Option<toml::Value>,
-    #[serde(flatten)]
-    pub check: CheckFile,
-}
-
-/// A health check as the file and the API give it.
+/// A registration as the file's `[[register]]` and the API's body give
+/// it: a node of ndsr's own format (`data`), or an instance in another
+/// format (`as` with `host`, `port`, ...), with an optional health check.
+/// (No `flatten`: serde cannot refuse unknown fields through it.)
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct CheckFile {
+pub struct RegisterFields {
+    /// The node's path: the file's key (the API's is in the URL).
+    pub path: Option<String>,
+    /// The node's data (nd format): an object, a string or null.
+    pub data: Option<serde_json::Value>,
+    /// `curator`, `serverset` or `nerve`: an instance in that format.
+    #[serde(rename = "as")]
+    pub format: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub ssl_port: Option<u16>,
+    pub uri_spec: Option<String>,
+    pub shard: Option<i32>,
+    pub weight: Option<u32>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// ServerSet additional endpoints: name to `HOST:PORT`.
+    pub endpoints: Option<BTreeMap<String, String>>,
+    pub path_encoding: Option<bool>,
     pub check_tcp: Option<String>,
     pub check_http: Option<String>,
     pub check_cmd: Option<String>,
@@ -157,10 +170,157 @@ pub struct CheckFile {
     pub fall: Option<u32>,
 }
 
+/// What a registration holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum What {
+    /// An nd node with this data.
+    Node(serde_json::Value),
+    /// An instance: for Curator the path is `<base>/<name>/<id>`; for
+    /// ServerSet and nerve the path is `<dir>/<handle>` and the node is a
+    /// sequential node in `<dir>` (nerve's instance name is the handle).
+    Instance(AnnounceFormat, InstanceFields),
+}
+
+impl What {
+    /// Whether its node gets a new name each time it is made.
+    pub fn sequential(&self) -> bool {
+        matches!(self, What::Instance(AnnounceFormat::Serverset | AnnounceFormat::Nerve, _))
+    }
+
+    /// The JSON the API and dashboard show for it.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            What::Node(data) => data.clone(),
+            What::Instance(format, fields) => {
+                let mut value = serde_json::to_value(fields).unwrap_or_default();
+                value["as"] = serde_json::json!(format_name(*format));
+                value
+            }
+        }
+    }
+
+    /// What the hold loop registers at `path`.
+    pub fn target(&self, path: &str) -> Target {
+        match self {
+            What::Node(data) => Target::Node { path: path.to_string(), data: ndsr::Data::from(data.clone()) },
+            What::Instance(format, fields) => {
+                let parent = ndsr_parent(path);
+                let base = match format {
+                    AnnounceFormat::Curator => ndsr_parent(&parent),
+                    _ => parent,
+                };
+                Target::Announce(Announcement::new(*format, &base, fields.clone()))
+            }
+        }
+    }
+}
+
+fn ndsr_parent(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((parent, _)) => parent.to_string(),
+    }
+}
+
+fn format_name(format: AnnounceFormat) -> &'static str {
+    match format {
+        AnnounceFormat::Curator => "curator",
+        AnnounceFormat::Serverset => "serverset",
+        AnnounceFormat::Nerve => "nerve",
+    }
+}
+
+impl RegisterFields {
+    /// What it registers at `path`, checked; `allows` says whether a path
+    /// is within the roots (a sequential node's directory must be).
+    pub fn what(&self, path: &str, allows: impl Fn(&str) -> bool) -> Result<What, String> {
+        let Some(format) = &self.format else {
+            let extra = [
+                ("host", self.host.is_some()),
+                ("port", self.port.is_some()),
+                ("ssl_port", self.ssl_port.is_some()),
+                ("uri_spec", self.uri_spec.is_some()),
+                ("shard", self.shard.is_some()),
+                ("weight", self.weight.is_some()),
+                ("labels", self.labels.is_some()),
+                ("endpoints", self.endpoints.is_some()),
+                ("path_encoding", self.path_encoding.is_some()),
+            ];
+            if let Some((name, _)) = extra.iter().find(|(_, given)| *given) {
+                return Err(format!("{name} is for instances: give \"as\" (curator, serverset or nerve)"));
+            }
+            let data = self.data.clone().unwrap_or(serde_json::Value::Null);
+            check_data(&data)?;
+            return Ok(What::Node(data));
+        };
+        let format = match format.as_str() {
+            "curator" => AnnounceFormat::Curator,
+            "serverset" => AnnounceFormat::Serverset,
+            "nerve" => AnnounceFormat::Nerve,
+            "nd" => return Err("as = \"nd\" is the default: leave \"as\" out and give data".into()),
+            other => return Err(format!("as = {other:?}: curator, serverset or nerve")),
+        };
+        if self.data.is_some() {
+            return Err("data is for nd nodes; an instance takes labels".into());
+        }
+        let (Some(host), Some(port)) = (&self.host, self.port) else {
+            return Err("an instance needs host and port".into());
+        };
+        if host.is_empty() || port == 0 {
+            return Err("host must not be empty and port must be 1 to 65535".into());
+        }
+        let parent = ndsr_parent(path);
+        let last = path.rsplit('/').next().unwrap_or_default().to_string();
+        let mut endpoints = BTreeMap::new();
+        for (name, address) in self.endpoints.iter().flatten() {
+            let parsed = endpoint(address)
+                .ok_or_else(|| format!("endpoints.{name} = {address:?} is not HOST:PORT"))?;
+            endpoints.insert(name.clone(), parsed);
+        }
+        let (name, id) = match format {
+            AnnounceFormat::Curator => {
+                let service = parent.rsplit('/').next().unwrap_or_default().to_string();
+                if ndsr_parent(&parent) == "/" || service.is_empty() {
+                    return Err(format!(
+                        "a Curator instance's path is <base>/<service>/<id>: {path} is too short"
+                    ));
+                }
+                (Some(service), Some(last))
+            }
+            AnnounceFormat::Nerve | AnnounceFormat::Serverset => {
+                if parent == "/" || !allows(&parent) {
+                    return Err(format!(
+                        "a {} member's path is <directory>/<name>, and the directory {parent} must be within the roots",
+                        format_name(format)
+                    ));
+                }
+                let name = (format == AnnounceFormat::Nerve).then_some(last);
+                (name, None)
+            }
+        };
+        Ok(What::Instance(
+            format,
+            InstanceFields {
+                host: host.clone(),
+                port,
+                name,
+                id,
+                ssl_port: self.ssl_port,
+                uri_spec: self.uri_spec.clone(),
+                shard: self.shard,
+                weight: self.weight,
+                labels: self.labels.clone().unwrap_or_default(),
+                endpoints,
+                path_encoding: self.path_encoding.unwrap_or(false),
+            },
+        ))
+    }
+}
+
 /// The shortest time between health checks.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-impl CheckFile {
+impl RegisterFields {
     /// The check, validated.
     pub fn checked(&self) -> Result<Option<Checked>, String> {
         let check = match (&self.check_tcp, &self.check_http, &self.check_cmd) {
@@ -213,7 +373,7 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
     pub path: String,
-    pub data: serde_json::Value,
+    pub what: What,
     pub checked: Option<Checked>,
 }
 
@@ -276,21 +436,20 @@ impl Config {
         }
         let mut registrations = Vec::new();
         for r in file.registrations {
-            let what = format!("[[register]] {}", r.path);
-            ndsr::validate_path(&r.path).map_err(|e| format!("{what}: {e}"))?;
-            if !within(&r.path) {
+            let Some(path) = r.path.clone() else {
+                return Err("a [[register]] has no path".into());
+            };
+            let what = format!("[[register]] {path}");
+            ndsr::validate_path(&path).map_err(|e| format!("{what}: {e}"))?;
+            if !within(&path) {
                 return Err(format!("{what} is outside the roots"));
             }
-            let data = match r.data {
-                None => serde_json::Value::Null,
-                Some(value) => serde_json::to_value(value).map_err(|e| format!("{what}: data: {e}"))?,
-            };
-            check_data(&data).map_err(|e| format!("{what}: {e}"))?;
-            let checked = r.check.checked().map_err(|e| format!("{what}: {e}"))?;
-            if registrations.iter().any(|other: &Registration| other.path == r.path) {
+            let registration = r.what(&path, within).map_err(|e| format!("{what}: {e}"))?;
+            let checked = r.checked().map_err(|e| format!("{what}: {e}"))?;
+            if registrations.iter().any(|other: &Registration| other.path == path) {
                 return Err(format!("{what} is given twice"));
             }
-            registrations.push(Registration { path: r.path, data, checked });
+            registrations.push(Registration { path, what: registration, checked });
         }
         Ok(Config {
             file_path: path.to_path_buf(),
@@ -392,13 +551,29 @@ mod tests {
             data = { zone = "a" }
             check_tcp = "127.0.0.1:80"
             rise = 2
+            [[register]]
+            path = "/services/api/api-1"
+            as = "curator"
+            host = "10.0.0.1"
+            port = 8080
+            labels = { zone = "a" }
             "#,
         )
         .unwrap();
         assert_eq!(config.http.listen.port(), 9000);
         assert_eq!(config.templates[0].source, Path::new("/etc/ndsr/web.j2"));
-        assert_eq!(config.registrations[0].data, serde_json::json!({"zone": "a"}));
+        assert_eq!(config.registrations[0].what, What::Node(serde_json::json!({"zone": "a"})));
         assert_eq!(config.registrations[0].checked.as_ref().unwrap().rise, 2);
+        let What::Instance(AnnounceFormat::Curator, fields) = &config.registrations[1].what else { panic!() };
+        assert_eq!(
+            (fields.name.as_deref(), fields.id.as_deref()),
+            (Some("api"), Some("api-1")),
+            "from the path"
+        );
+        assert_eq!(
+            config.registrations[1].what.target("/services/api/api-1").known_path(),
+            Some("/services/api/api-1".into())
+        );
         assert!(config.allows("/services/web") && config.allows("/config"));
         assert!(!format!("{config:?}").contains("0123456789abcdef0123"), "Debug never shows the token");
         assert!(!config.allows("/servicesX") && !config.allows("/") && !config.allows("/zookeeper"));
@@ -425,6 +600,15 @@ mod tests {
                 "too short",
             ),
             ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\n[[register]]\npath = \"/s/a\"", "twice"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\nhost = \"h\"", "give \"as\""),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\nsurprise = 1", "unknown field"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a/b\"\nas = \"curator\"\nport = 1", "host and port"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\nas = \"curator\"\nhost = \"h\"\nport = 1", "too short"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a/b\"\nas = \"corba\"", "curator, serverset or nerve"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a/b\"\nas = \"nd\"", "the default"),
+            ("roots = [\"/s/a\"]\n[[register]]\npath = \"/s/a\"\nas = \"serverset\"\nhost = \"h\"\nport = 1", "within the roots"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a/b\"\nas = \"nerve\"\nhost = \"h\"\nport = 1\ndata = {}", "labels"),
+            ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a/b\"\nas = \"serverset\"\nhost = \"h\"\nport = 1\nendpoints = { admin = \"h\" }", "HOST:PORT"),
         ] {
             let error = load(text).err().unwrap_or_else(|| panic!("{text:?} loaded"));
             assert!(error.contains(says), "{text:?}: {error:?} does not say {says:?}");

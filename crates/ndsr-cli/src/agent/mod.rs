@@ -132,7 +132,7 @@ async fn apply(agent: &Arc<Agent>) {
         .iter()
         .map(|r| Spec {
             path: r.path.clone(),
-            data: r.data.clone(),
+            what: r.what.clone(),
             checked: r.checked.clone(),
             source: Source::Config,
         })

@@ -12,8 +12,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::api::ApiError;
+use super::config::What;
 use super::state::Agent;
-use crate::hold::{hold, Checked, Event, Release, Target};
+use crate::hold::{hold, Checked, Event, Release};
 
 /// How long a PUT waits for the first write.
 const FIRST_WRITE: Duration = Duration::from_secs(15);
@@ -31,7 +32,7 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     pub path: String,
-    pub data: serde_json::Value,
+    pub what: What,
     pub checked: Option<Checked>,
     pub source: Source,
 }
@@ -54,7 +55,12 @@ pub struct Status {
     /// The check, e.g. `tcp 127.0.0.1:80`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// The node's data, or the instance (with `as`).
     pub data: serde_json::Value,
+    /// The node held, when it is not `path` (a ServerSet or nerve
+    /// member's sequential node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Since when it is in this state (ms since the epoch).
     pub since_ms: u64,
     /// Why it failed, as an API error (for `failed`).
@@ -113,8 +119,11 @@ impl Registrations {
         };
         let put = match old {
             Some(old) => {
-                let _ = old.stop.send(Release::Keep);
-                inherited = old.task.await.ok().flatten().is_some();
+                // A sequential member cannot be rewritten in place: its
+                // replacement is a new member.
+                let release = if old.spec.what.sequential() { Release::Withdraw } else { Release::Keep };
+                let _ = old.stop.send(release);
+                inherited = old.task.await.ok().flatten().is_some() && release == Release::Keep;
                 Put::Replaced
             }
             None => Put::Created,
@@ -125,7 +134,8 @@ impl Registrations {
             state: if spec.checked.is_some() && !inherited { "checking" } else { "pending" },
             detail: None,
             check: spec.checked.as_ref().map(|c| describe(&c.check)),
-            data: spec.data.clone(),
+            data: spec.what.json(),
+            node: None,
             since_ms: now_ms(),
             refusal: None,
         });
@@ -209,7 +219,7 @@ async fn run(
     inherited: bool,
     stopped: oneshot::Receiver<Release>,
 ) -> Option<String> {
-    let target = Target::Node { path: spec.path.clone(), data: ndsr::Data::from(spec.data.clone()) };
+    let target = spec.what.target(&spec.path);
     let stop = async {
         tokio::select! {
             how = stopped => how.unwrap_or(Release::Withdraw),
@@ -235,7 +245,9 @@ async fn run(
     let path = spec.path.clone();
     let held = hold(&agent.registry, &target, spec.checked.as_ref(), inherited, stop, |event| {
         match event {
-            Event::Registered(_) => {
+            Event::Registered(node) => {
+                let node = (node != path).then_some(node);
+                status.send_modify(|s| s.node = node);
                 set(Some("registered"), None);
             }
             Event::RegisterFailed(_, e) if e.is_retryable() => {

@@ -172,58 +172,121 @@ pub enum Announcement {
     Nerve { dir: String, instance: NerveInstance, path_encoding: bool },
 }
 
+/// An instance to announce, as `register --as` and the agent's API give it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InstanceFields {
+    /// Host name or address.
+    pub host: String,
+    /// Main port.
+    pub port: u16,
+    /// Curator: the service's name; nerve: the instance's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Curator: the instance id (default: a new UUID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Curator `sslPort`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_port: Option<u16>,
+    /// Curator `uriSpec` template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri_spec: Option<String>,
+    /// ServerSet shard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<i32>,
+    /// nerve weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Curator payload strings, ServerSet metadata, nerve labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// ServerSet additional endpoints.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, (String, u16)>,
+    /// nerve: the node name carries the instance, base64-encoded.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_encoding: bool,
+}
+
+/// Parses `HOST:PORT` of an endpoint.
+pub fn endpoint(text: &str) -> Option<(String, u16)> {
+    text.rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+}
+
 impl Announcement {
     /// The announcement `register --as` describes.
     pub fn from_args(args: &RegisterArgs, format: AnnounceFormat) -> CliResult<Announcement> {
-        let missing = |what: &str| {
-            CliError::new(
-                Exit::InvalidInput,
-                format!("register --as {}: {what} is required", format_name(format)),
-            )
+        let invalid = |why: String| {
+            CliError::new(Exit::InvalidInput, format!("register --as {}: {why}", format_name(format)))
         };
-        let host = args.host.clone().ok_or_else(|| missing("--host"))?;
-        let port = args.port.ok_or_else(|| missing("--port"))?;
-        let labels: BTreeMap<String, String> =
-            args.labels.iter().map(|l| key_value(l, "--label")).collect::<CliResult<_>>()?;
-        Ok(match format {
+        let mut endpoints = BTreeMap::new();
+        for text in &args.endpoints {
+            let (name, address) = key_value(text, "--endpoint")?;
+            let parsed = endpoint(&address).ok_or_else(|| {
+                CliError::new(Exit::InvalidInput, format!("--endpoint `{text}` is not NAME=HOST:PORT"))
+            })?;
+            endpoints.insert(name, parsed);
+        }
+        let fields = InstanceFields {
+            host: args.host.clone().ok_or_else(|| invalid("--host is required".into()))?,
+            port: args.port.ok_or_else(|| invalid("--port is required".into()))?,
+            name: args.name.clone(),
+            id: args.id.clone(),
+            ssl_port: args.ssl_port,
+            uri_spec: args.uri_spec.clone(),
+            shard: args.shard,
+            weight: args.weight,
+            labels: args.labels.iter().map(|l| key_value(l, "--label")).collect::<CliResult<_>>()?,
+            endpoints,
+            path_encoding: args.path_encoding,
+        };
+        let missing = |what: &str| invalid(format!("{what} is required"));
+        match format {
+            AnnounceFormat::Curator if fields.name.is_none() => return Err(missing("--name (the service)")),
+            AnnounceFormat::Nerve if fields.name.is_none() => {
+                return Err(missing("--name (the instance id)"))
+            }
+            _ => {}
+        }
+        Ok(Announcement::new(format, &args.path, fields))
+    }
+
+    /// The announcement of `fields` in `format` under `path` (Curator's
+    /// base path; the ServerSet's or nerve's service directory). Curator
+    /// and nerve need `fields.name`.
+    pub fn new(format: AnnounceFormat, path: &str, fields: InstanceFields) -> Announcement {
+        let name = fields.name.clone().unwrap_or_default();
+        match format {
             AnnounceFormat::Curator => {
-                let name = args.name.clone().ok_or_else(|| missing("--name (the service)"))?;
-                let id = args.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let mut instance = CuratorInstance::new(&name, &id, &host, port);
-                instance.ssl_port = args.ssl_port;
-                instance.uri_spec = args.uri_spec.as_deref().map(UriSpec::parse);
-                if !labels.is_empty() {
-                    let payload = labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
+                let id = fields.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let mut instance = CuratorInstance::new(&name, &id, &fields.host, fields.port);
+                instance.ssl_port = fields.ssl_port;
+                instance.uri_spec = fields.uri_spec.as_deref().map(UriSpec::parse);
+                if !fields.labels.is_empty() {
+                    let payload =
+                        fields.labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
                     instance.payload = CuratorPayload::Json(serde_json::Value::Object(payload));
                 }
-                Announcement::Curator { base: args.path.clone(), instance }
+                Announcement::Curator { base: path.to_string(), instance }
             }
             AnnounceFormat::Serverset => {
-                let mut member = ServerSetMember::new(&host, port);
-                member.shard = args.shard;
-                member.metadata = labels;
-                for endpoint in &args.endpoints {
-                    let (name, address) = key_value(endpoint, "--endpoint")?;
-                    let parsed =
-                        address.rsplit_once(':').and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)));
-                    let (host, port) = parsed.ok_or_else(|| {
-                        CliError::new(
-                            Exit::InvalidInput,
-                            format!("--endpoint `{endpoint}` is not NAME=HOST:PORT"),
-                        )
-                    })?;
+                let mut member = ServerSetMember::new(&fields.host, fields.port);
+                member.shard = fields.shard;
+                member.metadata = fields.labels;
+                for (name, (host, port)) in fields.endpoints {
                     member.additional_endpoints.insert(name, Endpoint { host, port });
                 }
-                Announcement::ServerSet { dir: args.path.clone(), member }
+                Announcement::ServerSet { dir: path.to_string(), member }
             }
             AnnounceFormat::Nerve => {
-                let name = args.name.clone().ok_or_else(|| missing("--name (the instance id)"))?;
-                let mut instance = NerveInstance::new(&name, &host, port);
-                instance.weight = args.weight;
-                instance.labels = labels;
-                Announcement::Nerve { dir: args.path.clone(), instance, path_encoding: args.path_encoding }
+                let mut instance = NerveInstance::new(&name, &fields.host, fields.port);
+                instance.weight = fields.weight;
+                instance.labels = fields.labels;
+                Announcement::Nerve { dir: path.to_string(), instance, path_encoding: fields.path_encoding }
             }
-        })
+        }
     }
 
     /// Registers it; returns the node's path.

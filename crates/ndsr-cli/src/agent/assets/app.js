@@ -104,9 +104,11 @@ function renderRegistrations() {
       el("div", { class: "reg-head" },
         el("span", { class: `badge small`, "data-state": r.state, text: r.state }),
         el("button", { class: "link mono", type: "button", text: r.path, onclick: () => browse(r.path) })),
+      r.node ? el("div", { class: "muted small mono", text: `node ${r.node}` }) : null,
       el("div", { class: "muted small" },
-        [r.check ? `check: ${r.check}` : "no check", r.source === "config" ? "from the file" : "from the API",
-          `since ${new Date(r.since_ms).toLocaleTimeString()}`].join(" · ")),
+        [r.data && r.data.as ? `${r.data.as} ${r.data.host}:${r.data.port}` : null,
+          r.check ? `check: ${r.check}` : "no check", r.source === "config" ? "from the file" : "from the API",
+          `since ${new Date(r.since_ms).toLocaleTimeString()}`].filter(Boolean).join(" · ")),
       r.detail ? el("div", { class: "detail small", text: r.detail }) : null));
   }
 }
