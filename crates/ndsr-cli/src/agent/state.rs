@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
+use futures::stream::{BoxStream, StreamExt};
 use ndsr::discovery::{Format, Instances, Selector};
 use ndsr::{Registry, Snapshot};
 use tokio::sync::watch;
@@ -131,30 +132,11 @@ impl Agent {
 
     /// Follows `path` (once), and waits for its first snapshot.
     pub async fn node(self: &Arc<Self>, path: &str) -> Result<Feed<Arc<Snapshot>>, ApiError> {
-        let rx = {
-            let mut nodes = lock(&self.nodes);
-            match nodes.get(path) {
-                Some(rx) => rx.clone(),
-                None => {
-                    self.check_capacity(nodes.len())?;
-                    let mut subscription = self.registry.subscribe(path)?;
-                    let (tx, rx) = watch::channel(None);
-                    let this = self.clone();
-                    self.tasks.spawn(async move {
-                        loop {
-                            let snapshot = tokio::select! {
-                                () = this.cancel.cancelled() => return,
-                                next = subscription.next() => match next { Some(s) => s, None => return },
-                            };
-                            tx.send_replace(Some(Versioned { index: this.next_index(), value: snapshot }));
-                            this.changed();
-                        }
-                    });
-                    nodes.insert(path.to_string(), rx.clone());
-                    rx
-                }
-            }
-        };
+        let rx = self.follow(&self.nodes, path.to_string(), || {
+            let subscription = self.registry.subscribe(path)?;
+            Ok(futures::stream::unfold(subscription, |mut s| async move { s.next().await.map(|v| (v, s)) })
+                .boxed())
+        })?;
         first(rx, path).await
     }
 
@@ -165,35 +147,47 @@ impl Agent {
         path: &str,
         format: Option<Format>,
     ) -> Result<Feed<Instances>, ApiError> {
-        let rx = {
-            let mut services = lock(&self.services);
-            let key = (path.to_string(), format);
-            match services.get(&key) {
-                Some(rx) => rx.clone(),
-                None => {
-                    self.check_capacity(services.len())?;
-                    let mut watch = self.registry.watch_instances(path, format)?;
-                    let (tx, rx) = watch::channel(None);
-                    let this = self.clone();
-                    self.tasks.spawn(async move {
-                        loop {
-                            let change = tokio::select! {
-                                () = this.cancel.cancelled() => return,
-                                next = watch.next() => match next { Some(c) => c, None => return },
-                            };
-                            tx.send_replace(Some(Versioned {
-                                index: this.next_index(),
-                                value: change.instances,
-                            }));
-                            this.changed();
-                        }
-                    });
-                    services.insert(key, rx.clone());
-                    rx
-                }
-            }
-        };
+        let rx = self.follow(&self.services, (path.to_string(), format), || {
+            let watch = self.registry.watch_instances(path, format)?;
+            let changes =
+                futures::stream::unfold(watch, |mut w| async move { w.next().await.map(|c| (c, w)) });
+            Ok(changes.map(|change| change.instances).boxed())
+        })?;
         first(rx, path).await
+    }
+
+    /// The feed of `key` in `feeds`: made once, from the stream `start`
+    /// gives, by a task that sets each value with the next change index.
+    fn follow<K, T>(
+        self: &Arc<Self>,
+        feeds: &Mutex<HashMap<K, Feed<T>>>,
+        key: K,
+        start: impl FnOnce() -> Result<BoxStream<'static, T>, ApiError>,
+    ) -> Result<Feed<T>, ApiError>
+    where
+        K: std::hash::Hash + Eq,
+        T: Send + Sync + 'static,
+    {
+        let mut feeds = lock(feeds);
+        if let Some(rx) = feeds.get(&key) {
+            return Ok(rx.clone());
+        }
+        self.check_capacity(feeds.len())?;
+        let mut values = start()?;
+        let (tx, rx) = watch::channel(None);
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let value = tokio::select! {
+                    () = this.cancel.cancelled() => return,
+                    next = values.next() => match next { Some(value) => value, None => return },
+                };
+                tx.send_replace(Some(Versioned { index: this.next_index(), value }));
+                this.changed();
+            }
+        });
+        feeds.insert(key, rx.clone());
+        Ok(rx)
     }
 
     /// The latest list of a followed service, if it has one.
