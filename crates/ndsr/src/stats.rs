@@ -32,6 +32,10 @@ pub struct Stats {
     pub registrations_given_up: usize,
     /// Callback calls that returned an error or panicked.
     pub callback_errors: u64,
+    /// Sessions in which ZooKeeper's history was seen going back: a write
+    /// of ours got an older zxid than one seen before (a server restored
+    /// from an older or wiped data directory). Logged at WARN when seen.
+    pub history_rewinds: u64,
 }
 
 /// The counters behind [`Stats`], kept in the session's shared state.
@@ -41,6 +45,11 @@ pub(crate) struct Counters {
     pub(crate) expiries: AtomicU64,
     /// Shared with every callback task (which must not keep the session alive).
     pub(crate) callback_errors: std::sync::Arc<AtomicU64>,
+    pub(crate) history_rewinds: AtomicU64,
+    /// The highest zxid seen in a node's stat (see `Shared::wrote_at`).
+    pub(crate) max_zxid: std::sync::atomic::AtomicI64,
+    /// Whether this session's rewind was said (reset for each session).
+    pub(crate) history_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {

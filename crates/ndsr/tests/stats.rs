@@ -56,6 +56,7 @@ async fn stats_count_reconnects_expiries_callback_errors_and_registrations() {
     let stats = r.stats();
     assert!(stats.reconnects > reconnects, "an expiry's new session is a reconnect too: {stats:?}");
     assert_eq!(stats.registrations, 1, "the registration is kept");
+    assert_eq!(stats.history_rewinds, 0, "a restart and an expiry do not rewind history");
     r.close().await;
     assert_eq!(r.stats().state, ndsr::State::Closed);
 }

@@ -95,6 +95,7 @@ fn observe(agent: &Agent) {
     counter!("ndsr_reconnects_total").absolute(stats.reconnects);
     counter!("ndsr_session_expiries_total").absolute(stats.expiries);
     counter!("ndsr_callback_errors_total").absolute(stats.callback_errors);
+    counter!("ndsr_history_rewinds_total").absolute(stats.history_rewinds);
     gauge!("ndsr_watched_paths").set(stats.watched_paths as f64);
     gauge!("ndsr_registrations_given_up").set(stats.registrations_given_up as f64);
     let (nodes, services) = agent.followed();

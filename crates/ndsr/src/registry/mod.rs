@@ -592,6 +592,7 @@ impl Registry {
             registrations,
             registrations_given_up,
             callback_errors: counters.callback_errors.load(Relaxed),
+            history_rewinds: counters.history_rewinds.load(Relaxed),
         }
     }
 

@@ -219,6 +219,9 @@ impl Actor {
     }
 
     fn publish(&mut self, snapshot: Snapshot) {
+        if let Some(stat) = &snapshot.stat {
+            self.shared.saw_zxid(stat.czxid.max(stat.mzxid).max(stat.pzxid));
+        }
         self.state.latest = Some(self.shared.cache.publish(&self.path, snapshot));
     }
 
@@ -233,6 +236,9 @@ impl Actor {
                 _ => Vec::new(),
             };
             self.state.digest = digest(&w.bytes);
+            // Our write is ZooKeeper's present: older than a zxid seen
+            // before, the server's history went back.
+            self.shared.wrote_at(&self.path, w.stat.mzxid);
             self.publish(Snapshot::of_node(&self.path, Some((&w.bytes, Stat::from(&w.stat))), children));
         }
     }

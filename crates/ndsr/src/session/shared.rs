@@ -65,6 +65,35 @@ impl Shared {
         lock(&self.past_sessions).contains(&id)
     }
 
+    /// Notes a zxid seen in a node's stat.
+    pub(crate) fn saw_zxid(&self, zxid: i64) {
+        self.counters.max_zxid.fetch_max(zxid, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Notes that our write to `path` was given `zxid`: ZooKeeper's present.
+    /// If a zxid seen before is later, the server's history went back (it
+    /// was restored from an older or wiped data directory): said once per
+    /// session, counted, and the history starts again from here.
+    pub(crate) fn wrote_at(&self, path: &str, zxid: i64) {
+        use std::sync::atomic::Ordering;
+        let before = self.counters.max_zxid.load(Ordering::Relaxed);
+        if zxid >= before {
+            return;
+        }
+        self.counters.max_zxid.store(zxid, Ordering::Relaxed);
+        if !self.counters.history_warned.swap(true, Ordering::Relaxed) {
+            crate::stats::Counters::bump(&self.counters.history_rewinds);
+            tracing::warn!(
+                path,
+                seen = format_args!("{before:#x}"),
+                now = format_args!("{zxid:#x}"),
+                "ZooKeeper's history went back: a write got an older zxid than one seen before, so the \
+                 server was restored from an older or wiped data directory. Registrations are restored; \
+                 other data written since that point is gone from ZooKeeper"
+            );
+        }
+    }
+
     /// Waits for a token of the background-work rate limit (if any).
     pub(crate) async fn throttle(&self) {
         if let Some(limiter) = &self.limiter {

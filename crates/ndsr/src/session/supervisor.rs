@@ -133,6 +133,7 @@ impl Supervisor {
                 let Some(client) = self.client.clone() else { return };
                 self.backoff.succeeded();
                 self.epoch += 1;
+                self.shared.counters.history_warned.store(false, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(session = %client.session_id(), epoch = self.epoch, "connected to ZooKeeper");
                 publish(&self.shared, State::Connected, Some(client.clone()), self.epoch);
                 self.states = Some(client.state_watcher());
