@@ -50,7 +50,7 @@ struct Contents {
 }
 
 #[derive(Clone, Serialize, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     saved_at_ms: u64,
     data: Option<Object>,
     stat: Option<Stat>,
@@ -153,7 +153,7 @@ impl CacheFile {
 }
 
 /// Reads and validates a cache file, dropping entries older than `max_age`.
-fn read(path: &Path, max_age: Duration) -> Result<BTreeMap<String, Entry>, String> {
+pub(crate) fn read(path: &Path, max_age: Duration) -> Result<BTreeMap<String, Entry>, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),

@@ -63,6 +63,8 @@ pub mod codec;
 pub mod config;
 pub mod discovery;
 mod error;
+#[cfg(test)]
+mod hostile_tests;
 pub mod lock;
 mod path;
 pub mod registry;

@@ -60,3 +60,62 @@ async fn a_wiped_server_gets_every_registration_back_under_a_new_session() {
     registrant.close().await;
     watcher.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_children_with_binary_junk_among_them_still_list_and_watch() {
+    use zookeeper_client::{Acls, CreateMode};
+    let server = ZkServer::shared();
+    let zk = other(&server.connect_string()).await;
+    let dir = unique_path("junk");
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    zk.mkdir(&dir, &opts).await.unwrap();
+    const N: usize = 10_000;
+    // Every 1,000th child holds binary junk; the others nerve instances.
+    let data = |i: usize| -> Vec<u8> {
+        if i % 1000 == 999 {
+            vec![0xff, 0x00, 0xfe, b'{', 0x80, b'}', i as u8]
+        } else {
+            format!(r#"{{"host":"10.0.{}.{}","port":80,"name":"i{i}"}}"#, i / 256, i % 256).into_bytes()
+        }
+    };
+    for chunk in (0..N).collect::<Vec<_>>().chunks(2000) {
+        let creates: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let (path, bytes) = (format!("{dir}/i_{i:06}"), data(*i));
+                let zk = &zk;
+                let opts = &opts;
+                async move { zk.create(&path, &bytes, opts).await.map(drop) }
+            })
+            .collect();
+        for created in futures::future::join_all(creates).await {
+            created.unwrap();
+        }
+    }
+    let r = registry(&server.connect_string()).await;
+    let listing = r.instances(&dir, None).await.unwrap();
+    assert_eq!(listing.format, Some(ndsr::discovery::Format::Nerve));
+    assert_eq!((listing.instances.len(), listing.bad.len()), (N - 10, 10));
+    for bad in &listing.bad {
+        assert!(bad.key.ends_with("999") && !bad.reason.is_empty(), "{bad:?}");
+    }
+
+    let mut watch = r.watch_instances(&dir, None).unwrap();
+    let first = watch.next().await.unwrap();
+    assert_eq!((first.instances.instances.len(), first.instances.bad.len()), (N - 10, 10));
+    // One more piece of junk, and one more instance: both reported.
+    zk.create(&format!("{dir}/j_junk"), &[0xc3, 0x28], &opts).await.unwrap();
+    zk.create(&format!("{dir}/j_good"), br#"{"host":"10.1.0.1","port":81}"#, &opts).await.unwrap();
+    let seen = tokio::time::timeout(WAIT, async {
+        loop {
+            let change = watch.next().await.unwrap();
+            if change.instances.bad.len() == 11 && change.instances.instances.len() == N - 9 {
+                return change;
+            }
+        }
+    })
+    .await
+    .expect("the new junk and the new instance are reported");
+    assert!(seen.instances.bad.iter().any(|b| b.key == "j_junk"));
+    r.close().await;
+}
