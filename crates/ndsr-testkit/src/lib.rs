@@ -40,6 +40,7 @@ pub mod install;
 mod process;
 pub mod proxy;
 pub mod server;
+pub mod tls;
 pub mod wait;
 
 pub use ensemble::{Mode, ZkEnsemble};
@@ -48,4 +49,5 @@ pub use install::ZkInstall;
 pub use process::four_letter_word;
 pub use proxy::FaultProxy;
 pub use server::{expire_session, ZkServer, ZkServerBuilder};
+pub use tls::TlsMaterial;
 pub use wait::{eventually, scaled, unique_path, TimedOut};

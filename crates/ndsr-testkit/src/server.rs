@@ -36,8 +36,13 @@ pub struct ZkServerBuilder {
     start_timeout: Duration,
     force_sync: bool,
     jvm_args: Vec<String>,
+    tls: bool,
     pub(crate) quorum: Option<Quorum>,
 }
+
+/// Netty jars a TLS server needs beyond what Debian's server jar names.
+const NETTY_FOR_TLS: [&str; 3] =
+    ["netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar"];
 
 /// A member's place in an ensemble: its id and the `server.N` lines.
 #[derive(Clone, Debug)]
@@ -62,6 +67,7 @@ impl Default for ZkServerBuilder {
                 "-XX:+UseSerialGC".into(),
                 "-XX:TieredStopAtLevel=1".into(),
             ],
+            tls: false,
             quorum: None,
         }
     }
@@ -110,6 +116,14 @@ impl ZkServerBuilder {
         self
     }
 
+    /// Also serves TLS on a second port ([`ZkServer::tls_port`]), through
+    /// Netty, with certificates made now ([`ZkServer::tls`]); TLS clients
+    /// must present a certificate of the same CA.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// Starts the server and waits until it serves.
     ///
     /// # Errors
@@ -126,6 +140,9 @@ impl ZkServerBuilder {
         for _ in 0..attempts {
             if self.port.is_none() {
                 server.port = free_port()?;
+            }
+            if let Some((port, _)) = &mut server.tls {
+                *port = free_port()?;
             }
             match server.start() {
                 Ok(()) => return Ok(server),
@@ -144,19 +161,34 @@ impl ZkServerBuilder {
 
     /// Makes the server's directories without starting it.
     pub(crate) fn prepare(&self) -> Result<ZkServer> {
-        let install = ZkInstall::find()?;
+        let mut install = ZkInstall::find()?;
+        if self.tls {
+            // Debian's server jar names Netty's transport but not the codec
+            // and resolver that its TLS (Netty) connections need.
+            for jar in NETTY_FOR_TLS {
+                let jar = Path::new("/usr/share/java").join(jar);
+                if jar.exists() && !install.classpath.contains(jar.to_string_lossy().as_ref()) {
+                    install.classpath = format!("{}:{}", install.classpath, jar.display());
+                }
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix("ndsr-zk-")
             .tempdir()
             .map_err(io("creating the server's temp dir"))?;
         let data_dir = self.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
+        let tls = match self.tls {
+            true => Some((0, crate::tls::TlsMaterial::generate(&dir.path().join("tls"))?)),
+            false => None,
+        };
         Ok(ZkServer {
             install,
             port: self.port.unwrap_or(0),
             data_dir,
             options: self.clone(),
             process: Mutex::new(None),
+            tls,
             dir,
         })
     }
@@ -189,6 +221,8 @@ pub struct ZkServer {
     data_dir: PathBuf,
     options: ZkServerBuilder,
     process: Mutex<Option<JvmProcess>>,
+    /// The TLS port and certificates, when it serves TLS.
+    tls: Option<(u16, crate::tls::TlsMaterial)>,
     dir: tempfile::TempDir,
 }
 
@@ -239,6 +273,23 @@ impl ZkServer {
     /// The client port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, when built with [`ZkServerBuilder::tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(port, _)| *port)
+    }
+
+    /// `127.0.0.1:TLS_PORT`, when built with [`ZkServerBuilder::tls`].
+    pub fn tls_connect_string(&self) -> Option<String> {
+        self.tls_port().map(|port| format!("127.0.0.1:{port}"))
+    }
+
+    /// The CA and a client certificate and key the TLS port accepts (and a
+    /// CA and client that it does not), when built with
+    /// [`ZkServerBuilder::tls`].
+    pub fn tls(&self) -> Option<&crate::tls::TlsMaterial> {
+        self.tls.as_ref().map(|(_, material)| material)
     }
 
     /// The server's data directory.
@@ -303,6 +354,11 @@ impl ZkServer {
         jvm_args.push("-Dzookeeper.jmx.log4j.disable=true".into());
         jvm_args.push("-Djava.net.preferIPv4Stack=true".into());
         jvm_args.push("-Dorg.slf4j.simpleLogger.showDateTime=true".into());
+        if self.tls.is_some() {
+            jvm_args.push(
+                "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
+            );
+        }
         if let Some(quorum) = &self.options.quorum {
             std::fs::write(self.data_dir.join("myid"), format!("{}\n", quorum.id))
                 .map_err(io("writing myid"))?;
@@ -407,7 +463,7 @@ impl ZkServer {
             max = self.options.max_session_timeout.as_millis(),
             sync = if self.options.force_sync { "yes" } else { "no" },
             quorum = self.options.quorum.as_ref().map_or("", |q| q.servers.as_str()),
-        )
+        ) + &self.tls.as_ref().map_or(String::new(), |(port, material)| material.config(*port))
     }
 }
 
