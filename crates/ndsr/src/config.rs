@@ -75,6 +75,7 @@ pub struct RegistryBuilder {
     pub(crate) max_request_size: usize,
     pub(crate) create_chroot: bool,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) tls: Option<crate::Tls>,
     pub(crate) acl: Option<Vec<Acl>>,
     pub(crate) cache_file: Option<PathBuf>,
     pub(crate) cache_file_max_age: Duration,
@@ -101,6 +102,7 @@ impl RegistryBuilder {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             create_chroot: false,
             credentials: None,
+            tls: None,
             acl: None,
             cache_file: None,
             cache_file_max_age: Duration::from_secs(7 * 24 * 3600),
@@ -216,6 +218,32 @@ impl RegistryBuilder {
     /// ```
     pub fn auth(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::new(username, password));
+        self
+    }
+
+    /// Talks TLS to the servers (their `secureClientPort`), trusting the
+    /// CA in [`Tls`](crate::Tls) and presenting its client certificate
+    /// when the server asks. Every host of the connection string is TLS
+    /// unless written `tcp://HOST:PORT`. PEM that does not parse fails
+    /// [`build`](Self::build) with [`Error::Tls`](crate::Error::Tls); so
+    /// does a server whose certificate the CA did not sign, or that
+    /// refuses ours, as soon as it is tried (no waiting for the connect
+    /// timeout).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ndsr::Result<()> {
+    /// let ca = std::fs::read_to_string("ca.pem").unwrap();
+    /// let (cert, key) = (std::fs::read_to_string("client.pem").unwrap(), std::fs::read_to_string("client.key").unwrap());
+    /// let registry = ndsr::Registry::builder("zk1:2281,zk2:2281")
+    ///     .tls(ndsr::Tls::new(ca).identity(cert, key))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -385,6 +413,9 @@ impl RegistryBuilder {
     /// Dropping the future before it returns closes the registry it was
     /// building: its tasks end, and a session it opened is closed.
     pub async fn build(self) -> Result<Registry> {
+        if let Some(tls) = &self.tls {
+            tls.options()?;
+        }
         Registry::start(self).await
     }
 }

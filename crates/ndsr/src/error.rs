@@ -107,6 +107,15 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 
+    /// TLS to ZooKeeper cannot work as configured: PEM that is not
+    /// certificates or a key, a server certificate the CA did not sign, a
+    /// client certificate the server refuses. Retrying cannot help.
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The connection string is malformed (checked before connecting).
     #[error("invalid server list {servers:?}: {reason}; expected HOST:PORT[,HOST:PORT...][/chroot]")]
     InvalidServers {

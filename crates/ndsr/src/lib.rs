@@ -72,6 +72,7 @@ mod session;
 pub mod snapshot;
 mod stats;
 pub mod subscription;
+mod tls;
 
 pub use acl::{Acl, AuthId, Credentials, Permission};
 pub use codec::{Data, Object};
@@ -84,6 +85,7 @@ pub use session::State;
 pub use snapshot::{Freshness, Snapshot, Stat};
 pub use stats::Stats;
 pub use subscription::{CallbackId, Subscription};
+pub use tls::Tls;
 
 /// The README's example, compiled as a doctest so that it cannot drift.
 #[cfg(doctest)]

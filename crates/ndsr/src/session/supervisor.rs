@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use zookeeper_client::{Client, CreateMode, SessionState};
 
@@ -148,10 +149,10 @@ impl Supervisor {
                 self.delay = self.backoff.next_delay();
                 let (shared, delay) = (&self.shared, self.delay);
                 match self.failure.take() {
-                    Some(e @ Error::ChrootMissing { .. }) => {
-                        // Retrying cannot help until someone creates it:
-                        // say so to whoever waits for a connection, and
-                        // keep checking.
+                    Some(e @ (Error::ChrootMissing { .. } | Error::Tls { .. })) => {
+                        // Retrying cannot help until someone creates the
+                        // chroot or fixes the certificates: say so to
+                        // whoever waits for a connection, and keep checking.
                         tracing::error!(servers = %shared.hosts, error = %e, retry_in = ?delay, "cannot use ZooKeeper");
                         shared.session.send_modify(|view| view.error = Some(e));
                     }
@@ -227,11 +228,31 @@ async fn connect(shared: &Shared) -> Result<Client> {
         // Kept by the connector and re-sent on every reconnect.
         connector = connector.with_auth("digest", &credentials.auth_bytes());
     }
-    let connecting = connector.connect(&shared.hosts);
+    let tls = shared.config.tls.as_ref();
+    let connecting = match tls {
+        None => connector.connect(&shared.hosts).boxed(),
+        // Tried once per host, so that a certificate problem is told (by
+        // `diagnose`) at once, not after the connect timeout.
+        Some(tls) => {
+            connector.with_tls(tls.options()?).with_fail_eagerly().secure_connect(&shared.hosts).boxed()
+        }
+    };
+    let failed = |why: String| async move {
+        if let Some(tls) = tls {
+            let first = shared.hosts.split(',').next().unwrap_or_default();
+            let address = first.strip_prefix("tcp+tls://").unwrap_or(first);
+            if !address.starts_with("tcp://") {
+                if let Some(reason) = tls.diagnose(address, std::time::Duration::from_secs(5)).await {
+                    return Error::Tls { reason: format!("connecting to {address}: {reason}") };
+                }
+            }
+        }
+        Error::NoConnection(format!("connecting to {}: {why}", shared.hosts))
+    };
     let client = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(client)) => client,
-        Ok(Err(e)) => return Err(Error::NoConnection(format!("connecting to {}: {e}", shared.hosts))),
-        Err(_) => return Err(Error::NoConnection(format!("connecting to {}: no answer", shared.hosts))),
+        Ok(Err(e)) => return Err(failed(e.to_string()).await),
+        Err(_) => return Err(failed("no answer".into()).await),
     };
     let Some(chroot) = &shared.chroot else { return Ok(client) };
     // `exists` needs no permission, so a chroot under a parent that refuses
