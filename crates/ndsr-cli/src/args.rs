@@ -10,7 +10,7 @@ EXIT CODES:
     0    success (for `lock`: the command's own exit code)
     1    unexpected ZooKeeper or system error
     2    usage error (unknown command or option)
-    3    invalid input: bad path or server list, missing chroot, invalid JSON data,
+    3    invalid input: bad path or server list, missing chroot, TLS files or certificates, invalid JSON data,
          data too large, a node with children for unset, a lock path that is not
          a lock, bad argument
     4    no connection: ZooKeeper unreachable within --timeout
@@ -67,6 +67,18 @@ pub struct Global {
     /// Password for ZooKeeper digest auth
     #[arg(short, long, global = true, env = "NDSR_PASSWORD", hide_env_values = true, requires = "username")]
     pub password: Option<String>,
+
+    /// TLS: the CA (PEM file) that signed the servers' certificates; the servers' TLS port
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// TLS: this client's certificate (PEM file), for servers that ask for one
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_ca", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: this client's private key (PEM file)
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Refuse every write (exit code 6)
     #[arg(long, global = true)]

@@ -61,6 +61,7 @@ impl From<ndsr::Error> for CliError {
             | E::LockMismatch { .. } => (Exit::InvalidInput, ""),
             E::NotEmpty { .. } => (Exit::InvalidInput, ""),
             E::Data { .. } => (Exit::InvalidInput, ""),
+            E::Tls { .. } => (Exit::InvalidInput, " (check --tls-ca, --tls-cert and --tls-key)"),
             E::NoConnection(_) => {
                 (Exit::NoConnection, " (is ZooKeeper running? check --server, or raise --timeout)")
             }

@@ -72,6 +72,9 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
     if let (Some(user), Some(password)) = (&global.username, &global.password) {
         builder = builder.auth(user.clone(), password.clone());
     }
+    if let Some(tls) = crate::cmd::tls(global)? {
+        builder = builder.tls(tls);
+    }
     let registry = builder.build().await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await.map_err(|e| {
         CliError::new(Exit::InvalidInput, format!("cannot listen on {}: {e}", config.http.listen))

@@ -25,7 +25,25 @@ pub async fn connect(global: &Global, lazy: bool) -> CliResult<Registry> {
     if let (Some(user), Some(password)) = (&global.username, &global.password) {
         builder = builder.auth(user.clone(), password.clone());
     }
+    if let Some(tls) = tls(global)? {
+        builder = builder.tls(tls);
+    }
     Ok(builder.build().await?)
+}
+
+/// The TLS settings of `--tls-ca`, `--tls-cert` and `--tls-key`, read.
+pub fn tls(global: &Global) -> CliResult<Option<ndsr::Tls>> {
+    let Some(ca) = &global.tls_ca else { return Ok(None) };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(Exit::InvalidInput, format!("cannot read {what} {}: {e}", path.display()))
+        })
+    };
+    let mut tls = ndsr::Tls::new(read(ca, "--tls-ca")?);
+    if let (Some(cert), Some(key)) = (&global.tls_cert, &global.tls_key) {
+        tls = tls.identity(read(cert, "--tls-cert")?, read(key, "--tls-key")?);
+    }
+    Ok(Some(tls))
 }
 
 /// Checks a path before connecting, so bad input fails fast.
