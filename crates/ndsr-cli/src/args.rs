@@ -14,7 +14,7 @@ EXIT CODES:
          data too large, a node with children for unset, a lock path that is not
          a lock, bad argument
     4    no connection: ZooKeeper unreachable within --timeout
-    5    not authorized: the node's ACL refuses these credentials
+    5    not authorized: the node's ACL refuses these credentials, or ZooKeeper refused the SASL credentials
     6    read-only: a write was attempted with --readonly
     7    lock not obtained within --wait
     8    lock lost while the command ran (session expired); the command was killed
@@ -67,6 +67,10 @@ pub struct Global {
     /// Password for ZooKeeper digest auth
     #[arg(short, long, global = true, env = "NDSR_PASSWORD", hide_env_values = true, requires = "username")]
     pub password: Option<String>,
+
+    /// Authenticate --username/--password with SASL DIGEST-MD5 (a server's JAAS users) instead of the digest scheme
+    #[arg(long, global = true, requires = "username")]
+    pub sasl: bool,
 
     /// TLS: the CA (PEM file) that signed the servers' certificates; the servers' TLS port
     #[arg(long, global = true, value_name = "FILE")]

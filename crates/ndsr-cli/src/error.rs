@@ -66,6 +66,7 @@ impl From<ndsr::Error> for CliError {
                 (Exit::NoConnection, " (is ZooKeeper running? check --server, or raise --timeout)")
             }
             E::NotAuthorized { .. } => (Exit::NotAuthorized, " (check --username/--password)"),
+            E::AuthFailed { .. } => (Exit::NotAuthorized, " (check --username/--password and --sasl)"),
             E::ReadOnly(_) => (Exit::ReadOnly, " (drop --readonly to write)"),
             E::LockTimeout { .. } => {
                 (Exit::LockTimeout, " (raise --wait, or see who holds it with `ndsr get -d`)")

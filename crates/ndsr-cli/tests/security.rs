@@ -80,3 +80,18 @@ fn trace_logs_and_errors_never_show_the_password_or_the_key() {
     assert!(!all.contains(password), "the password leaked");
     assert!(!all.contains(&key_line), "the TLS key leaked");
 }
+
+#[test]
+fn the_cli_authenticates_with_sasl_and_a_wrong_password_is_exit_5() {
+    let server = ZkServer::builder().sasl_user("alice", "wonderland").start().unwrap();
+    let servers = server.connect_string();
+    let path = unique_path("cli-sasl");
+    let (code, _, err) =
+        run(&servers, &["--sasl", "-u", "alice", "-p", "wonderland", "set-data", &path, "--data", "{}"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run(&servers, &["-vvv", "--sasl", "-u", "alice", "-p", "wrong-pass-Xy7", "get", &path]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("ZooKeeper refused the credentials"), "{err}");
+    assert!(!err.contains("wrong-pass-Xy7"), "the password leaked");
+}

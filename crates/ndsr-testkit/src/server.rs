@@ -37,6 +37,7 @@ pub struct ZkServerBuilder {
     force_sync: bool,
     jvm_args: Vec<String>,
     tls: bool,
+    sasl_users: Vec<(String, String)>,
     pub(crate) quorum: Option<Quorum>,
 }
 
@@ -68,6 +69,7 @@ impl Default for ZkServerBuilder {
                 "-XX:TieredStopAtLevel=1".into(),
             ],
             tls: false,
+            sasl_users: Vec::new(),
             quorum: None,
         }
     }
@@ -121,6 +123,14 @@ impl ZkServerBuilder {
     /// must present a certificate of the same CA.
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// Requires SASL: clients must authenticate with DIGEST-MD5 as one of
+    /// the users given (a JAAS file the kit writes), or their requests are
+    /// refused and their sessions closed (`enforce.auth.enabled`).
+    pub fn sasl_user(mut self, user: &str, password: &str) -> Self {
+        self.sasl_users.push((user.to_string(), password.to_string()));
         self
     }
 
@@ -359,6 +369,20 @@ impl ZkServer {
                 "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
             );
         }
+        if !self.options.sasl_users.is_empty() {
+            let users: String = self
+                .options
+                .sasl_users
+                .iter()
+                .map(|(user, password)| format!("\n  user_{user}=\"{password}\""))
+                .collect();
+            let jaas = self.work_dir().join("jaas.conf");
+            let text = format!(
+                "Server {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required{users};\n}};\n"
+            );
+            std::fs::write(&jaas, text).map_err(io("writing jaas.conf"))?;
+            jvm_args.push(format!("-Djava.security.auth.login.config={}", jaas.display()));
+        }
         if let Some(quorum) = &self.options.quorum {
             std::fs::write(self.data_dir.join("myid"), format!("{}\n", quorum.id))
                 .map_err(io("writing myid"))?;
@@ -464,6 +488,12 @@ impl ZkServer {
             sync = if self.options.force_sync { "yes" } else { "no" },
             quorum = self.options.quorum.as_ref().map_or("", |q| q.servers.as_str()),
         ) + &self.tls.as_ref().map_or(String::new(), |(port, material)| material.config(*port))
+            + if self.options.sasl_users.is_empty() {
+                ""
+            } else {
+                "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+                 enforce.auth.enabled=true\nenforce.auth.schemes=sasl\nsessionRequireClientSASLAuth=true\n"
+            }
     }
 }
 

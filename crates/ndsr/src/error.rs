@@ -107,6 +107,15 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
 
+    /// ZooKeeper refused the session's credentials (SASL): the user or the
+    /// password is wrong, or the server requires SASL and none was given.
+    /// Retrying cannot help.
+    #[error("ZooKeeper refused the credentials: {reason}")]
+    AuthFailed {
+        /// What was refused.
+        reason: String,
+    },
+
     /// TLS to ZooKeeper cannot work as configured: PEM that is not
     /// certificates or a key, a server certificate the CA did not sign, a
     /// client certificate the server refuses. Retrying cannot help.

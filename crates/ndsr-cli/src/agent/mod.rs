@@ -62,20 +62,14 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
         (Some(timeout), false) => timeout,
         _ => global.session_timeout,
     };
-    let mut builder = ndsr::Registry::builder(&servers)
+    let builder = ndsr::Registry::builder(&servers)
         .session_timeout(session_timeout)
         .connect_timeout(global.timeout)
         .operation_timeout(global.timeout)
         .readonly(config.http.readonly)
         // The agent starts (and serves its dashboard) with ZooKeeper down.
         .lazy(true);
-    if let (Some(user), Some(password)) = (&global.username, &global.password) {
-        builder = builder.auth(user.clone(), password.clone());
-    }
-    if let Some(tls) = crate::cmd::tls(global)? {
-        builder = builder.tls(tls);
-    }
-    let registry = builder.build().await?;
+    let registry = crate::cmd::secure(global, builder)?.build().await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await.map_err(|e| {
         CliError::new(Exit::InvalidInput, format!("cannot listen on {}: {e}", config.http.listen))
     })?;

@@ -15,24 +15,32 @@ use crate::error::{CliError, CliResult, Exit};
 
 /// Connects a registry with the global options.
 pub async fn connect(global: &Global, lazy: bool) -> CliResult<Registry> {
-    let mut builder = Registry::builder(&global.server)
+    let builder = Registry::builder(&global.server)
         .session_timeout(global.session_timeout)
         .connect_timeout(global.timeout)
         .operation_timeout(global.timeout)
         .readonly(global.readonly)
         .create_chroot(global.create_chroot)
         .lazy(lazy);
+    Ok(secure(global, builder)?.build().await?)
+}
+
+/// The credentials and TLS of the global options, added to `builder`.
+pub fn secure(global: &Global, mut builder: ndsr::RegistryBuilder) -> CliResult<ndsr::RegistryBuilder> {
     if let (Some(user), Some(password)) = (&global.username, &global.password) {
-        builder = builder.auth(user.clone(), password.clone());
+        builder = match global.sasl {
+            true => builder.sasl_digest_md5(user.clone(), password.clone()),
+            false => builder.auth(user.clone(), password.clone()),
+        };
     }
     if let Some(tls) = tls(global)? {
         builder = builder.tls(tls);
     }
-    Ok(builder.build().await?)
+    Ok(builder)
 }
 
 /// The TLS settings of `--tls-ca`, `--tls-cert` and `--tls-key`, read.
-pub fn tls(global: &Global) -> CliResult<Option<ndsr::Tls>> {
+fn tls(global: &Global) -> CliResult<Option<ndsr::Tls>> {
     let Some(ca) = &global.tls_ca else { return Ok(None) };
     let read = |path: &std::path::Path, what: &str| {
         std::fs::read_to_string(path).map_err(|e| {

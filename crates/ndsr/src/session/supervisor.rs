@@ -149,7 +149,9 @@ impl Supervisor {
                 self.delay = self.backoff.next_delay();
                 let (shared, delay) = (&self.shared, self.delay);
                 match self.failure.take() {
-                    Some(e @ (Error::ChrootMissing { .. } | Error::Tls { .. })) => {
+                    Some(
+                        e @ (Error::ChrootMissing { .. } | Error::Tls { .. } | Error::AuthFailed { .. }),
+                    ) => {
                         // Retrying cannot help until someone creates the
                         // chroot or fixes the certificates: say so to
                         // whoever waits for a connection, and keep checking.
@@ -228,6 +230,10 @@ async fn connect(shared: &Shared) -> Result<Client> {
         // Kept by the connector and re-sent on every reconnect.
         connector = connector.with_auth("digest", &credentials.auth_bytes());
     }
+    if let Some(sasl) = &shared.config.sasl {
+        connector = connector
+            .with_sasl(zookeeper_client::SaslOptions::digest_md5(sasl.user.clone(), sasl.password.clone()));
+    }
     let tls = shared.config.tls.as_ref();
     let connecting = match tls {
         None => connector.connect(&shared.hosts).boxed(),
@@ -251,6 +257,13 @@ async fn connect(shared: &Shared) -> Result<Client> {
     };
     let client = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(client)) => client,
+        Ok(Err(zookeeper_client::Error::AuthFailed)) => {
+            let reason = match &shared.config.sasl {
+                Some(sasl) => format!("SASL DIGEST-MD5 as {:?} failed (wrong user or password?)", sasl.user),
+                None => "the server requires SASL authentication (give a user and password)".to_string(),
+            };
+            return Err(Error::AuthFailed { reason });
+        }
         Ok(Err(e)) => return Err(failed(e.to_string()).await),
         Err(_) => return Err(failed("no answer".into()).await),
     };
