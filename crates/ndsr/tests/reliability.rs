@@ -119,3 +119,70 @@ async fn ten_thousand_children_with_binary_junk_among_them_still_list_and_watch(
     assert!(seen.instances.bad.iter().any(|b| b.key == "j_junk"));
     r.close().await;
 }
+
+/// Copies the directory `from` to `to` (made), recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restored_from_an_older_snapshot_gets_every_registration_back() {
+    let server = ZkServer::new().unwrap();
+    let registrant = registry(&server.connect_string()).await;
+    let watcher = registry(&server.connect_string()).await;
+    let dir = unique_path("rollback");
+    let before: Vec<String> = (0..10).map(|i| format!("10.0.0.{i}:80")).collect();
+    let after: Vec<String> = (0..10).map(|i| format!("10.0.1.{i}:80")).collect();
+    for name in &before {
+        registrant.set_node(&format!("{dir}/{name}"), json!({})).await.unwrap();
+    }
+    // The backup: the data directory as it is now, copied while stopped.
+    let backup = tempfile::tempdir().unwrap();
+    server.stop().unwrap();
+    copy_dir(server.data_dir(), backup.path());
+    server.start().unwrap();
+    eventually(WAIT, "reconnected", || async { registrant.state() == ndsr::State::Connected }).await.unwrap();
+    for name in &after {
+        registrant.set_node(&format!("{dir}/{name}"), json!({})).await.unwrap();
+    }
+    for i in 0..300 {
+        registrant.set_data(&format!("{dir}-config"), json!({"v": i})).await.unwrap();
+    }
+    // Restore the old data directory: the server forgets everything since.
+    server.stop().unwrap();
+    std::fs::remove_dir_all(server.data_dir()).unwrap();
+    copy_dir(backup.path(), server.data_dir());
+    server.start().unwrap();
+
+    let truth = other(&server.connect_string()).await;
+    let all: Vec<&String> = before.iter().chain(&after).collect();
+    eventually(WAIT, "all 20 back, owned by the registrant's live session", || async {
+        let Some(session) = registrant.session() else { return false };
+        for name in &all {
+            match truth.check_stat(&format!("{dir}/{name}")).await {
+                Ok(Some(stat)) if stat.ephemeral_owner == session.id().0 => {}
+                _ => return false,
+            }
+        }
+        truth.list_children(&dir).await.is_ok_and(|c| c.len() == all.len())
+    })
+    .await
+    .unwrap();
+    eventually(WAIT, "the watcher sees all 20, fresh", || async {
+        matches!(watcher.get(&dir).await, Ok(s) if s.children.len() == all.len() && !s.is_stale())
+    })
+    .await
+    .unwrap();
+    assert_eq!(registrant.stats().history_rewinds, 1, "{:?}", registrant.stats());
+    registrant.close().await;
+    watcher.close().await;
+}
