@@ -7,6 +7,27 @@ use common::*;
 use ndsr_testkit::{eventually, unique_path, ZkServer};
 use serde_json::json;
 
+/// Whether `dir` holds exactly `names`, each owned by `registrant`'s live
+/// session, as a plain client reads it.
+async fn all_held_by(
+    truth: &zookeeper_client::Client,
+    registrant: &ndsr::Registry,
+    dir: &str,
+    names: &[String],
+) -> bool {
+    let Some(session) = registrant.session() else { return false };
+    if !truth.list_children(dir).await.is_ok_and(|c| c.len() == names.len()) {
+        return false;
+    }
+    for name in names {
+        match truth.check_stat(&format!("{dir}/{name}")).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == session.id().0 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_server_gets_every_registration_back_under_a_new_session() {
     let server = ZkServer::new().unwrap();
@@ -28,21 +49,8 @@ async fn a_wiped_server_gets_every_registration_back_under_a_new_session() {
     server.restart_wiped().unwrap();
     let truth = other(&server.connect_string()).await;
     eventually(WAIT, "every registration back, owned by a new session", || async {
-        let Some(new) = registrant.session() else { return false };
-        if new.id() == old.id() {
-            return false;
-        }
-        let Ok(children) = truth.list_children(&dir).await else { return false };
-        if children.len() != names.len() {
-            return false;
-        }
-        for name in &names {
-            match truth.check_stat(&format!("{dir}/{name}")).await {
-                Ok(Some(stat)) if stat.ephemeral_owner == new.id().0 => {}
-                _ => return false,
-            }
-        }
-        true
+        registrant.session().is_some_and(|new| new.id() != old.id())
+            && all_held_by(&truth, &registrant, &dir, &names).await
     })
     .await
     .unwrap();
@@ -164,16 +172,9 @@ async fn a_server_restored_from_an_older_snapshot_gets_every_registration_back()
     server.start().unwrap();
 
     let truth = other(&server.connect_string()).await;
-    let all: Vec<&String> = before.iter().chain(&after).collect();
+    let all: Vec<String> = before.iter().chain(&after).cloned().collect();
     eventually(WAIT, "all 20 back, owned by the registrant's live session", || async {
-        let Some(session) = registrant.session() else { return false };
-        for name in &all {
-            match truth.check_stat(&format!("{dir}/{name}")).await {
-                Ok(Some(stat)) if stat.ephemeral_owner == session.id().0 => {}
-                _ => return false,
-            }
-        }
-        truth.list_children(&dir).await.is_ok_and(|c| c.len() == all.len())
+        all_held_by(&truth, &registrant, &dir, &all).await
     })
     .await
     .unwrap();

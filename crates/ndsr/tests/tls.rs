@@ -75,6 +75,17 @@ async fn a_wrong_ca_or_a_refused_certificate_fails_at_once_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_that_is_down_is_no_connection_not_a_tls_error() {
+    let server = server();
+    let m = server.tls().unwrap();
+    let secure = server.tls_connect_string().unwrap();
+    server.stop().unwrap();
+    let tls = Tls::new(&m.ca_pem).identity(&m.client_cert_pem, &m.client_key_pem);
+    let result = Registry::builder(&secure).tls(tls).connect_timeout(Duration::from_secs(2)).build().await;
+    assert!(matches!(result, Err(Error::NoConnection(_))), "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_client_cannot_use_the_tls_port() {
     let server = server();
     let result = Registry::builder(&server.tls_connect_string().unwrap())
