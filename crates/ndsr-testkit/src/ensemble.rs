@@ -42,6 +42,14 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct ZkEnsemble {
     members: Vec<ZkServer>,
+    /// With [`ZkEnsemble::partitionable`]: the proxies of each member's
+    /// quorum links, `links[i]` those that member `i` talks through and
+    /// those the others talk to `i` through.
+    links: Vec<Vec<std::sync::Arc<crate::FaultProxy>>>,
+}
+
+fn port_of(proxy: &crate::FaultProxy) -> u16 {
+    proxy.connect_string().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
 impl ZkEnsemble {
@@ -53,6 +61,37 @@ impl ZkEnsemble {
     /// # Errors
     /// As [`ZkServerBuilder::start`] for any member.
     pub fn new() -> Result<ZkEnsemble> {
+        ZkEnsemble::start(false)
+    }
+
+    /// Starts three members whose quorum and election links each go
+    /// through a [`FaultProxy`](crate::FaultProxy) of their own, so that
+    /// [`isolate`](Self::isolate) can cut one member from the other two
+    /// while every server stays up and keeps its client port.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn partitionable() -> Result<ZkEnsemble> {
+        ZkEnsemble::start(true)
+    }
+
+    /// Cuts member `i` from the other two on the quorum and election
+    /// ports (both ways); its clients stay connected to it, until it drops
+    /// them for lack of a quorum.
+    ///
+    /// # Panics
+    /// If the ensemble was not made [`partitionable`](Self::partitionable).
+    pub fn isolate(&self, i: usize) {
+        assert!(!self.links.is_empty(), "isolate needs ZkEnsemble::partitionable()");
+        self.links[i].iter().for_each(|p| p.cut());
+    }
+
+    /// Lets member `i` talk to the others again.
+    pub fn rejoin(&self, i: usize) {
+        self.links.get(i).into_iter().flatten().for_each(|p| p.heal());
+    }
+
+    fn start(partitionable: bool) -> Result<ZkEnsemble> {
         // Hold all nine listeners at once so the OS hands out distinct ports.
         let listeners = (0..3 * Self::SIZE)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -64,24 +103,40 @@ impl ZkEnsemble {
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(io("reading bound ports"))?;
         drop(listeners);
-        let servers: String = (0..Self::SIZE)
-            .map(|i| {
-                format!(
-                    "server.{}=127.0.0.1:{}:{}\n",
-                    i + 1,
-                    ports[Self::SIZE + 2 * i],
-                    ports[Self::SIZE + 2 * i + 1]
-                )
-            })
-            .collect();
+        let real = |j: usize| (ports[Self::SIZE + 2 * j], ports[Self::SIZE + 2 * j + 1]);
+        // Member i reaches member j at j's real ports, or through proxies
+        // of its own (one for the quorum port, one for the election port).
+        let mut links: Vec<Vec<std::sync::Arc<crate::FaultProxy>>> = vec![Vec::new(); Self::SIZE];
+        let mut configs = Vec::new();
+        for i in 0..Self::SIZE {
+            let mut servers = String::new();
+            for j in 0..Self::SIZE {
+                let (quorum, election) = if partitionable && i != j {
+                    let (q, e) = real(j);
+                    let q = std::sync::Arc::new(crate::FaultProxy::start(&format!("127.0.0.1:{q}"))?);
+                    let e = std::sync::Arc::new(crate::FaultProxy::start(&format!("127.0.0.1:{e}"))?);
+                    let ports = (port_of(&q), port_of(&e));
+                    // The link i -> j is cut when either end is isolated.
+                    for p in [&q, &e] {
+                        links[i].push(p.clone());
+                        links[j].push(p.clone());
+                    }
+                    ports
+                } else {
+                    real(j)
+                };
+                servers.push_str(&format!("server.{}=127.0.0.1:{quorum}:{election}\n", j + 1));
+            }
+            configs.push(servers);
+        }
         let members = (0..Self::SIZE)
             .map(|i| {
                 let mut builder = ZkServerBuilder::default().port(ports[i]);
-                builder.quorum = Some(Quorum { id: i as u32 + 1, servers: servers.clone() });
+                builder.quorum = Some(Quorum { id: i as u32 + 1, servers: configs[i].clone() });
                 builder.prepare()
             })
             .collect::<Result<Vec<_>>>()?;
-        let ensemble = ZkEnsemble { members };
+        let ensemble = ZkEnsemble { members, links };
         for member in &ensemble.members {
             member.spawn()?;
         }

@@ -33,3 +33,26 @@ async fn losing_the_leader_elects_another_and_keeps_data() {
     ensemble.member(leader).start().unwrap();
     assert_eq!(ensemble.mode(leader), Mode::Follower, "the old leader rejoins as a follower");
 }
+
+#[test]
+fn an_isolated_member_stops_serving_and_serves_again_when_it_rejoins() {
+    use ndsr_testkit::{Mode, ZkEnsemble};
+    let ensemble = ZkEnsemble::partitionable().unwrap();
+    let serving = |i: usize| matches!(ensemble.mode(i), Mode::Leader | Mode::Follower);
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait("all serving", &|| (0..3).all(serving));
+    let cut = ensemble.leader().unwrap();
+    ensemble.isolate(cut);
+    wait("the isolated member stops serving", &|| !serving(cut));
+    wait("the other two elect a leader", &|| {
+        (0..3).filter(|&i| i != cut).all(serving) && ensemble.leader().is_some()
+    });
+    ensemble.rejoin(cut);
+    wait("it serves again", &|| serving(cut));
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use ndsr::Registry;
-use ndsr_testkit::{eventually, unique_path, FaultProxy, ZkEnsemble};
+use ndsr_testkit::{eventually, unique_path, FaultProxy, Mode, ZkEnsemble};
 use serde_json::json;
 
 struct Cut {
@@ -141,4 +141,56 @@ async fn a_partition_longer_than_the_session_timeout_vanishes_once_and_returns_o
     registrant.close().await;
     bystander.close().await;
     watcher.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_a_member_cut_from_the_quorum_moves_to_the_majority() {
+    init_logs();
+    let ensemble = Arc::new(tokio::task::spawn_blocking(ZkEnsemble::partitionable).await.unwrap().unwrap());
+    // Client-port proxies tell which member the reader is connected to.
+    let front: Vec<_> =
+        ensemble.members().iter().map(|m| FaultProxy::start(&m.connect_string()).unwrap()).collect();
+    let through: String = front.iter().map(FaultProxy::connect_string).collect::<Vec<_>>().join(",");
+    let reader = Registry::builder(&through).session_timeout(Duration::from_secs(10)).build().await.unwrap();
+    let dir = unique_path("minority");
+    reader.get(&dir).await.unwrap();
+    let on = front.iter().position(|p| p.open_connections() > 0).expect("the reader is connected somewhere");
+    let majority: Vec<String> =
+        (0..ZkEnsemble::SIZE).filter(|&j| j != on).map(|j| ensemble.member(j).connect_string()).collect();
+    let writer = registry(&majority.join(",")).await;
+    writer.set_node(&format!("{dir}/a:1"), json!({})).await.unwrap();
+    eventually(WAIT, "the reader sees a", || async {
+        reader.get(&dir).await.is_ok_and(|s| s.children == ["a:1"])
+    })
+    .await
+    .unwrap();
+    let session = reader.session().unwrap().id();
+
+    ensemble.isolate(on);
+    let cut = ensemble.clone();
+    eventually(WAIT, "the cut member stops serving (no quorum)", || {
+        let cut = cut.clone();
+        async move {
+            tokio::task::spawn_blocking(move || !matches!(cut.mode(on), Mode::Leader | Mode::Follower))
+                .await
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    writer.set_node(&format!("{dir}/b:1"), json!({})).await.unwrap();
+    // Until the reader has moved, whatever it shows is either marked stale
+    // or true; it never goes back (a is there throughout).
+    let moved = eventually(WAIT, "the reader moves to the majority and sees b, fresh", || async {
+        let Ok(Some(view)) = reader.get_cached(&dir) else { return false };
+        assert!(view.children.iter().any(|c| c == "a:1"), "the reader went back: {view:?}");
+        !view.is_stale() && view.children.len() == 2
+    })
+    .await;
+    moved.unwrap();
+    assert_eq!(reader.session().unwrap().id(), session, "the same session, moved");
+    assert_eq!(reader.stats().expiries, 0);
+    ensemble.rejoin(on);
+    reader.close().await;
+    writer.close().await;
 }
