@@ -74,7 +74,9 @@ async fn no_password_or_key_in_trace_logs_errors_debug_or_the_cache_file() {
     assert!(logged.contains("TRACE"), "trace logging was on");
     let cached = std::fs::read_to_string(&cache_file).unwrap();
     assert!(cached.contains("a:1"), "the cache file was written");
-    for (what, text) in [("logs", &logged), ("the cache file", &cached), ("Debug and errors", &shown.join("\n"))] {
+    for (what, text) in
+        [("logs", &logged), ("the cache file", &cached), ("Debug and errors", &shown.join("\n"))]
+    {
         for secret in [digest, sasl, "wrong-Pw-1zZ", key_line.as_str()] {
             assert!(!text.contains(secret), "a secret is in {what}");
         }

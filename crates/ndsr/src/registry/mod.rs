@@ -781,6 +781,28 @@ async fn save_cache_file(shared: std::sync::Weak<Shared>, mut state: watch::Rece
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_write_is_a_rewind_only_below_what_was_seen_before_it_was_sent() {
+        let registry = Registry::builder("127.0.0.1:1").lazy(true).build().await.unwrap();
+        let shared = &registry.shared;
+        shared.saw_zxid(100);
+        let floor = shared.zxid_floor();
+        // A read that lands while our write is in flight sees a later zxid:
+        // our write (120) is still ZooKeeper's present, not a rewind.
+        shared.saw_zxid(150);
+        shared.wrote_at("/a", floor, 120);
+        assert_eq!(registry.stats().history_rewinds, 0);
+        // A write older than what was seen before it was sent is one.
+        let floor = shared.zxid_floor();
+        shared.wrote_at("/a", floor, 7);
+        assert_eq!(registry.stats().history_rewinds, 1);
+        // Said once per session; history starts again from there.
+        shared.wrote_at("/a", shared.zxid_floor(), 8);
+        shared.wrote_at("/a", 100, 9);
+        assert_eq!(registry.stats().history_rewinds, 1);
+        registry.close().await;
+    }
+
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>(_: &T) {}
 

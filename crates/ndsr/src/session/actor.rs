@@ -136,6 +136,7 @@ impl Actor {
                 }
             }
             let options = self.shared.create_options(CreateMode::Ephemeral);
+            let floor = self.shared.zxid_floor();
             let creating = self.client.create(&self.path, &bytes, &options);
             let created = match self.shared.write_call("create", &self.path, &self.client, creating).await {
                 // The parent went away since: make it again, then create.
@@ -153,7 +154,7 @@ impl Actor {
                 other => other.map(|(stat, _)| stat),
             };
             match created {
-                Ok(stat) => self.remember(Some(Written { bytes, stat })),
+                Ok(stat) => self.remember(Some(Written { bytes, stat, floor })),
                 Err(_) => self.resync().await,
             }
             return;
@@ -238,7 +239,7 @@ impl Actor {
             self.state.digest = digest(&w.bytes);
             // Our write is ZooKeeper's present: older than a zxid seen
             // before, the server's history went back.
-            self.shared.wrote_at(&self.path, w.stat.mzxid);
+            self.shared.wrote_at(&self.path, w.floor, w.stat.mzxid);
             self.publish(Snapshot::of_node(&self.path, Some((&w.bytes, Stat::from(&w.stat))), children));
         }
     }

@@ -18,6 +18,9 @@ use crate::{Error, Result};
 pub(crate) struct Written {
     pub(crate) bytes: Vec<u8>,
     pub(crate) stat: Stat,
+    /// The highest zxid seen before the write was sent: the write's own
+    /// zxid can only be later, unless the server's history went back.
+    pub(crate) floor: i64,
 }
 
 /// Brings `path` to `goal`: reads, lets [`decide`] pick the next step,
@@ -32,6 +35,7 @@ pub(crate) async fn enforce(
     goal: &Goal,
     requested: bool,
 ) -> Result<Option<Written>> {
+    let floor = shared.zxid_floor();
     let me = client.session_id().0;
     let mut paced = false;
     for _ in 0..shared.config.reconcile_attempts {
@@ -72,7 +76,7 @@ pub(crate) async fn enforce(
                 return Ok(None);
             }
             Action::Create => match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
-                Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                 Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                 Err(e) => return Err(e),
             },
@@ -82,7 +86,7 @@ pub(crate) async fn enforce(
                 }
                 let writing = client.set_data(path, bytes, Some(version));
                 match shared.write_call("set_data", path, client, writing).await {
-                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
                 }
@@ -192,6 +196,7 @@ pub(crate) async fn set_data(
     bytes: &[u8],
     keep_defaults: bool,
 ) -> Result<Option<Written>> {
+    let floor = shared.zxid_floor();
     let me = client.session_id().0;
     for _ in 0..shared.config.reconcile_attempts {
         match shared.call("get_data", path, client.get_data(path)).await {
@@ -205,14 +210,14 @@ pub(crate) async fn set_data(
                 }
                 let writing = client.set_data(path, bytes, Some(stat.version));
                 match shared.write_call("set_data", path, client, writing).await {
-                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
             Err(e) if e.is_no_node() => {
                 match create(shared, client, path, bytes, CreateMode::Persistent).await {
-                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat })),
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                     Err(e) => return Err(e),
                 }

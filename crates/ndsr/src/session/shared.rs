@@ -70,14 +70,21 @@ impl Shared {
         self.counters.max_zxid.fetch_max(zxid, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Notes that our write to `path` was given `zxid`: ZooKeeper's present.
-    /// If a zxid seen before is later, the server's history went back (it
-    /// was restored from an older or wiped data directory): said once per
-    /// session, counted, and the history starts again from here.
-    pub(crate) fn wrote_at(&self, path: &str, zxid: i64) {
+    /// The highest zxid seen so far: taken before a write is sent.
+    pub(crate) fn zxid_floor(&self) -> i64 {
+        self.counters.max_zxid.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes that our write to `path`, sent when `floor` was the highest
+    /// zxid seen, was given `zxid`: ZooKeeper's present. A write is always
+    /// later than what was committed before it was sent, so an older zxid
+    /// means the server's history went back (it was restored from an older
+    /// or wiped data directory): said once per session, counted, and the
+    /// history starts again from here.
+    pub(crate) fn wrote_at(&self, path: &str, floor: i64, zxid: i64) {
         use std::sync::atomic::Ordering;
-        let before = self.counters.max_zxid.load(Ordering::Relaxed);
-        if zxid >= before {
+        let before = floor;
+        if zxid >= floor {
             return;
         }
         self.counters.max_zxid.store(zxid, Ordering::Relaxed);
