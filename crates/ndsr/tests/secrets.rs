@@ -2,13 +2,10 @@
 //! SASL password and the TLS key appear in no log line, error message or
 //! `Debug`, nor in the cache file.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use ndsr::{Error, Registry, Tls};
 use ndsr_testkit::{unique_path, ZkServer};
 use serde_json::json;
