@@ -154,6 +154,9 @@ pub async fn hold<E>(
                 tokio::select! {
                     done = attempt(registry, target, &mut registered, &mut confirmed, &mut on) => done?,
                     how = &mut stop => {
+                        // A cancelled write stays desired by the registry:
+                        // the node may still be made, so it is withdrawn too.
+                        registered = registered.take().or_else(|| target.known_path());
                         release = how;
                         return Ok(());
                     }

@@ -493,3 +493,32 @@ fn curator_and_serverset_instances_are_registered_through_the_api() {
     assert_eq!(children, ["api-1"], "nothing written");
     assert_eq!(http.get(&format!("/v1/registrations{root}/discovery/api/web-1")).status, 404, "not held");
 }
+
+#[test]
+fn a_registration_dropped_before_zookeeper_answered_never_appears() {
+    let rt = runtime();
+    let zk_server = ZkServer::new().unwrap();
+    let server = zk_server.connect_string();
+    zk_server.stop().unwrap();
+    let root = unique_path("agent-dropped");
+    let (kept, dropped) = (format!("{root}/web/kept:1"), format!("{root}/web/dropped:1"));
+    let file = |paths: &[&str]| {
+        let mut text = config(&root, "");
+        for p in paths {
+            text += &format!("[[register]]\npath = \"{p}\"\n");
+        }
+        text
+    };
+    let agent = Agent::start(&server, &file(&[&kept, &dropped]));
+    // Both are being written (ZooKeeper is down); one is dropped from the file.
+    std::fs::write(&agent.config, file(&[&kept])).unwrap();
+    agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.running.line_where("reloaded", |l| l.starts_with("reloaded"));
+    zk_server.start().unwrap();
+    let client = zk(&rt, &server);
+    poll("the kept registration is made", || truth(&rt, &client, &kept).is_some());
+    poll("the agent confirms it", || {
+        agent.http().get(&format!("/v1/registrations{kept}")).body["state"] == "registered"
+    });
+    assert!(truth(&rt, &client, &dropped).is_none(), "the dropped registration never appears");
+}

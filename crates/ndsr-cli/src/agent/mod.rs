@@ -82,11 +82,12 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
         let router = api::router(agent.clone());
         async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }
     });
-    output::line(&format!("ndsr agent listening on http://{address}/ (ZooKeeper {servers})"))?;
-
+    // The handlers first: a signal sent as soon as the line below is read
+    // must find them (SIGHUP's default would end the process).
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    output::line(&format!("ndsr agent listening on http://{address}/ (ZooKeeper {servers})"))?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
