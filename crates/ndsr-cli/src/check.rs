@@ -102,6 +102,23 @@ impl Check {
     }
 }
 
+/// The shortest time between health checks: each check must finish within
+/// the interval, and shorter ones would flap the node.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Checks a health-check interval; the error names it as `name` says
+/// (`--interval`, `interval`).
+pub fn check_interval(name: &str, interval: Duration) -> Result<(), String> {
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "{name} {} is too short: checks need at least {}",
+            humantime::format_duration(interval),
+            humantime::format_duration(MIN_INTERVAL)
+        ));
+    }
+    Ok(())
+}
+
 /// Up/down state with hysteresis, as SmartStack's nerve: down at start; up
 /// after `rise` successes in a row; down after `fall` failures in a row.
 #[derive(Debug)]

@@ -517,7 +517,7 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
     let connected = state == ndsr::State::Connected;
     let body = json!({
         "status": if connected { "ok" } else { "degraded" },
-        "zookeeper": format!("{state:?}").to_lowercase(),
+        "zookeeper": super::state_name(state),
         "registrations": agent.registrations.statuses().len(),
     });
     let code = if connected { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::args::AnnounceFormat;
-use crate::check::Check;
+use crate::check::{check_interval, Check};
 use crate::cmd::discovery::{endpoint, Announcement, InstanceFields};
 use crate::hold::{Checked, Target};
 
@@ -117,6 +117,18 @@ pub struct Service {
     pub format: Option<String>,
     /// The name templates use (default: the path's last part).
     pub name: Option<String>,
+}
+
+impl Service {
+    /// Its format (checked when the file was loaded), `None` to detect.
+    pub fn format(&self) -> Option<ndsr::discovery::Format> {
+        self.format.as_deref().and_then(|f| parse_format(f).ok())
+    }
+
+    /// The name templates and the dashboard use.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.path.rsplit('/').next().unwrap_or_default().to_string())
+    }
 }
 
 /// `[[template]]`.
@@ -317,9 +329,6 @@ impl RegisterFields {
     }
 }
 
-/// The shortest time between health checks.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
-
 impl RegisterFields {
     /// The check, validated.
     pub fn checked(&self) -> Result<Option<Checked>, String> {
@@ -339,13 +348,7 @@ impl RegisterFields {
             _ => return Err("give one check: check_tcp, check_http or check_cmd".into()),
         };
         let interval = self.interval.unwrap_or(Duration::from_secs(2));
-        if interval < MIN_INTERVAL {
-            return Err(format!(
-                "interval {} is too short: checks need at least {}",
-                humantime::format_duration(interval),
-                humantime::format_duration(MIN_INTERVAL)
-            ));
-        }
+        check_interval("interval", interval)?;
         let (rise, fall) = (self.rise.unwrap_or(1), self.fall.unwrap_or(1));
         if rise == 0 || fall == 0 || rise > 100 || fall > 100 {
             return Err("rise and fall are counts from 1 to 100".into());

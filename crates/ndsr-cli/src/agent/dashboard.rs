@@ -16,7 +16,6 @@ use futures::Stream;
 use serde_json::{json, Value};
 
 use super::api::{millis, service_json};
-use super::config::parse_format;
 use super::state::Agent;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -47,12 +46,11 @@ pub fn model(agent: &Agent) -> Value {
         .services
         .iter()
         .map(|service| {
-            let format = service.format.as_deref().and_then(|f| parse_format(f).ok());
-            let mut body = match agent.service_now(&service.path, format) {
+            let mut body = match agent.service_now(&service.path, service.format()) {
                 Some(listing) => service_json(agent, &listing),
                 None => json!({"path": service.path, "instances": [], "loading": true}),
             };
-            body["name"] = json!(service.name.clone().unwrap_or_else(|| service.path.clone()));
+            body["name"] = json!(service.name());
             body
         })
         .collect();
@@ -66,7 +64,7 @@ pub fn model(agent: &Agent) -> Value {
             "config": config.file_path.display().to_string(),
         },
         "session": {
-            "state": format!("{:?}", stats.state).to_lowercase(),
+            "state": super::state_name(stats.state),
             "id": agent.registry.session().map(|s| format!("{:#x}", s.id().0)),
             "stale_since_ms": stats.disconnected_since.map(millis),
             "reconnects": stats.reconnects,

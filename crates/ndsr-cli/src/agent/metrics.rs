@@ -86,7 +86,7 @@ pub async fn render(State(agent): State<Arc<Agent>>) -> Response {
 fn observe(agent: &Agent) {
     let stats = agent.registry.stats();
     for state in ["connecting", "connected", "disconnected", "expired", "closed"] {
-        let now = format!("{:?}", stats.state).to_lowercase() == state;
+        let now = super::state_name(stats.state) == state;
         gauge!("ndsr_session_state", "state" => state).set(f64::from(u8::from(now)));
     }
     let stale = stats.disconnected_since.map_or(0.0, age);
@@ -107,8 +107,7 @@ fn observe(agent: &Agent) {
         gauge!("ndsr_agent_registrations", "state" => state).set(n as f64);
     }
     for service in &agent.config().services {
-        let format = service.format.as_deref().and_then(|f| super::config::parse_format(f).ok());
-        if let Some(listing) = agent.service_now(&service.path, format) {
+        if let Some(listing) = agent.service_now(&service.path, service.format()) {
             let serving = listing.value.serving().count();
             gauge!("ndsr_service_instances", "service" => service.path.clone(), "serving" => "true")
                 .set(serving as f64);

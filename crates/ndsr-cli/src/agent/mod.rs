@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use self::config::{parse_format, Config};
+use self::config::Config;
 use self::registrations::{Source, Spec};
 use self::state::Agent;
 use crate::args::{AgentArgs, Global};
@@ -27,6 +27,18 @@ use crate::output;
 
 /// How long shutdown waits for open requests and tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A connection state as the API, dashboard and metrics name it.
+pub fn state_name(state: ndsr::State) -> &'static str {
+    match state {
+        ndsr::State::Connecting => "connecting",
+        ndsr::State::Connected => "connected",
+        ndsr::State::Disconnected => "disconnected",
+        ndsr::State::Expired => "expired",
+        ndsr::State::Closed => "closed",
+        _ => "unknown",
+    }
+}
 
 /// Loads the file and applies the flags that override it.
 fn load(args: &AgentArgs, global: &Global) -> Result<Config, String> {
@@ -118,7 +130,7 @@ async fn apply(agent: &Arc<Agent>) {
     let config = agent.config();
     for service in &config.services {
         let (agent, path) = (agent.clone(), service.path.clone());
-        let format = service.format.as_deref().and_then(|f| parse_format(f).ok());
+        let format = service.format();
         agent.clone().tasks.spawn(async move {
             if let Err(e) = agent.service(&path, format).await {
                 tracing::warn!(service = %path, "not read yet: {}", e.message);

@@ -13,7 +13,7 @@ use metrics::{counter, gauge};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::config::{parse_format, TemplateFile};
+use super::config::TemplateFile;
 use super::state::Agent;
 
 /// How long changes are gathered before rendering.
@@ -170,15 +170,11 @@ fn context(agent: &Agent) -> Option<minijinja::Value> {
     let config = agent.config();
     let mut listings = Vec::new();
     for service in &config.services {
-        let format = service.format.as_deref().and_then(|f| parse_format(f).ok());
-        let listing = agent.service_now(&service.path, format)?;
+        let listing = agent.service_now(&service.path, service.format())?;
         if agent.stale_since(&service.path).is_some() {
             return None;
         }
-        let name = service
-            .name
-            .clone()
-            .unwrap_or_else(|| service.path.rsplit('/').next().unwrap_or_default().to_string());
+        let name = service.name();
         listings.push((name, service.path.clone(), listing.value));
     }
     let view = |i: &ndsr::discovery::Instance| {

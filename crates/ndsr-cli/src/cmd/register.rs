@@ -3,15 +3,12 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, RegisterArgs};
-use crate::check::Check;
+use crate::check::{check_interval, Check};
 use crate::cmd::discovery::Announcement;
 use crate::cmd::{check_path, connect, interrupted, read_data};
 use crate::error::{CliError, CliResult, Exit};
 use crate::hold::{hold, Checked, Event, Release, Target};
 use crate::output;
-
-/// The shortest time between health checks.
-const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
@@ -26,15 +23,8 @@ pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
         (_, _, Some(cmd)) => Some(Check::Cmd(cmd.clone())),
         _ => None,
     };
-    if check.is_some() && args.interval < MIN_INTERVAL {
-        return Err(CliError::new(
-            Exit::InvalidInput,
-            format!(
-                "--interval {} is too short: checks need at least {}",
-                humantime::format_duration(args.interval),
-                humantime::format_duration(MIN_INTERVAL)
-            ),
-        ));
+    if check.is_some() {
+        check_interval("--interval", args.interval).map_err(invalid)?;
     }
     let checked =
         check.map(|check| Checked { check, interval: args.interval, rise: args.rise, fall: args.fall });
