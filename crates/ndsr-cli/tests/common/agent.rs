@@ -151,13 +151,5 @@ pub fn event_where(
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(event) if pred(&event) => return event,
-            Ok(_) => continue,
-            Err(_) => panic!("no event with {what} within {WAIT:?}"),
-        }
-    }
+    super::next_where(rx, what, pred)
 }

@@ -53,14 +53,15 @@ pub fn forward(stream: impl std::io::Read + Send + 'static, echo: bool) -> Recei
     rx
 }
 
-pub fn next_where(rx: &Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+/// The next item for which `pred` holds (earlier ones are skipped), within `WAIT`.
+pub fn next_where<T>(rx: &Receiver<T>, what: &str, pred: impl Fn(&T) -> bool) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) if pred(&line) => return line,
             Ok(_) => continue,
-            Err(_) => panic!("no line with {what} within {WAIT:?}"),
+            Err(_) => panic!("nothing with {what} within {WAIT:?}"),
         }
     }
 }
@@ -75,12 +76,12 @@ impl Running {
 
     /// The next stdout line for which `pred` holds (earlier lines are skipped).
     pub fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        next_where(&self.lines, what, pred)
+        next_where(&self.lines, what, |line| pred(line))
     }
 
     /// The next stderr line for which `pred` holds.
     pub fn error_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        next_where(&self.errors, what, pred)
+        next_where(&self.errors, what, |line| pred(line))
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
