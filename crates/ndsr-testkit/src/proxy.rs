@@ -15,7 +15,9 @@ use crate::{Error, Result};
 ///
 /// Clients connect to [`connect_string`](Self::connect_string) instead of the
 /// server. The proxy can [`cut`](Self::cut) every connection (and close new
-/// ones at once) until [`heal`](Self::heal)ed, [`delay`](Self::delay) every
+/// ones at once) until [`heal`](Self::heal)ed, [`blackhole`](Self::blackhole)
+/// them (drop every byte, close nothing: a dead link, not a refused one),
+/// [`delay`](Self::delay) every
 /// chunk it forwards, and counts the bytes each way, which is how the
 /// benchmarks measure what a client reads per change. It runs on its own
 /// threads, so it works under any (or no) async runtime.
@@ -44,6 +46,10 @@ pub struct FaultProxy {
 #[derive(Default)]
 struct Shared {
     cut: AtomicBool,
+    blackholed: AtomicBool,
+    /// Connections that lost bytes to the blackhole: closed by `heal`, as
+    /// their streams are no longer whole.
+    tainted: Mutex<std::collections::HashSet<u64>>,
     closing: AtomicBool,
     delay_micros: AtomicU64,
     to_server: AtomicU64,
@@ -56,6 +62,10 @@ struct Shared {
 impl Shared {
     fn open(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, TcpStream)>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tainted(&self) -> MutexGuard<'_, std::collections::HashSet<u64>> {
+        self.tainted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn close(&self, id: u64) {
@@ -112,8 +122,29 @@ impl FaultProxy {
         }
     }
 
-    /// Lets connections through again.
+    /// Drops every byte each way from now on, without closing anything:
+    /// peers see silence, as behind a firewall that drops packets, and
+    /// notice only by their own timeouts. New connections are accepted and
+    /// get silence too. [`heal`](Self::heal) ends it.
+    pub fn blackhole(&self) {
+        self.shared.blackholed.store(true, Ordering::SeqCst);
+    }
+
+    /// Is the proxy blackholing?
+    pub fn is_blackholed(&self) -> bool {
+        self.shared.blackholed.load(Ordering::SeqCst)
+    }
+
+    /// Lets connections through again, after a [`cut`](Self::cut) or a
+    /// [`blackhole`](Self::blackhole). Connections that lost bytes to the
+    /// blackhole are closed (their streams are no longer whole); clients
+    /// reconnect.
     pub fn heal(&self) {
+        self.shared.blackholed.store(false, Ordering::SeqCst);
+        let tainted: Vec<u64> = self.shared.tainted().drain().collect();
+        for id in tainted {
+            self.shared.close(id);
+        }
         self.shared.cut.store(false, Ordering::SeqCst);
     }
 
@@ -172,6 +203,21 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
             let _ = client.shutdown(Shutdown::Both);
             continue;
         }
+        if shared.blackholed.load(Ordering::SeqCst) {
+            // Accepted, never answered: read and drop until healed or closed.
+            let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+            let (Ok(keep), Ok(reader)) = (client.try_clone(), client.try_clone()) else { continue };
+            shared.open().insert(id, (client, keep));
+            shared.tainted().insert(id);
+            let shared = shared.clone();
+            let _ = std::thread::Builder::new().name("fault-proxy-sink".into()).spawn(move || {
+                let mut reader = reader;
+                let mut buf = [0u8; 4096];
+                while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+                shared.close(id);
+            });
+            continue;
+        }
         let Ok(server) = TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) else {
             let _ = client.shutdown(Shutdown::Both);
             continue;
@@ -212,6 +258,10 @@ fn pump(id: u64, mut from: TcpStream, mut to: TcpStream, to_client: bool, shared
         }
         if shared.cut.load(Ordering::SeqCst) {
             break;
+        }
+        if shared.blackholed.load(Ordering::SeqCst) {
+            shared.tainted().insert(id);
+            continue;
         }
         // Count before writing, so that a peer that has read the bytes
         // always finds them counted.

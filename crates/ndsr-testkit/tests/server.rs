@@ -3,7 +3,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use ndsr_testkit::{eventually, four_letter_word, unique_path, Error, ZkServer};
+use ndsr_testkit::{eventually, four_letter_word, unique_path, Error, FaultProxy, ZkServer};
 use zookeeper_client::{Acls, Client, CreateMode, SessionState};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -180,4 +180,54 @@ fn a_server_that_dies_reports_its_exit_status() {
         assert!(std::time::Instant::now() < deadline, "the death went unnoticed");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_blackhole_drops_bytes_without_closing_and_heal_closes_what_it_spoiled() {
+    use std::io::{Read, Write};
+    // An echo server behind the proxy.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = echo.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = FaultProxy::start(&upstream).unwrap();
+    let mut client = std::net::TcpStream::connect(proxy.connect_string()).unwrap();
+    client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 16];
+    client.write_all(b"ping").unwrap();
+    client.read_exact(&mut buf[..4]).unwrap();
+    assert_eq!(&buf[..4], b"ping");
+
+    proxy.blackhole();
+    client.write_all(b"lost").unwrap();
+    let silent = client.read(&mut buf);
+    assert!(
+        matches!(&silent, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "a blackholed link is silent, not closed: {silent:?}"
+    );
+    // A new connection is accepted, and silent too.
+    let mut late = std::net::TcpStream::connect(proxy.connect_string()).unwrap();
+    late.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    late.write_all(b"hello").unwrap();
+    assert!(late.read(&mut buf).is_err(), "no answer behind the blackhole");
+
+    proxy.heal();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(client.read(&mut buf), Ok(0) | Err(_)), "a spoiled stream is closed by heal");
+    let mut fresh = std::net::TcpStream::connect(proxy.connect_string()).unwrap();
+    fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    fresh.write_all(b"again").unwrap();
+    fresh.read_exact(&mut buf[..5]).unwrap();
+    assert_eq!(&buf[..5], b"again");
 }
