@@ -98,7 +98,9 @@ impl LockBuilder {
     /// [`Error::NoConnection`].
     ///
     /// # Cancellation safety
-    /// Not cancel-safe: a cancelled call may leave its contender node until
+    /// Cancel-safe: a cancelled call withdraws its request. Its contender
+    /// node, and its holder node if that was being created, are deleted in
+    /// the background (a task [`Registry::close`] waits for), not left until
     /// the session ends.
     pub async fn acquire(self) -> Result<LockGuard> {
         if self.registry.shared().config.readonly {
@@ -116,10 +118,15 @@ impl LockBuilder {
         let (client, epoch) = shared.client_by(connect_by).await?;
         let deadline = Instant::now() + self.wait;
         ensure_lease_node(&shared, &client, &self.path, self.simultaneous).await?;
-        let contender = enter_queue(&shared, &client, &self, deadline).await?;
+        // Until this call returns, dropping it withdraws what it made.
+        let withdraw = Withdraw::new(&shared, epoch, &self.path);
+        let contender = enter_queue(&shared, &client, &self, &withdraw, deadline)
+            .await
+            .inspect_err(|_| withdraw.defuse())?;
         // Whatever happens next, leave the queue.
-        let result = take_lease(&shared, &client, &self, deadline).await;
+        let result = take_lease(&shared, &client, &self, &withdraw, deadline).await;
         let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;
+        withdraw.defuse();
         let node = result?;
         Ok(LockGuard::new(shared, epoch, self.path, node))
     }
@@ -203,16 +210,83 @@ fn is_holder_name(name: &str) -> bool {
     name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The nodes an acquire may have made, deleted in the background if the
+/// acquire is dropped before it returns (see [`LockBuilder::acquire`]'s
+/// cancellation safety): every contender under the queue named with this
+/// acquire's prefix (a sequential node's full name is unknown when its
+/// create was cancelled), and the holder node. The deletes are sent after
+/// any create the cancelled call had sent, on the same session, so they
+/// find what it made.
+struct Withdraw {
+    shared: Arc<Shared>,
+    /// The session epoch the acquire runs in: a later session has none of
+    /// its nodes.
+    epoch: u64,
+    runtime: Option<tokio::runtime::Handle>,
+    /// The queue directory (`<path>-__lock__`).
+    dir: String,
+    /// The name prefix of our contender node (`<uuid-hex>__lock__`).
+    prefix: String,
+    /// Our holder node's path (`<path>/<uuid-hex>`).
+    holder: String,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Withdraw {
+    fn new(shared: &Arc<Shared>, epoch: u64, path: &str) -> Withdraw {
+        Withdraw {
+            shared: shared.clone(),
+            epoch,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            dir: format!("{path}-__lock__"),
+            prefix: format!("{}__lock__", uuid::Uuid::new_v4().simple()),
+            holder: format!("{path}/{}", uuid::Uuid::new_v4().simple()),
+            armed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// The acquire ran to its end: what it made is deleted or handed over.
+    fn defuse(&self) {
+        self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(runtime) = self.runtime.take().or_else(|| tokio::runtime::Handle::try_current().ok()) else {
+            return;
+        };
+        // The session gone (expired, closed), its nodes went with it.
+        let Some(client) = holding_client(&self.shared, self.epoch) else { return };
+        let shared = self.shared.clone();
+        let dir = std::mem::take(&mut self.dir);
+        let prefix = std::mem::take(&mut self.prefix);
+        let holder = std::mem::take(&mut self.holder);
+        runtime.spawn(self.shared.tasks.track_future(async move {
+            if let Ok(children) = shared.call("get_children", &dir, client.list_children(&dir)).await {
+                for child in children.iter().filter(|c| c.starts_with(&prefix)) {
+                    let node = format!("{dir}/{child}");
+                    let _ = shared.call("delete", &node, client.delete(&node, None)).await;
+                }
+            }
+            let _ = shared.call("delete", &holder, client.delete(&holder, None)).await;
+        }));
+    }
+}
+
 /// Joins kazoo's internal `Lock` at `<path>-__lock__` and waits to lead it.
 /// Returns the contender node's path.
 async fn enter_queue(
     shared: &Shared,
     client: &Client,
     lock: &LockBuilder,
+    withdraw: &Withdraw,
     deadline: Instant,
 ) -> Result<String> {
-    let dir = format!("{}-__lock__", lock.path);
-    let prefix = format!("{}__lock__", uuid::Uuid::new_v4().simple());
+    let (dir, prefix) = (withdraw.dir.clone(), withdraw.prefix.clone());
     let contender = format!("{dir}/{prefix}");
     // A sequential node's name is only known once created: create it
     // under the queue directly (reconcile::create would retry with the
@@ -264,9 +338,10 @@ async fn take_lease(
     shared: &Shared,
     client: &Client,
     lock: &LockBuilder,
+    withdraw: &Withdraw,
     deadline: Instant,
 ) -> Result<String> {
-    let node = format!("{}/{}", lock.path, uuid::Uuid::new_v4().simple());
+    let node = withdraw.holder.clone();
     loop {
         let (holders, watcher) =
             shared.call("get_children", &lock.path, client.list_and_watch_children(&lock.path)).await?;
