@@ -62,6 +62,46 @@ impl Check {
         Ok(Check::Http(url.to_string()))
     }
 
+    /// The check as its owner wrote it, e.g. `tcp 127.0.0.1:80`, `http
+    /// URL` or `cmd COMMAND`: for the owner's eyes only (a command line or a
+    /// URL may hold a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Check::Tcp(target) => format!("tcp {target}"),
+            Check::Http(url) => format!("http {url}"),
+            Check::Cmd(cmd) => format!("cmd {cmd}"),
+        }
+    }
+
+    /// The kind of check and its target, with nothing secret: `tcp
+    /// HOST:PORT`, `http URL` without its userinfo, query and fragment, or
+    /// `cmd` without the command line.
+    pub fn summary(&self) -> String {
+        match self {
+            Check::Tcp(target) => format!("tcp {target}"),
+            Check::Http(url) => format!("http {}", public_url(url)),
+            Check::Cmd(_) => "cmd".to_string(),
+        }
+    }
+
+    /// Whether the check's target is this host: a TCP or HTTP check whose
+    /// host is `localhost` or a loopback IP literal. A command is not a
+    /// target (`false`).
+    pub fn targets_loopback(&self) -> bool {
+        let host = match self {
+            Check::Tcp(target) => match target.rsplit_once(':') {
+                Some((host, _)) => host.to_string(),
+                None => return false,
+            },
+            Check::Http(url) => match url.parse::<ureq::http::Uri>() {
+                Ok(uri) => uri.host().unwrap_or_default().to_string(),
+                Err(_) => return false,
+            },
+            Check::Cmd(_) => return false,
+        };
+        is_loopback_name(&host)
+    }
+
     /// Runs the check, bounded by `timeout`; `Err` says why it failed.
     pub async fn run(&self, timeout: Duration) -> Result<(), String> {
         let run = async {
@@ -70,13 +110,9 @@ impl Check {
                     TcpStream::connect(address).await.map(drop).map_err(|e| format!("tcp {address}: {e}"))
                 }
                 Check::Http(url) => {
-                    let url = url.clone();
-                    let get = tokio::task::spawn_blocking(move || {
-                        let agent: ureq::Agent =
-                            ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
-                        agent.get(&url).call().map(drop).map_err(|e| format!("http {url}: {e}"))
-                    });
-                    get.await.map_err(|e| e.to_string())?
+                    let (url, shown) = (url.clone(), public_url(url));
+                    let get = tokio::task::spawn_blocking(move || http_get(&url, timeout));
+                    get.await.map_err(|e| e.to_string())?.map_err(|e| format!("http {shown}: {e}"))
                 }
                 Check::Cmd(cmd) => {
                     let status = tokio::process::Command::new("sh")
@@ -91,7 +127,9 @@ impl Check {
                     if status.success() {
                         Ok(())
                     } else {
-                        Err(format!("cmd `{cmd}` exited with {status}"))
+                        // Not the command line: it may hold a secret, and
+                        // this reason is shown to readers without the token.
+                        Err(format!("cmd exited with {status}"))
                     }
                 }
             }
@@ -100,6 +138,47 @@ impl Check {
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
     }
+}
+
+/// A GET of `url` within `timeout`: `Ok` for a 2xx answer. Redirects are
+/// not followed (a check of a loopback URL stays on loopback), and no proxy
+/// is used (the check is of the target itself).
+fn http_get(url: &str, timeout: Duration) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_redirection() {
+        Err(format!("answered {status} (a redirect, not followed: a check passes on 2xx)"))
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+/// `url` without its userinfo, query and fragment (which may hold
+/// secrets): scheme, host, port and path.
+pub fn public_url(url: &str) -> String {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else { return "(not a URL)".to_string() };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", uri.path())
+}
+
+/// Is `host` (an IPv6 literal may be in brackets) `localhost` or a
+/// loopback IP literal? Other names are not: what they resolve to can
+/// change.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The shortest time between health checks: each check must finish within
@@ -203,6 +282,70 @@ mod tests {
         for bad in ["not a url", "/health", "ftp://h/x", "127.0.0.1:80", "http://"] {
             assert!(Check::http(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn summaries_hide_commands_and_url_secrets() {
+        assert_eq!(Check::Cmd("curl -u admin:s3cret x".into()).summary(), "cmd");
+        assert_eq!(
+            Check::Http("https://admin:s3cret@127.0.0.1:8443/health?key=s3cret#s3cret".into()).summary(),
+            "http https://127.0.0.1:8443/health"
+        );
+        assert_eq!(Check::Http("http://[::1]/".into()).summary(), "http http://[::1]/");
+        assert_eq!(Check::Tcp("10.0.0.1:80".into()).summary(), "tcp 10.0.0.1:80");
+        assert_eq!(Check::Cmd("true # s3cret".into()).describe(), "cmd true # s3cret");
+    }
+
+    #[test]
+    fn only_local_targets_are_loopback() {
+        for local in ["127.0.0.1:80", "127.8.9.1:80", "localhost:80", "LOCALHOST:80", "[::1]:80"] {
+            assert!(Check::tcp(local).unwrap().targets_loopback(), "{local}");
+        }
+        for url in
+            ["http://127.0.0.1:8080/h", "https://localhost/", "http://[::1]:80/", "http://x@127.0.0.1/"]
+        {
+            assert!(Check::http(url).unwrap().targets_loopback(), "{url}");
+        }
+        for remote in ["10.0.0.1:80", "example.com:80", "localhost.evil.example:80", "0.0.0.0:80", "[::2]:80"]
+        {
+            assert!(!Check::tcp(remote).unwrap().targets_loopback(), "{remote}");
+        }
+        for url in ["http://10.0.0.1/", "http://127.0.0.1.evil.example/", "http://127.0.0.1@evil.example/"] {
+            assert!(!Check::http(url).unwrap().targets_loopback(), "{url}");
+        }
+        assert!(!Check::Cmd("true".into()).targets_loopback());
+    }
+
+    #[tokio::test]
+    async fn http_checks_pass_on_2xx_and_never_follow_a_redirect() {
+        use std::io::{Read, Write};
+        // A server that answers each connection with the next canned answer.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let redirect = format!("http://{}/elsewhere", target.local_addr().unwrap());
+        let answers = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+            format!("HTTP/1.1 302 Found\r\nLocation: {redirect}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+        ];
+        let server = std::thread::spawn(move || {
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        let check = Check::http(&url).unwrap();
+        assert!(check.run(Duration::from_secs(10)).await.is_ok(), "200 passes");
+        let redirected = check.run(Duration::from_secs(10)).await.unwrap_err();
+        assert!(redirected.contains("302") && redirected.contains("not followed"), "{redirected}");
+        let failed = check.run(Duration::from_secs(10)).await.unwrap_err();
+        assert!(failed.contains("503"), "{failed}");
+        server.join().unwrap();
+        target.set_nonblocking(true).unwrap();
+        assert!(target.accept().is_err(), "the redirect's target was never asked");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::config::{parse_format, RegisterFields};
-use super::registrations::{Put, Source, Spec};
+use super::registrations::{api_check_allowed, Put, Source, Spec, Status};
 use super::state::{Agent, Versioned};
 use super::{dashboard, events, metrics};
 use crate::cmd::discovery::{instance_view, listing_view};
@@ -439,19 +439,39 @@ async fn pick(
     Ok((read_headers(versioned.index, agent.stale_since(&path).is_some()), Json(body)).into_response())
 }
 
-/// `GET /v1/registrations`.
-async fn registrations(State(agent): State<Arc<Agent>>) -> Response {
-    Json(json!({"registrations": agent.registrations.statuses()})).into_response()
+/// Whether the request carries the write token: its reader may see whole
+/// checks (command lines, URLs with their secrets).
+pub fn is_owner(agent: &Agent, headers: &HeaderMap) -> bool {
+    agent.config().token.as_ref().is_some_and(|token| bearer_matches(headers, &token.0))
 }
 
-/// `GET /v1/registrations/<path>`.
+/// A registration's status as its reader may see it: the whole check
+/// only for the token's holder (`owner`).
+pub fn status_for(owner: bool, status: Status) -> Status {
+    if owner {
+        status.for_owner()
+    } else {
+        status
+    }
+}
+
+/// `GET /v1/registrations`: the checks whole only for the token's holder.
+async fn registrations(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    let owner = is_owner(&agent, &headers);
+    let statuses: Vec<Status> =
+        agent.registrations.statuses().into_iter().map(|s| status_for(owner, s)).collect();
+    Json(json!({"registrations": statuses})).into_response()
+}
+
+/// `GET /v1/registrations/<path>`: the check whole only for the token's holder.
 async fn registration(
     State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let path = zk_path(&agent, path)?;
     match agent.registrations.status(&path) {
-        Some(status) => Ok(Json(status).into_response()),
+        Some(status) => Ok(Json(status_for(is_owner(&agent, &headers), status)).into_response()),
         None => Err(ApiError::not_found(format!("the agent holds no registration at {path}"))),
     }
 }
@@ -473,6 +493,9 @@ async fn put_registration(
     }
     let what = body.what(&path, |p| config.allows(p)).map_err(ApiError::bad)?;
     let checked = body.checked().map_err(ApiError::bad)?;
+    if let Some(checked) = &checked {
+        api_check_allowed(&config.http, &checked.check)?;
+    }
     let from_file = agent.config().registrations.iter().any(|r| r.path == path);
     if from_file {
         return Err(ApiError::new(
@@ -488,7 +511,8 @@ async fn put_registration(
         (Put::Created, _) => StatusCode::CREATED,
         _ => StatusCode::OK,
     };
-    Ok((code, Json(status)).into_response())
+    // The writer holds the token: the whole check.
+    Ok((code, Json(status.for_owner())).into_response())
 }
 
 /// `DELETE /v1/registrations/<path>`: stop holding it; the node is removed now.

@@ -58,6 +58,14 @@ pub struct Http {
     /// Refuse every write with 403.
     #[serde(default)]
     pub readonly: bool,
+    /// The API may register `check_cmd` checks (they run as the agent's
+    /// user); the file's `[[register]]` always may.
+    #[serde(default)]
+    pub allow_cmd_checks: bool,
+    /// The API may register TCP and HTTP checks of other hosts (not only
+    /// `localhost` and loopback addresses).
+    #[serde(default)]
+    pub allow_remote_checks: bool,
     /// The largest request body, in bytes (larger: 413).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -77,6 +85,8 @@ impl Default for Http {
             token_file: None,
             read_token: false,
             readonly: false,
+            allow_cmd_checks: false,
+            allow_remote_checks: false,
             max_body_bytes: default_max_body(),
             max_wait: default_max_wait(),
             max_paths: default_max_paths(),
@@ -387,7 +397,15 @@ impl Config {
             std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::check(path, &base, file).map_err(|e| format!("{}: {e}", path.display()))
+        let config = Config::check(path, &base, file).map_err(|e| format!("{}: {e}", path.display()))?;
+        if config.http.allow_cmd_checks {
+            tracing::warn!(
+                "{}: [http] allow_cmd_checks = true: anyone with the token can run shell commands \
+                 as this agent's user (check_cmd through PUT /v1/registrations)",
+                path.display()
+            );
+        }
+        Ok(config)
     }
 
     fn check(path: &Path, base: &Path, file: File) -> Result<Config, String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde_json::{json, Value};
 
-use super::api::{millis, service_json};
+use super::api::{is_owner, millis, service_json, status_for};
 use super::state::Agent;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -38,8 +38,9 @@ pub fn assets() -> Router<Arc<Agent>> {
         .route("/assets/style.css", asset(STYLE, "text/css; charset=utf-8"))
 }
 
-/// Everything the dashboard shows.
-pub fn model(agent: &Agent) -> Value {
+/// Everything the dashboard shows; the registrations' whole checks only
+/// for the token's holder (`owner`), their kind and target otherwise.
+pub fn model(agent: &Agent, owner: bool) -> Value {
     let config = agent.config();
     let stats = agent.registry.stats();
     let services: Vec<Value> = config
@@ -72,35 +73,45 @@ pub fn model(agent: &Agent) -> Value {
             "watched_paths": stats.watched_paths,
         },
         "services": services,
-        "registrations": agent.registrations.statuses(),
+        "registrations": agent
+            .registrations
+            .statuses()
+            .into_iter()
+            .map(|s| status_for(owner, s))
+            .collect::<Vec<_>>(),
     })
 }
 
 /// `GET /v1/agent`: the model once.
-pub async fn model_json(State(agent): State<Arc<Agent>>) -> Response {
-    Json(model(&agent)).into_response()
+pub async fn model_json(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    let owner = is_owner(&agent, &headers);
+    Json(model(&agent, owner)).into_response()
 }
 
 /// `GET /v1/dashboard/events`: `event: model` now and after every change
 /// (at most ten a second), until shutdown.
-pub async fn events(State(agent): State<Arc<Agent>>) -> Response {
-    Sse::new(model_events(agent)).keep_alive(KeepAlive::default()).into_response()
+pub async fn events(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+    let owner = is_owner(&agent, &headers);
+    Sse::new(model_events(agent, owner)).keep_alive(KeepAlive::default()).into_response()
 }
 
-fn model_events(agent: Arc<Agent>) -> impl Stream<Item = Result<Event, Infallible>> {
+fn model_events(agent: Arc<Agent>, owner: bool) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = agent.changes();
     let open = super::metrics::OpenStream::new("/v1/dashboard/events");
-    futures::stream::unfold((agent, changes, true, open), |(agent, mut changes, first, open)| async move {
-        if !first {
-            tokio::select! {
-                () = agent.cancel.cancelled() => return None,
-                changed = changes.changed() => if changed.is_err() { return None },
+    futures::stream::unfold(
+        (agent, changes, true, open),
+        move |(agent, mut changes, first, open)| async move {
+            if !first {
+                tokio::select! {
+                    () = agent.cancel.cancelled() => return None,
+                    changed = changes.changed() => if changed.is_err() { return None },
+                }
+                // Gather a burst of changes into one model.
+                tokio::time::sleep(MIN_GAP).await;
             }
-            // Gather a burst of changes into one model.
-            tokio::time::sleep(MIN_GAP).await;
-        }
-        changes.borrow_and_update();
-        let event = Event::default().event("model").json_data(model(&agent)).unwrap_or_default();
-        Some((Ok(event), (agent, changes, false, open)))
-    })
+            changes.borrow_and_update();
+            let event = Event::default().event("model").json_data(model(&agent, owner)).unwrap_or_default();
+            Some((Ok(event), (agent, changes, false, open)))
+        },
+    )
 }

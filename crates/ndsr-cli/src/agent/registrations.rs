@@ -12,8 +12,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::api::ApiError;
-use super::config::What;
+use super::config::{Http, What};
 use super::state::Agent;
+use crate::check::Check;
 use crate::hold::{hold, Checked, Event, Release};
 
 /// How long a PUT waits for the first write.
@@ -52,9 +53,15 @@ pub struct Status {
     /// `registered`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The check, e.g. `tcp 127.0.0.1:80`.
+    /// The check's kind and target, e.g. `tcp 127.0.0.1:80`, `cmd` (no
+    /// command line), `http URL` (no userinfo or query): what anyone may
+    /// read. `for_owner` puts the whole check here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// The whole check (a command line, a URL with its secrets): only for
+    /// readers with the write token.
+    #[serde(skip)]
+    pub full_check: Option<String>,
     /// The node's data, or the instance (with `as`).
     pub data: serde_json::Value,
     /// The node held, when it is not `path` (a ServerSet or nerve
@@ -133,7 +140,8 @@ impl Registrations {
             source: spec.source,
             state: if spec.checked.is_some() && !inherited { "checking" } else { "pending" },
             detail: None,
-            check: spec.checked.as_ref().map(|c| describe(&c.check)),
+            check: spec.checked.as_ref().map(|c| c.check.summary()),
+            full_check: spec.checked.as_ref().map(|c| c.check.describe()),
             data: spec.what.json(),
             node: None,
             since_ms: now_ms(),
@@ -191,6 +199,23 @@ impl Registrations {
                 tracing::error!(%path, "the file's registration is refused: {}", e.message);
             }
         }
+        // The API's registrations whose check the file no longer allows
+        // (allow_cmd_checks or allow_remote_checks turned off) are dropped.
+        let config = agent.config();
+        let disallowed: Vec<(String, ApiError)> = {
+            let held = lock(&self.held);
+            held.values()
+                .filter(|h| h.spec.source == Source::Api)
+                .filter_map(|h| {
+                    let check = &h.spec.checked.as_ref()?.check;
+                    api_check_allowed(&config.http, check).err().map(|e| (h.spec.path.clone(), e))
+                })
+                .collect()
+        };
+        for (path, why) in disallowed {
+            tracing::error!(%path, "the API's registration is dropped: {}", why.message);
+            self.remove(agent, &path).await;
+        }
     }
 
     /// Every registration's status, by path.
@@ -204,11 +229,44 @@ impl Registrations {
     }
 }
 
-fn describe(check: &crate::check::Check) -> String {
+impl Status {
+    /// The status with the whole check (the command line, the URL as
+    /// given), for a reader with the write token.
+    pub fn for_owner(mut self) -> Status {
+        if self.full_check.is_some() {
+            self.check = self.full_check.clone();
+        }
+        self
+    }
+}
+
+/// Whether the API may register a check under the file's `[http]`: a
+/// command only with `allow_cmd_checks` (it runs as the agent's user); a
+/// TCP or HTTP check of another host only with `allow_remote_checks` (the
+/// token must not make the agent a port scanner of its network).
+pub fn api_check_allowed(http: &Http, check: &Check) -> Result<(), ApiError> {
     match check {
-        crate::check::Check::Tcp(target) => format!("tcp {target}"),
-        crate::check::Check::Http(url) => format!("http {url}"),
-        crate::check::Check::Cmd(cmd) => format!("cmd {cmd}"),
+        Check::Cmd(_) if !http.allow_cmd_checks => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cmd_checks_off",
+            "check_cmd is refused from the API: it would run a shell command as the agent's user. \
+             Use check_tcp or check_http, register it in the config file's [[register]], or set \
+             [http] allow_cmd_checks = true in the config file"
+                .into(),
+        )),
+        Check::Tcp(_) | Check::Http(_) if !http.allow_remote_checks && !check.targets_loopback() => {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "remote_checks_off",
+                format!(
+                    "{} is refused from the API: checks from the API may only target this host \
+                     (localhost or a loopback address such as 127.0.0.1 or [::1]); \
+                     set [http] allow_remote_checks = true in the config file to allow others",
+                    check.summary()
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -244,26 +244,73 @@ async fn run_command_if_due(template: &mut Template) {
 
 /// Writes `bytes` to `path` by a rename of a temporary file beside it
 /// (readers see the old file or the new, never half), keeping the old
-/// file's mode (0644 for a new file, whose directory is made if missing).
+/// file's mode and owner (0644 and the agent's user for a new file, whose
+/// directory is made, 0755, if missing).
+///
+/// The temporary file has a random name and is created exclusively (a
+/// link planted in the directory is never followed; a destination that is
+/// a link is replaced, not written through). A directory that other users
+/// can write is refused (see `check_directory`).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    check_directory(dir)?;
+    let old = std::fs::metadata(path).ok();
+    let mode = old.as_ref().map_or(0o644, |m| m.permissions().mode() & 0o7777);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp: PathBuf = dir.join(format!(".{file_name}.ndsr-{}.tmp", std::process::id()));
-    std::fs::create_dir_all(dir)?;
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    // Removed when dropped: nothing is left behind on an error.
+    let mut temp =
+        tempfile::Builder::new().prefix(&format!(".{file_name}.")).suffix(".ndsr.tmp").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    if let Some(old) = &old {
+        let new = temp.as_file().metadata()?;
+        if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::fchown(temp.as_file(), Some(old.uid()), Some(old.gid())).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot keep {}'s owner {}:{} ({e}); the file is not written",
+                        path.display(),
+                        old.uid(),
+                        old.gid()
+                    ),
+                )
+            })?;
+        }
     }
-    result
+    // After the owner: a change of owner may clear set-id bits.
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Refuses a directory that another user can write (writable by group or
+/// others), unless it is sticky and owned by the agent's user: there
+/// another user could replace the file we write, or plant one.
+fn check_directory(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    let shared = mode & 0o022 != 0;
+    let sticky = mode & 0o1000 != 0;
+    let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+    if shared && !(sticky && ours) {
+        let by = if mode & 0o002 != 0 { "others" } else { "its group" };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "refused: the directory {} is writable by {by} (mode {mode:04o}, owner uid {}), so another \
+                 user could plant or replace files there; write into a directory only the agent's user \
+                 can write (chmod go-w), or one that is sticky and owned by that user",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -290,6 +337,64 @@ mod tests {
             minijinja::context! { services => minijinja::context! {} },
         );
         assert!(typo.is_err(), "an undefined name is an error, not an empty list");
+    }
+
+    #[test]
+    fn a_planted_link_at_the_old_temporary_name_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.path().join("haproxy.cfg");
+        // The name the old code used, predictable from the process id.
+        let old_temp = dir.path().join(format!(".haproxy.cfg.ndsr-{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_temp).unwrap();
+        write_atomically(&path, b"rendered").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the victim is unchanged");
+        assert_eq!(std::fs::read(&path).unwrap(), b"rendered");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        // A destination that is a link is replaced, not written through.
+        let link = dir.path().join("link.cfg");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_atomically(&link, b"rendered").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "not written through a link");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o777, 0o775, 0o757] {
+            let shared = dir.path().join(format!("shared-{mode:o}"));
+            std::fs::create_dir(&shared).unwrap();
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = write_atomically(&shared.join("haproxy.cfg"), b"x").unwrap_err();
+            assert!(error.to_string().contains("writable by"), "{mode:o}: {error}");
+            assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "{mode:o}: nothing written");
+        }
+        // Sticky and ours (as /tmp is root's): others cannot replace our files.
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        write_atomically(&sticky.join("haproxy.cfg"), b"x").unwrap();
+    }
+
+    #[test]
+    fn the_owner_is_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haproxy.cfg");
+        write_atomically(&path, b"one").unwrap();
+        let me = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), me, "a new file is the agent's");
+        if !nix::unistd::geteuid().is_root() {
+            return; // Only root can give a file to another user.
+        }
+        std::os::unix::fs::chown(&path, Some(4242), Some(4343)).unwrap();
+        write_atomically(&path, b"two").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), std::fs::read(&path).unwrap()), (4242, 4343, b"two".to_vec()));
     }
 
     #[test]
