@@ -33,7 +33,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work" /tmp/ndsr-agent-example
+  rm -rf "$work" docs/agent/out
 }
 trap cleanup EXIT
 
@@ -79,10 +79,10 @@ wait "$blocked"
 echo "-- the blocking query answered:"
 cat "$work/blocked.json"
 echo
-rendered() { grep -q 10.0.0.2 /tmp/ndsr-agent-example/haproxy.cfg 2>/dev/null; }
+rendered() { grep -q 10.0.0.2 docs/agent/out/haproxy.cfg 2>/dev/null; }
 wait_for "the template" rendered
 step "the HAProxy config rendered from docs/agent/haproxy.cfg.j2 (written atomically; then its reload command ran)"
-sed -n '/^backend web/,/^$/p' /tmp/ndsr-agent-example/haproxy.cfg
+sed -n '/^backend web/,/^$/p' docs/agent/out/haproxy.cfg
 step "curl $url/metrics (Prometheus; a few lines)"
 curl -s "$url/metrics" | grep -E '^ndsr_(session_state\{state="connected"\}|agent_registrations|template_commands_total)' || true
 if $pause; then
