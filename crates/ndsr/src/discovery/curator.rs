@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{compact, labels_of, port_of, string_of, Decoded, Format, Instance};
+use super::{check_host, compact, labels_of, port_of, string_of, Decoded, Format, Instance};
 use crate::Object;
 
 /// Curator's `ServiceType`.
@@ -237,6 +237,7 @@ fn read(key: &str, data: &Object) -> Result<Instance, String> {
     let Some(host) = address else {
         return Err("no `address`: not a Curator instance".into());
     };
+    check_host(&host, "address")?;
     let port = port_of(data.get("port"), "port")?;
     let ssl_port = port_of(data.get("sslPort"), "sslPort")?;
     let id = string_of(data, "id")?.unwrap_or_default();
@@ -348,6 +349,14 @@ mod tests {
             (r#"{"address":"h","port":"eighty"}"#, "port"),
             (r#"{"host":"10.0.0.1","port":80,"name":"x"}"#, "address"),
             (r#"{"address":"h","enabled":"yes"}"#, "enabled"),
+            // Issue 22: a hostile address would be a line of its own in a config file.
+            (
+                r#"{"address":"10.0.0.9 check\n    server evil 6.6.6.6:443","port":80}"#,
+                "`address` \"10.0.0.9 check\\n",
+            ),
+            (r#"{"address":"<script>alert(1)</script>","port":80}"#, "not a host name or an IP address"),
+            (r#"{"address":"10.0.0.9","port":0}"#, "`port` 0 is not a port"),
+            (r#"{"address":"10.0.0.9","port":80,"sslPort":70000}"#, "`sslPort` 70000 is not a port"),
         ] {
             let Decoded::Bad(reason) = decode("k", &obj(json)) else { panic!("{json} was taken") };
             assert!(reason.contains(why), "{json}: {reason}");

@@ -7,7 +7,11 @@
 //!
 //! Reading is lenient where the native readers are (missing fields take
 //! their defaults, unknown fields are ignored), and one bad child never
-//! fails a listing: it is reported in [`Instances::bad`] and skipped.
+//! fails a listing: it is reported in [`Instances::bad`] and skipped. It is
+//! strict where they are not: a host that is not a host name (RFC 1123) or
+//! an IP address, or a port outside 1-65535, makes a child bad in every
+//! format, so that no instance can carry a newline or a space into the
+//! configuration files and command lines it is rendered into.
 //!
 //! ```no_run
 //! # async fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
@@ -190,8 +194,14 @@ pub fn decode(format: Format, key: &str, data: &Object) -> Result<Option<Instanc
 pub(crate) fn decode_child(format: Format, key: &str, data: &Object) -> Decoded {
     if let Some(text) = data.get("string_value").filter(|_| data.len() == 1) {
         // The nd codec's wrapping of data that is not a JSON object.
-        let shown: String = text.as_str().unwrap_or("").chars().take(40).collect();
+        let text = text.as_str().unwrap_or("");
+        let shown: String = text.chars().take(40).collect();
         if format != Format::Nd && !(format == Format::Nerve && key.starts_with("base64_")) {
+            if too_deeply_nested(text) {
+                return Decoded::Bad(format!(
+                    "too deeply nested: JSON objects within objects more than 128 deep ({shown:?}...)"
+                ));
+            }
             return Decoded::Bad(format!("not a JSON object: {shown:?}"));
         }
     }
@@ -201,6 +211,50 @@ pub(crate) fn decode_child(format: Format, key: &str, data: &Object) -> Decoded 
         Format::Nerve => nerve::decode(key, data),
         Format::Nd => nd::decode(key, data),
     }
+}
+
+/// Whether `text` is a JSON object that failed to parse only because it
+/// nests deeper than serde_json's limit of 128 (the codec then wraps it as
+/// a string like any other text).
+fn too_deeply_nested(text: &str) -> bool {
+    text.starts_with('{')
+        && serde_json::from_str::<Value>(text)
+            .is_err_and(|e| e.to_string().starts_with("recursion limit exceeded"))
+}
+
+/// Checks that `host` is a host name or an IP literal: a host name is at
+/// most 253 characters (one trailing dot aside) of dot-separated RFC 1123
+/// labels, each 1 to 63 letters, digits and hyphens, neither starting nor
+/// ending with a hyphen; an IP literal is IPv4 dotted-quad or IPv6 (without
+/// brackets). Anything else (spaces, newlines, `<script>`, an empty label)
+/// could not be connected to, and would inject text into the configuration
+/// files and command lines instances are rendered into.
+pub(crate) fn check_host(host: &str, field: &str) -> Result<(), String> {
+    if host.parse::<std::net::IpAddr>().is_ok() || is_host_name(host) {
+        return Ok(());
+    }
+    let shown: String = host.chars().take(64).collect();
+    let more = if host.chars().count() > 64 { "..." } else { "" };
+    Err(format!("`{field}` {shown:?}{more} is not a host name or an IP address"))
+}
+
+fn is_host_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
+}
+
+/// Checks a port read from a format: 1 to 65535.
+pub(crate) fn check_port(port: u64, field: &str) -> Result<u16, String> {
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{field}` {port} is not a port (1-65535)"))
 }
 
 /// The format a child looks like, if it says.
@@ -237,7 +291,10 @@ pub struct Instances {
     pub format: Option<Format>,
     /// The instances, sorted by node name.
     pub instances: Vec<Arc<Instance>>,
-    /// Children that are not valid instances of the format, with why.
+    /// Children that are not valid instances of the format, with why:
+    /// data that is not a JSON object (or nests too deep), a field the
+    /// native reader rejects, a host that is not a host name or an IP
+    /// address, a port outside 1-65535.
     pub bad: Vec<BadChild>,
     /// Whether the directory's snapshot is stale (read while disconnected).
     pub stale: bool,
@@ -284,7 +341,8 @@ impl Instances {
 }
 
 /// Reads a port: a JSON integer, a numeric string, or a float (truncated,
-/// as Jackson does); `null` or absent is none.
+/// as Jackson does); `null` or absent is none; 0 or beyond 65535 is an
+/// error.
 pub(crate) fn port_of(value: Option<&Value>, field: &str) -> Result<Option<u16>, String> {
     let number = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -293,7 +351,10 @@ pub(crate) fn port_of(value: Option<&Value>, field: &str) -> Result<Option<u16>,
         Some(_) => None,
     };
     match number {
-        Some(n) => u16::try_from(n).map(Some).map_err(|_| format!("`{field}` {n} is not a port")),
+        Some(n) => match u64::try_from(n) {
+            Ok(n) => check_port(n, field).map(Some),
+            Err(_) => Err(format!("`{field}` {n} is not a port (1-65535)")),
+        },
         None => Err(format!("`{field}` is not a number: {}", value.map_or(String::new(), Value::to_string))),
     }
 }
@@ -403,6 +464,58 @@ mod tests {
         assert_eq!(reasons.len(), 2, "a child deleted meanwhile is not bad: {reasons:?}");
         assert!(reasons[0].0 == "junk" && reasons[0].1.contains("not a JSON object"), "{reasons:?}");
         assert!(reasons[1].0 == "i-2" && reasons[1].1.contains("serviceType"), "{reasons:?}");
+    }
+
+    #[test]
+    fn hosts_are_host_names_or_ip_literals() {
+        let long_label = "a".repeat(64);
+        let long_name = ["abcdefghi"; 26].join("."); // 259 characters
+        for good in ["10.0.0.1", "::1", "fe80::1:2", "web-1.example.com", "localhost", "web.", "123", "A-b"] {
+            assert_eq!(check_host(good, "host"), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "10.0.0.9 check\n    server evil 6.6.6.6:443",
+            "<script>alert(1)</script>",
+            "a b",
+            "web_1",
+            "-web",
+            "web-",
+            "a..b",
+            ".",
+            "[::1]",
+            "h\u{0}",
+            "caf\u{e9}",
+            long_label.as_str(),
+            long_name.as_str(),
+        ] {
+            let why = check_host(bad, "address").unwrap_err();
+            assert!(
+                why.starts_with("`address` ") && why.contains("is not a host name or an IP address"),
+                "{why}"
+            );
+            assert!(!why.contains('\n'), "the reason is one line: {why}");
+        }
+        assert_eq!(check_port(1, "port"), Ok(1));
+        assert_eq!(check_port(65535, "port"), Ok(65535));
+        assert_eq!(check_port(0, "port"), Err("`port` 0 is not a port (1-65535)".into()));
+        assert!(check_port(65536, "port").is_err());
+        assert!(port_of(Some(&Value::from(0)), "port").unwrap_err().contains("0 is not a port"));
+        assert!(port_of(Some(&Value::from(-1)), "port").unwrap_err().contains("-1 is not a port"));
+    }
+
+    #[test]
+    fn an_object_nested_too_deep_is_reported_as_such() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(5000), "}".repeat(5000));
+        let data = crate::codec::decode(deep.as_bytes()).unwrap();
+        for format in [Format::Curator, Format::ServerSet, Format::Nerve] {
+            let key = if format == Format::ServerSet { "member_1" } else { "i-1" };
+            let Decoded::Bad(why) = decode_child(format, key, &data) else { panic!("{format} took it") };
+            assert!(why.starts_with("too deeply nested"), "{format}: {why}");
+        }
+        let junk = crate::codec::decode(b"{not json}").unwrap();
+        let Decoded::Bad(why) = decode_child(Format::Curator, "i-1", &junk) else { panic!() };
+        assert!(why.starts_with("not a JSON object"), "{why}");
     }
 
     #[test]

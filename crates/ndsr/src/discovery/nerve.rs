@@ -10,7 +10,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use super::{compact, labels_of, port_of, Decoded, Format, Instance};
+use super::{check_host, compact, labels_of, port_of, Decoded, Format, Instance};
 use crate::Object;
 
 /// A nerve registration.
@@ -102,6 +102,9 @@ pub(super) fn decode(key: &str, data: &Object) -> Decoded {
     let Some(host) = data.get("host").and_then(Value::as_str) else {
         return Decoded::Bad("no string `host`: not a nerve instance".into());
     };
+    if let Err(e) = check_host(host, "host") {
+        return Decoded::Bad(e);
+    }
     let port = match port_of(data.get("port"), "port") {
         Ok(Some(port)) => port,
         Ok(None) => return Decoded::Bad("no `port`: not a nerve instance".into()),
@@ -171,5 +174,13 @@ mod tests {
         let no_port: Object = serde_json::from_str(r#"{"host":"h"}"#).unwrap();
         assert!(matches!(decode("x", &no_port), Decoded::Bad(_)));
         assert!(matches!(decode("base64_4_!!!!_1", &Object::new()), Decoded::Bad(_)));
+        for (json, why) in [
+            (r#"{"host":"h\nserver evil 6.6.6.6:443","port":80}"#, "`host` \"h\\nserver evil"),
+            (r#"{"host":"h","port":0}"#, "`port` 0 is not a port"),
+        ] {
+            let data: Object = serde_json::from_str(json).unwrap();
+            let Decoded::Bad(reason) = decode("x", &data) else { panic!("{json} was taken") };
+            assert!(reason.contains(why), "{json}: {reason}");
+        }
     }
 }

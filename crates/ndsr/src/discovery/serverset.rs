@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::{compact, labels_of, Decoded, Endpoint, Format, Instance};
+use super::{check_host, check_port, compact, labels_of, Decoded, Endpoint, Format, Instance};
 use crate::Object;
 
 /// A ServerSet member's status (the Thrift enum).
@@ -88,9 +88,10 @@ pub(crate) fn is_member(name: &str) -> bool {
 fn endpoint_of(value: &Value) -> Result<Endpoint, String> {
     let Value::Object(o) = value else { return Err(format!("an endpoint is not an object: {value}")) };
     let host = o.get("host").and_then(Value::as_str).ok_or("an endpoint has no string `host`")?;
+    check_host(host, "host")?;
     // Finagle wants a JSON integer here.
     let port = o.get("port").and_then(Value::as_u64).ok_or("an endpoint has no integer `port`")?;
-    let port = u16::try_from(port).map_err(|_| format!("port {port} is not a port"))?;
+    let port = check_port(port, "port")?;
     Ok(Endpoint { host: host.to_string(), port })
 }
 
@@ -107,7 +108,8 @@ pub(super) fn decode(key: &str, data: &Object) -> Decoded {
     let mut endpoints = std::collections::BTreeMap::new();
     if let Some(Value::Object(additional)) = data.get("additionalEndpoints") {
         for (name, value) in additional {
-            // A bad named endpoint is dropped, as Finagle does.
+            // A bad named endpoint (an invalid host or port too) is
+            // dropped, as Finagle does.
             if let Ok(endpoint) = endpoint_of(value) {
                 endpoints.insert(name.clone(), endpoint);
             }
@@ -184,6 +186,16 @@ mod tests {
             decode("member_4", &obj(r#"{"serviceEndpoint":{"host":"h","port":"80"}}"#)),
             Decoded::Bad(_)
         ));
+        for (json, why) in [
+            (r#"{"serviceEndpoint":{"host":"h check\nserver evil 6.6.6.6","port":80}}"#, "not a host name"),
+            (r#"{"serviceEndpoint":{"host":"h","port":0}}"#, "`port` 0 is not a port"),
+        ] {
+            let Decoded::Bad(reason) = decode("member_5", &obj(json)) else { panic!("{json} was taken") };
+            assert!(reason.starts_with("`serviceEndpoint`: ") && reason.contains(why), "{json}: {reason}");
+        }
+        let named = r#"{"serviceEndpoint":{"host":"h","port":1},"additionalEndpoints":{"http":{"host":"<b>","port":80},"admin":{"host":"h","port":2}},"status":"ALIVE"}"#;
+        let Decoded::Instance(i) = decode("member_6", &obj(named)) else { panic!() };
+        assert_eq!(i.endpoints.keys().collect::<Vec<_>>(), ["admin"], "a bad named endpoint is dropped");
     }
 
     #[test]
