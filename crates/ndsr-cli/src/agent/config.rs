@@ -75,6 +75,19 @@ pub struct Http {
     /// The most paths the API keeps watched (more: 429).
     #[serde(default = "default_max_paths")]
     pub max_paths: usize,
+    /// How long a path followed only because a reader asked stays
+    /// followed once no request or stream uses it.
+    #[serde(default = "default_path_idle", with = "duration")]
+    pub path_idle: Duration,
+    /// How long a connection may take to send a request's headers.
+    #[serde(default = "default_header_timeout", with = "duration")]
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+    /// The most connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for Http {
@@ -90,6 +103,10 @@ impl Default for Http {
             max_body_bytes: default_max_body(),
             max_wait: default_max_wait(),
             max_paths: default_max_paths(),
+            path_idle: default_path_idle(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -106,6 +123,20 @@ fn default_max_wait() -> Duration {
 fn default_max_paths() -> usize {
     10_000
 }
+fn default_path_idle() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+/// The most `max_connections` can be.
+const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// A secret token: its `Debug` never shows it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -440,6 +471,18 @@ impl Config {
         if file.http.max_body_bytes == 0 || file.http.max_paths == 0 {
             return Err("[http] max_body_bytes and max_paths must be at least 1".into());
         }
+        if !(1..=MAX_CONNECTIONS).contains(&file.http.max_connections) {
+            return Err(format!("[http] max_connections must be 1 to {MAX_CONNECTIONS}"));
+        }
+        for (key, value) in [
+            ("path_idle", file.http.path_idle),
+            ("header_timeout", file.http.header_timeout),
+            ("idle_timeout", file.http.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("[http] {key} must be more than 0s"));
+            }
+        }
         let within = |p: &str| file.roots.iter().any(|root| is_within(p, root));
         for service in &file.services {
             ndsr::validate_path(&service.path).map_err(|e| format!("[[service]] {e}"))?;
@@ -611,6 +654,9 @@ mod tests {
             ("roots = [\"/s\"]\n[http]\ntoken = \"short\"", "shorter than 16"),
             ("roots = [\"/s\"]\n[http]\nread_token = true", "needs a token"),
             ("roots = [\"/s\"]\n[http]\nmax_wait = \"soon\"", "not a duration"),
+            ("roots = [\"/s\"]\n[http]\nheader_timeout = \"0s\"", "header_timeout must be more than 0s"),
+            ("roots = [\"/s\"]\n[http]\npath_idle = \"0s\"", "path_idle must be more than 0s"),
+            ("roots = [\"/s\"]\n[http]\nmax_connections = 0", "max_connections must be 1 to"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/t\"", "outside the roots"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/s/a\"\nformat = \"x\"", "unknown format"),
             ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ndata = 3", "object, a string"),

@@ -9,17 +9,16 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use tokio::sync::watch;
 
 use super::api::{node_view, zk_path, ApiError, ApiResult};
-use super::state::{Agent, Versioned};
+use super::state::{Agent, Held, Versioned};
 
 /// The feed's value now, or (for a blocking query `(index, wait)`) once
 /// its index passes `index`, or when `wait` is up (then the same value
-/// again, as Consul answers).
+/// again, as Consul answers). The path is held (in use) meanwhile.
 pub async fn block<T: Clone>(
     agent: &Agent,
-    mut rx: watch::Receiver<Option<Versioned<T>>>,
+    mut rx: Held<T>,
     wait: Option<(u64, Duration)>,
 ) -> ApiResult<Versioned<T>> {
     if let Some((index, wait)) = wait {
@@ -50,10 +49,11 @@ pub async fn watch(
 }
 
 /// The events of one node: each change of its snapshot, and each change
-/// of the connection state (the stale marker), until shutdown.
+/// of the connection state (the stale marker), until shutdown. The path is
+/// held (in use, never let go) while the stream is open.
 fn node_events(
     agent: Arc<Agent>,
-    rx: watch::Receiver<Option<Versioned<Arc<ndsr::Snapshot>>>>,
+    rx: Held<Arc<ndsr::Snapshot>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let states = agent.registry.state_changes();
     let last: Option<(u64, bool)> = None;

@@ -9,6 +9,7 @@ mod dashboard;
 mod events;
 mod metrics;
 mod registrations;
+mod server;
 mod state;
 mod templates;
 
@@ -89,11 +90,7 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
     let agent = Agent::new(registry, config);
     apply(&agent).await;
     agent.tasks.spawn(templates::run(agent.clone()));
-    let server = tokio::spawn({
-        let stop = agent.cancel.clone().cancelled_owned();
-        let router = api::router(agent.clone());
-        async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }
-    });
+    let server = tokio::spawn(server::serve(listener, api::router(agent.clone()), agent.clone()));
     // The handlers first: a signal sent as soon as the line below is read
     // must find them (SIGHUP's default would end the process).
     let mut terminate = signal(SignalKind::terminate())?;
@@ -166,9 +163,10 @@ async fn reload(agent: &Arc<Agent>, args: &AgentArgs, global: &Global) {
         || config.session_timeout != old.session_timeout
         || config.http.readonly != old.http.readonly
         || config.http.max_body_bytes != old.http.max_body_bytes
+        || config.http.max_connections != old.http.max_connections
     {
         tracing::warn!(
-            "listen, servers, session_timeout, readonly and max_body_bytes change only on restart"
+            "listen, servers, session_timeout, readonly, max_body_bytes and max_connections change only on restart"
         );
     }
     // What is in force says what is served.
@@ -176,6 +174,7 @@ async fn reload(agent: &Arc<Agent>, args: &AgentArgs, global: &Global) {
     config.http.listen = old.http.listen;
     config.http.readonly = old.http.readonly;
     config.http.max_body_bytes = old.http.max_body_bytes;
+    config.http.max_connections = old.http.max_connections;
     agent.set_config(config);
     apply(agent).await;
     let _ = output::line(&format!("reloaded {}", args.config.display()));

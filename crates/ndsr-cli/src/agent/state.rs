@@ -2,11 +2,18 @@
 //! followed paths and services (each with a change index for blocking
 //! queries), the registrations it holds, and the change signal the
 //! dashboard and templates listen to.
+//!
+//! Paths and services followed only because a reader asked are let go
+//! when unused: after `[http] path_idle` with no request or stream on
+//! them, or (least recently used first) when the table is full and a new
+//! one is asked for. Configured services, registrations' paths and paths
+//! in use (a read waiting, a blocking query, an SSE stream) are kept.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{BoxStream, StreamExt};
 use ndsr::discovery::{Format, Instances, Selector};
@@ -31,17 +38,104 @@ type Feed<T> = watch::Receiver<Option<Versioned<T>>>;
 /// A followed service: its directory and format.
 type ServiceKey = (String, Option<Format>);
 
+/// How a followed path is used: the requests and streams holding it now,
+/// and when the last one let go.
+#[derive(Debug)]
+struct Use {
+    holders: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Use {
+    fn new() -> Arc<Use> {
+        Arc::new(Use { holders: AtomicUsize::new(0), last: Mutex::new(Instant::now()) })
+    }
+
+    fn hold(self: &Arc<Self>) -> Lease {
+        self.holders.fetch_add(1, Ordering::SeqCst);
+        Lease(self.clone())
+    }
+
+    fn touch(&self) {
+        *lock(&self.last) = Instant::now();
+    }
+
+    /// How long it has been unused, `None` while something holds it.
+    fn unused_for(&self, now: Instant) -> Option<Duration> {
+        (self.holders.load(Ordering::SeqCst) == 0).then(|| now.saturating_duration_since(*lock(&self.last)))
+    }
+}
+
+/// A request's or stream's hold on a followed path: while it lives, the
+/// path is in active use and is not let go.
+#[derive(Debug)]
+pub struct Lease(Arc<Use>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // The time first: whoever sees no holder sees when the last left.
+        self.0.touch();
+        self.0.holders.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A feed, held: its path stays followed while this lives.
+pub struct Held<T> {
+    feed: Feed<T>,
+    _lease: Lease,
+}
+
+impl<T> Deref for Held<T> {
+    type Target = watch::Receiver<Option<Versioned<T>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.feed
+    }
+}
+
+impl<T> DerefMut for Held<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.feed
+    }
+}
+
+/// A followed path or service: its feed, the stop of the task that
+/// follows it (removing the entry stops it, which drops its subscription
+/// and so the library's watch), and its use.
+struct Followed<T> {
+    feed: Feed<T>,
+    stop: CancellationToken,
+    used: Arc<Use>,
+}
+
+impl<T> Followed<T> {
+    fn hold(&self) -> Held<T> {
+        Held { feed: self.feed.clone(), _lease: self.used.hold() }
+    }
+}
+
+impl<T> Drop for Followed<T> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A pick's selector and its use.
+struct Picker {
+    selector: Arc<Selector>,
+    used: Arc<Use>,
+}
+
 /// The agent.
 pub struct Agent {
     pub registry: Registry,
     config: RwLock<Arc<Config>>,
     /// Followed nodes, by path.
-    nodes: Mutex<HashMap<String, Feed<Arc<Snapshot>>>>,
+    nodes: Mutex<HashMap<String, Followed<Arc<Snapshot>>>>,
     /// Followed services, by path and format.
-    services: Mutex<HashMap<ServiceKey, Feed<Instances>>>,
+    services: Mutex<HashMap<ServiceKey, Followed<Instances>>>,
     /// Selectors of `/v1/pick`, by path and query, so that round robin
     /// goes round across requests.
-    selectors: Mutex<HashMap<String, Arc<Selector>>>,
+    selectors: Mutex<HashMap<String, Picker>>,
     pub registrations: Registrations,
     /// The agent-wide change index: every change of any followed node or
     /// service gets the next number.
@@ -89,6 +183,18 @@ impl Agent {
                 this.changed();
             }
         });
+        // Unused paths are let go after `path_idle`.
+        let this = agent.clone();
+        agent.tasks.spawn(async move {
+            loop {
+                let every = (this.config().http.path_idle / 4)
+                    .clamp(Duration::from_millis(50), Duration::from_secs(30));
+                tokio::select! {
+                    () = this.cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => this.sweep(),
+                }
+            }
+        });
         agent
     }
 
@@ -131,12 +237,13 @@ impl Agent {
     }
 
     /// Follows `path` (once), and waits for its first snapshot.
-    pub async fn node(self: &Arc<Self>, path: &str) -> Result<Feed<Arc<Snapshot>>, ApiError> {
-        let rx = self.follow(&self.nodes, path.to_string(), || {
+    pub async fn node(self: &Arc<Self>, path: &str) -> Result<Held<Arc<Snapshot>>, ApiError> {
+        let start = || {
             let subscription = self.registry.subscribe(path)?;
             Ok(futures::stream::unfold(subscription, |mut s| async move { s.next().await.map(|v| (v, s)) })
                 .boxed())
-        })?;
+        };
+        let rx = self.follow(&self.nodes, path.to_string(), |p| self.registered(p), start)?;
         first(rx, path).await
     }
 
@@ -146,74 +253,96 @@ impl Agent {
         self: &Arc<Self>,
         path: &str,
         format: Option<Format>,
-    ) -> Result<Feed<Instances>, ApiError> {
-        let rx = self.follow(&self.services, (path.to_string(), format), || {
+    ) -> Result<Held<Instances>, ApiError> {
+        let config = self.config();
+        let start = || {
             let watch = self.registry.watch_instances(path, format)?;
             let changes =
                 futures::stream::unfold(watch, |mut w| async move { w.next().await.map(|c| (c, w)) });
             Ok(changes.map(|change| change.instances).boxed())
-        })?;
+        };
+        let rx =
+            self.follow(&self.services, (path.to_string(), format), |k| configured(&config, k), start)?;
         first(rx, path).await
     }
 
-    /// The feed of `key` in `feeds`: made once, from the stream `start`
-    /// gives, by a task that sets each value with the next change index.
+    /// The feed of `key` in `feeds`, held: made once, from the stream
+    /// `start` gives, by a task that sets each value with the next change
+    /// index. A full table lets its least recently used unused entry go
+    /// (not one `keep` keeps) to make room; a key `keep` keeps is always
+    /// followed.
     fn follow<K, T>(
         self: &Arc<Self>,
-        feeds: &Mutex<HashMap<K, Feed<T>>>,
+        feeds: &Mutex<HashMap<K, Followed<T>>>,
         key: K,
+        keep: impl Fn(&K) -> bool,
         start: impl FnOnce() -> Result<BoxStream<'static, T>, ApiError>,
-    ) -> Result<Feed<T>, ApiError>
+    ) -> Result<Held<T>, ApiError>
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
         T: Send + Sync + 'static,
     {
+        let max = self.config().http.max_paths;
         let mut feeds = lock(feeds);
-        if let Some(rx) = feeds.get(&key) {
-            return Ok(rx.clone());
+        if let Some(followed) = feeds.get(&key) {
+            return Ok(followed.hold());
         }
-        self.check_capacity(feeds.len())?;
+        if !keep(&key) {
+            make_room(&mut feeds, max, |f| &f.used, &keep)?;
+        }
         let mut values = start()?;
         let (tx, rx) = watch::channel(None);
-        let this = self.clone();
+        let stop = self.cancel.child_token();
+        let (this, stopped) = (self.clone(), stop.clone());
         self.tasks.spawn(async move {
             loop {
                 let value = tokio::select! {
-                    () = this.cancel.cancelled() => return,
+                    () = stopped.cancelled() => return,
                     next = values.next() => match next { Some(value) => value, None => return },
                 };
                 tx.send_replace(Some(Versioned { index: this.next_index(), value }));
                 this.changed();
             }
         });
-        feeds.insert(key, rx.clone());
-        Ok(rx)
+        let followed = Followed { feed: rx, stop, used: Use::new() };
+        let held = followed.hold();
+        feeds.insert(key, followed);
+        Ok(held)
+    }
+
+    /// Is `path` one of the agent's registrations (kept followed)?
+    fn registered(&self, path: &str) -> bool {
+        self.registrations.status(path).is_some()
+    }
+
+    /// Lets go of every path, service and selector unused for `path_idle`
+    /// (configured services and registrations' paths excepted).
+    fn sweep(&self) {
+        let config = self.config();
+        let now = Instant::now();
+        let expired = |used: &Use| used.unused_for(now).is_some_and(|d| d >= config.http.path_idle);
+        lock(&self.nodes).retain(|path, f| self.registered(path) || !expired(&f.used));
+        lock(&self.services).retain(|key, f| configured(&config, key) || !expired(&f.used));
+        lock(&self.selectors).retain(|_, p| !expired(&p.used));
     }
 
     /// The latest list of a followed service, if it has one.
     pub fn service_now(&self, path: &str, format: Option<Format>) -> Option<Versioned<Instances>> {
-        lock(&self.services).get(&(path.to_string(), format)).and_then(|rx| rx.borrow().clone())
+        lock(&self.services).get(&(path.to_string(), format)).and_then(|f| f.feed.borrow().clone())
     }
 
-    fn check_capacity(&self, followed: usize) -> Result<(), ApiError> {
-        let max = self.config().http.max_paths;
-        if followed >= max {
-            return Err(ApiError::too_many(format!(
-                "the agent already follows {max} paths ([http] max_paths); ask for one it follows"
-            )));
-        }
-        Ok(())
-    }
-
-    /// The selector for `key` (a path and the pick's options), made by `make` once.
+    /// The selector for `key` (a path and the pick's options), made by
+    /// `make` once (and again after it was let go, unused).
     pub fn selector(&self, key: String, make: impl FnOnce() -> Selector) -> Result<Arc<Selector>, ApiError> {
+        let max = self.config().http.max_paths;
         let mut selectors = lock(&self.selectors);
-        if let Some(selector) = selectors.get(&key) {
-            return Ok(selector.clone());
+        if let Some(picker) = selectors.get(&key) {
+            picker.used.touch();
+            return Ok(picker.selector.clone());
         }
-        self.check_capacity(selectors.len())?;
+        make_room(&mut selectors, max, |p| &p.used, |_| false)?;
         let selector = Arc::new(make());
-        selectors.insert(key, selector.clone());
+        selectors.insert(key, Picker { selector: selector.clone(), used: Use::new() });
         Ok(selector)
     }
 
@@ -223,8 +352,45 @@ impl Agent {
     }
 }
 
+/// Is `key` a service of the configuration (kept followed)?
+fn configured(config: &Config, (path, format): &ServiceKey) -> bool {
+    config.services.iter().any(|s| &s.path == path && s.format() == *format)
+}
+
+/// Makes room for one more entry in a table of at most `max`: lets go of
+/// the least recently used entry that nothing uses and `keep` does not
+/// keep. 429 when every entry is in use or kept.
+fn make_room<K, V>(
+    entries: &mut HashMap<K, V>,
+    max: usize,
+    used: impl Fn(&V) -> &Use,
+    keep: impl Fn(&K) -> bool,
+) -> Result<(), ApiError>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    while entries.len() >= max {
+        let now = Instant::now();
+        let oldest = entries
+            .iter()
+            .filter_map(|(k, v)| used(v).unused_for(now).map(|unused| (unused, k)))
+            .filter(|(_, k)| !keep(k))
+            .max_by_key(|(unused, _)| *unused)
+            .map(|(_, k)| k.clone());
+        let Some(oldest) = oldest else {
+            return Err(ApiError::too_many(format!(
+                "the agent follows {max} paths ([http] max_paths) and each is in use now (a blocking \
+                 query, an SSE stream, a first read) or kept (a configured service, a registration); \
+                 try again when one ends"
+            )));
+        };
+        entries.remove(&oldest);
+    }
+    Ok(())
+}
+
 /// Waits (bounded) for a feed's first value.
-async fn first<T>(mut rx: Feed<T>, path: &str) -> Result<Feed<T>, ApiError> {
+async fn first<T>(mut rx: Held<T>, path: &str) -> Result<Held<T>, ApiError> {
     let read = tokio::time::timeout(FIRST_READ, rx.wait_for(Option::is_some)).await.map(|r| r.is_ok());
     match read {
         Ok(true) => Ok(rx),
