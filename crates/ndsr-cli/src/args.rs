@@ -408,9 +408,16 @@ pub struct LockArgs {
     /// How long to wait for the lock
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub wait: Duration,
-    /// After passing SIGINT/SIGTERM/SIGHUP on, how long the command has to exit before it is killed
+    /// After passing SIGINT/SIGTERM/SIGHUP on, or SIGTERM when the lock is lost, how long the
+    /// command has to exit before it is killed (cut short, when the lock is lost, so that the command
+    /// has ended before the server can expire the session)
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub grace: Duration,
+    /// The lock counts as lost once ZooKeeper has not answered for this part of the session timeout
+    /// (above 0, at most 1): the command is then stopped before the server can expire the session
+    /// and hand the lock to another process
+    #[arg(long, value_name = "PART", value_parser = parse_part, default_value = "0.67")]
+    pub lost_after: f64,
     /// The command to run, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -439,4 +446,12 @@ pub struct AgentArgs {
     /// Check the configuration file, print OK and exit
     #[arg(long)]
     pub check: bool,
+}
+
+/// A part of a whole: a number above 0 and at most 1.
+fn parse_part(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(part) if part > 0.0 && part <= 1.0 => Ok(part),
+        _ => Err(format!("{text:?} is not a number above 0 and at most 1, e.g. 0.67")),
+    }
 }

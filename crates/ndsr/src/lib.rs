@@ -78,7 +78,7 @@ pub use acl::{Acl, AuthId, Credentials, Permission};
 pub use codec::{Data, Object};
 pub use config::RegistryBuilder;
 pub use error::{Error, Result};
-pub use lock::{LockBuilder, LockGuard};
+pub use lock::{LockBuilder, LockGuard, LockLost};
 pub use path::{validate_path, MAX_PATH_BYTES};
 pub use registry::Registry;
 pub use session::State;

@@ -11,8 +11,22 @@
 //!
 //! Unlike the original, a waiter is woken by ZooKeeper watches, so a lock
 //! freed during the wait is acquired.
+//!
+//! # Mutual exclusion when the link goes quiet
+//!
+//! A holder cut off from ZooKeeper cannot know whether its session is still
+//! alive: the server expires it one session timeout after it last heard
+//! from the holder, and another process may take the lock at once, while
+//! the client library notices only later (a dropped link, unlike a refused
+//! one, is silent). So a guard does not wait to be told: it checks with the
+//! server regularly, and reports the lock lost once the server has not
+//! answered for a part of the session timeout
+//! ([`LockBuilder::lost_after`], ⅔ by default, as Curator's standard policy
+//! treats a suspended connection as lost).
+//! [`LockGuard::session_deadline`] says by when what runs under the lock
+//! must have stopped: the earliest moment the server may expire the session.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -26,6 +40,10 @@ use crate::{Error, Registry, Result};
 
 /// Default time to wait for a lock, as the original's `LOCK_WAIT`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// The part of the session timeout after which a guard whose server does
+/// not answer reports its lock lost (⅔): see [`LockBuilder::lost_after`].
+pub const DEFAULT_LOST_AFTER: f64 = 2.0 / 3.0;
 
 /// Options for a lock; start from [`Registry::lock`].
 ///
@@ -53,6 +71,7 @@ pub struct LockBuilder {
     name: String,
     simultaneous: u32,
     wait: Duration,
+    lost_after: f64,
 }
 
 impl LockBuilder {
@@ -63,6 +82,7 @@ impl LockBuilder {
             name: String::new(),
             simultaneous: 1,
             wait: DEFAULT_WAIT,
+            lost_after: DEFAULT_LOST_AFTER,
         }
     }
 
@@ -85,11 +105,28 @@ impl LockBuilder {
         self
     }
 
+    /// After how much silence from ZooKeeper, as a part of the negotiated
+    /// session timeout, the guard reports the lock lost (default ⅔,
+    /// [`DEFAULT_LOST_AFTER`]; from above 0 to 1).
+    ///
+    /// The server may expire the session, and give the lock to another
+    /// process, one session timeout after it last heard from this one. The
+    /// guard counts from the last request the server is known to have
+    /// received, so with ⅔ what runs under the lock has the last third of
+    /// the session timeout to stop ([`LockGuard::session_deadline`]).
+    /// Smaller values leave more time to stop but give up the lock on
+    /// shorter hiccups.
+    pub fn lost_after(mut self, part_of_session_timeout: f64) -> Self {
+        self.lost_after = part_of_session_timeout;
+        self
+    }
+
     /// Takes the lock, waiting up to the `wait` for it.
     ///
     /// # Errors
     /// [`Error::ReadOnly`] for a read-only registry; [`Error::InvalidPath`];
-    /// [`Error::InvalidArgument`] for `simultaneous(0)`;
+    /// [`Error::InvalidArgument`] for `simultaneous(0)` or a `lost_after`
+    /// outside (0, 1];
     /// [`Error::LockMismatch`] when the lock admits another number of
     /// holders; [`Error::NotALock`] when the node at the path is not a lock
     /// (an ephemeral node, data that is not a lease count, children that
@@ -113,6 +150,9 @@ impl LockBuilder {
         if self.simultaneous == 0 {
             return Err(Error::InvalidArgument("simultaneous must be at least 1"));
         }
+        if !(self.lost_after > 0.0 && self.lost_after <= 1.0) {
+            return Err(Error::InvalidArgument("lost_after must be above 0 and at most 1"));
+        }
         let shared = self.registry.shared().clone();
         let connect_by = Instant::now() + shared.config.connect_timeout_or_default();
         let (client, epoch) = shared.client_by(connect_by).await?;
@@ -127,8 +167,10 @@ impl LockBuilder {
         let result = take_lease(&shared, &client, &self, &withdraw, deadline).await;
         let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;
         withdraw.defuse();
-        let node = result?;
-        Ok(LockGuard::new(shared, epoch, self.path, node))
+        let (node, heard) = result?;
+        let timeout = client.session_timeout();
+        let limit = timeout.mul_f64(self.lost_after);
+        Ok(LockGuard::new(shared, epoch, self.path, node, Silence { heard, timeout, limit }))
     }
 
     /// Takes the lock only if it is free now ([`wait`](Self::wait) zero).
@@ -333,22 +375,24 @@ async fn enter_queue(
     }
 }
 
-/// Counts the holders and joins them when there is room; returns our node.
+/// Counts the holders and joins them when there is room; returns our node,
+/// and when its create was sent (the server heard from us after that).
 async fn take_lease(
     shared: &Shared,
     client: &Client,
     lock: &LockBuilder,
     withdraw: &Withdraw,
     deadline: Instant,
-) -> Result<String> {
+) -> Result<(String, Instant)> {
     let node = withdraw.holder.clone();
     loop {
         let (holders, watcher) =
             shared.call("get_children", &lock.path, client.list_and_watch_children(&lock.path)).await?;
         if holders.len() < lock.simultaneous as usize {
             let options = shared.create_options(CreateMode::Ephemeral);
+            let sent = Instant::now();
             shared.call("create", &node, client.create(&node, lock.name.as_bytes(), &options)).await?;
-            return Ok(node);
+            return Ok((node, sent));
         }
         wait_for(watcher, deadline, &lock.path, lock.wait).await?;
     }
@@ -364,13 +408,59 @@ async fn wait_for(watcher: OneshotWatcher, deadline: Instant, path: &str, wait: 
     }
 }
 
+/// Why a lock was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockLost {
+    /// The session that held it ended (expired or closed).
+    SessionEnded,
+    /// Someone deleted the holder node.
+    NodeDeleted,
+    /// ZooKeeper did not answer for this long (the part of the session
+    /// timeout that [`LockBuilder::lost_after`] sets): the server may
+    /// expire the session, and give the lock to another process, at
+    /// [`LockGuard::session_deadline`].
+    Silent(Duration),
+}
+
+impl std::fmt::Display for LockLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockLost::SessionEnded => f.write_str("its session ended"),
+            LockLost::NodeDeleted => f.write_str("its holder node was deleted"),
+            LockLost::Silent(d) => write!(
+                f,
+                "ZooKeeper did not answer for {} ms, so the session may expire and another process take the lock",
+                d.as_millis()
+            ),
+        }
+    }
+}
+
+/// What the monitor needs to tell silence from life.
+#[derive(Clone, Copy, Debug)]
+struct Silence {
+    /// When a request was sent that the server answered: it heard from
+    /// us after this.
+    heard: Instant,
+    /// The negotiated session timeout.
+    timeout: Duration,
+    /// Silence longer than this loses the lock.
+    limit: Duration,
+}
+
 /// A held lock. Released by [`release`](Self::release) or on drop.
 ///
 /// The lock is held by the session that took it: if that session expires,
 /// the lock is lost ([`is_lost`](Self::is_lost), [`lost`](Self::lost)), and
-/// so it is if someone deletes the holder node. The guard does not keep the
-/// session open: `Registry::close` (or dropping the last registry handle)
-/// ends it without waiting for the guard, and the lock is then lost.
+/// so it is if someone deletes the holder node, or if ZooKeeper does not
+/// answer for the part of the session timeout set by
+/// [`LockBuilder::lost_after`] (the session may then expire on the server
+/// before this process is told: see the [module](self) documentation).
+/// A lost lock stays lost, even if the connection comes back. The guard
+/// does not keep the session open: `Registry::close` (or dropping the last
+/// registry handle) ends it without waiting for the guard, and the lock is
+/// then lost.
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     shared: Arc<Shared>,
@@ -378,7 +468,10 @@ pub struct LockGuard {
     epoch: u64,
     path: String,
     node: String,
-    lost: watch::Receiver<bool>,
+    lost: watch::Receiver<Option<LockLost>>,
+    /// The last time the server is known to have heard from us.
+    heard: Arc<Mutex<Instant>>,
+    timeout: Duration,
     monitor: JoinHandle<()>,
     released: bool,
 }
@@ -395,10 +488,22 @@ impl std::fmt::Debug for LockGuard {
 }
 
 impl LockGuard {
-    fn new(shared: Arc<Shared>, epoch: u64, path: String, node: String) -> LockGuard {
-        let (tx, lost) = watch::channel(false);
-        let monitor = shared.tasks.spawn(monitor(shared.clone(), epoch, node.clone(), tx));
-        LockGuard { shared, epoch, path, node, lost, monitor, released: false }
+    fn new(shared: Arc<Shared>, epoch: u64, path: String, node: String, silence: Silence) -> LockGuard {
+        let (tx, lost) = watch::channel(None);
+        let heard = Arc::new(Mutex::new(silence.heard));
+        let monitor =
+            shared.tasks.spawn(monitor(shared.clone(), epoch, node.clone(), silence, heard.clone(), tx));
+        LockGuard {
+            shared,
+            epoch,
+            path,
+            node,
+            lost,
+            heard,
+            timeout: silence.timeout,
+            monitor,
+            released: false,
+        }
     }
 
     /// The lock's path.
@@ -411,10 +516,15 @@ impl LockGuard {
         &self.node
     }
 
-    /// Has the lock been lost (session expired or closed, or holder node
-    /// deleted)?
+    /// Has the lock been lost (session expired or closed, holder node
+    /// deleted, or ZooKeeper silent for too long)?
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        self.lost.borrow().is_some()
+    }
+
+    /// Why the lock was lost; `None` while it is held.
+    pub fn lost_reason(&self) -> Option<LockLost> {
+        self.lost.borrow().clone()
     }
 
     /// Resolves when the lock is lost (never, while it is held).
@@ -423,9 +533,20 @@ impl LockGuard {
     /// Cancel-safe.
     pub async fn lost(&self) {
         let mut lost = self.lost.clone();
-        if lost.wait_for(|l| *l).await.is_err() {
+        if lost.wait_for(Option::is_some).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// The earliest moment the server may expire this lock's session, as
+    /// far as this process can tell: when the server last surely heard from
+    /// it, plus the negotiated session timeout. It moves forward while
+    /// ZooKeeper answers. Once the lock is [lost](Self::lost) for silence,
+    /// whatever runs under the lock must have stopped by then: after it,
+    /// another process may hold the lock.
+    pub fn session_deadline(&self) -> std::time::Instant {
+        let heard = *self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        (heard + self.timeout).into_std()
     }
 
     /// Releases the lock. A lock whose session has ended is already free.
@@ -486,40 +607,100 @@ impl Drop for LockGuard {
     }
 }
 
-/// Marks the guard lost when its session ends (expiry, close) or its node
-/// is deleted. Holds a client only while a call is in flight, so that it
-/// never keeps a closed registry's session open.
-async fn monitor(shared: Arc<Shared>, epoch: u64, node: String, lost: watch::Sender<bool>) {
+/// Marks the guard lost when its session ends (expiry, close), its node
+/// is deleted, or the server stays silent too long.
+async fn monitor(
+    shared: Arc<Shared>,
+    epoch: u64,
+    node: String,
+    silence: Silence,
+    heard: Arc<Mutex<Instant>>,
+    lost: watch::Sender<Option<LockLost>>,
+) {
+    let why = tokio::select! {
+        why = watch_node(&shared, epoch, &node) => why,
+        why = watch_silence(&shared, epoch, &node, silence, &heard) => why,
+    };
+    tracing::warn!(node, "lock lost: {why}");
+    let _ = lost.send(Some(why));
+}
+
+/// Returns when the session ends or the node is deleted. Holds a client
+/// only while a call is in flight, so that it never keeps a closed
+/// registry's session open.
+async fn watch_node(shared: &Shared, epoch: u64, node: &str) -> LockLost {
     let mut session = shared.session.subscribe();
     loop {
         session.mark_unchanged();
-        let Some(client) = holding_client(&shared, epoch) else { break };
-        let watched = shared.call("exists", &node, client.check_and_watch_stat(&node)).await;
+        let Some(client) = holding_client(shared, epoch) else { return LockLost::SessionEnded };
+        let watched = shared.call("exists", node, client.check_and_watch_stat(node)).await;
         drop(client);
         match watched {
-            Ok((None, _)) => break,
+            Ok((None, _)) => return LockLost::NodeDeleted,
             Ok((Some(_), watcher)) => {
                 tokio::select! {
                     event = watcher.changed() => {
                         if event.event_type == EventType::NodeDeleted {
-                            break;
+                            return LockLost::NodeDeleted;
                         }
                         // Otherwise (a session event): check again.
                     }
-                    changed = session.changed() => if changed.is_err() { break },
+                    changed = session.changed() => if changed.is_err() { return LockLost::SessionEnded },
                 }
             }
             Err(_) => {
                 // Not answered (disconnected?): look again after the session
                 // changes, or in a moment.
                 tokio::select! {
-                    changed = session.changed() => if changed.is_err() { break },
+                    changed = session.changed() => if changed.is_err() { return LockLost::SessionEnded },
                     () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
         }
     }
-    let _ = lost.send(true);
+}
+
+/// Asks the server about the holder node every eighth of `limit`, and
+/// returns once it has not answered for `limit` since the last request it
+/// answered was sent (or when the session ends, or the node is gone).
+/// Calls are not awaited past that point: a dropped link never answers.
+async fn watch_silence(
+    shared: &Shared,
+    epoch: u64,
+    node: &str,
+    silence: Silence,
+    heard: &Mutex<Instant>,
+) -> LockLost {
+    let every = (silence.limit / 8).max(Duration::from_millis(10));
+    let mut session = shared.session.subscribe();
+    let mut next = Instant::now() + every;
+    loop {
+        let last = *heard.lock().unwrap_or_else(|e| e.into_inner());
+        let probe = async {
+            tokio::time::sleep_until(next).await;
+            let client = holding_client(shared, epoch)?;
+            let sent = Instant::now();
+            Some((sent, shared.call("exists", node, client.check_stat(node)).await))
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(last + silence.limit) => return LockLost::Silent(silence.limit),
+            changed = session.changed() => {
+                if changed.is_err() || holding_client(shared, epoch).is_none() {
+                    return LockLost::SessionEnded;
+                }
+            }
+            probed = probe => match probed {
+                None => return LockLost::SessionEnded,
+                Some((_, Ok(None))) => return LockLost::NodeDeleted,
+                Some((sent, Ok(Some(_)))) => {
+                    let mut heard = heard.lock().unwrap_or_else(|e| e.into_inner());
+                    *heard = (*heard).max(sent);
+                    next = sent + every;
+                }
+                Some((_, Err(_))) => next = Instant::now() + every,
+            },
+        }
+    }
 }
 
 impl Registry {

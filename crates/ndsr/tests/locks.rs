@@ -115,3 +115,80 @@ async fn a_lock_is_lost_with_its_session_and_dropping_a_guard_releases_it() {
     .await
     .unwrap();
 }
+
+/// Issue 22, defect 3: with the holder's link blackholed (packets dropped,
+/// not refused), the guard reports the lock lost before the server expires
+/// the session and a contender on a healthy link takes it: never two
+/// holders. Before the fix the guard waited for the client to declare the
+/// session expired (1.4 session timeouts), long after the contender held
+/// the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_holder_loses_its_lock_before_anyone_else_can_take_it() {
+    let server = ZkServer::new().unwrap();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let holder = registry(&proxy.connect_string()).await;
+    let contender = registry(&server.connect_string()).await;
+    let path = unique_path("blackholed");
+    let guard = holder.lock(&path).name("holder").try_acquire().await.unwrap();
+    // The deadline moves forward while the server answers.
+    let first = guard.session_deadline();
+    eventually(WAIT, "the session deadline moves forward", || async { guard.session_deadline() > first })
+        .await
+        .unwrap();
+    assert!(!guard.is_lost());
+
+    proxy.blackhole();
+    let waiting = {
+        let contender = contender.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let held = contender.lock(&path).name("contender").wait(Duration::from_secs(60)).acquire().await;
+            (Instant::now(), held)
+        })
+    };
+    tokio::time::timeout(WAIT, guard.lost()).await.expect("the guard says the lock is lost");
+    let lost_at = Instant::now();
+    assert!(matches!(guard.lost_reason(), Some(ndsr::LockLost::Silent(_))), "{:?}", guard.lost_reason());
+    let deadline = guard.session_deadline();
+    assert!(deadline > lost_at, "lost before the session could expire");
+    let (acquired_at, held) = waiting.await.unwrap();
+    let _second = held.expect("the contender gets the lock once the holder's session expires");
+    assert!(lost_at < acquired_at, "the holder knew it had lost the lock before the contender held it");
+    assert!(deadline <= acquired_at, "nobody else held the lock before the session deadline");
+    assert!(guard.is_lost(), "a lost lock stays lost");
+    proxy.heal();
+    drop(guard);
+    holder.close().await;
+}
+
+/// A lock lost for silence stays lost when the link comes back within the
+/// session timeout (the session lives on), and releasing it then frees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_lost_for_silence_stays_lost_when_the_link_returns_and_its_release_frees_it() {
+    let server = ZkServer::new().unwrap();
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let holder = registry(&proxy.connect_string()).await;
+    let path = unique_path("silent");
+    let guard = holder.lock(&path).lost_after(0.25).try_acquire().await.unwrap();
+    let session = holder.session().unwrap();
+
+    proxy.blackhole();
+    tokio::time::timeout(WAIT, guard.lost()).await.expect("lost after a quarter of the session timeout");
+    proxy.heal();
+    eventually(WAIT, "the same session is connected again", || async {
+        holder.state() == ndsr::State::Connected && holder.session().map(|s| s.id()) == Some(session.id())
+    })
+    .await
+    .unwrap();
+    assert!(guard.is_lost(), "a lost lock stays lost");
+    assert!(matches!(guard.lost_reason(), Some(ndsr::LockLost::Silent(_))));
+    guard.release().await.unwrap();
+    let other = registry(&server.connect_string()).await;
+    other.lock(&path).try_acquire().await.expect("the released lock is free").release().await.unwrap();
+    for bad in [0.0, -1.0, 1.5, f64::NAN] {
+        assert!(matches!(
+            holder.lock(&unique_path("bad")).lost_after(bad).try_acquire().await,
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -28,6 +28,17 @@ async fn kill_group(child: &mut tokio::process::Child) -> std::io::Result<std::p
     child.wait().await
 }
 
+/// When a command whose lock was lost for silence must be killed: after
+/// `grace`, but never later than a little before `deadline`, when the
+/// server may expire the session and another process take the lock.
+fn stop_by(deadline: std::time::Instant, grace: std::time::Duration) -> tokio::time::Instant {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let now = tokio::time::Instant::now();
+    // A margin for the signal to take effect and the process to go.
+    let margin = deadline.saturating_duration_since(now).min(std::time::Duration::from_secs(2)) / 4;
+    (now + grace).min(deadline - margin).max(now)
+}
+
 pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     let registry = connect(global, false).await?;
@@ -37,6 +48,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
         .name(name)
         .simultaneous(args.simultaneous)
         .wait(args.wait)
+        .lost_after(args.lost_after)
         .acquire()
         .await?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
@@ -64,15 +76,37 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             exit_code_of(status)
         }
         Err(Exit::LockLost) => {
+            let why = guard.lost_reason().unwrap_or(ndsr::LockLost::SessionEnded);
+            let how = match why {
+                // The server may still hold the session: the command gets
+                // SIGTERM and what is left of --grace before the server can
+                // expire the session, then SIGKILL.
+                ndsr::LockLost::Silent(_) => {
+                    let by = stop_by(guard.session_deadline(), args.grace);
+                    signal_group(&child, nix::sys::signal::Signal::SIGTERM);
+                    tokio::select! {
+                        _ = child.wait() => "stopped",
+                        () = tokio::time::sleep_until(by) => {
+                            kill_group(&mut child).await?;
+                            "killed"
+                        }
+                    }
+                }
+                // Another process may hold it already.
+                _ => {
+                    kill_group(&mut child).await?;
+                    "killed"
+                }
+            };
+            // Whatever the command left in its group goes too.
             signal_group(&child, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.kill().await;
             // The guard holds a client of the dead session: drop it first,
             // or close() would wait for that session to close.
             drop(guard);
             registry.close().await;
             return Err(CliError::new(
                 Exit::LockLost,
-                format!("lock {} lost (session expired); killed {program}", args.path),
+                format!("lock {} lost ({why}); {how} {program}", args.path),
             ));
         }
         Err(_) => {
