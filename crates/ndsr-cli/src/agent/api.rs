@@ -535,16 +535,21 @@ async fn delete_registration(
     }
 }
 
-/// `GET /v1/health`: 200 while connected to ZooKeeper, else 503.
+/// `GET /v1/health`: 200 while connected to ZooKeeper and every
+/// template's last render succeeded, else 503 (`degraded`), with
+/// `templates` listing the failing ones and why.
 async fn health(State(agent): State<Arc<Agent>>) -> Response {
     let state = agent.registry.state();
     let connected = state == ndsr::State::Connected;
+    let failing = agent.templates.failed();
+    let healthy = connected && failing.is_empty();
     let body = json!({
-        "status": if connected { "ok" } else { "degraded" },
+        "status": if healthy { "ok" } else { "degraded" },
         "zookeeper": super::state_name(state),
         "registrations": agent.registrations.statuses().len(),
+        "templates": failing,
     });
-    let code = if connected { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
 

@@ -73,6 +73,7 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
             "watched_paths": stats.watched_paths,
         },
         "services": services,
+        "templates": templates(agent),
         "registrations": agent
             .registrations
             .statuses()
@@ -80,6 +81,23 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
             .map(|s| status_for(owner, s))
             .collect::<Vec<_>>(),
     })
+}
+
+/// The configured templates and their last render (`ok`, `error`,
+/// `at_ms`, `since_ms`); `pending` until the first.
+fn templates(agent: &Agent) -> Vec<Value> {
+    let config = agent.config();
+    config
+        .templates
+        .iter()
+        .map(|t| {
+            let destination = t.destination.display().to_string();
+            match agent.templates.get(&destination) {
+                Some(status) => json!(status),
+                None => json!({"template": destination, "source": t.source.display().to_string(), "pending": true}),
+            }
+        })
+        .collect()
 }
 
 /// `GET /v1/agent`: the model once.

@@ -106,6 +106,9 @@ fn observe(agent: &Agent) {
         let n = statuses.iter().filter(|s| s.state == state).count();
         gauge!("ndsr_agent_registrations", "state" => state).set(n as f64);
     }
+    for template in agent.templates.all() {
+        gauge!("ndsr_template_ok", "template" => template.template).set(f64::from(u8::from(template.ok)));
+    }
     for service in &agent.config().services {
         if let Some(listing) = agent.service_now(&service.path, service.format()) {
             let serving = listing.value.serving().count();

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use super::api::ApiError;
 use super::config::Config;
 use super::registrations::Registrations;
+use super::templates::TemplateStatuses;
 
 /// A value and the agent-wide change index at which it was last set.
 #[derive(Clone, Debug)]
@@ -137,6 +138,8 @@ pub struct Agent {
     /// goes round across requests.
     selectors: Mutex<HashMap<String, Picker>>,
     pub registrations: Registrations,
+    /// Each template's last render (ok, or why its file was kept).
+    pub templates: TemplateStatuses,
     /// The agent-wide change index: every change of any followed node or
     /// service gets the next number.
     index: AtomicU64,
@@ -166,6 +169,7 @@ impl Agent {
             services: Default::default(),
             selectors: Default::default(),
             registrations: Registrations::default(),
+            templates: TemplateStatuses::default(),
             index: AtomicU64::new(0),
             changes: watch::channel(0).0,
             cancel: CancellationToken::new(),

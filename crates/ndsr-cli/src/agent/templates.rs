@@ -40,19 +40,80 @@ impl Template {
     }
 }
 
-/// An instance as templates see it.
-#[derive(Serialize)]
-struct InstanceContext<'a> {
-    key: &'a str,
-    id: &'a str,
-    host: &'a str,
-    port: Option<u16>,
-    address: String,
-    serving: bool,
-    weight: Option<u32>,
-    shard: Option<i64>,
-    labels: &'a BTreeMap<String, String>,
-    data: &'a ndsr::Object,
+/// A template's last render: ok, or the error that kept its file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TemplateStatus {
+    /// The destination file (what metrics call the template).
+    pub template: String,
+    /// The template's source file.
+    pub source: String,
+    /// Whether the last render (and write) succeeded.
+    pub ok: bool,
+    /// Why it failed, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was last rendered (ms since the epoch).
+    pub at_ms: u64,
+    /// Since when it has been ok, or failing (ms since the epoch).
+    pub since_ms: u64,
+}
+
+/// Every template's last render, by destination; a template not rendered
+/// yet (nothing read, or ZooKeeper unreachable since the start) has none.
+#[derive(Debug, Default)]
+pub struct TemplateStatuses(std::sync::Mutex<BTreeMap<String, TemplateStatus>>);
+
+impl TemplateStatuses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TemplateStatus>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last render of each template, by destination.
+    pub fn all(&self) -> Vec<TemplateStatus> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// The templates whose last render failed.
+    pub fn failed(&self) -> Vec<TemplateStatus> {
+        self.lock().values().filter(|s| !s.ok).cloned().collect()
+    }
+
+    /// The last render of the template writing `destination`.
+    pub fn get(&self, destination: &str) -> Option<TemplateStatus> {
+        self.lock().get(destination).cloned()
+    }
+
+    /// Records a render's result: true when the template went from ok to
+    /// failing or back, or its error changed (what the dashboard shows).
+    fn record(&self, template: &Template, result: Result<(), String>) -> bool {
+        let now = super::api::millis(std::time::SystemTime::now());
+        let (ok, error) = match result {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        };
+        let mut statuses = self.lock();
+        let old = statuses.get(&template.name());
+        let changed = old.is_none_or(|old| old.ok != ok || old.error != error);
+        let since_ms = match old {
+            Some(old) if old.ok == ok => old.since_ms,
+            _ => now,
+        };
+        let status = TemplateStatus {
+            template: template.name(),
+            source: template.file.source.display().to_string(),
+            ok,
+            error,
+            at_ms: now,
+            since_ms,
+        };
+        statuses.insert(template.name(), status);
+        changed
+    }
+
+    /// Forgets the templates no longer configured.
+    fn retain(&self, templates: &[Template]) {
+        self.lock().retain(|name, _| templates.iter().any(|t| &t.name() == name));
+    }
 }
 
 /// Renders the configured templates on every change, until shutdown.
@@ -80,6 +141,7 @@ pub async fn run(agent: Arc<Agent>) {
                     command_due: false,
                 }));
             }
+            agent.templates.retain(&templates);
         }
         for template in &mut templates {
             render(&agent, template).await;
@@ -108,56 +170,140 @@ pub async fn run(agent: Arc<Agent>) {
 }
 
 /// Renders one template if every service is current, and writes it if the
-/// bytes changed.
+/// bytes changed. The result (ok, or the error that kept the file) is kept
+/// for the health check, the dashboard and the metrics.
 async fn render(agent: &Agent, template: &mut Template) {
     let name = template.name();
     let Some(context) = context(agent) else {
         counter!("ndsr_template_renders_total", "template" => name, "result" => "skipped_stale").increment(1);
         return;
     };
-    let source = match std::fs::read_to_string(&template.file.source) {
-        Ok(source) => source,
+    let result = match render_and_write(template, context) {
+        Ok(written) => {
+            let result = if written { "written" } else { "unchanged" };
+            counter!("ndsr_template_renders_total", "template" => name, "result" => result).increment(1);
+            Ok(())
+        }
         Err(e) => {
-            tracing::error!(template = %template.file.source.display(), "cannot read the template: {e}");
             counter!("ndsr_template_renders_total", "template" => name, "result" => "error").increment(1);
-            return;
+            Err(e)
         }
     };
-    let rendered = environment().render_str(&source, context);
-    let text = match rendered {
-        Ok(text) => text,
-        Err(e) => {
-            tracing::error!(template = %template.file.source.display(), "template error (the file is kept): {e:#}");
-            counter!("ndsr_template_renders_total", "template" => name, "result" => "error").increment(1);
-            return;
-        }
-    };
+    if agent.templates.record(template, result) {
+        agent.changed();
+    }
+}
+
+/// Renders the template and writes its file if the bytes changed: whether
+/// it wrote, or why the file was kept.
+fn render_and_write(template: &mut Template, context: minijinja::Value) -> Result<bool, String> {
+    let source_path = &template.file.source;
+    let source = std::fs::read_to_string(source_path).map_err(|e| {
+        tracing::error!(template = %source_path.display(), "cannot read the template: {e}");
+        format!("cannot read the template {}: {e}", source_path.display())
+    })?;
+    let text = render_source(source_path, &source, context).map_err(|(e, detail)| {
+        tracing::error!(template = %source_path.display(), "template error (the file is kept): {detail}");
+        e
+    })?;
     let destination = &template.file.destination;
     if std::fs::read(destination).is_ok_and(|old| old == text.as_bytes()) {
-        counter!("ndsr_template_renders_total", "template" => name, "result" => "unchanged").increment(1);
-        return;
+        return Ok(false);
     }
     match write_atomically(destination, text.as_bytes()) {
         Ok(()) => {
             tracing::info!(file = %destination.display(), "rendered");
-            counter!("ndsr_template_renders_total", "template" => name, "result" => "written").increment(1);
             template.command_due = template.file.command.is_some();
+            Ok(true)
         }
         Err(e) => {
             tracing::error!(file = %destination.display(), "cannot write: {e}");
-            counter!("ndsr_template_renders_total", "template" => name, "result" => "error").increment(1);
+            Err(format!("cannot write {}: {e}", destination.display()))
         }
     }
 }
 
+/// Renders `source` (read from `path`): the text, or the error in one
+/// line (with the template's line that failed) and in detail, for the log.
+fn render_source(path: &Path, source: &str, context: minijinja::Value) -> Result<String, (String, String)> {
+    let file_name =
+        path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+    let env = environment();
+    let rendered = env.template_from_named_str(&file_name, source).and_then(|t| t.render(context));
+    rendered.map_err(|e| {
+        let line =
+            e.line().filter(|_| e.name() == Some(file_name.as_str())).and_then(|n| source.lines().nth(n - 1));
+        let brief = match line {
+            Some(line) => {
+                let line: String = line.trim().chars().take(120).collect();
+                format!("{e}: `{line}`")
+            }
+            None => e.to_string(),
+        };
+        (brief, format!("{e:#}"))
+    })
+}
+
 /// The template environment: an undefined name is an error (a typo never
-/// renders an empty backend), and the template's last newline is kept
-/// (config files end with one).
+/// renders an empty backend), the template's last newline is kept (config
+/// files end with one), and the `cfg` and `cfg_token` filters refuse what
+/// would break out of a config file's line or token.
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.add_filter("cfg", cfg);
+    env.add_filter("cfg_token", cfg_token);
     env
+}
+
+/// The text of a value a config file may hold: a string, number or
+/// boolean; none, lists and maps are refused.
+fn cfg_text(value: &minijinja::Value, filter: &str) -> Result<String, minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let refuse = |why: String| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("{filter}: {why}"))
+    };
+    match value.kind() {
+        ValueKind::String | ValueKind::Number | ValueKind::Bool => Ok(value.to_string()),
+        ValueKind::Undefined => Err(refuse("the value is undefined".into())),
+        ValueKind::None => Err(refuse("the value is none, not text".into())),
+        kind => Err(refuse(format!("a {kind} is not one value of a config file"))),
+    }
+}
+
+/// `{{ x | cfg }}`: `x` unchanged, or an error if it holds a control
+/// character (a newline, a carriage return, a tab, NUL, ...) or a Unicode
+/// line separator: a value must never start a line of its own.
+fn cfg(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
+    let text = cfg_text(&value, "cfg")?;
+    if let Some(c) = text.chars().find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        let shown: String = text.chars().take(60).collect();
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "cfg: {shown:?} holds the control character {c:?}: refused (it would break the file's lines)"
+            ),
+        ));
+    }
+    Ok(minijinja::Value::from_safe_string(text))
+}
+
+/// `{{ x | cfg_token }}`: `x` unchanged if it is one non-empty word of
+/// letters, digits and `- . _ : [ ] / @ +` (a server name, a host, an
+/// address), else an error: no space, quote, `#`, `;`, brace or control
+/// character can add an option, a comment or a line.
+fn cfg_token(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
+    let text = cfg_text(&value, "cfg_token")?;
+    let allowed = |c: char| c.is_alphanumeric() || "-._:[]/@+".contains(c);
+    if text.is_empty() || !text.chars().all(allowed) {
+        let shown: String = text.chars().take(60).collect();
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("cfg_token: {shown:?} is not one word of letters, digits and - . _ : [ ] / @ +: refused"),
+        ));
+    }
+    Ok(minijinja::Value::from_safe_string(text))
 }
 
 /// What templates see: `services` (name to its serving instances),
@@ -177,29 +323,79 @@ fn context(agent: &Agent) -> Option<minijinja::Value> {
         let name = service.name();
         listings.push((name, service.path.clone(), listing.value));
     }
-    let view = |i: &ndsr::discovery::Instance| {
-        minijinja::Value::from_serialize(InstanceContext {
-            key: &i.key,
-            id: &i.id,
-            host: &i.host,
-            port: i.port,
-            address: i.address(),
-            serving: i.serving,
-            weight: i.weight,
-            shard: i.shard,
-            labels: &i.labels,
-            data: &i.data,
-        })
-    };
+    Some(context_of(
+        listings.iter().map(|(name, path, listing)| (name.as_str(), path.as_str(), &listing.instances[..])),
+    ))
+}
+
+/// The context of `(name, directory, instances)` listings.
+fn context_of<'a>(
+    listings: impl IntoIterator<Item = (&'a str, &'a str, &'a [Arc<ndsr::discovery::Instance>])>,
+) -> minijinja::Value {
     let mut services = BTreeMap::new();
     let mut all = BTreeMap::new();
     let mut paths = BTreeMap::new();
-    for (name, path, listing) in &listings {
-        services.insert(name.clone(), listing.serving().map(|i| view(i)).collect::<Vec<_>>());
-        all.insert(name.clone(), listing.instances.iter().map(|i| view(i)).collect::<Vec<_>>());
-        paths.insert(name.clone(), path.clone());
+    for (name, path, instances) in listings {
+        let serving = instances.iter().filter(|i| i.serving);
+        services.insert(name, serving.map(|i| instance_value(i)).collect::<Vec<_>>());
+        all.insert(name, instances.iter().map(|i| instance_value(i)).collect::<Vec<_>>());
+        paths.insert(name, path);
     }
-    Some(minijinja::context! { services => services, all_services => all, paths => paths })
+    minijinja::context! { services => services, all_services => all, paths => paths }
+}
+
+/// An instance as templates see it.
+fn instance_value(i: &ndsr::discovery::Instance) -> minijinja::Value {
+    use minijinja::Value;
+    let optional = |v: Option<Value>| v.unwrap_or(Value::from(()));
+    let labels: Value = i.labels.iter().map(|(k, v)| (k.as_str(), Value::from(v.as_str()))).collect();
+    [
+        ("key", Value::from(i.key.as_str())),
+        ("id", Value::from(i.id.as_str())),
+        ("host", Value::from(i.host.as_str())),
+        ("port", optional(i.port.map(Value::from))),
+        ("address", Value::from(i.address())),
+        ("serving", Value::from(i.serving)),
+        ("weight", optional(i.weight.map(Value::from))),
+        ("shard", optional(i.shard.map(Value::from))),
+        ("labels", labels),
+        ("data", i.data.iter().map(|(k, v)| (k.as_str(), json_value(v))).collect()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Node data as templates see it. Not through `Value::from_serialize`:
+/// with serde_json's `arbitrary_precision` a number serializes as a
+/// private struct (`{"$serde_json::private::Number": "5"}`).
+fn json_value(value: &serde_json::Value) -> minijinja::Value {
+    use minijinja::Value;
+    use serde_json::Value as J;
+    match value {
+        J::Null => Value::from(()),
+        J::Bool(b) => Value::from(*b),
+        J::Number(n) => number_value(n),
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(items) => items.iter().map(json_value).collect(),
+        J::Object(object) => object.iter().map(|(k, v)| (k.as_str(), json_value(v))).collect(),
+    }
+}
+
+/// A JSON number as a minijinja number that prints as its JSON text (an
+/// integer up to 128 bits, a float whose text round-trips), so that
+/// arithmetic works; else (a longer integer, `1e3`, `2.50`) its exact text.
+fn number_value(n: &serde_json::Number) -> minijinja::Value {
+    use minijinja::Value;
+    let text = n.to_string();
+    let exact = |v: Value| (v.to_string() == text).then_some(v);
+    n.as_i64()
+        .map(Value::from)
+        .and_then(exact)
+        .or_else(|| n.as_u64().map(Value::from).and_then(exact))
+        .or_else(|| text.parse::<i128>().ok().map(Value::from).and_then(exact))
+        .or_else(|| text.parse::<u128>().ok().map(Value::from).and_then(exact))
+        .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(Value::from).and_then(exact))
+        .unwrap_or_else(|| Value::from_safe_string(text))
 }
 
 /// Runs the command if the file changed and the interval since the last
@@ -317,26 +513,128 @@ fn check_directory(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    use ndsr::discovery::{decode, Format, Instance};
+
+    /// An instance of `format` decoded from its node name and data.
+    fn decoded(format: Format, key: &str, json: &str) -> Arc<Instance> {
+        let data: ndsr::Object = serde_json::from_str(json).unwrap();
+        Arc::new(decode(format, key, &data).unwrap().unwrap())
+    }
+
+    /// Renders `source` with the services `(name, instances)`.
+    fn render(source: &str, services: &[(&str, Vec<Arc<Instance>>)]) -> Result<String, String> {
+        let context = context_of(services.iter().map(|(name, list)| (*name, "/s", &list[..])));
+        render_source(Path::new("t.j2"), source, context).map_err(|(brief, _)| brief)
+    }
+
     #[test]
     fn the_sample_configuration_and_its_template_work() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
         let config = super::super::config::Config::load(&docs.join("agent.example.toml")).unwrap();
         let source = std::fs::read_to_string(&config.templates[0].source).unwrap();
-        let instance = |key: &str, zone: &str| {
-            minijinja::context! { key => key, id => key, address => key, labels => minijinja::context! { zone => zone } }
-        };
-        let context = minijinja::context! {
-            services => minijinja::context! { web => vec![instance("10.0.0.1:80", "a")], api => Vec::<minijinja::Value>::new() },
-        };
-        let text = environment().render_str(&source, context).unwrap();
-        assert!(text.contains("server 10.0.0.1_80 10.0.0.1:80 check # zone a"), "{text}");
-        assert!(text.contains("1 web and 0 api instances"), "{text}");
+        // Issue 22: one instance without a `zone` label stopped every render.
+        let web = vec![
+            decoded(Format::Nd, "10.0.0.1:80", r#"{"zone":"a"}"#),
+            decoded(Format::Nd, "10.0.0.2:80", r#"{"pid":7}"#),
+        ];
+        let api = vec![decoded(Format::Curator, "i-1", r#"{"id":"i-1","address":"10.0.1.1","port":8080}"#)];
+        let text = render(&source, &[("web", web), ("api", api)]).unwrap();
+        assert!(text.contains("\n    server 10.0.0.1_80 10.0.0.1:80 check # zone a\n"), "{text}");
+        assert!(text.contains("\n    server 10.0.0.2_80 10.0.0.2:80 check\n"), "unlabelled: {text}");
+        assert!(text.contains("\n    server i-1 10.0.1.1:8080 check\n"), "{text}");
+        assert!(text.contains("2 web and 1 api instances"), "{text}");
         assert!(text.ends_with("\n"), "the file ends with a newline: {text:?}");
-        let typo = environment().render_str(
-            "{{ services.wbe | length }}",
-            minijinja::context! { services => minijinja::context! {} },
+        let none = render(&source, &[("web", vec![]), ("api", vec![])]).unwrap();
+        assert!(none.contains("0 web and 0 api instances"), "{none}");
+        let typo = render("{{ services.wbe | length }}", &[]);
+        let typo = typo.unwrap_err();
+        assert!(typo.contains("undefined") && typo.contains("t.j2:1"), "{typo}");
+        assert!(typo.contains("`{{ services.wbe | length }}`"), "the line that failed: {typo}");
+        let old = "{% for i in services.web %}{% if i.labels.zone %}z{% endif %}{% endfor %}";
+        let unlabelled = vec![decoded(Format::Nd, "10.0.0.2:80", "{}")];
+        assert!(
+            render(old, &[("web", unlabelled)]).is_err(),
+            "the old sample's error, under strict undefined"
         );
-        assert!(typo.is_err(), "an undefined name is an error, not an empty list");
+    }
+
+    #[test]
+    fn the_sample_refuses_a_value_that_would_inject_a_line() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        let source = std::fs::read_to_string(docs.join("agent/haproxy.cfg.j2")).unwrap();
+        // The library refuses such addresses; ids, keys and labels are the
+        // instance's own text: the filters stop them.
+        for (key, json) in [
+            ("i-1", r#"{"id":"x check\n    server evil 6.6.6.6:443","address":"10.0.0.9","port":80}"#),
+            ("i-1", r#"{"id":"x backup","address":"10.0.0.9","port":80}"#),
+            ("i 1", r#"{"id":"i-1","address":"10.0.0.9","port":80,"payload":{"zone":"a\nserver evil"}}"#),
+        ] {
+            let api = vec![decoded(Format::Curator, key, json)];
+            let web = vec![decoded(Format::Curator, key, json)];
+            let error = render(&source, &[("web", web), ("api", api)]).unwrap_err();
+            assert!(error.contains("refused"), "{json}: {error}");
+            assert!(!error.contains('\n'), "the error is one line: {error:?}");
+        }
+    }
+
+    #[test]
+    fn the_cfg_filters() {
+        let one = |source: &str, value: minijinja::Value| {
+            environment().render_str(source, minijinja::context! { v => value }).map_err(|e| e.to_string())
+        };
+        assert_eq!(one("{{ v | cfg }}", "us east # 1".into()).unwrap(), "us east # 1");
+        assert_eq!(one("{{ v | cfg }}", 5.into()).unwrap(), "5");
+        assert_eq!(one("{{ v | cfg_token }}", "[::1]:80".into()).unwrap(), "[::1]:80");
+        assert_eq!(one("{{ v | cfg_token }}", "member_0000000001".into()).unwrap(), "member_0000000001");
+        for text in ["a\nb", "a\rb", "a\tb", "a\u{0}b", "a\u{2028}b", "a\u{85}b"] {
+            let error = one("{{ v | cfg }}", text.into()).unwrap_err();
+            assert!(error.contains("cfg: ") && error.contains("control character"), "{text:?}: {error}");
+            assert!(one("{{ v | cfg_token }}", text.into()).is_err(), "{text:?}");
+        }
+        for text in ["a b", "", "a#b", "a;b", "a\"b", "a'b", "{a}", "a\\b"] {
+            let error = one("{{ v | cfg_token }}", text.into()).unwrap_err();
+            assert!(error.contains("cfg_token: ") && error.contains("one word"), "{text:?}: {error}");
+        }
+        for filter in ["cfg", "cfg_token"] {
+            let source = format!("{{{{ v | {filter} }}}}");
+            assert!(one(&source, minijinja::Value::from(())).unwrap_err().contains("none"), "{filter}");
+            assert!(one(&source, vec![1, 2].into()).is_err(), "{filter}: a list is refused");
+            assert!(one(&format!("{{{{ nothing | {filter} }}}}"), 1.into()).is_err(), "{filter}: undefined");
+        }
+    }
+
+    #[test]
+    fn numbers_in_node_data_render_as_numbers() {
+        // Issue 22: serde_json's `arbitrary_precision` made `{{ i.data.w }}`
+        // render `{"$serde_json::private::Number": "5"}`.
+        let json = r#"{"w":5,"f":2.5,"neg":-3,"big":123456789012345678901234567890,"huge":1234567890123456789012345678901234567890123,"e":1e3,"u":18446744073709551615,"list":[1,2.5],"o":{"n":7}}"#;
+        let web = vec![decoded(Format::Nd, "10.0.0.1:80", json)];
+        let pid = decoded(Format::Nd, "10.0.0.2:80", r#"{"pid":4242,"created":"2026-01-01 00:00:00"}"#);
+        let services = [("web", web), ("pids", vec![pid])];
+        let one = |expr: &str| {
+            render(&format!("{{% for i in services.web %}}{{{{ {expr} }}}}{{% endfor %}}"), &services)
+                .unwrap()
+        };
+        assert_eq!(one("i.data.w"), "5");
+        assert_eq!(one("i.data.w + 1"), "6");
+        assert_eq!(one("i.data.w * 2 > 9"), "True");
+        assert_eq!(one("i.data.f"), "2.5");
+        assert_eq!(one("i.data.f * 2"), "5.0");
+        assert_eq!(one("i.data.neg"), "-3");
+        assert_eq!(one("i.data.big"), "123456789012345678901234567890");
+        assert_eq!(one("i.data.big + 1"), "123456789012345678901234567891");
+        assert_eq!(one("i.data.huge"), "1234567890123456789012345678901234567890123");
+        assert_eq!(one("i.data.e"), "1e+3", "as serde_json writes it in the API's JSON");
+        assert_eq!(one("i.data.u"), "18446744073709551615");
+        assert_eq!(one("i.data.list"), "[1, 2.5]");
+        assert_eq!(one("i.data.o.n"), "7");
+        assert_eq!(one("i.port"), "80");
+        assert_eq!(one("i.data.w | cfg"), "5");
+        let pid = render(
+            "{% for i in services.pids %}{{ i.data.pid }}/{{ i.data.pid + 1 }}{% endfor %}",
+            &services,
+        );
+        assert_eq!(pid.unwrap(), "4242/4243");
     }
 
     #[test]

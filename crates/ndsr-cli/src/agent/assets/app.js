@@ -113,11 +113,30 @@ function renderRegistrations() {
   }
 }
 
+// Each template's last render: a failure keeps the file, and is shown
+// with its error until a render succeeds (GET /v1/health is 503 meanwhile).
+function renderTemplates() {
+  const templates = model.templates || [];
+  $("templates").hidden = templates.length === 0;
+  $("template-list").replaceChildren(...templates.map((t) => {
+    const state = t.pending ? "pending" : t.ok ? "rendered" : "failed";
+    return el("li", { "data-template": t.template, "data-state": state },
+      el("div", { class: "reg-head" },
+        el("span", { class: "badge small", "data-state": state, text: state }),
+        el("span", { class: "mono", text: t.template })),
+      el("div", { class: "muted small" },
+        [`from ${t.source}`, t.since_ms ? `${t.ok ? "ok" : "failing"} since ${new Date(t.since_ms).toLocaleTimeString()}` : "not rendered yet",
+          t.ok === false ? "the last good file is kept" : null].filter(Boolean).join(" · ")),
+      t.error ? el("div", { class: "detail small mono", role: "alert", text: t.error }) : null);
+  }));
+}
+
 function render() {
   if (!model) return;
   renderSession();
   renderServices();
   renderRegistrations();
+  renderTemplates();
   if (browsing === null) renderRoots();
 }
 

@@ -1,0 +1,187 @@
+//! The agent's templates against a real ZooKeeper (issue 22): a template
+//! error is visible (health, metrics, dashboard) until a render succeeds
+//! again; node data's numbers render as numbers; a hostile instance is
+//! reported bad, never listed, picked or rendered into the shipped sample.
+
+mod common;
+
+use std::path::Path;
+
+use common::agent::{Agent, TOKEN};
+use common::*;
+use ndsr::discovery::CuratorInstance;
+use ndsr_testkit::{unique_path, ZkServer};
+use serde_json::json;
+
+fn config(root: &str, extra: &str) -> String {
+    format!("roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n{extra}")
+}
+
+fn registry(rt: &tokio::runtime::Runtime, server: &str) -> ndsr::Registry {
+    rt.block_on(ndsr::Registry::builder(server).build()).unwrap()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The value of the metric line `name{labels}` in `/metrics`, if any.
+fn metric(agent: &Agent, line_start: &str) -> Option<String> {
+    let text = agent.http().get("/metrics").text;
+    text.lines().find_map(|l| l.strip_prefix(line_start).map(|v| v.trim().to_string()))
+}
+
+#[test]
+fn a_template_error_shows_in_health_metrics_and_the_dashboard_until_a_render_succeeds() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-template-error");
+    let writer = registry(&rt, &server);
+    // No `zone` label: the old sample's `{% if i.labels.zone %}` is an error
+    // under strict undefined.
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.1:80"), json!({"w": 5}))).unwrap();
+    let broken = "{% for i in services.web %}server {{ i.address }}{% if i.labels.zone %} # {{ i.labels.zone }}{% endif %}\n{% endfor %}";
+    let extra = format!(
+        "[[service]]\npath = \"{root}/web\"\n\
+         [[template]]\nsource = \"web.j2\"\ndestination = \"out/web.cfg\"\n"
+    );
+    let agent = Agent::start_with(&server, &config(&root, &extra), &[], |dir| {
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(dir.join("web.j2"), broken).unwrap();
+        std::fs::write(dir.join("out/web.cfg"), "last good\n").unwrap();
+    });
+    let file = agent.dir.path().join("out/web.cfg");
+    let destination = file.display().to_string();
+
+    // The health check says which template failed and why: 503, degraded.
+    // (503 also while the agent first connects: wait for the template's.)
+    poll("the health check reports the template", || {
+        agent.http().get("/v1/health").body["templates"].as_array().is_some_and(|t| !t.is_empty())
+    });
+    let health = agent.http().get("/v1/health");
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.body["status"], "degraded", "{}", health.text);
+    assert_eq!(health.body["zookeeper"], "connected", "ZooKeeper is fine: {}", health.text);
+    let failed = &health.body["templates"][0];
+    assert!(failed["template"].as_str().unwrap().ends_with("out/web.cfg"), "{}", health.text);
+    assert!(failed["source"].as_str().unwrap().ends_with("web.j2"), "{}", health.text);
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("undefined") && error.contains("web.j2:1"), "{error}");
+    assert_eq!(failed["ok"], false);
+    assert!(failed["at_ms"].as_u64().is_some() && failed["since_ms"].as_u64().is_some(), "{failed}");
+    assert_eq!(read(&file), "last good\n", "the file is kept");
+
+    // The metrics and the dashboard's model say it too.
+    let gauge = format!("ndsr_template_ok{{template=\"{destination}\"}}");
+    assert_eq!(metric(&agent, &gauge).as_deref(), Some("0"), "{gauge}");
+    let model = agent.http().with_token(TOKEN).get("/v1/agent").body;
+    let shown = &model["templates"][0];
+    assert_eq!((&shown["ok"], shown["error"].as_str()), (&json!(false), Some(error)), "{model}");
+
+    // Fixed: the source rewritten, a change in ZooKeeper renders it again.
+    let fixed = "{% for i in services.web %}server {{ i.address }}{% if i.labels.zone is defined %} # {{ i.labels.zone }}{% endif %} w={{ i.data.w }} w+1={{ i.data.w + 1 }}\n{% endfor %}";
+    std::fs::write(agent.dir.path().join("web.j2"), fixed).unwrap();
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.2:80"), json!({"zone": "b", "w": 7}))).unwrap();
+    poll("the fixed template renders", || {
+        read(&file) == "server 10.0.0.1:80 w=5 w+1=6\nserver 10.0.0.2:80 # b w=7 w+1=8\n"
+    });
+    poll("healthy again", || agent.http().get("/v1/health").status == 200);
+    let health = agent.http().get("/v1/health");
+    assert_eq!(
+        (&health.body["status"], &health.body["templates"]),
+        (&json!("ok"), &json!([])),
+        "{}",
+        health.text
+    );
+    assert_eq!(metric(&agent, &gauge).as_deref(), Some("1"));
+    let model = agent.http().with_token(TOKEN).get("/v1/agent").body;
+    assert_eq!(model["templates"][0]["ok"], true, "{model}");
+    assert!(model["templates"][0].get("error").is_none(), "{model}");
+    rt.block_on(writer.close());
+}
+
+#[test]
+fn a_hostile_instance_is_bad_never_listed_picked_or_rendered() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-hostile");
+    let base = format!("{root}/discovery");
+    let writer = registry(&rt, &server);
+    for (service, id, address) in [("web", "i-1", "10.0.0.1"), ("api", "a-1", "10.0.1.1")] {
+        rt.block_on(writer.announce_curator(&base, &CuratorInstance::new(service, id, address, 8080)))
+            .unwrap();
+    }
+    // Issue 22's exact payload, and its cousins.
+    let curator = |id: &str, address: &str, port: u16| {
+        serde_json::to_vec(
+            &json!({"name": "web", "id": id, "address": address, "port": port, "sslPort": null,
+            "payload": null, "registrationTimeUTC": 1, "serviceType": "DYNAMIC", "uriSpec": null}),
+        )
+        .unwrap()
+    };
+    let hostile = [
+        ("evil", curator("evil", "10.0.0.9 check\n    server evil 6.6.6.6:443", 80)),
+        ("script", curator("script", "<script>alert(1)</script>", 80)),
+        ("zero", curator("zero", "10.0.0.8", 0)),
+    ];
+    for (id, bytes) in &hostile {
+        rt.block_on(writer.set_node_raw(&format!("{base}/web/{id}"), bytes.clone())).unwrap();
+    }
+
+    // The library: bad, with the reason; never an instance.
+    let listing = rt.block_on(writer.instances(&format!("{base}/web"), None)).unwrap();
+    let keys: Vec<&str> = listing.instances.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["i-1"], "{listing:?}");
+    let bad: Vec<(&str, &str)> = listing.bad.iter().map(|b| (b.key.as_str(), b.reason.as_str())).collect();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(
+        bad[0],
+        (
+            "evil",
+            r#"`address` "10.0.0.9 check\n    server evil 6.6.6.6:443" is not a host name or an IP address"#
+        )
+    );
+    assert!(bad[1].0 == "script" && bad[1].1.contains("is not a host name or an IP address"), "{bad:?}");
+    assert_eq!(bad[2], ("zero", "`port` 0 is not a port (1-65535)"));
+
+    // `ndsr pick` never picks it, and `get --instances` says why on one line.
+    for _ in 0..10 {
+        let (code, out, err) = run(&server, &["pick", &format!("{base}/web")]);
+        assert_eq!((code, out.as_str()), (0, "10.0.0.1:8080\n"), "{err}");
+    }
+    let (code, out, err) = run(&server, &["get", &format!("{base}/web"), "--instances", "--format", "dir"]);
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:8080\n"), "{err}");
+    assert!(err.lines().any(|l| l.contains("/web/evil is not an instance: `address`")), "{err}");
+    assert!(!err.lines().any(|l| l.trim_start().starts_with("server evil")), "one line each: {err}");
+
+    // The agent: in `bad` with the reason, not listed, not picked, and the
+    // shipped sample template renders only the good instances.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/agent/haproxy.cfg.j2");
+    let extra = format!(
+        "[[service]]\npath = \"{base}/web\"\n[[service]]\npath = \"{base}/api\"\n\
+         [[template]]\nsource = \"{}\"\ndestination = \"out/haproxy.cfg\"\n",
+        sample.display()
+    );
+    let agent = Agent::start_with(&server, &config(&root, &extra), &[], |dir| {
+        std::fs::create_dir(dir.join("out")).unwrap();
+    });
+    let services = agent.http().get(&format!("/v1/services{base}/web"));
+    assert_eq!(services.status, 200, "{}", services.text);
+    let listed: Vec<&str> =
+        services.body["instances"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["i-1"], "{}", services.text);
+    assert_eq!(services.body["bad"][0]["key"], "evil", "{}", services.text);
+    assert_eq!(services.body["bad"][0]["reason"], bad[0].1, "{}", services.text);
+    for _ in 0..5 {
+        let picked = agent.http().get(&format!("/v1/pick{base}/web"));
+        assert_eq!(picked.body["instance"]["address"], "10.0.0.1:8080", "{}", picked.text);
+    }
+    let file = agent.dir.path().join("out/haproxy.cfg");
+    poll("the sample renders", || read(&file).contains("server a-1 10.0.1.1:8080 check"));
+    let text = read(&file);
+    assert!(text.contains("\n    server i-1 10.0.0.1:8080 check\n"), "{text}");
+    assert!(text.contains("# 1 web and 1 api instances serving."), "{text}");
+    assert!(!text.contains("evil") && !text.contains("script") && !text.contains("10.0.0.8"), "{text}");
+    assert_eq!(agent.http().get("/v1/health").status, 200);
+    rt.block_on(writer.close());
+}
