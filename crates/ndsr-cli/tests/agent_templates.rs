@@ -185,3 +185,38 @@ fn a_hostile_instance_is_bad_never_listed_picked_or_rendered() {
     assert_eq!(agent.http().get("/v1/health").status, 200);
     rt.block_on(writer.close());
 }
+
+#[test]
+fn numbers_in_node_data_are_numbers_in_templates_the_api_and_the_cli() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-numbers");
+    let writer = registry(&rt, &server);
+    let path = format!("{root}/web/10.0.0.1:80");
+    let data: serde_json::Value =
+        serde_json::from_str(r#"{"w":5,"f":2.5,"big":123456789012345678901234567890}"#).unwrap();
+    rt.block_on(writer.set_node(&path, data)).unwrap();
+    let source = "{% for i in services.web %}{{ i.data.w }} {{ i.data.w + 1 }} {{ i.data.f }} {{ i.data.big }} {{ i.data.pid > 0 }}\n{% endfor %}";
+    let extra = format!(
+        "[[service]]\npath = \"{root}/web\"\n[[template]]\nsource = \"web.j2\"\ndestination = \"out/web.cfg\"\n"
+    );
+    let agent = Agent::start_with(&server, &config(&root, &extra), &[], |dir| {
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(dir.join("web.j2"), source).unwrap();
+    });
+    let file = agent.dir.path().join("out/web.cfg");
+    poll("the render", || !read(&file).is_empty());
+    assert_eq!(read(&file), "5 6 2.5 123456789012345678901234567890 True\n");
+
+    let node = agent.http().get(&format!("/v1/nodes{path}"));
+    for exact in [r#""w":5"#, r#""f":2.5"#, r#""big":123456789012345678901234567890"#] {
+        assert!(node.text.contains(exact), "{exact} in {}", node.text);
+    }
+    assert!(!node.text.contains("serde_json"), "{}", node.text);
+    for format in ["json", "yaml"] {
+        let (code, out, err) = run(&server, &["get", &path, "--data", "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("123456789012345678901234567890") && !out.contains("serde_json"), "{out}");
+    }
+    rt.block_on(writer.close());
+}
