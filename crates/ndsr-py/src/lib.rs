@@ -1,11 +1,13 @@
 //! `ndsr._core`: the Python extension module behind the `ndsr` package and
 //! the `nd_service_registry` drop-in.
 //!
-//! It wraps [`ndsr::blocking::Registry`]: every call that can wait releases
-//! the GIL first, and no Python code ever runs on a Tokio worker. Callbacks
-//! are the Python layer's job (threads it owns, fed by `Subscription`);
-//! log events are queued here and emitted to Python's `logging` by a
-//! Python thread (`drain_logs`).
+//! It wraps [`ndsr::Registry`] on a runtime of each registry's own: every
+//! call that can wait releases the GIL and wakes every 100 ms to run
+//! Python's signal handlers, so Ctrl-C interrupts it (the `wait` module),
+//! and no Python code ever runs on a Tokio worker. Callbacks are the
+//! Python layer's job (threads it owns, fed by `Subscription`); log events
+//! are queued here and emitted to Python's `logging` by a Python thread
+//! (`drain_logs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +19,10 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 mod convert;
 mod logs;
+mod wait;
 
 use convert::{data_from_py, value_to_py};
+use wait::Runtime;
 
 create_exception!(_core, NdsrError, PyException, "Base class of every ndsr error.");
 create_exception!(_core, NoConnection, NdsrError, "Not connected to ZooKeeper within the timeout.");
@@ -181,10 +185,29 @@ fn forked_after_use() -> bool {
     owner != 0 && owner != std::process::id()
 }
 
+/// The core of an open registry: the async registry and its runtime.
+#[derive(Clone, Debug)]
+struct Core {
+    registry: ndsr::Registry,
+    runtime: Arc<Runtime>,
+}
+
+impl Core {
+    /// Runs `fut` on the registry's runtime, interruptible (see
+    /// [`Runtime::wait`]).
+    fn wait<F>(&self, py: Python<'_>, fut: F) -> PyResult<F::Output>
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        self.runtime.wait(py, fut)
+    }
+}
+
 /// A registry: one ZooKeeper session, its registrations, watches and cache.
 #[pyclass(module = "ndsr._core", frozen)]
 struct Registry {
-    inner: Mutex<Option<ndsr::blocking::Registry>>,
+    inner: Mutex<Option<Core>>,
     /// The children of the latest snapshot of each path read, as Python
     /// strings: a cached read then copies a list of existing objects
     /// instead of making a string per child.
@@ -197,7 +220,7 @@ struct Registry {
 type ChildrenOf = (Arc<ndsr::Snapshot>, Py<PyTuple>);
 
 impl Registry {
-    fn registry(&self) -> PyResult<ndsr::blocking::Registry> {
+    fn core(&self) -> PyResult<Core> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clone().ok_or_else(|| Closed::new_err("the registry is closed"))
     }
@@ -227,7 +250,8 @@ impl Registry {
 
 #[pymethods]
 impl Registry {
-    /// Connects (unless `lazy`) and returns the registry.
+    /// Connects (unless `lazy`) and returns the registry. Interrupted
+    /// (Ctrl-C), it closes what it opened.
     #[new]
     #[pyo3(signature = (servers, *, session_timeout=10.0, connect_timeout=None, readonly=false, lazy=false,
         username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None, acl=None))]
@@ -271,9 +295,22 @@ impl Registry {
         }
         refuse_after_fork()?;
         logs::install();
-        let registry = py.detach(|| ndsr::blocking::Registry::connect(builder)).map_err(to_py)?;
+        let runtime = Runtime::start()?;
+        // A connect interrupted (Ctrl-C) or failed closes what it opened.
+        let built = runtime.wait(py, builder.build());
+        let registry = match built {
+            Ok(Ok(registry)) => registry,
+            Ok(Err(e)) => {
+                py.detach(move || drop(runtime));
+                return Err(to_py(e));
+            }
+            Err(interrupted) => {
+                py.detach(move || drop(runtime));
+                return Err(interrupted);
+            }
+        };
         Ok(Registry {
-            inner: Mutex::new(Some(registry)),
+            inner: Mutex::new(Some(Core { registry, runtime })),
             children: Mutex::default(),
             selectors: Mutex::default(),
         })
@@ -282,36 +319,36 @@ impl Registry {
     /// Registers an ephemeral node holding `data` (None, a str or a dict).
     fn set_node(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = data_from_py(data)?;
-        let registry = self.registry()?;
-        py.detach(|| registry.set_node(path, data)).map_err(to_py)
+        let core = self.core()?;
+        core.wait(py, core.registry.set_node(path, data))?.map_err(to_py)
     }
 
     /// Writes a persistent node holding `data`, unless it holds it already.
     fn set_data(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = data_from_py(data)?;
-        let registry = self.registry()?;
-        py.detach(|| registry.set_data(path, data)).map_err(to_py)
+        let core = self.core()?;
+        core.wait(py, core.registry.set_data(path, data))?.map_err(to_py)
     }
 
     /// Removes a node (a registration of ours: withdraws it).
     fn unset(&self, py: Python<'_>, path: &str) -> PyResult<()> {
-        let registry = self.registry()?;
-        py.detach(|| registry.unset(path)).map_err(to_py)
+        let core = self.core()?;
+        core.wait(py, core.registry.unset(path))?.map_err(to_py)
     }
 
     /// Removes a node and its subtree; returns how many nodes were deleted.
     fn unset_recursive(&self, py: Python<'_>, path: &str) -> PyResult<usize> {
-        let registry = self.registry()?;
-        py.detach(|| registry.unset_recursive(path)).map_err(to_py)
+        let core = self.core()?;
+        core.wait(py, core.registry.unset_recursive(path))?.map_err(to_py)
     }
 
     /// The snapshot of `path`, watched from now on (a memory read after the
     /// first call, which keeps the GIL: there is nothing to wait for).
     fn get(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
-        let registry = self.registry()?;
-        let snapshot = match registry.get_cached(path).map_err(to_py)? {
+        let core = self.core()?;
+        let snapshot = match core.registry.get_cached(path).map_err(to_py)? {
             Some(snapshot) => snapshot,
-            None => py.detach(|| registry.get(path)).map_err(to_py)?,
+            None => core.wait(py, core.registry.get(path))?.map_err(to_py)?,
         };
         let children = self.children_of(py, path, &snapshot)?;
         Ok(Snapshot(snapshot, Some(children)))
@@ -319,21 +356,28 @@ impl Registry {
 
     /// Reads `path` once, without watching it.
     fn read(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
-        let registry = self.registry()?;
-        let snapshot = py.detach(|| registry.read(path)).map_err(to_py)?;
+        let core = self.core()?;
+        let snapshot = core.wait(py, core.registry.read(path))?.map_err(to_py)?;
         Ok(Snapshot(Arc::new(snapshot), None))
     }
 
     /// Snapshots of `path`: the current one first, then one per change.
     fn subscribe(&self, path: &str) -> PyResult<Subscription> {
-        let registry = self.registry()?;
-        let inner = registry.subscribe(path).map_err(to_py)?;
-        Ok(Subscription { inner: Arc::new(tokio::sync::Mutex::new(inner)) })
+        let core = self.core()?;
+        let inner = {
+            let _entered = core.runtime.handle().enter();
+            core.registry.subscribe(path).map_err(to_py)?
+        };
+        Ok(Subscription { inner: Arc::new(tokio::sync::Mutex::new(inner)), runtime: core.runtime })
     }
 
     /// Stops watching `path` (its subscriptions end).
     fn unwatch(&self, path: &str) -> PyResult<()> {
-        self.registry()?.unwatch(path).map_err(to_py)?;
+        let core = self.core()?;
+        {
+            let _entered = core.runtime.handle().enter();
+            core.registry.unwatch(path).map_err(to_py)?;
+        }
         // The path's children tuple goes with its watch.
         self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         Ok(())
@@ -342,14 +386,14 @@ impl Registry {
     /// The connection state: connecting, connected, disconnected, expired
     /// or closed.
     fn state(&self) -> PyResult<&'static str> {
-        Ok(self.registry().map_or("closed", |r| state_name(r.state())))
+        Ok(self.core().map_or("closed", |core| state_name(core.registry.state())))
     }
 
     /// Waits up to `timeout` seconds for the state to differ from `seen`;
     /// returns the state then.
     fn next_state(&self, py: Python<'_>, seen: &str, timeout: f64) -> PyResult<&'static str> {
         let timeout = seconds(timeout, "timeout")?;
-        let Ok(registry) = self.registry() else { return Ok("closed") };
+        let Ok(core) = self.core() else { return Ok("closed") };
         let seen = match seen {
             "connecting" => ndsr::State::Connecting,
             "connected" => ndsr::State::Connected,
@@ -358,10 +402,20 @@ impl Registry {
             "closed" => ndsr::State::Closed,
             other => return Err(PyValueError::new_err(format!("unknown state {other:?}"))),
         };
-        Ok(state_name(py.detach(|| registry.next_state(seen, timeout))))
+        let mut states = core.registry.state_changes();
+        let changed = core.wait(py, async move {
+            tokio::time::timeout(timeout, states.wait_for(|s| *s != seen))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|s| *s)
+        })?;
+        Ok(state_name(changed.unwrap_or(seen)))
     }
 
     /// Takes a lock (kazoo Semaphore layout); waits up to `wait` seconds.
+    /// Interrupted (Ctrl-C), the request is withdrawn: its nodes are
+    /// deleted in the background.
     #[pyo3(signature = (path, name="", simultaneous=1, wait=0.0))]
     fn lock(
         &self,
@@ -372,9 +426,10 @@ impl Registry {
         wait: f64,
     ) -> PyResult<LockGuard> {
         let wait = seconds(wait, "wait")?;
-        let registry = self.registry()?;
-        let guard = py.detach(|| registry.lock(path, name, simultaneous, wait)).map_err(to_py)?;
-        Ok(LockGuard { inner: Mutex::new(Some(guard)) })
+        let core = self.core()?;
+        let builder = core.registry.lock(path).name(name).simultaneous(simultaneous).wait(wait);
+        let guard = core.wait(py, builder.acquire())?.map_err(to_py)?;
+        Ok(LockGuard { inner: Mutex::new(Some(guard)), runtime: core.runtime })
     }
 
     /// The instances of a service directory, decoded from any format
@@ -389,8 +444,8 @@ impl Registry {
         format: Option<&str>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let format = format_of(format)?;
-        let registry = self.registry()?;
-        let listing = py.detach(|| registry.instances(path, format)).map_err(to_py)?;
+        let core = self.core()?;
+        let listing = core.wait(py, core.registry.instances(path, format))?.map_err(to_py)?;
         listing_to_py(py, &listing)
     }
 
@@ -432,8 +487,8 @@ impl Registry {
                 })
                 .clone()
         };
-        let registry = self.registry()?;
-        let listing = py.detach(|| registry.instances(path, format)).map_err(to_py)?;
+        let core = self.core()?;
+        let listing = core.wait(py, core.registry.instances(path, format))?.map_err(to_py)?;
         let picked = selector
             .pick(&listing.instances)
             .map_err(|none| NoInstance::new_err(format!("{path}: {none}")))?;
@@ -466,7 +521,8 @@ impl Registry {
         use ndsr::discovery::{
             CuratorInstance, CuratorPayload, Endpoint, Format, NerveInstance, ServerSetMember,
         };
-        let registry = self.registry()?;
+        let core = self.core()?;
+        let registry = &core.registry;
         let labels = labels.unwrap_or_default();
         let format: Format = format.parse().map_err(PyValueError::new_err)?;
         let need = |what: &str| PyValueError::new_err(format!("announce as {format}: {what} is required"));
@@ -480,7 +536,7 @@ impl Registry {
                     let payload = labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
                     instance.payload = CuratorPayload::Json(serde_json::Value::Object(payload));
                 }
-                py.detach(|| registry.announce_curator(path, &instance))
+                core.wait(py, registry.announce_curator(path, &instance))?
             }
             Format::ServerSet => {
                 let mut member = ServerSetMember::new(host, port);
@@ -489,14 +545,14 @@ impl Registry {
                 for (endpoint, (host, port)) in endpoints.unwrap_or_default() {
                     member.additional_endpoints.insert(endpoint, Endpoint { host, port });
                 }
-                py.detach(|| registry.announce_serverset(path, &member))
+                core.wait(py, registry.announce_serverset(path, &member))?
             }
             Format::Nerve => {
                 let name = name.ok_or_else(|| need("name (the instance id)"))?;
                 let mut instance = NerveInstance::new(&name, host, port);
                 instance.weight = weight;
                 instance.labels = labels;
-                py.detach(|| registry.announce_nerve(path, &instance, path_encoding))
+                core.wait(py, registry.announce_nerve(path, &instance, path_encoding))?
             }
             _ => {
                 return Err(PyValueError::new_err(
@@ -515,15 +571,32 @@ impl Registry {
 
     /// ZooKeeper requests made so far.
     fn zk_requests(&self) -> PyResult<u64> {
-        Ok(self.registry()?.zk_requests())
+        Ok(self.core()?.registry.zk_requests())
     }
 
     /// Closes the session: registrations vanish at once, subscriptions end.
-    fn close(&self, py: Python<'_>) {
+    /// Interrupted (Ctrl-C), the session still closes, in the background.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.children.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(registry) = taken {
-            py.detach(|| registry.close());
+        let Some(core) = taken else { return Ok(()) };
+        match core.wait(py, core.registry.close()) {
+            Ok(()) => {
+                // The runtime's shutdown may wait a moment: not with the GIL.
+                py.detach(move || drop(core));
+                Ok(())
+            }
+            Err(interrupted) => {
+                // The runtime must live until the session is closed.
+                let closing = std::thread::Builder::new().name("ndsr-close".into()).spawn(move || {
+                    core.runtime.handle().block_on(core.registry.close());
+                    drop(core);
+                });
+                if let Err(e) = closing {
+                    tracing::warn!("cannot close the session in the background: {e}");
+                }
+                Err(interrupted)
+            }
         }
     }
 
@@ -532,8 +605,8 @@ impl Registry {
     /// the session).
     fn _abandon(&self) {
         if let Ok(mut inner) = self.inner.try_lock() {
-            if let Some(registry) = inner.take() {
-                std::mem::forget(registry);
+            if let Some(core) = inner.take() {
+                std::mem::forget(core);
             }
         }
     }
@@ -621,12 +694,13 @@ impl Snapshot {
     }
 }
 
-/// Snapshots of one path; `next(timeout)` waits with the GIL released,
-/// `anext()` is awaitable in asyncio.
+/// Snapshots of one path; `next(timeout)` waits with the GIL released
+/// (interruptible), `anext()` is awaitable in asyncio.
 #[pyclass(module = "ndsr._core", frozen)]
 struct Subscription {
-    // A Tokio mutex: `anext` holds it across its await.
-    inner: Arc<tokio::sync::Mutex<ndsr::blocking::Subscription>>,
+    // A Tokio mutex: `next` and `anext` hold it across their awaits.
+    inner: Arc<tokio::sync::Mutex<ndsr::Subscription>>,
+    runtime: Arc<Runtime>,
 }
 
 #[pymethods]
@@ -637,14 +711,14 @@ impl Subscription {
     fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Snapshot>> {
         let timeout = timeout.map(|t| seconds(t, "timeout")).transpose()?;
         let inner = self.inner.clone();
-        let next = py.detach(move || {
-            // Outside any runtime (a Python thread with the GIL released).
-            let mut sub = inner.blocking_lock();
+        // Cancel-safe (Ctrl-C): a change not returned is returned next time.
+        let next = self.runtime.wait(py, async move {
+            let mut sub = inner.lock().await;
             match timeout {
-                Some(t) => sub.next_timeout(t),
-                None => Iterator::next(&mut *sub),
+                Some(t) => tokio::time::timeout(t, sub.next()).await.ok().flatten(),
+                None => sub.next().await,
             }
-        });
+        })?;
         Ok(next.map(|s| Snapshot(s, None)))
     }
 
@@ -654,7 +728,7 @@ impl Subscription {
         let inner = self.inner.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut sub = inner.lock().await;
-            Ok(sub.as_async_mut().next().await.map(|s| Snapshot(s, None)))
+            Ok(sub.next().await.map(|s| Snapshot(s, None)))
         })
     }
 
@@ -672,7 +746,20 @@ impl Subscription {
 /// A held lock.
 #[pyclass(module = "ndsr._core", frozen)]
 struct LockGuard {
-    inner: Mutex<Option<ndsr::blocking::LockGuard>>,
+    inner: Mutex<Option<ndsr::LockGuard>>,
+    runtime: Arc<Runtime>,
+}
+
+impl Drop for LockGuard {
+    /// Not released: the guard's own drop deletes its node in the
+    /// background, on the registry's runtime.
+    fn drop(&mut self) {
+        let taken = self.inner.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(guard) = taken {
+            let _entered = self.runtime.handle().enter();
+            drop(guard);
+        }
+    }
 }
 
 #[pymethods]
@@ -681,7 +768,8 @@ impl LockGuard {
     fn release(&self, py: Python<'_>) -> PyResult<()> {
         let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         match taken {
-            Some(guard) => py.detach(|| guard.release()).map_err(to_py),
+            // Cancel-safe (Ctrl-C): the dropped guard still frees the lock.
+            Some(guard) => self.runtime.wait(py, guard.release())?.map_err(to_py),
             None => Ok(()),
         }
     }

@@ -169,6 +169,7 @@ class KazooServiceRegistry(object):
         self._conn_state_callbacks = []
         self._state_stop = threading.Event()
         self._state_thread = None
+        self._callback_threads = _dispatch.CallbackThreads()
         self._pid = os.getpid()
         _logging.start()
         self._connect(lazy)
@@ -310,6 +311,7 @@ class KazooServiceRegistry(object):
             if watcher is None:
                 watcher = _dispatch.PathDispatcher(core, path, lambda s: _snapshot_dict(path, s), log)
                 self._watchers[path] = watcher
+                self._callback_threads.add(watcher.thread)
         watcher.add(callback, snapshot)
 
     # -- connection state -------------------------------------------------
@@ -338,6 +340,7 @@ class KazooServiceRegistry(object):
         core = self._core
         if core is not None:
             self._state_thread = _dispatch.state_thread(core, self._deliver_state, self._state_stop, log)
+            self._callback_threads.add(self._state_thread)
 
     def _deliver_state(self, state):
         with self._lock:
@@ -403,13 +406,20 @@ class KazooServiceRegistry(object):
 
     # -- lifecycle ------------------------------------------------------
 
-    def stop(self):
+    def stop(self, timeout=None):
         """Closes the session: registrations vanish now; they and the
-        watches are kept in memory for :meth:`start`."""
+        watches are kept in memory for :meth:`start`. No callback starts
+        after this; then it waits up to ``timeout`` seconds (None: as long
+        as it takes) for the callbacks already running to return, and
+        returns True when none is running any more, False when some still
+        were after ``timeout``. Called from inside a callback, it does not
+        wait for that callback, nor for another callback that is itself
+        stopping the registry."""
         try:
             self._close_core()
         except Exception:
             log.exception("stopping")
+        return self._callback_threads.wait(timeout)
 
     def start(self):
         """Starts a new session and restores every registration and watch."""
@@ -447,6 +457,7 @@ class KazooServiceRegistry(object):
                             if watcher is None:
                                 watcher = _dispatch.PathDispatcher(core, path, lambda s, p=path: _snapshot_dict(p, s), log)
                                 self._watchers[path] = watcher
+                                self._callback_threads.add(watcher.thread)
                         with watcher._lock:
                             watcher._entries.append(_dispatch._Entry(callback, snapshot))
                 except Exception as e:
@@ -463,13 +474,15 @@ class KazooServiceRegistry(object):
             core._abandon()
         self._lock = threading.RLock()
         self._state_thread = None
+        self._callback_threads = _dispatch.CallbackThreads()
         self._watchers = {}
         self._forked = True
 
 
 def _stop_all_at_exit():
     for registry in list(_live):
-        registry.stop()
+        # A callback stuck for ever must not hang the interpreter's exit.
+        registry.stop(timeout=5.0)
 
 
 def _after_fork_in_child():

@@ -160,12 +160,11 @@ class Subscription(object):
         return self
 
     def __next__(self):
-        while True:
-            snapshot = self._core.next(1.0)
-            if snapshot is not None:
-                return Snapshot(snapshot)
-            if self._core.ended:
-                raise StopIteration
+        # Waits with the GIL released; Ctrl-C interrupts it.
+        snapshot = self._core.next(None)
+        if snapshot is None:
+            raise StopIteration
+        return Snapshot(snapshot)
 
     def __aiter__(self):
         return self
@@ -195,7 +194,9 @@ class Lock(object):
     def acquire(self):
         """Takes the lock, waiting up to the timeout.
 
-        Raises :class:`LockTimeout` when it is not obtained in time."""
+        Raises :class:`LockTimeout` when it is not obtained in time. Ctrl-C
+        interrupts the wait (``KeyboardInterrupt``) and withdraws the
+        request: nothing of it stays in ZooKeeper."""
         self._guard = self._registry._core_registry().lock(self._path, self._name, self._holders, self._timeout)
         return self
 
@@ -228,7 +229,9 @@ class Registry(object):
     (calls per second of background work).
 
     Use it as a context manager, or call :meth:`close`. Every call that can
-    wait releases the GIL. Make registries after ``os.fork()``, not before:
+    wait releases the GIL, and Ctrl-C interrupts it (``KeyboardInterrupt``
+    within about 0.1 s; an interrupted lock request is withdrawn, an
+    interrupted connect closes what it opened). Make registries after ``os.fork()``, not before:
     in a forked child a registry of the parent raises :class:`NdsrError`
     saying so (ZooKeeper's client cannot connect again in a forked
     process), and the parent's session and registrations are untouched.
@@ -243,6 +246,7 @@ class Registry(object):
         self._state_callbacks = []
         self._state_stop = threading.Event()
         self._state_thread = None
+        self._callback_threads = _dispatch.CallbackThreads()
         self._closed = False
         self._forked = False
         _logging.start()
@@ -359,6 +363,7 @@ class Registry(object):
         if dispatcher is None:
             dispatcher = _dispatch.PathDispatcher(self._core_registry(), path, Snapshot, log)
             self._dispatchers[path] = dispatcher
+            self._callback_threads.add(dispatcher.thread)
         return dispatcher
 
     # -- state ----------------------------------------------------------
@@ -375,6 +380,7 @@ class Registry(object):
             self._state_callbacks.append(callback)
             if self._state_thread is None:
                 self._state_thread = _dispatch.state_thread(self._core, self._deliver_state, self._state_stop, log)
+                self._callback_threads.add(self._state_thread)
 
     def _deliver_state(self, state):
         with self._lock:
@@ -398,22 +404,32 @@ class Registry(object):
         """ZooKeeper requests made so far."""
         return self._core.zk_requests()
 
-    def close(self):
-        """Ends the session: registrations vanish at once, callbacks and
-        subscriptions end. Safe to call twice."""
+    def close(self, timeout=None):
+        """Ends the session, then waits for the callbacks still running.
+
+        At once: registrations vanish, subscriptions end, and no callback
+        (of :meth:`add_callback` or :meth:`on_state`) starts any more. Then
+        it waits up to ``timeout`` seconds (None: as long as it takes) for
+        the callbacks already running on the registry's threads to return.
+        Returns True when none is running any more, False when some still
+        were after ``timeout`` (they finish on their own; none starts
+        again).
+
+        Called from inside a callback, it does not wait for that callback
+        (it is the caller), nor for another callback that is itself in
+        ``close()``. Safe to call twice: the second call waits as the
+        first. Ctrl-C interrupts the wait; the session still closes."""
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
             dispatchers = list(self._dispatchers.values())
             self._dispatchers.clear()
         self._state_stop.set()
         for dispatcher in dispatchers:
             dispatcher.stop()
-        if self._core is not None:
+        if first and self._core is not None:
             self._core.close()
-        for dispatcher in dispatchers:
-            dispatcher.join(2.0)
+        return self._callback_threads.wait(timeout)
 
     def __enter__(self):
         return self
@@ -434,12 +450,14 @@ class Registry(object):
         self._forked = True
         self._lock = threading.RLock()
         self._dispatchers = {}
+        self._callback_threads = _dispatch.CallbackThreads()
 
 
 def _close_all_at_exit():
     for registry in list(_live):
         try:
-            registry.close()
+            # A callback stuck for ever must not hang the interpreter's exit.
+            registry.close(timeout=5.0)
         except Exception:  # pragma: no cover - best effort at exit
             pass
 

@@ -5,9 +5,13 @@ delays only its own path. The thread waits on the Rust subscription with
 the GIL released, and takes the GIL only to run callbacks. Each callback
 remembers the last snapshot it was given and is never given the same one
 twice; one that raises is logged and the others still run.
+
+A registry's ``close()`` waits for these threads (:class:`CallbackThreads`):
+once it returns, no callback of the registry is running.
 """
 
 import threading
+import time
 
 _POLL = 0.25
 
@@ -60,8 +64,14 @@ class PathDispatcher(object):
             self._entries = [e for e in self._entries if e.callback != callback]
             return len(self._entries) != before
 
+    @property
+    def thread(self):
+        """The thread the callbacks run on."""
+        return self._thread
+
     def stop(self):
-        """Stops the thread (it ends within a fraction of a second)."""
+        """Stops the thread: no callback starts after this, and the thread
+        ends once the one running (if any) returns."""
         self._stopped.set()
 
     def join(self, timeout=None):
@@ -113,4 +123,41 @@ def state_thread(core, deliver, stopped, logger):
     return thread
 
 
-__all__ = ["PathDispatcher", "state_thread"]
+class CallbackThreads(object):
+    """The threads a registry runs callbacks on, for ``close()`` to wait for."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._threads = []
+        self._waiting = set()
+
+    def add(self, thread):
+        """Counts `thread` as one of the registry's callback threads."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+
+    def wait(self, timeout=None):
+        """Waits up to `timeout` seconds (None: as long as it takes) for the
+        callback threads to end, and returns whether they all have.
+
+        A callback thread calling it does not wait for itself, nor for
+        another callback thread that was already waiting here: two
+        callbacks closing the registry at once do not wait for each other.
+        """
+        me = threading.current_thread()
+        with self._lock:
+            inside = me in self._threads
+            others = [t for t in self._threads if t is not me and not (inside and t in self._waiting)]
+            self._waiting.add(me)
+        try:
+            deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+            for thread in others:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return not any(t.is_alive() for t in others)
+        finally:
+            with self._lock:
+                self._waiting.discard(me)
+
+
+__all__ = ["PathDispatcher", "CallbackThreads", "state_thread"]
