@@ -224,13 +224,15 @@ fn too_deeply_nested(text: &str) -> bool {
 
 /// Checks that `host` is a host name or an IP literal: a host name is at
 /// most 253 characters (one trailing dot aside) of dot-separated RFC 1123
-/// labels, each 1 to 63 letters, digits and hyphens, neither starting nor
+/// labels, each 1 to 63 letters, digits, hyphens and underscores (which
+/// real fleets use, although RFC 1123 does not), neither starting nor
 /// ending with a hyphen; an IP literal is IPv4 dotted-quad or IPv6 (without
-/// brackets). Anything else (spaces, newlines, `<script>`, an empty label)
+/// brackets, with an optional `%zone` as Java writes link-local
+/// addresses). Anything else (spaces, newlines, `<script>`, an empty label)
 /// could not be connected to, and would inject text into the configuration
 /// files and command lines instances are rendered into.
 pub(crate) fn check_host(host: &str, field: &str) -> Result<(), String> {
-    if host.parse::<std::net::IpAddr>().is_ok() || is_host_name(host) {
+    if host.parse::<std::net::IpAddr>().is_ok() || is_zoned_ipv6(host) || is_host_name(host) {
         return Ok(());
     }
     let shown: String = host.chars().take(64).collect();
@@ -242,11 +244,21 @@ fn is_host_name(host: &str) -> bool {
     let name = host.strip_suffix('.').unwrap_or(host);
     let label = |l: &str| {
         (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
     !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
+}
+
+/// An IPv6 literal with a zone, as Java writes a link-local address
+/// (`fe80:0:0:0:0:0:0:1%eth0`): the zone is a short interface name or
+/// number.
+fn is_zoned_ipv6(host: &str) -> bool {
+    let Some((address, zone)) = host.split_once('%') else { return false };
+    address.parse::<std::net::Ipv6Addr>().is_ok()
+        && (1..=32).contains(&zone.len())
+        && zone.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Checks a port read from a format: 1 to 65535.
@@ -470,7 +482,18 @@ mod tests {
     fn hosts_are_host_names_or_ip_literals() {
         let long_label = "a".repeat(64);
         let long_name = ["abcdefghi"; 26].join("."); // 259 characters
-        for good in ["10.0.0.1", "::1", "fe80::1:2", "web-1.example.com", "localhost", "web.", "123", "A-b"] {
+        for good in [
+            "10.0.0.1",
+            "::1",
+            "fe80::1:2",
+            "fe80:0:0:0:0:0:0:1%eth0",
+            "web-1.example.com",
+            "web_1.internal",
+            "localhost",
+            "web.",
+            "123",
+            "A-b",
+        ] {
             assert_eq!(check_host(good, "host"), Ok(()), "{good}");
         }
         for bad in [
@@ -478,8 +501,9 @@ mod tests {
             "10.0.0.9 check\n    server evil 6.6.6.6:443",
             "<script>alert(1)</script>",
             "a b",
-            "web_1",
             "-web",
+            "fe80::1%eth0 x",
+            "10.0.0.1%eth0",
             "web-",
             "a..b",
             ".",

@@ -76,7 +76,7 @@ mod tests {
             ("10.0.0.1:65536", "`port` 65536 is not a port"),
             ("<script>:80", "is not a host name or an IP address"),
             ("a b:80", "is not a host name or an IP address"),
-            ("web_1:80", "is not a host name or an IP address"),
+            ("web;1:80", "is not a host name or an IP address"),
             ("[10.0.0.1:80", "is not a host name or an IP address"),
         ] {
             let Decoded::Bad(reason) = decode(key, &data) else { panic!("{key} was taken") };
