@@ -384,6 +384,16 @@ pub enum AnnounceFormat {
     Nerve,
 }
 
+impl From<AnnounceFormat> for ndsr::discovery::Format {
+    fn from(f: AnnounceFormat) -> ndsr::discovery::Format {
+        match f {
+            AnnounceFormat::Curator => ndsr::discovery::Format::Curator,
+            AnnounceFormat::Serverset => ndsr::discovery::Format::ServerSet,
+            AnnounceFormat::Nerve => ndsr::discovery::Format::Nerve,
+        }
+    }
+}
+
 /// Arguments of `set-data`.
 #[derive(Debug, Args)]
 pub struct SetDataArgs {

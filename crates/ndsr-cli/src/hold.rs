@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::check::{Check, Health};
-use crate::cmd::discovery::Announcement;
+use ndsr::discovery::Announcement;
 
 /// What is held: a node of ndsr's own format, or an instance in another
 /// system's format.

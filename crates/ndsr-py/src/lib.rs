@@ -146,16 +146,6 @@ fn seconds(s: f64, what: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{what} must be a number of seconds >= 0")))
 }
 
-fn state_name(state: ndsr::State) -> &'static str {
-    match state {
-        ndsr::State::Connecting => "connecting",
-        ndsr::State::Connected => "connected",
-        ndsr::State::Disconnected => "disconnected",
-        ndsr::State::Expired => "expired",
-        _ => "closed",
-    }
-}
-
 /// The process that first started a registry: the ZooKeeper client's I/O
 /// reactor (async-io's, one per process: an epoll instance and a thread)
 /// lives there, and a forked child inherits it half-dead: the thread is
@@ -213,7 +203,13 @@ struct Registry {
     /// instead of making a string per child.
     children: Mutex<std::collections::HashMap<String, ChildrenOf>>,
     /// `pick`'s selectors, by path and options (their state persists).
-    selectors: Mutex<std::collections::HashMap<String, Arc<ndsr::discovery::Selector>>>,
+    #[allow(clippy::type_complexity)]
+    selectors: Mutex<
+        std::collections::HashMap<
+            (String, Option<ndsr::discovery::Format>, ndsr::discovery::SelectorSpec),
+            Arc<ndsr::discovery::Selector>,
+        >,
+    >,
 }
 
 /// A snapshot and its children as a tuple of Python strings.
@@ -386,7 +382,7 @@ impl Registry {
     /// The connection state: connecting, connected, disconnected, expired
     /// or closed.
     fn state(&self) -> PyResult<&'static str> {
-        Ok(self.core().map_or("closed", |core| state_name(core.registry.state())))
+        Ok(self.core().map_or("closed", |core| core.registry.state().name()))
     }
 
     /// Waits up to `timeout` seconds for the state to differ from `seen`;
@@ -410,7 +406,7 @@ impl Registry {
                 .and_then(|r| r.ok())
                 .map(|s| *s)
         })?;
-        Ok(state_name(changed.unwrap_or(seen)))
+        Ok(changed.unwrap_or(seen).name())
     }
 
     /// Takes a lock (kazoo Semaphore layout); waits up to `wait` seconds.
@@ -466,26 +462,22 @@ impl Registry {
         include_draining: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let format = format_of(format)?;
-        let strategy: ndsr::discovery::Strategy = strategy.parse().map_err(PyValueError::new_err)?;
-        let key = format!("{path}\0{strategy:?}\0{format:?}\0{labels:?}\0{prefer:?}\0{include_draining}");
+        let mut spec = ndsr::discovery::SelectorSpec::new(strategy.parse().map_err(PyValueError::new_err)?);
+        spec.include_draining = include_draining;
+        spec.prefer = prefer;
+        for (label, value) in labels.into_iter().flatten() {
+            spec.labels.push(ndsr::discovery::LabelFilter { label, value, equals: true });
+        }
         let selector = {
             let mut selectors = self.selectors.lock().unwrap_or_else(|e| e.into_inner());
-            selectors
-                .entry(key)
-                .or_insert_with(|| {
-                    let mut selector = ndsr::discovery::Selector::new(strategy);
-                    if include_draining {
-                        selector = selector.include_draining();
-                    }
-                    for (label, value) in labels.iter().flatten() {
-                        selector = selector.label(label, value, true);
-                    }
-                    if let Some((label, value)) = &prefer {
-                        selector = selector.prefer_zone(label, value);
-                    }
-                    Arc::new(selector)
-                })
-                .clone()
+            let key = (path.to_string(), format, spec);
+            if let Some(selector) = selectors.get(&key) {
+                selector.clone()
+            } else {
+                let selector = Arc::new(key.2.build());
+                selectors.insert(key, selector.clone());
+                selector
+            }
         };
         let core = self.core()?;
         let listing = core.wait(py, core.registry.instances(path, format))?.map_err(to_py)?;
@@ -518,48 +510,27 @@ impl Registry {
         endpoints: Option<std::collections::BTreeMap<String, (String, u16)>>,
         path_encoding: bool,
     ) -> PyResult<String> {
-        use ndsr::discovery::{
-            CuratorInstance, CuratorPayload, Endpoint, Format, NerveInstance, ServerSetMember,
-        };
+        use ndsr::discovery::{AnnounceError, Announcement, Format, InstanceSpec};
         let core = self.core()?;
-        let registry = &core.registry;
-        let labels = labels.unwrap_or_default();
         let format: Format = format.parse().map_err(PyValueError::new_err)?;
-        let need = |what: &str| PyValueError::new_err(format!("announce as {format}: {what} is required"));
-        let announced = match format {
-            Format::Curator => {
-                let name = name.ok_or_else(|| need("name (the service)"))?;
-                let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let mut instance = CuratorInstance::new(&name, &id, host, port);
-                instance.ssl_port = ssl_port;
-                if !labels.is_empty() {
-                    let payload = labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
-                    instance.payload = CuratorPayload::Json(serde_json::Value::Object(payload));
-                }
-                core.wait(py, registry.announce_curator(path, &instance))?
-            }
-            Format::ServerSet => {
-                let mut member = ServerSetMember::new(host, port);
-                member.shard = shard;
-                member.metadata = labels;
-                for (endpoint, (host, port)) in endpoints.unwrap_or_default() {
-                    member.additional_endpoints.insert(endpoint, Endpoint { host, port });
-                }
-                core.wait(py, registry.announce_serverset(path, &member))?
-            }
-            Format::Nerve => {
-                let name = name.ok_or_else(|| need("name (the instance id)"))?;
-                let mut instance = NerveInstance::new(&name, host, port);
-                instance.weight = weight;
-                instance.labels = labels;
-                core.wait(py, registry.announce_nerve(path, &instance, path_encoding))?
-            }
-            _ => {
-                return Err(PyValueError::new_err(
-                    "announce writes curator, serverset or nerve; use set_node for nd",
-                ))
-            }
+        let spec = InstanceSpec {
+            name,
+            id,
+            ssl_port,
+            shard,
+            weight,
+            labels: labels.unwrap_or_default(),
+            endpoints: endpoints.unwrap_or_default(),
+            path_encoding,
+            ..InstanceSpec::new(host, port)
         };
+        let announcement = Announcement::new(format, path, spec).map_err(|e| match e {
+            AnnounceError::NameMissing { what, .. } => {
+                PyValueError::new_err(format!("announce as {format}: name ({what}) is required"))
+            }
+            _ => PyValueError::new_err("announce writes curator, serverset or nerve; use set_node for nd"),
+        })?;
+        let announced = core.wait(py, announcement.register(&core.registry))?;
         announced.map_err(to_py)
     }
 

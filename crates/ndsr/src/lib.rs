@@ -66,7 +66,7 @@ mod error;
 #[cfg(test)]
 mod hostile_tests;
 pub mod lock;
-mod path;
+pub mod path;
 pub mod registry;
 mod session;
 pub mod snapshot;

@@ -1,4 +1,5 @@
-//! ZooKeeper path validation, done before any network call.
+//! ZooKeeper paths: validation, done before any network call, and a
+//! path's parent and name.
 
 use crate::{Error, Result};
 
@@ -64,12 +65,28 @@ pub fn validate_path(path: &str) -> Result<()> {
 }
 
 /// The parent of a valid path (`None` for `/`).
-pub(crate) fn parent(path: &str) -> Option<&str> {
+///
+/// ```
+/// assert_eq!(ndsr::path::parent("/a/b"), Some("/a"));
+/// assert_eq!(ndsr::path::parent("/a"), Some("/"));
+/// assert_eq!(ndsr::path::parent("/"), None);
+/// ```
+pub fn parent(path: &str) -> Option<&str> {
     match path.rfind('/') {
         Some(0) if path.len() > 1 => Some("/"),
         Some(0) | None => None,
         Some(i) => Some(&path[..i]),
     }
+}
+
+/// The last segment of a valid path (empty for `/`).
+///
+/// ```
+/// assert_eq!(ndsr::path::name("/a/b"), "b");
+/// assert_eq!(ndsr::path::name("/"), "");
+/// ```
+pub fn name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
 }
 
 /// The path of the child `name` of `dir`.
@@ -132,6 +149,7 @@ mod tests {
         assert_eq!(parent("/a/b"), Some("/a"));
         assert_eq!(parent("/a"), Some("/"));
         assert_eq!(parent("/"), None);
+        assert_eq!((name("/a/b"), name("/a"), name("/")), ("b", "a", ""));
         assert_eq!(direct_child("/a", "/a/b"), Some("b"));
         assert_eq!(direct_child("/a", "/a/b/c"), None);
         assert_eq!(direct_child("/a", "/ab"), None);

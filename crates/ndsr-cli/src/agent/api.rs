@@ -380,56 +380,27 @@ async fn pick(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PickQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    use ndsr::discovery::{Selector, Strategy};
+    use ndsr::discovery::{SelectorSpec, SpecError};
     let path = zk_path(&agent, path)?;
     let Query(query) = query?;
-    let strategy = match query.strategy.as_deref().unwrap_or("round_robin") {
-        "random" => Strategy::Random,
-        "round_robin" => Strategy::RoundRobin,
-        "weighted" => Strategy::Weighted,
-        "power_of_two" => Strategy::PowerOfTwo,
-        other => {
-            return Err(ApiError::bad(format!(
-                "strategy={other:?}: random, round_robin, weighted or power_of_two"
-            )))
-        }
-    };
+    let strategy = query.strategy.as_deref().unwrap_or("round_robin");
+    let mut spec = SelectorSpec::new(
+        strategy.parse().map_err(|e| ApiError::bad(format!("strategy={strategy:?}: {e}")))?,
+    );
+    spec.include_draining = query.include_draining;
     let format = query.format.as_deref().map(parse_format).transpose().map_err(ApiError::bad)?;
-    let mut labels = Vec::new();
     for label in query.label.iter().flat_map(|l| l.split(',')) {
-        let (key, value, equals) = match label.split_once("!=") {
-            Some((k, v)) => (k, v, false),
-            None => match label.split_once('=') {
-                Some((k, v)) => (k, v, true),
-                None => return Err(ApiError::bad(format!("label={label:?} is not KEY=VALUE or KEY!=VALUE"))),
-            },
-        };
-        if key.is_empty() {
-            return Err(ApiError::bad(format!("label={label:?} has no key")));
-        }
-        labels.push((key.to_string(), value.to_string(), equals));
+        spec.labels.push(SelectorSpec::parse_label(label).map_err(|e| match e {
+            SpecError::NoKey(_) => ApiError::bad(format!("label={label:?} has no key")),
+            _ => ApiError::bad(format!("label={label:?} is not KEY=VALUE or KEY!=VALUE")),
+        })?);
     }
-    let prefer = match &query.prefer {
-        None => None,
-        Some(p) => match p.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
-            _ => return Err(ApiError::bad(format!("prefer={p:?} is not KEY=VALUE"))),
-        },
-    };
-    let key = format!("{path}?{query:?}");
-    let selector = agent.selector(key, || {
-        let mut selector = Selector::new(strategy);
-        if query.include_draining {
-            selector = selector.include_draining();
-        }
-        for (k, v, equals) in &labels {
-            selector = selector.label(k, v, *equals);
-        }
-        if let Some((k, v)) = &prefer {
-            selector = selector.prefer_zone(k, v);
-        }
-        selector
-    })?;
+    if let Some(p) = &query.prefer {
+        let zone = SelectorSpec::parse_prefer(p)
+            .map_err(|_| ApiError::bad(format!("prefer={p:?} is not KEY=VALUE")))?;
+        spec.prefer = Some(zone);
+    }
+    let selector = agent.selector(&path, format, &spec)?;
     let rx = agent.service(&path, format).await?;
     let versioned = rx.borrow().clone().ok_or_else(|| ApiError::unavailable("no list yet".into()))?;
     let picked = selector.pick(&versioned.value.instances).map_err(|none| {
@@ -545,7 +516,7 @@ async fn health(State(agent): State<Arc<Agent>>) -> Response {
     let healthy = connected && failing.is_empty();
     let body = json!({
         "status": if healthy { "ok" } else { "degraded" },
-        "zookeeper": super::state_name(state),
+        "zookeeper": state.name(),
         "registrations": agent.registrations.statuses().len(),
         "templates": failing,
     });

@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use std::collections::BTreeMap;
 
-use crate::args::AnnounceFormat;
+use ndsr::discovery::{Announcement, Format, InstanceSpec};
+use ndsr::path::parent;
+
 use crate::check::{check_interval, Check};
-use crate::cmd::discovery::{endpoint, Announcement, InstanceFields};
 use crate::hold::{Checked, Target};
 
 /// The whole file.
@@ -228,59 +229,49 @@ pub struct RegisterFields {
 pub enum What {
     /// An nd node with this data.
     Node(serde_json::Value),
-    /// An instance: for Curator the path is `<base>/<name>/<id>`; for
-    /// ServerSet and nerve the path is `<dir>/<handle>` and the node is a
-    /// sequential node in `<dir>` (nerve's instance name is the handle).
-    Instance(AnnounceFormat, InstanceFields),
+    /// An instance (`spec`, as given and shown) and its announcement: for
+    /// Curator the path is `<base>/<name>/<id>`; for ServerSet and nerve
+    /// the path is `<dir>/<handle>` and the node is a sequential node in
+    /// `<dir>` (nerve's instance name is the handle).
+    Instance {
+        /// The instance's fields.
+        spec: InstanceSpec,
+        /// What is registered.
+        announcement: Box<Announcement>,
+    },
 }
 
 impl What {
     /// Whether its node gets a new name each time it is made.
     pub fn sequential(&self) -> bool {
-        matches!(self, What::Instance(AnnounceFormat::Serverset | AnnounceFormat::Nerve, _))
+        matches!(self, What::Instance { announcement, .. } if announcement.sequential())
     }
 
     /// The JSON the API and dashboard show for it.
     pub fn json(&self) -> serde_json::Value {
         match self {
             What::Node(data) => data.clone(),
-            What::Instance(format, fields) => {
-                let mut value = serde_json::to_value(fields).unwrap_or_default();
-                value["as"] = serde_json::json!(format_name(*format));
+            What::Instance { spec, announcement } => {
+                let mut value = serde_json::to_value(spec).unwrap_or_default();
+                value["as"] = serde_json::json!(announcement.format().name());
                 value
             }
         }
     }
 
-    /// What the hold loop registers at `path`.
+    /// What the hold loop registers at `path` (an instance's path was
+    /// given when it was checked).
     pub fn target(&self, path: &str) -> Target {
         match self {
             What::Node(data) => Target::Node { path: path.to_string(), data: ndsr::Data::from(data.clone()) },
-            What::Instance(format, fields) => {
-                let parent = ndsr_parent(path);
-                let base = match format {
-                    AnnounceFormat::Curator => ndsr_parent(&parent),
-                    _ => parent,
-                };
-                Target::Announce(Announcement::new(*format, &base, fields.clone()))
-            }
+            What::Instance { announcement, .. } => Target::Announce((**announcement).clone()),
         }
     }
 }
 
-fn ndsr_parent(path: &str) -> String {
-    match path.rsplit_once('/') {
-        Some(("", _)) | None => "/".to_string(),
-        Some((parent, _)) => parent.to_string(),
-    }
-}
-
-fn format_name(format: AnnounceFormat) -> &'static str {
-    match format {
-        AnnounceFormat::Curator => "curator",
-        AnnounceFormat::Serverset => "serverset",
-        AnnounceFormat::Nerve => "nerve",
-    }
+/// The parent of `path`, `/` for `/` itself.
+fn parent_or_root(path: &str) -> &str {
+    parent(path).unwrap_or("/")
 }
 
 impl RegisterFields {
@@ -307,9 +298,9 @@ impl RegisterFields {
             return Ok(What::Node(data));
         };
         let format = match format.as_str() {
-            "curator" => AnnounceFormat::Curator,
-            "serverset" => AnnounceFormat::Serverset,
-            "nerve" => AnnounceFormat::Nerve,
+            "curator" => Format::Curator,
+            "serverset" => Format::ServerSet,
+            "nerve" => Format::Nerve,
             "nd" => return Err("as = \"nd\" is the default: leave \"as\" out and give data".into()),
             other => return Err(format!("as = {other:?}: curator, serverset or nerve")),
         };
@@ -322,51 +313,53 @@ impl RegisterFields {
         if host.is_empty() || port == 0 {
             return Err("host must not be empty and port must be 1 to 65535".into());
         }
-        let parent = ndsr_parent(path);
-        let last = path.rsplit('/').next().unwrap_or_default().to_string();
+        let parent = parent_or_root(path);
+        let last = ndsr::path::name(path).to_string();
         let mut endpoints = BTreeMap::new();
         for (name, address) in self.endpoints.iter().flatten() {
-            let parsed = endpoint(address)
+            let parsed = InstanceSpec::parse_endpoint(address)
                 .ok_or_else(|| format!("endpoints.{name} = {address:?} is not HOST:PORT"))?;
             endpoints.insert(name.clone(), parsed);
         }
         let (name, id) = match format {
-            AnnounceFormat::Curator => {
-                let service = parent.rsplit('/').next().unwrap_or_default().to_string();
-                if ndsr_parent(&parent) == "/" || service.is_empty() {
+            Format::Curator => {
+                let service = ndsr::path::name(parent).to_string();
+                if parent_or_root(parent) == "/" || service.is_empty() {
                     return Err(format!(
                         "a Curator instance's path is <base>/<service>/<id>: {path} is too short"
                     ));
                 }
                 (Some(service), Some(last))
             }
-            AnnounceFormat::Nerve | AnnounceFormat::Serverset => {
-                if parent == "/" || !allows(&parent) {
+            _ => {
+                if parent == "/" || !allows(parent) {
                     return Err(format!(
-                        "a {} member's path is <directory>/<name>, and the directory {parent} must be within the roots",
-                        format_name(format)
+                        "a {format} member's path is <directory>/<name>, and the directory {parent} must be within the roots"
                     ));
                 }
-                let name = (format == AnnounceFormat::Nerve).then_some(last);
+                let name = (format == Format::Nerve).then_some(last);
                 (name, None)
             }
         };
-        Ok(What::Instance(
-            format,
-            InstanceFields {
-                host: host.clone(),
-                port,
-                name,
-                id,
-                ssl_port: self.ssl_port,
-                uri_spec: self.uri_spec.clone(),
-                shard: self.shard,
-                weight: self.weight,
-                labels: self.labels.clone().unwrap_or_default(),
-                endpoints,
-                path_encoding: self.path_encoding.unwrap_or(false),
-            },
-        ))
+        let spec = InstanceSpec {
+            host: host.clone(),
+            port,
+            name,
+            id,
+            ssl_port: self.ssl_port,
+            uri_spec: self.uri_spec.clone(),
+            shard: self.shard,
+            weight: self.weight,
+            labels: self.labels.clone().unwrap_or_default(),
+            endpoints,
+            path_encoding: self.path_encoding.unwrap_or(false),
+        };
+        let base = match format {
+            Format::Curator => parent_or_root(parent),
+            _ => parent,
+        };
+        let announcement = Announcement::new(format, base, spec.clone()).map_err(|e| e.to_string())?;
+        Ok(What::Instance { spec, announcement: Box::new(announcement) })
     }
 }
 
@@ -628,7 +621,8 @@ mod tests {
         assert_eq!(config.templates[0].source, Path::new("/etc/ndsr/web.j2"));
         assert_eq!(config.registrations[0].what, What::Node(serde_json::json!({"zone": "a"})));
         assert_eq!(config.registrations[0].checked.as_ref().unwrap().rise, 2);
-        let What::Instance(AnnounceFormat::Curator, fields) = &config.registrations[1].what else { panic!() };
+        let What::Instance { spec: fields, announcement } = &config.registrations[1].what else { panic!() };
+        assert_eq!(announcement.format(), Format::Curator);
         assert_eq!(
             (fields.name.as_deref(), fields.id.as_deref()),
             (Some("api"), Some("api-1")),

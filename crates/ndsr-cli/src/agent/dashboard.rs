@@ -65,7 +65,7 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
             "config": config.file_path.display().to_string(),
         },
         "session": {
-            "state": super::state_name(stats.state),
+            "state": stats.state.name(),
             "id": agent.registry.session().map(|s| format!("{:#x}", s.id().0)),
             "stale_since_ms": stats.disconnected_since.map(millis),
             "reconnects": stats.reconnects,

@@ -86,7 +86,7 @@ pub async fn render(State(agent): State<Arc<Agent>>) -> Response {
 fn observe(agent: &Agent) {
     let stats = agent.registry.stats();
     for state in ["connecting", "connected", "disconnected", "expired", "closed"] {
-        let now = super::state_name(stats.state) == state;
+        let now = stats.state.name() == state;
         gauge!("ndsr_session_state", "state" => state).set(f64::from(u8::from(now)));
     }
     let stale = stats.disconnected_since.map_or(0.0, age);

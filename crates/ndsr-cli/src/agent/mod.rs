@@ -29,18 +29,6 @@ use crate::output;
 /// How long shutdown waits for open requests and tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A connection state as the API, dashboard and metrics name it.
-pub fn state_name(state: ndsr::State) -> &'static str {
-    match state {
-        ndsr::State::Connecting => "connecting",
-        ndsr::State::Connected => "connected",
-        ndsr::State::Disconnected => "disconnected",
-        ndsr::State::Expired => "expired",
-        ndsr::State::Closed => "closed",
-        _ => "unknown",
-    }
-}
-
 /// Loads the file and applies the flags that override it.
 fn load(args: &AgentArgs, global: &Global) -> Result<Config, String> {
     let mut config = Config::load(&args.config)?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::{BoxStream, StreamExt};
-use ndsr::discovery::{Format, Instances, Selector};
+use ndsr::discovery::{Format, Instances, Selector, SelectorSpec};
 use ndsr::{Registry, Snapshot};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,9 @@ type Feed<T> = watch::Receiver<Option<Versioned<T>>>;
 
 /// A followed service: its directory and format.
 type ServiceKey = (String, Option<Format>);
+
+/// A pick's selector's key: the service and the selector's spec.
+type PickKey = (ServiceKey, SelectorSpec);
 
 /// How a followed path is used: the requests and streams holding it now,
 /// and when the last one let go.
@@ -134,9 +137,9 @@ pub struct Agent {
     nodes: Mutex<HashMap<String, Followed<Arc<Snapshot>>>>,
     /// Followed services, by path and format.
     services: Mutex<HashMap<ServiceKey, Followed<Instances>>>,
-    /// Selectors of `/v1/pick`, by path and query, so that round robin
-    /// goes round across requests.
-    selectors: Mutex<HashMap<String, Picker>>,
+    /// Selectors of `/v1/pick`, by path, format and spec, so that round
+    /// robin goes round across requests.
+    selectors: Mutex<HashMap<PickKey, Picker>>,
     pub registrations: Registrations,
     /// Each template's last render (ok, or why its file was kept).
     pub templates: TemplateStatuses,
@@ -335,17 +338,23 @@ impl Agent {
         lock(&self.services).get(&(path.to_string(), format)).and_then(|f| f.feed.borrow().clone())
     }
 
-    /// The selector for `key` (a path and the pick's options), made by
-    /// `make` once (and again after it was let go, unused).
-    pub fn selector(&self, key: String, make: impl FnOnce() -> Selector) -> Result<Arc<Selector>, ApiError> {
+    /// The selector of `spec` for the service at `path` in `format`, made
+    /// once (and again after it was let go, unused).
+    pub fn selector(
+        &self,
+        path: &str,
+        format: Option<Format>,
+        spec: &SelectorSpec,
+    ) -> Result<Arc<Selector>, ApiError> {
         let max = self.config().http.max_paths;
+        let key = ((path.to_string(), format), spec.clone());
         let mut selectors = lock(&self.selectors);
         if let Some(picker) = selectors.get(&key) {
             picker.used.touch();
             return Ok(picker.selector.clone());
         }
         make_room(&mut selectors, max, |p| &p.used, |_| false)?;
-        let selector = Arc::new(make());
+        let selector = Arc::new(spec.build());
         selectors.insert(key, Picker { selector: selector.clone(), used: Use::new() });
         Ok(selector)
     }

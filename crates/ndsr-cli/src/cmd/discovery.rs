@@ -1,14 +1,13 @@
 //! `ndsr get --instances`, `ndsr pick` and `ndsr register --as`: services
-//! in any registry format.
+//! in any registry format (the library makes the announcements and the
+//! selectors; this module reads the flags).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use ndsr::discovery::{
-    CuratorInstance, CuratorPayload, Endpoint, Instance, Instances, NerveInstance, Selector, ServerSetMember,
-    Strategy, UriSpec,
+    AnnounceError, Announcement, Endpoint, Format, Instance, InstanceSpec, Instances, SelectorSpec, Strategy,
 };
-use ndsr::Registry;
 use serde::Serialize;
 
 use crate::args::{AnnounceFormat, GetArgs, GetFormat, Global, PickArgs, PickStrategy, RegisterArgs};
@@ -125,23 +124,20 @@ pub async fn pick(global: &Global, args: PickArgs) -> CliResult<ExitCode> {
         PickStrategy::RoundRobin => Strategy::RoundRobin,
         PickStrategy::Weighted => Strategy::Weighted,
     };
-    let mut selector = Selector::new(strategy);
-    if args.include_draining {
-        selector = selector.include_draining();
-    }
+    let mut spec = SelectorSpec::new(strategy);
+    spec.include_draining = args.include_draining;
     for label in &args.labels {
-        selector = match label.split_once("!=") {
-            Some((k, v)) if !k.is_empty() => selector.label(k, v, false),
-            _ => {
-                let (k, v) = key_value(label, "--label")?;
-                selector.label(&k, &v, true)
-            }
-        };
+        let filter = SelectorSpec::parse_label(label)
+            .map_err(|_| CliError::new(Exit::InvalidInput, format!("--label `{label}` is not KEY=VALUE")))?;
+        spec.labels.push(filter);
     }
     if let Some(prefer) = &args.prefer {
-        let (k, v) = key_value(prefer, "--prefer")?;
-        selector = selector.prefer_zone(&k, &v);
+        let zone = SelectorSpec::parse_prefer(prefer).map_err(|_| {
+            CliError::new(Exit::InvalidInput, format!("--prefer `{prefer}` is not KEY=VALUE"))
+        })?;
+        spec.prefer = Some(zone);
     }
+    let selector = spec.build();
     let registry = connect(global, false).await?;
     let listed = registry.instances(&args.path, args.as_format.map(Into::into)).await;
     registry.close().await;
@@ -165,162 +161,33 @@ pub async fn pick(global: &Global, args: PickArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `register --as` holds.
-pub enum Announcement {
-    Curator { base: String, instance: CuratorInstance },
-    ServerSet { dir: String, member: ServerSetMember },
-    Nerve { dir: String, instance: NerveInstance, path_encoding: bool },
-}
-
-/// An instance to announce, as `register --as` and the agent's API give it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct InstanceFields {
-    /// Host name or address.
-    pub host: String,
-    /// Main port.
-    pub port: u16,
-    /// Curator: the service's name; nerve: the instance's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Curator: the instance id (default: a new UUID).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Curator `sslPort`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ssl_port: Option<u16>,
-    /// Curator `uriSpec` template.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uri_spec: Option<String>,
-    /// ServerSet shard.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shard: Option<i32>,
-    /// nerve weight.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-    /// Curator payload strings, ServerSet metadata, nerve labels.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// ServerSet additional endpoints.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub endpoints: BTreeMap<String, (String, u16)>,
-    /// nerve: the node name carries the instance, base64-encoded.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub path_encoding: bool,
-}
-
-/// Parses `HOST:PORT` of an endpoint.
-pub fn endpoint(text: &str) -> Option<(String, u16)> {
-    text.rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
-        .filter(|(h, _)| !h.is_empty())
-}
-
-impl Announcement {
-    /// The announcement `register --as` describes.
-    pub fn from_args(args: &RegisterArgs, format: AnnounceFormat) -> CliResult<Announcement> {
-        let invalid = |why: String| {
-            CliError::new(Exit::InvalidInput, format!("register --as {}: {why}", format_name(format)))
-        };
-        let mut endpoints = BTreeMap::new();
-        for text in &args.endpoints {
-            let (name, address) = key_value(text, "--endpoint")?;
-            let parsed = endpoint(&address).ok_or_else(|| {
-                CliError::new(Exit::InvalidInput, format!("--endpoint `{text}` is not NAME=HOST:PORT"))
-            })?;
-            endpoints.insert(name, parsed);
-        }
-        let fields = InstanceFields {
-            host: args.host.clone().ok_or_else(|| invalid("--host is required".into()))?,
-            port: args.port.ok_or_else(|| invalid("--port is required".into()))?,
-            name: args.name.clone(),
-            id: args.id.clone(),
-            ssl_port: args.ssl_port,
-            uri_spec: args.uri_spec.clone(),
-            shard: args.shard,
-            weight: args.weight,
-            labels: args.labels.iter().map(|l| key_value(l, "--label")).collect::<CliResult<_>>()?,
-            endpoints,
-            path_encoding: args.path_encoding,
-        };
-        let missing = |what: &str| invalid(format!("{what} is required"));
-        match format {
-            AnnounceFormat::Curator if fields.name.is_none() => return Err(missing("--name (the service)")),
-            AnnounceFormat::Nerve if fields.name.is_none() => {
-                return Err(missing("--name (the instance id)"))
-            }
-            _ => {}
-        }
-        Ok(Announcement::new(format, &args.path, fields))
+/// The announcement `register --as` describes.
+pub fn announcement(args: &RegisterArgs, format: AnnounceFormat) -> CliResult<Announcement> {
+    let format = Format::from(format);
+    let invalid = |why: String| CliError::new(Exit::InvalidInput, format!("register --as {format}: {why}"));
+    let mut endpoints = BTreeMap::new();
+    for text in &args.endpoints {
+        let (name, address) = key_value(text, "--endpoint")?;
+        let parsed = InstanceSpec::parse_endpoint(&address).ok_or_else(|| {
+            CliError::new(Exit::InvalidInput, format!("--endpoint `{text}` is not NAME=HOST:PORT"))
+        })?;
+        endpoints.insert(name, parsed);
     }
-
-    /// The announcement of `fields` in `format` under `path` (Curator's
-    /// base path; the ServerSet's or nerve's service directory). Curator
-    /// and nerve need `fields.name`.
-    pub fn new(format: AnnounceFormat, path: &str, fields: InstanceFields) -> Announcement {
-        let name = fields.name.clone().unwrap_or_default();
-        match format {
-            AnnounceFormat::Curator => {
-                let id = fields.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let mut instance = CuratorInstance::new(&name, &id, &fields.host, fields.port);
-                instance.ssl_port = fields.ssl_port;
-                instance.uri_spec = fields.uri_spec.as_deref().map(UriSpec::parse);
-                if !fields.labels.is_empty() {
-                    let payload =
-                        fields.labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect();
-                    instance.payload = CuratorPayload::Json(serde_json::Value::Object(payload));
-                }
-                Announcement::Curator { base: path.to_string(), instance }
-            }
-            AnnounceFormat::Serverset => {
-                let mut member = ServerSetMember::new(&fields.host, fields.port);
-                member.shard = fields.shard;
-                member.metadata = fields.labels;
-                for (name, (host, port)) in fields.endpoints {
-                    member.additional_endpoints.insert(name, Endpoint { host, port });
-                }
-                Announcement::ServerSet { dir: path.to_string(), member }
-            }
-            AnnounceFormat::Nerve => {
-                let mut instance = NerveInstance::new(&name, &fields.host, fields.port);
-                instance.weight = fields.weight;
-                instance.labels = fields.labels;
-                Announcement::Nerve { dir: path.to_string(), instance, path_encoding: fields.path_encoding }
-            }
-        }
-    }
-
-    /// Registers it; returns the node's path.
-    pub async fn register(&self, registry: &Registry) -> ndsr::Result<String> {
-        match self {
-            Announcement::Curator { base, instance } => registry.announce_curator(base, instance).await,
-            Announcement::ServerSet { dir, member } => registry.announce_serverset(dir, member).await,
-            Announcement::Nerve { dir, instance, path_encoding } => {
-                registry.announce_nerve(dir, instance, *path_encoding).await
-            }
-        }
-    }
-
-    /// The node's path before it is registered: Curator's is
-    /// `<base>/<name>/<id>`; a sequential node's is known only once made.
-    pub fn known_path(&self) -> Option<String> {
-        match self {
-            Announcement::Curator { base, instance } => {
-                Some(format!("{}/{}/{}", base.trim_end_matches('/'), instance.name, instance.id))
-            }
-            _ => None,
-        }
-    }
-
-    /// Whether its node has a sequence number (a new name each time).
-    pub fn sequential(&self) -> bool {
-        !matches!(self, Announcement::Curator { .. })
-    }
-}
-
-fn format_name(format: AnnounceFormat) -> &'static str {
-    match format {
-        AnnounceFormat::Curator => "curator",
-        AnnounceFormat::Serverset => "serverset",
-        AnnounceFormat::Nerve => "nerve",
-    }
+    let spec = InstanceSpec {
+        host: args.host.clone().ok_or_else(|| invalid("--host is required".into()))?,
+        port: args.port.ok_or_else(|| invalid("--port is required".into()))?,
+        name: args.name.clone(),
+        id: args.id.clone(),
+        ssl_port: args.ssl_port,
+        uri_spec: args.uri_spec.clone(),
+        shard: args.shard,
+        weight: args.weight,
+        labels: args.labels.iter().map(|l| key_value(l, "--label")).collect::<CliResult<_>>()?,
+        endpoints,
+        path_encoding: args.path_encoding,
+    };
+    Announcement::new(format, &args.path, spec).map_err(|e| match e {
+        AnnounceError::NameMissing { what, .. } => invalid(format!("--name ({what}) is required")),
+        other => invalid(other.to_string()),
+    })
 }

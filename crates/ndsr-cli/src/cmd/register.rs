@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use crate::args::{Global, RegisterArgs};
 use crate::check::{check_interval, Check};
-use crate::cmd::discovery::Announcement;
 use crate::cmd::{check_path, connect, interrupted, read_data};
 use crate::error::{CliError, CliResult, Exit};
 use crate::hold::{hold, Checked, Event, Release, Target};
@@ -13,7 +12,7 @@ use crate::output;
 pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     let target = match args.as_format {
-        Some(format) => Target::Announce(Announcement::from_args(&args, format)?),
+        Some(format) => Target::Announce(crate::cmd::discovery::announcement(&args, format)?),
         None => Target::Node { path: args.path.clone(), data: read_data(&args.data)? },
     };
     let invalid = |why: String| CliError::new(Exit::InvalidInput, why);

@@ -34,6 +34,7 @@ mod nd;
 mod nerve;
 mod select;
 mod serverset;
+mod spec;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub use curator::{CuratorInstance, CuratorPayload, ServiceType, UriSpec};
 pub use nerve::NerveInstance;
 pub use select::{InFlight, LabelFilter, NoInstance, Selector, Strategy};
 pub use serverset::{ServerSetMember, ServerSetStatus};
+pub use spec::{AnnounceError, Announcement, InstanceSpec, SelectorSpec, SpecError};
 pub use watch::{InstanceChange, InstanceWatch};
 
 use crate::{Object, Snapshot};

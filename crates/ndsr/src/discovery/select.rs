@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use super::Instance;
 
 /// How to choose among the eligible instances.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
     /// Uniformly at random.
@@ -81,7 +81,7 @@ pub enum NoInstance {
 }
 
 /// A label predicate (synapse's `label_filters`): equal, or not equal.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LabelFilter {
     /// The label.
     pub label: String,

@@ -62,6 +62,31 @@ pub enum State {
     Closed,
 }
 
+impl State {
+    /// The state's name as the CLI, the agent and the Python module show
+    /// it: `connecting`, `connected`, `disconnected`, `expired`, `closed`.
+    ///
+    /// ```
+    /// assert_eq!(ndsr::State::Connected.name(), "connected");
+    /// assert_eq!(ndsr::State::Expired.to_string(), "expired");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Connected => "connected",
+            State::Disconnected => "disconnected",
+            State::Expired => "expired",
+            State::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The session as the rest of the crate sees it.
 #[derive(Clone)]
 pub(crate) struct SessionView {
@@ -74,4 +99,17 @@ pub(crate) struct SessionView {
     /// Why the last connection attempt failed, when retrying cannot help
     /// (a missing chroot): callers waiting for a connection get it at once.
     pub(crate) error: Option<Error>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    #[test]
+    fn states_have_names() {
+        let all = [State::Connecting, State::Connected, State::Disconnected, State::Expired, State::Closed];
+        let names: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        assert_eq!(names, ["connecting", "connected", "disconnected", "expired", "closed"]);
+        assert!(all.iter().all(|s| s.name() == s.to_string()));
+    }
 }
