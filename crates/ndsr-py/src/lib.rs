@@ -4,8 +4,9 @@
 //! It wraps [`ndsr::Registry`] on a runtime of each registry's own: every
 //! call that can wait releases the GIL and wakes every 100 ms to run
 //! Python's signal handlers, so Ctrl-C interrupts it (the `wait` module),
-//! and no Python code ever runs on a Tokio worker. Callbacks are the
-//! Python layer's job (threads it owns, fed by `Subscription`); log events
+//! and no Python code ever runs on a Tokio worker. Callbacks run on a small
+//! pool of Python threads fed by a `CallbackHub` (the `callbacks` module),
+//! which follows every path with callbacks without a thread each; log events
 //! are queued here and emitted to Python's `logging` by a Python thread
 //! (`drain_logs`).
 
@@ -17,6 +18,7 @@ use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+mod callbacks;
 mod convert;
 mod logs;
 mod wait;
@@ -793,6 +795,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Snapshot>()?;
     m.add_class::<Subscription>()?;
     m.add_class::<LockGuard>()?;
+    m.add_class::<callbacks::CallbackHub>()?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(drain_logs, m)?)?;

@@ -10,8 +10,9 @@ Change the install line, keep the code::
 
 Every difference from the original, with its reason, is in ndsr's
 ``docs/PYTHON.md``. The main ones: writes raise instead of returning True
-after a failure; callbacks run on a thread per path (one that blocks or
-raises does not hold up the others); one registry is shared per distinct
+after a failure; callbacks run on a small pool of threads, one path at a
+time each (one that blocks or raises does not hold up the other paths);
+one registry is shared per distinct
 set of constructor arguments; a registry made before ``os.fork()``
 raises a clear error in the child instead of hanging (ZooKeeper's client
 cannot reconnect in a forked process: make registries after forking).
@@ -170,6 +171,7 @@ class KazooServiceRegistry(object):
         self._state_stop = threading.Event()
         self._state_thread = None
         self._callback_threads = _dispatch.CallbackThreads()
+        self._pool = None
         self._pid = os.getpid()
         _logging.start()
         self._connect(lazy)
@@ -206,6 +208,8 @@ class KazooServiceRegistry(object):
         except _core.NdsrError as e:
             self._core = None
             raise self._translate(e)
+        # One pool per session: stop() closes it, start() makes another.
+        self._pool = _dispatch.CallbackPool(self._callback_threads, _dispatch.DEFAULT_THREADS, log)
         if self._conn_state_callbacks:
             self._start_state_thread()
 
@@ -239,6 +243,9 @@ class KazooServiceRegistry(object):
 
     def _close_core(self):
         self._state_stop.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         for watcher in list(self._watchers.values()):
             watcher.stop()
         core, self._core = self._core, None
@@ -298,8 +305,9 @@ class KazooServiceRegistry(object):
 
     def add_callback(self, path, callback):
         """Calls ``callback(snapshot_dict)`` now, in this thread, and on every
-        later change, on the path's own thread; the same callback is not
-        added twice. If the first call raises, the exception propagates and
+        later change (the latest, if its callbacks fall behind), on one of
+        the registry's callback threads, one at a time per path; the same
+        callback is not added twice. If the first call raises, the exception propagates and
         the callback is not kept."""
         core = self._core_registry()
         try:
@@ -307,12 +315,19 @@ class KazooServiceRegistry(object):
         except _core.NdsrError as e:
             raise self._translate(e)
         with self._lock:
-            watcher = self._watchers.get(path)
-            if watcher is None:
-                watcher = _dispatch.PathDispatcher(core, path, lambda s: _snapshot_dict(path, s), log)
-                self._watchers[path] = watcher
-                self._callback_threads.add(watcher.thread)
+            watcher = self._watcher(core, path)
         watcher.add(callback, snapshot)
+
+    def _watcher(self, core, path):
+        """The path's dispatcher, made if need be (with self._lock held)."""
+        watcher = self._watchers.get(path)
+        if watcher is None:
+            pool = self._pool
+            if pool is None:
+                raise exceptions.NoConnection("Service is down. Try again later.")
+            watcher = pool.watch(core, path, lambda s, p=path: _snapshot_dict(p, s))
+            self._watchers[path] = watcher
+        return watcher
 
     # -- connection state -------------------------------------------------
 
@@ -453,13 +468,8 @@ class KazooServiceRegistry(object):
                     else:
                         snapshot = core.get(path)
                         with self._lock:
-                            watcher = self._watchers.get(path)
-                            if watcher is None:
-                                watcher = _dispatch.PathDispatcher(core, path, lambda s, p=path: _snapshot_dict(p, s), log)
-                                self._watchers[path] = watcher
-                                self._callback_threads.add(watcher.thread)
-                        with watcher._lock:
-                            watcher._entries.append(_dispatch._Entry(callback, snapshot))
+                            watcher = self._watcher(core, path)
+                        watcher.keep(callback, snapshot)
                 except Exception as e:
                     log.warning("cannot restore the watch on %s yet: %s", path, e)
 
@@ -475,6 +485,7 @@ class KazooServiceRegistry(object):
         self._lock = threading.RLock()
         self._state_thread = None
         self._callback_threads = _dispatch.CallbackThreads()
+        self._pool = None
         self._watchers = {}
         self._forked = True
 

@@ -226,7 +226,8 @@ class Registry(object):
     ``session_timeout`` and ``connect_timeout`` (seconds), ``readonly``,
     ``lazy`` (connect in the background), ``username``/``password``
     (digest auth), ``cache_file``, ``create_chroot``, ``rate_limit``
-    (calls per second of background work).
+    (calls per second of background work), ``callback_threads`` (the
+    most threads that run callbacks at once, default 16).
 
     Use it as a context manager, or call :meth:`close`. Every call that can
     wait releases the GIL, and Ctrl-C interrupts it (``KeyboardInterrupt``
@@ -237,7 +238,7 @@ class Registry(object):
     process), and the parent's session and registrations are untouched.
     """
 
-    def __init__(self, servers, **options):
+    def __init__(self, servers, callback_threads=_dispatch.DEFAULT_THREADS, **options):
         self._servers = servers
         self._options = options
         self._lock = threading.RLock()
@@ -247,6 +248,7 @@ class Registry(object):
         self._state_stop = threading.Event()
         self._state_thread = None
         self._callback_threads = _dispatch.CallbackThreads()
+        self._pool = _dispatch.CallbackPool(self._callback_threads, callback_threads, log)
         self._closed = False
         self._forked = False
         _logging.start()
@@ -337,9 +339,11 @@ class Registry(object):
         return Subscription(self._core_registry().subscribe(path))
 
     def add_callback(self, path, callback):
-        """Calls ``callback(snapshot)`` now and on every change of ``path``,
-        on a thread of the path's own (never twice with the same snapshot).
-        An exception is logged; the other callbacks still run."""
+        """Calls ``callback(snapshot)`` now and on every change of ``path``
+        (the latest, if its callbacks fall behind; never twice with the same
+        snapshot), on one of the registry's callback threads: a path's
+        callbacks run one at a time, in order. An exception is logged; the
+        other callbacks still run."""
         with self._lock:
             dispatcher = self._dispatcher(path)
         return dispatcher.add(callback, self._core_registry().get(path))
@@ -355,15 +359,14 @@ class Registry(object):
         with self._lock:
             dispatcher = self._dispatchers.pop(path, None)
         if dispatcher is not None:
-            dispatcher.stop()
+            self._pool.unwatch(dispatcher)
         self._core_registry().unwatch(path)
 
     def _dispatcher(self, path):
         dispatcher = self._dispatchers.get(path)
         if dispatcher is None:
-            dispatcher = _dispatch.PathDispatcher(self._core_registry(), path, Snapshot, log)
+            dispatcher = self._pool.watch(self._core_registry(), path, Snapshot)
             self._dispatchers[path] = dispatcher
-            self._callback_threads.add(dispatcher.thread)
         return dispatcher
 
     # -- state ----------------------------------------------------------
@@ -425,6 +428,7 @@ class Registry(object):
             dispatchers = list(self._dispatchers.values())
             self._dispatchers.clear()
         self._state_stop.set()
+        self._pool.close()
         for dispatcher in dispatchers:
             dispatcher.stop()
         if first and self._core is not None:
@@ -451,6 +455,7 @@ class Registry(object):
         self._lock = threading.RLock()
         self._dispatchers = {}
         self._callback_threads = _dispatch.CallbackThreads()
+        self._pool = _dispatch.CallbackPool(self._callback_threads, 1, log)
 
 
 def _close_all_at_exit():

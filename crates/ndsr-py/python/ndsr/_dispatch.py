@@ -1,19 +1,34 @@
-"""Callbacks of one path, run on a thread owned by Python.
+"""Callbacks, run on a small pool of threads owned by Python.
 
-Each watched path with callbacks has one thread, so a callback that blocks
-delays only its own path. The thread waits on the Rust subscription with
-the GIL released, and takes the GIL only to run callbacks. Each callback
-remembers the last snapshot it was given and is never given the same one
-twice; one that raises is logged and the others still run.
+A registry's :class:`CallbackPool` follows every path with callbacks
+through one ``_core.CallbackHub``, which waits on the paths' Rust
+subscriptions without a thread per path and hands each change to one of at
+most ``size`` worker threads (``callback_threads``, default
+:data:`DEFAULT_THREADS`). A path's callbacks run one at a time, in order;
+a path that falls behind is given its latest snapshot. A callback that
+blocks holds one worker; the others serve the other paths. Workers start
+when needed and end after :data:`IDLE` seconds without work, except the
+last while any path is followed. A worker waits with the GIL released.
 
-A registry's ``close()`` waits for these threads (:class:`CallbackThreads`):
+Each callback remembers the last snapshot it was given and is never given
+the same one twice; one that raises is logged and the others still run.
+
+A registry's ``close()`` waits for the workers (:class:`CallbackThreads`):
 once it returns, no callback of the registry is running.
 """
 
 import threading
 import time
 
+from ndsr import _core
+
 _POLL = 0.25
+
+#: Worker threads per registry unless ``callback_threads`` says otherwise.
+DEFAULT_THREADS = 16
+
+#: Seconds a worker waits for work before it ends (the last one stays).
+IDLE = 5.0
 
 
 class _Entry(object):
@@ -24,19 +39,25 @@ class _Entry(object):
         self.last = last
 
 
-class PathDispatcher(object):
-    """Delivers the snapshots of one path to its callbacks."""
+def threads_option(value):
+    """``callback_threads`` checked: an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("callback_threads must be an int >= 1, not %r" % (value,))
+    return value
 
-    def __init__(self, core, path, convert, logger):
+
+class PathDispatcher(object):
+    """Delivers the snapshots of one path to its callbacks (on the pool's
+    workers, one snapshot at a time)."""
+
+    def __init__(self, path, convert, logger):
         self._path = path
         self._convert = convert
         self._log = logger
-        self._sub = core.subscribe(path)
         self._entries = []
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ndsr-callbacks %s" % path, daemon=True)
-        self._thread.start()
+        self._stopped = False
+        self.key = None
 
     def callbacks(self):
         """The callbacks, in the order they were added."""
@@ -52,10 +73,14 @@ class PathDispatcher(object):
             if any(e.callback == callback for e in self._entries):
                 return False
         callback(self._convert(snapshot))
+        self.keep(callback, snapshot)
+        return True
+
+    def keep(self, callback, snapshot):
+        """Adds `callback` as given `snapshot` already, without calling it."""
         with self._lock:
             if not any(e.callback == callback for e in self._entries):
                 self._entries.append(_Entry(callback, snapshot))
-        return True
 
     def remove(self, callback):
         """Removes `callback`; returns whether it was there."""
@@ -64,40 +89,95 @@ class PathDispatcher(object):
             self._entries = [e for e in self._entries if e.callback != callback]
             return len(self._entries) != before
 
-    @property
-    def thread(self):
-        """The thread the callbacks run on."""
-        return self._thread
-
     def stop(self):
-        """Stops the thread: no callback starts after this, and the thread
-        ends once the one running (if any) returns."""
-        self._stopped.set()
+        """No callback of this path starts after this."""
+        self._stopped = True
 
-    def join(self, timeout=None):
-        """Waits for the thread to end."""
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _run(self):
-        while not self._stopped.is_set():
-            snapshot = self._sub.next(_POLL)
-            if snapshot is None:
-                if self._sub.ended:
-                    return
+    def _deliver(self, snapshot):
+        """Runs the callbacks on `snapshot` (called by a worker)."""
+        with self._lock:
+            entries = list(self._entries)
+        for entry in entries:
+            if self._stopped:
+                return
+            if entry.last is not None and entry.last.same_as(snapshot):
                 continue
-            with self._lock:
-                entries = list(self._entries)
-            for entry in entries:
-                if self._stopped.is_set():
+            entry.last = snapshot
+            try:
+                entry.callback(self._convert(snapshot))
+            except Exception:
+                self._log.exception("callback %r for %s raised; the other callbacks still run", entry.callback, self._path)
+
+
+class CallbackPool(object):
+    """The worker threads of one session's callbacks. Workers are counted
+    in `threads` (a :class:`CallbackThreads`) for ``close()`` to wait for."""
+
+    def __init__(self, threads, size, logger, idle=IDLE):
+        self._hub = _core.CallbackHub(threads_option(size), idle)
+        self._threads = threads
+        self._log = logger
+
+    def watch(self, core, path, convert):
+        """A :class:`PathDispatcher` of `path` fed by the pool."""
+        dispatcher = PathDispatcher(path, convert, self._log)
+        dispatcher.key, start = self._hub.watch(core.subscribe(path), dispatcher)
+        if start:
+            try:
+                self._start_worker()
+            except BaseException:
+                self._hub.remove(dispatcher.key)
+                raise
+        return dispatcher
+
+    def unwatch(self, dispatcher):
+        """Stops `dispatcher`: none of its callbacks starts after this."""
+        dispatcher.stop()
+        self._hub.remove(dispatcher.key)
+
+    def close(self):
+        """No callback starts after this; idle workers end now, the others
+        when their callback returns."""
+        self._hub.close()
+
+    def counts(self):
+        """(For tests.) Workers alive, idle, and paths followed."""
+        return self._hub._counts()
+
+    def _start_worker(self):
+        thread = threading.Thread(target=self._work, name="ndsr-callbacks", daemon=True)
+        self._threads.add(thread)
+        try:
+            thread.start()
+        except BaseException:
+            self._hub.started(False)
+            raise
+
+    def _work(self):
+        hub = self._hub
+        hub.started(True)
+        key = None
+        counted = True
+        try:
+            while True:
+                done, key = key, None
+                job = hub.take(done)
+                if job is None:
+                    counted = False  # the hub no longer counts this worker
                     return
-                if entry.last is not None and entry.last.same_as(snapshot):
-                    continue
-                entry.last = snapshot
+                key, dispatcher, snapshot, start = job
+                if start:
+                    try:
+                        self._start_worker()
+                    except Exception:
+                        self._log.exception("cannot start another callback thread; the running ones go on")
                 try:
-                    entry.callback(self._convert(snapshot))
-                except Exception:
-                    self._log.exception("callback %r for %s raised; the other callbacks still run", entry.callback, self._path)
+                    dispatcher._deliver(snapshot)
+                except BaseException:
+                    self._log.exception("callbacks for %s stopped", dispatcher._path)
+        finally:
+            if counted:
+                hub.leave(key)
 
 
 def state_thread(core, deliver, stopped, logger):
@@ -160,4 +240,4 @@ class CallbackThreads(object):
                 self._waiting.discard(me)
 
 
-__all__ = ["PathDispatcher", "CallbackThreads", "state_thread"]
+__all__ = ["CallbackPool", "PathDispatcher", "CallbackThreads", "state_thread"]
