@@ -131,9 +131,7 @@ impl Hub {
             HubCmd::Watch(path) => Some(self.ensure(path)),
             HubCmd::Stop(path) => {
                 if let Some(record) = self.records.remove(path.as_str()) {
-                    if let Some(op) = &record.op {
-                        op.abort();
-                    }
+                    record.abort();
                     self.watches.unwanted(&path, record.cover.as_ref());
                 }
                 None
@@ -158,16 +156,7 @@ impl Hub {
         if let Some((key, _)) = self.records.get_key_value(&key) {
             return key.clone();
         }
-        let record = Record {
-            generation: self.generation(),
-            cover: None,
-            state: PathState::default(),
-            pending: None,
-            op: None,
-            unstarted: true,
-            queued: false,
-            busy: false,
-        };
+        let record = Record::new(self.generation());
         self.records.insert(key.clone(), record);
         self.watches.wanted(&key);
         key
@@ -251,7 +240,7 @@ impl Hub {
                     if let Some(record) = self.records.get_mut(&member) {
                         // Started afresh (a re-read is harmless).
                         record.cover = None;
-                        record.unstarted = true;
+                        record.set_unstarted(true);
                     }
                     self.next_step(&member);
                 }
@@ -354,8 +343,7 @@ impl Hub {
         let Some(record) = self.records.get_mut(&path).filter(|r| r.generation == generation) else {
             return;
         };
-        record.op = None;
-        record.busy = false;
+        record.become_idle();
         record.state = state;
         self.next_step(&path);
     }
@@ -365,7 +353,7 @@ impl Hub {
         while self.ops.len() < self.shared.config.max_in_flight {
             let Some((path, generation)) = self.waiting.pop_front() else { return };
             if let Some(record) = self.records.get_mut(&path).filter(|r| r.generation == generation) {
-                record.queued = false;
+                record.become_idle();
                 self.next_step(&path);
             }
         }
@@ -383,21 +371,21 @@ impl Hub {
             return;
         }
         let Some(record) = self.records.get(path) else { return };
-        if record.busy || record.queued || !record.has_work() {
+        if !record.is_idle() || !record.has_work() {
             return;
         }
-        if record.unstarted && !self.cover(path) {
+        if record.unstarted() && !self.cover(path) {
             return;
         }
         let Some(record) = self.records.get_mut(path) else { return };
         if self.ops.len() >= self.shared.config.max_in_flight {
-            record.queued = true;
+            record.become_queued();
             self.waiting.push_back((path.clone(), record.generation));
             return;
         }
         let state = std::mem::take(&mut record.state);
         let mut actor = Actor::new(self.shared.clone(), self.client.clone(), path.clone(), state);
-        if std::mem::take(&mut record.unstarted) {
+        if record.set_unstarted(false) {
             let op: BoxFuture<PathState> = Box::pin(async move {
                 Box::pin(actor.start()).await;
                 actor.into_state()
@@ -455,8 +443,7 @@ impl Hub {
     fn start_op(&mut self, path: &Arc<str>, op: BoxFuture<PathState>) {
         let Some(record) = self.records.get_mut(path) else { return };
         let (op, handle) = futures::future::abortable(op);
-        record.op = Some(handle);
-        record.busy = true;
+        record.become_busy(handle);
         let (path, generation) = (path.clone(), record.generation);
         self.ops.push(Box::pin(async move { (path, generation, op.await) }));
     }

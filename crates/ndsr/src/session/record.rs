@@ -20,13 +20,23 @@ pub(crate) struct Record {
     /// Taken (left empty) while an operation runs.
     pub(crate) state: PathState,
     pub(crate) pending: Option<Box<Pending>>,
-    pub(crate) op: Option<AbortHandle>,
-    /// Not started yet: the first operation reads (or registers).
-    pub(crate) unstarted: bool,
-    /// Waiting for room among the operations in flight.
-    pub(crate) queued: bool,
-    /// An operation runs.
-    pub(crate) busy: bool,
+    /// Idle, waiting for room, or running an operation.
+    activity: Activity,
+}
+
+/// What a path's record is doing. Each state also says whether the next
+/// operation (re)starts the path, reading (or registering) it afresh: so
+/// when the record is made, and when the watch that covered it is gone,
+/// even while an operation runs. (Kept inside the enum, so that the flag
+/// costs no room: a record exists for every wanted path.)
+enum Activity {
+    /// No operation runs, none waits.
+    Idle { unstarted: bool },
+    /// Waiting for room among the operations in flight (in the hub's
+    /// waiting queue).
+    Queued { unstarted: bool },
+    /// An operation runs; aborted when the path is no longer wanted.
+    Busy { op: AbortHandle, unstarted: bool },
 }
 
 /// What arrived for a path while it was busy.
@@ -45,8 +55,64 @@ impl Record {
         self.pending.get_or_insert_with(Default::default)
     }
 
+    /// A new record: idle, and its first operation starts it.
+    pub(crate) fn new(generation: Generation) -> Record {
+        Record {
+            generation,
+            cover: None,
+            state: PathState::default(),
+            pending: None,
+            activity: Activity::Idle { unstarted: true },
+        }
+    }
+
+    /// Neither running an operation nor waiting for room.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.activity, Activity::Idle { .. })
+    }
+
+    /// Does its next operation (re)start it?
+    pub(crate) fn unstarted(&self) -> bool {
+        match self.activity {
+            Activity::Idle { unstarted }
+            | Activity::Queued { unstarted }
+            | Activity::Busy { unstarted, .. } => unstarted,
+        }
+    }
+
+    /// Says whether its next operation (re)starts it; returns what it was.
+    pub(crate) fn set_unstarted(&mut self, value: bool) -> bool {
+        match &mut self.activity {
+            Activity::Idle { unstarted }
+            | Activity::Queued { unstarted }
+            | Activity::Busy { unstarted, .. } => std::mem::replace(unstarted, value),
+        }
+    }
+
+    /// No operation runs or waits any more.
+    pub(crate) fn become_idle(&mut self) {
+        self.activity = Activity::Idle { unstarted: self.unstarted() };
+    }
+
+    /// Waits for room among the operations in flight.
+    pub(crate) fn become_queued(&mut self) {
+        self.activity = Activity::Queued { unstarted: self.unstarted() };
+    }
+
+    /// Runs the operation that `op` aborts.
+    pub(crate) fn become_busy(&mut self, op: AbortHandle) {
+        self.activity = Activity::Busy { op, unstarted: self.unstarted() };
+    }
+
+    /// Aborts the operation that runs, if one does.
+    pub(crate) fn abort(&self) {
+        if let Activity::Busy { op, .. } = &self.activity {
+            op.abort();
+        }
+    }
+
     pub(crate) fn has_work(&self) -> bool {
-        self.unstarted
+        self.unstarted()
             || self
                 .pending
                 .as_ref()
