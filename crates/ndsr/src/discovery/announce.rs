@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::kept::{Kept, KeptList};
 use super::{CuratorInstance, Format, Instances, NerveInstance, ServerSetMember, ServiceType};
 use crate::path::{join, validate_path};
 use crate::{Error, Registry, Result, Snapshot};
@@ -17,7 +18,9 @@ impl Registry {
     /// The instances of the service directory `dir`, decoded in `format`
     /// (or the one its children show). The directory and its children are
     /// watched and cached from then on (under the directory's one watch),
-    /// so later calls read memory. A child that is not a valid instance is
+    /// so later calls read memory; the decoded list is kept with the cache
+    /// too, and a later call decodes only the children that changed since
+    /// (nothing, when nothing did). A child that is not a valid instance is
     /// reported in [`Instances::bad`], never fails the list; a missing
     /// directory has no instances.
     ///
@@ -28,6 +31,59 @@ impl Registry {
     /// Cancel-safe: it only reads (and keeps the paths watched).
     pub async fn instances(&self, dir: &str, format: Option<Format>) -> Result<Instances> {
         let snapshot = self.get(dir).await?;
+        let cache = &self.shared().cache;
+        // Not in the cache: a snapshot saved in the cache file, read
+        // before connecting.
+        let Some((generation, listing, kept)) = cache.derived(dir) else {
+            return self.decode_instances(dir, &snapshot, format).await;
+        };
+        let kept = kept.and_then(|k| k.downcast::<Kept>().ok());
+        let base = kept.as_ref().and_then(|k| k.get(format));
+        if let Some(list) = base.filter(|list| list.generation == generation) {
+            return Ok(list.to_instances(&snapshot.path, snapshot.is_stale()));
+        }
+        let mut children = cache.children(dir, &listing.children);
+        // Children never read yet: read (and watch) them, a bounded number
+        // at a time.
+        let unread: Vec<usize> = (0..children.len()).filter(|i| children[*i].is_none()).collect();
+        let mut unreadable = Vec::new();
+        let names = &listing.children;
+        for chunk in unread.chunks(1024) {
+            let reads = chunk.iter().map(|i| async move {
+                let name = &names[*i];
+                (*i, name, self.get(&join(dir, name)).await)
+            });
+            for (i, name, child) in futures::future::join_all(reads).await {
+                match child {
+                    Ok(child) => children[i] = Some(child),
+                    Err(e) => unreadable.push(super::BadChild { key: name.clone(), reason: e.to_string() }),
+                }
+            }
+        }
+        let list = KeptList::update(base.map(|b| &**b), generation, listing.clone(), &children, format);
+        let mut instances = list.to_instances(&snapshot.path, snapshot.is_stale());
+        if unreadable.is_empty() {
+            let list = Arc::new(list);
+            cache.keep(dir, |current| {
+                let kept = match current.and_then(|c| c.downcast_ref::<Kept>()) {
+                    Some(kept) => kept.with(list),
+                    None => Kept::default().with(list),
+                };
+                Some(Arc::new(kept))
+            });
+        }
+        instances.bad.extend(unreadable);
+        Ok(instances)
+    }
+
+    /// The instances of `dir` (whose snapshot is `snapshot`), every child
+    /// read and decoded.
+    async fn decode_instances(
+        &self,
+        dir: &str,
+        snapshot: &Snapshot,
+        format: Option<Format>,
+    ) -> Result<Instances> {
         let mut children = Vec::with_capacity(snapshot.children.len());
         // A bounded number of first reads at a time.
         for chunk in snapshot.children.chunks(1024) {
@@ -45,7 +101,7 @@ impl Registry {
                 Err(e) => unreadable.push(super::BadChild { key: name.to_string(), reason: e.to_string() }),
             }
         }
-        let mut instances = Instances::decode(&snapshot, read.iter().map(|(n, s)| (*n, &**s)), format);
+        let mut instances = Instances::decode(snapshot, read.iter().map(|(n, s)| (*n, &**s)), format);
         instances.bad.extend(unreadable);
         Ok(instances)
     }

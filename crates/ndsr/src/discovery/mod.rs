@@ -30,6 +30,7 @@
 
 mod announce;
 mod curator;
+mod kept;
 mod nd;
 mod nerve;
 mod select;
