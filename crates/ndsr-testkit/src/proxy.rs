@@ -52,6 +52,11 @@ struct Shared {
     tainted: Mutex<std::collections::HashSet<u64>>,
     closing: AtomicBool,
     delay_micros: AtomicU64,
+    /// Chunks forwarded from clients to the server so far.
+    chunks_to_server: AtomicU64,
+    /// Chunks to the server after this many are held `late_micros`.
+    late_after: AtomicU64,
+    late_micros: AtomicU64,
     to_server: AtomicU64,
     to_client: AtomicU64,
     accepted: AtomicU64,
@@ -159,6 +164,24 @@ impl FaultProxy {
         self.shared.delay_micros.store(micros, Ordering::SeqCst);
     }
 
+    /// Holds every chunk a client sends to the server after the first
+    /// `after` chunks (counting from the proxy's start, see
+    /// [`chunks_to_server`](Self::chunks_to_server)) this long before
+    /// forwarding it; answers are not delayed. A test can so let a client's
+    /// next request reach the server only after the client gave up on it,
+    /// while earlier ones are answered at once.
+    pub fn delay_to_server_after(&self, after: u64, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared.late_micros.store(micros, Ordering::SeqCst);
+        self.shared.late_after.store(after, Ordering::SeqCst);
+    }
+
+    /// Chunks (reads, usually one request each) forwarded or held from
+    /// clients to the server so far.
+    pub fn chunks_to_server(&self) -> u64 {
+        self.shared.chunks_to_server.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded from clients to the server so far.
     pub fn bytes_to_server(&self) -> u64 {
         self.shared.to_server.load(Ordering::SeqCst)
@@ -255,6 +278,13 @@ fn pump(id: u64, mut from: TcpStream, mut to: TcpStream, to_client: bool, shared
         let delay = shared.delay_micros.load(Ordering::SeqCst);
         if delay > 0 {
             std::thread::sleep(Duration::from_micros(delay));
+        }
+        if !to_client {
+            let chunk = shared.chunks_to_server.fetch_add(1, Ordering::SeqCst) + 1;
+            let late = shared.late_micros.load(Ordering::SeqCst);
+            if late > 0 && chunk > shared.late_after.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_micros(late));
+            }
         }
         if shared.cut.load(Ordering::SeqCst) {
             break;

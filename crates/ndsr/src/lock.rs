@@ -158,16 +158,17 @@ impl LockBuilder {
         let (client, epoch) = shared.client_by(connect_by).await?;
         let deadline = Instant::now() + self.wait;
         ensure_lease_node(&shared, &client, &self.path, self.simultaneous).await?;
-        // Until this call returns, dropping it withdraws what it made.
+        // Until this call succeeds, returning or being dropped withdraws
+        // what it made: a create that timed out may still have been
+        // applied, and a contender left behind would block every later
+        // one (kazoo's too) until our session ends.
         let withdraw = Withdraw::new(&shared, epoch, &self.path);
-        let contender = enter_queue(&shared, &client, &self, &withdraw, deadline)
-            .await
-            .inspect_err(|_| withdraw.defuse())?;
+        let contender = enter_queue(&shared, &client, &self, &withdraw, deadline).await?;
         // Whatever happens next, leave the queue.
         let result = take_lease(&shared, &client, &self, &withdraw, deadline).await;
         let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;
-        withdraw.defuse();
         let (node, heard) = result?;
+        withdraw.defuse();
         let timeout = client.session_timeout();
         let limit = timeout.mul_f64(self.lost_after);
         Ok(LockGuard::new(shared, epoch, self.path, node, Silence { heard, timeout, limit }))
@@ -259,6 +260,10 @@ fn is_holder_name(name: &str) -> bool {
 /// create was cancelled), and the holder node. The deletes are sent after
 /// any create the cancelled call had sent, on the same session, so they
 /// find what it made.
+/// How many times a withdrawal is tried before its nodes are left to the
+/// session's end.
+const WITHDRAW_ATTEMPTS: u32 = 8;
+
 struct Withdraw {
     shared: Arc<Shared>,
     /// The session epoch the acquire runs in: a later session has none of
@@ -287,7 +292,8 @@ impl Withdraw {
         }
     }
 
-    /// The acquire ran to its end: what it made is deleted or handed over.
+    /// The acquire succeeded: its holder node is handed to the guard (and
+    /// its contender node was deleted).
     fn defuse(&self) {
         self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
     }
@@ -307,14 +313,33 @@ impl Drop for Withdraw {
         let dir = std::mem::take(&mut self.dir);
         let prefix = std::mem::take(&mut self.prefix);
         let holder = std::mem::take(&mut self.holder);
+        let epoch = self.epoch;
         runtime.spawn(self.shared.tasks.track_future(async move {
-            if let Ok(children) = shared.call("get_children", &dir, client.list_children(&dir)).await {
+            // Tried again while the session lives: the calls that failed
+            // the acquire may fail these too (a slow link), and what is
+            // left behind would block the lock until the session ends.
+            let gone = |r: Result<()>| r.is_ok() || r.as_ref().is_err_and(Error::is_no_node);
+            for attempt in 0..WITHDRAW_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                    if holding_client(&shared, epoch).is_none() {
+                        return;
+                    }
+                }
+                let Ok(children) = shared.call("get_children", &dir, client.list_children(&dir)).await else {
+                    continue;
+                };
+                let mut done = true;
                 for child in children.iter().filter(|c| c.starts_with(&prefix)) {
                     let node = format!("{dir}/{child}");
-                    let _ = shared.call("delete", &node, client.delete(&node, None)).await;
+                    done &= gone(shared.call("delete", &node, client.delete(&node, None)).await);
+                }
+                done &= gone(shared.call("delete", &holder, client.delete(&holder, None)).await);
+                if done {
+                    return;
                 }
             }
-            let _ = shared.call("delete", &holder, client.delete(&holder, None)).await;
+            tracing::warn!(dir, "could not withdraw a lock request; its nodes go with the session");
         }));
     }
 }

@@ -51,3 +51,61 @@ async fn a_cancelled_acquire_leaves_no_contender_node_behind() {
         .await
         .unwrap();
 }
+
+/// A failed acquire withdraws what it made too: a create whose answer came
+/// too late (the operation timed out) was still applied by the server, and
+/// its contender node would block every later contender until the session
+/// ends (review of issue 22).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_acquire_leaves_no_contender_node_behind() {
+    let server = ZkServer::new().unwrap();
+    let proxy = ndsr_testkit::FaultProxy::start(&server.connect_string()).unwrap();
+    let slow = ndsr::Registry::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let zk = other(&server.connect_string()).await;
+    let path = unique_path("failed-acquire");
+    let queue = format!("{path}-__lock__");
+    // The lock node and its queue exist: an acquire sends a read of the
+    // lock node, then the contender's create.
+    slow.lock(&path).try_acquire().await.unwrap().release().await.unwrap();
+    eventually(WAIT, "the queue is empty", || async {
+        zk.list_children(&queue).await.is_ok_and(|c| c.is_empty())
+    })
+    .await
+    .unwrap();
+
+    // The read is answered at once; the create reaches the server after
+    // the acquire gave up on it.
+    proxy.delay_to_server_after(proxy.chunks_to_server() + 1, Duration::from_millis(1500));
+    let failed = slow.lock(&path).try_acquire().await;
+    assert!(failed.is_err(), "the acquire fails: {failed:?}");
+    eventually(WAIT, "the server applied the timed-out create", || async {
+        zk.list_children(&queue).await.is_ok_and(|c| !c.is_empty())
+    })
+    .await
+    .unwrap();
+    // The link is quick again (the withdrawal's first calls may have
+    // timed out too: it tries again).
+    proxy.delay_to_server_after(0, Duration::ZERO);
+    eventually(WAIT, "the failed acquire's contender node is deleted (its session lives on)", || async {
+        zk.list_children(&queue).await.is_ok_and(|c| c.is_empty())
+            && zk.list_children(&path).await.is_ok_and(|c| c.is_empty())
+    })
+    .await
+    .unwrap();
+    assert_eq!(slow.state(), ndsr::State::Connected, "withdrawn by the live session, not by its end");
+    let other = registry(&server.connect_string()).await;
+    other
+        .lock(&path)
+        .try_acquire()
+        .await
+        .expect("nothing of the failed call blocks the lock")
+        .release()
+        .await
+        .unwrap();
+    slow.close().await;
+}
