@@ -2,10 +2,8 @@
 
 mod agent;
 mod args;
-mod check;
 mod cmd;
 mod error;
-mod hold;
 mod output;
 
 use std::process::ExitCode;

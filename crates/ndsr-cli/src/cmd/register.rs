@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, RegisterArgs};
-use crate::check::{check_interval, Check};
 use crate::cmd::{check_path, connect, interrupted, read_data};
 use crate::error::{CliError, CliResult, Exit};
-use crate::hold::{hold, Checked, Event, Release, Target};
 use crate::output;
+use ndsr_agent::check::{check_interval, Check};
+use ndsr_agent::hold::{hold, Checked, Event, Release, Target};
 
 pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;

@@ -15,8 +15,10 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde_json::{json, Value};
 
-use super::api::{is_owner, millis, service_json, status_for};
-use super::state::Agent;
+use super::auth::is_owner;
+use super::common::{service_json, status_for};
+use crate::state::Agent;
+use crate::views::millis;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -115,7 +117,7 @@ pub async fn events(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Resp
 
 fn model_events(agent: Arc<Agent>, owner: bool) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = agent.changes();
-    let open = super::metrics::OpenStream::new("/v1/dashboard/events");
+    let open = crate::metrics::OpenStream::new("/v1/dashboard/events");
     futures::stream::unfold(
         (agent, changes, true, open),
         move |(agent, mut changes, first, open)| async move {

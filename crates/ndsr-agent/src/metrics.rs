@@ -1,18 +1,15 @@
-//! `/metrics`: Prometheus text, from the `metrics` facade and its
-//! Prometheus exporter. Counters are counted where things happen; gauges
-//! are read from the registry and the agent when scraped.
+//! Metrics: the `metrics` facade and its Prometheus exporter. Counters
+//! are counted where things happen; gauges are read from the registry and
+//! the agent when scraped (`text`, which `GET /metrics` serves; the HTTP
+//! layer counts its requests itself).
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::state::Agent;
+use crate::state::Agent;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -26,34 +23,6 @@ pub fn install() -> Result<(), String> {
     metrics::set_global_recorder(recorder).map_err(|e| format!("metrics: {e}"))?;
     let _ = HANDLE.set(handle);
     Ok(())
-}
-
-/// Counts every HTTP request by route, method and status, times it, and
-/// keeps the number being answered (blocking queries waiting included;
-/// open event streams are not: they have been answered).
-pub async fn count(request: Request, next: Next) -> Response {
-    /// Leaves the in-flight count when the request ends, answered or dropped.
-    struct InFlight;
-    impl Drop for InFlight {
-        fn drop(&mut self) {
-            gauge!("ndsr_http_requests_in_flight").decrement(1.0);
-        }
-    }
-    gauge!("ndsr_http_requests_in_flight").increment(1.0);
-    let _in_flight = InFlight;
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    counter!("ndsr_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    histogram!("ndsr_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// Counts an open event stream (`ndsr_http_streams_open{route}`) while it
@@ -73,13 +42,12 @@ impl Drop for OpenStream {
     }
 }
 
-/// `GET /metrics`.
-pub async fn render(State(agent): State<Arc<Agent>>) -> Response {
-    let Some(handle) = HANDLE.get() else {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "metrics are not installed").into_response();
-    };
-    observe(&agent);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+/// The Prometheus text of every metric, the gauges read now; `None`
+/// before [`install`].
+pub fn text(agent: &Agent) -> Option<String> {
+    let handle = HANDLE.get()?;
+    observe(agent);
+    Some(handle.render())
 }
 
 /// Sets the gauges (and the counters the registry keeps) from the state now.

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{counter, gauge};
-use serde::Serialize;
 use tokio::time::Instant;
 
-use super::config::TemplateFile;
-use super::state::Agent;
+use crate::config::TemplateFile;
+use crate::state::Agent;
+use crate::template_status::{TemplateStatus, TemplateStatuses};
 
 /// How long changes are gathered before rendering.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -40,53 +40,11 @@ impl Template {
     }
 }
 
-/// A template's last render: ok, or the error that kept its file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TemplateStatus {
-    /// The destination file (what metrics call the template).
-    pub template: String,
-    /// The template's source file.
-    pub source: String,
-    /// Whether the last render (and write) succeeded.
-    pub ok: bool,
-    /// Why it failed, while it does.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// When it was last rendered (ms since the epoch).
-    pub at_ms: u64,
-    /// Since when it has been ok, or failing (ms since the epoch).
-    pub since_ms: u64,
-}
-
-/// Every template's last render, by destination; a template not rendered
-/// yet (nothing read, or ZooKeeper unreachable since the start) has none.
-#[derive(Debug, Default)]
-pub struct TemplateStatuses(std::sync::Mutex<BTreeMap<String, TemplateStatus>>);
-
 impl TemplateStatuses {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TemplateStatus>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The last render of each template, by destination.
-    pub fn all(&self) -> Vec<TemplateStatus> {
-        self.lock().values().cloned().collect()
-    }
-
-    /// The templates whose last render failed.
-    pub fn failed(&self) -> Vec<TemplateStatus> {
-        self.lock().values().filter(|s| !s.ok).cloned().collect()
-    }
-
-    /// The last render of the template writing `destination`.
-    pub fn get(&self, destination: &str) -> Option<TemplateStatus> {
-        self.lock().get(destination).cloned()
-    }
-
     /// Records a render's result: true when the template went from ok to
     /// failing or back, or its error changed (what the dashboard shows).
     fn record(&self, template: &Template, result: Result<(), String>) -> bool {
-        let now = super::api::millis(std::time::SystemTime::now());
+        let now = crate::views::millis(std::time::SystemTime::now());
         let (ok, error) = match result {
             Ok(()) => (true, None),
             Err(e) => (false, Some(e)),
@@ -530,7 +488,7 @@ mod tests {
     #[test]
     fn the_sample_configuration_and_its_template_work() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-        let config = super::super::config::Config::load(&docs.join("agent.example.toml")).unwrap();
+        let config = crate::config::Config::load(&docs.join("agent.example.toml")).unwrap();
         let source = std::fs::read_to_string(&config.templates[0].source).unwrap();
         // Issue 22: one instance without a `zone` label stopped every render.
         let web = vec![

@@ -1,8 +1,8 @@
-//! Blocking queries (`?index=&wait=`, Consul's) and Server-Sent Events.
+//! Server-Sent Events of a node (`GET /v1/watch`). Blocking queries
+//! (`?index=&wait=`, Consul's) are `common::block`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -10,30 +10,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 
-use super::api::{node_view, zk_path, ApiError, ApiResult};
-use super::state::{Agent, Held, Versioned};
-
-/// The feed's value now, or (for a blocking query `(index, wait)`) once
-/// its index passes `index`, or when `wait` is up (then the same value
-/// again, as Consul answers). The path is held (in use) meanwhile.
-pub async fn block<T: Clone>(
-    agent: &Agent,
-    mut rx: Held<T>,
-    wait: Option<(u64, Duration)>,
-) -> ApiResult<Versioned<T>> {
-    if let Some((index, wait)) = wait {
-        // A little jitter, so that many clients woken together do not come
-        // back together (Consul adds up to wait/16).
-        let jitter = wait.mul_f64(rand::random::<f64>() / 16.0);
-        let passed = rx.wait_for(|v| v.as_ref().is_some_and(|v| v.index > index));
-        tokio::select! {
-            () = agent.cancel.cancelled() => {}
-            _ = tokio::time::timeout(wait + jitter, passed) => {}
-        }
-    }
-    let value = rx.borrow().clone();
-    value.ok_or_else(|| ApiError::unavailable("no value yet".into()))
-}
+use super::common::{node_view, zk_path, ApiResult};
+use crate::state::{Agent, Held};
 
 /// `GET /v1/watch/<path>`: Server-Sent Events, `event: node` with the
 /// node's JSON (as `GET /v1/nodes`) now and on every change of the node or
@@ -57,7 +35,7 @@ fn node_events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let states = agent.registry.state_changes();
     let last: Option<(u64, bool)> = None;
-    let open = super::metrics::OpenStream::new("/v1/watch/{*path}");
+    let open = crate::metrics::OpenStream::new("/v1/watch/{*path}");
     futures::stream::unfold(
         (agent, rx, states, last, open),
         |(agent, mut rx, mut states, last, open)| async move {

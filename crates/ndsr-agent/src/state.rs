@@ -22,10 +22,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::api::ApiError;
-use super::config::Config;
-use super::registrations::Registrations;
-use super::templates::TemplateStatuses;
+use crate::config::Config;
+use crate::error::AgentError;
+use crate::registration::Registrations;
+use crate::template_status::TemplateStatuses;
 
 /// A value and the agent-wide change index at which it was last set.
 #[derive(Clone, Debug)]
@@ -244,7 +244,7 @@ impl Agent {
     }
 
     /// Follows `path` (once), and waits for its first snapshot.
-    pub async fn node(self: &Arc<Self>, path: &str) -> Result<Held<Arc<Snapshot>>, ApiError> {
+    pub async fn node(self: &Arc<Self>, path: &str) -> Result<Held<Arc<Snapshot>>, AgentError> {
         let start = || {
             let subscription = self.registry.subscribe(path)?;
             Ok(futures::stream::unfold(subscription, |mut s| async move { s.next().await.map(|v| (v, s)) })
@@ -260,7 +260,7 @@ impl Agent {
         self: &Arc<Self>,
         path: &str,
         format: Option<Format>,
-    ) -> Result<Held<Instances>, ApiError> {
+    ) -> Result<Held<Instances>, AgentError> {
         let config = self.config();
         let start = || {
             let watch = self.registry.watch_instances(path, format)?;
@@ -283,8 +283,8 @@ impl Agent {
         feeds: &Mutex<HashMap<K, Followed<T>>>,
         key: K,
         keep: impl Fn(&K) -> bool,
-        start: impl FnOnce() -> Result<BoxStream<'static, T>, ApiError>,
-    ) -> Result<Held<T>, ApiError>
+        start: impl FnOnce() -> Result<BoxStream<'static, T>, AgentError>,
+    ) -> Result<Held<T>, AgentError>
     where
         K: std::hash::Hash + Eq + Clone,
         T: Send + Sync + 'static,
@@ -345,7 +345,7 @@ impl Agent {
         path: &str,
         format: Option<Format>,
         spec: &SelectorSpec,
-    ) -> Result<Arc<Selector>, ApiError> {
+    ) -> Result<Arc<Selector>, AgentError> {
         let max = self.config().http.max_paths;
         let key = ((path.to_string(), format), spec.clone());
         let mut selectors = lock(&self.selectors);
@@ -378,7 +378,7 @@ fn make_room<K, V>(
     max: usize,
     used: impl Fn(&V) -> &Use,
     keep: impl Fn(&K) -> bool,
-) -> Result<(), ApiError>
+) -> Result<(), AgentError>
 where
     K: std::hash::Hash + Eq + Clone,
 {
@@ -391,7 +391,7 @@ where
             .max_by_key(|(unused, _)| *unused)
             .map(|(_, k)| k.clone());
         let Some(oldest) = oldest else {
-            return Err(ApiError::too_many(format!(
+            return Err(AgentError::too_many(format!(
                 "the agent follows {max} paths ([http] max_paths) and each is in use now (a blocking \
                  query, an SSE stream, a first read) or kept (a configured service, a registration); \
                  try again when one ends"
@@ -403,12 +403,12 @@ where
 }
 
 /// Waits (bounded) for a feed's first value.
-async fn first<T>(mut rx: Held<T>, path: &str) -> Result<Held<T>, ApiError> {
+async fn first<T>(mut rx: Held<T>, path: &str) -> Result<Held<T>, AgentError> {
     let read = tokio::time::timeout(FIRST_READ, rx.wait_for(Option::is_some)).await.map(|r| r.is_ok());
     match read {
         Ok(true) => Ok(rx),
-        Ok(false) => Err(ApiError::unavailable("the agent is shutting down".into())),
-        Err(_) => Err(ApiError::unavailable(format!(
+        Ok(false) => Err(AgentError::unavailable("the agent is shutting down".into())),
+        Err(_) => Err(AgentError::unavailable(format!(
             "no answer from ZooKeeper for {path} within {FIRST_READ:?}; the agent keeps trying"
         ))),
     }

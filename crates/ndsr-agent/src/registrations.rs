@@ -1,110 +1,20 @@
 //! The registrations the agent holds (from the config file and the API),
 //! each by one task running the health-check loop of `ndsr register`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
-use serde::Serialize;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 
-use super::api::ApiError;
-use super::config::{Http, What};
-use super::state::Agent;
 use crate::check::Check;
-use crate::hold::{hold, Checked, Event, Release};
+use crate::config::Http;
+use crate::error::{AgentError, ErrorKind};
+use crate::hold::{hold, Event, Release};
+use crate::registration::{lock, now_ms, Held, Put, Registrations, Source, Spec, Status};
+use crate::state::Agent;
 
 /// How long a PUT waits for the first write.
 const FIRST_WRITE: Duration = Duration::from_secs(15);
-
-/// Where a registration came from: a reload keeps the API's and replaces
-/// the file's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Config,
-    Api,
-}
-
-/// A registration as asked for.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Spec {
-    pub path: String,
-    pub what: What,
-    pub checked: Option<Checked>,
-    pub source: Source,
-}
-
-/// How a registration is doing, as the API and dashboard show it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Status {
-    pub path: String,
-    pub source: Source,
-    /// `pending` (being written), `checking` (waiting for `rise`
-    /// passes), `registered`, `unhealthy` (withdrawn by its check),
-    /// `retrying` (ZooKeeper did not answer or another session holds the
-    /// node; the registry keeps trying) or `failed` (refused for good,
-    /// e.g. not authorized: the agent stopped holding it).
-    pub state: &'static str,
-    /// Why, for `unhealthy` and `retrying`; the failing check while
-    /// `registered`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The check's kind and target, e.g. `tcp 127.0.0.1:80`, `cmd` (no
-    /// command line), `http URL` (no userinfo or query): what anyone may
-    /// read. `for_owner` puts the whole check here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check: Option<String>,
-    /// The whole check (a command line, a URL with its secrets): only for
-    /// readers with the write token.
-    #[serde(skip)]
-    pub full_check: Option<String>,
-    /// The node's data, or the instance (with `as`).
-    pub data: serde_json::Value,
-    /// The node held, when it is not `path` (a ServerSet or nerve
-    /// member's sequential node).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    /// Since when it is in this state (ms since the epoch).
-    pub since_ms: u64,
-    /// Why it failed, as an API error (for `failed`).
-    #[serde(skip)]
-    pub refusal: Option<(StatusCode, &'static str)>,
-}
-
-struct Held {
-    spec: Spec,
-    status: watch::Receiver<Status>,
-    stop: oneshot::Sender<Release>,
-    task: JoinHandle<Option<String>>,
-}
-
-/// The registrations held, by path.
-#[derive(Default)]
-pub struct Registrations {
-    /// One change at a time (a replacement awaits the old task).
-    changing: tokio::sync::Mutex<()>,
-    held: Mutex<BTreeMap<String, Held>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// What `put` did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Put {
-    Created,
-    Replaced,
-    Unchanged,
-}
 
 impl Registrations {
     /// Holds `spec`, replacing a registration of the same path without
@@ -114,7 +24,7 @@ impl Registrations {
     /// registration that ZooKeeper refuses for good (not authorized, data
     /// too large) is then dropped and its error returned. Without, returns
     /// at once (the file's registrations: a refusal shows as `failed`).
-    pub async fn put(&self, agent: &Arc<Agent>, spec: Spec, wait: bool) -> Result<(Put, Status), ApiError> {
+    pub async fn put(&self, agent: &Arc<Agent>, spec: Spec, wait: bool) -> Result<(Put, Status), AgentError> {
         let _changing = self.changing.lock().await;
         let mut inherited = false;
         let old = {
@@ -163,7 +73,7 @@ impl Registrations {
         let status = rx.borrow().clone();
         if let (Some((code, kind)), Some(detail)) = (status.refusal, &status.detail) {
             self.remove(agent, &status.path).await;
-            return Err(ApiError::new(code, kind, detail.clone()));
+            return Err(AgentError::new(code, kind, detail.clone()));
         }
         Ok((put, status))
     }
@@ -202,7 +112,7 @@ impl Registrations {
         // The API's registrations whose check the file no longer allows
         // (allow_cmd_checks or allow_remote_checks turned off) are dropped.
         let config = agent.config();
-        let disallowed: Vec<(String, ApiError)> = {
+        let disallowed: Vec<(String, AgentError)> = {
             let held = lock(&self.held);
             held.values()
                 .filter(|h| h.spec.source == Source::Api)
@@ -217,37 +127,16 @@ impl Registrations {
             self.remove(agent, &path).await;
         }
     }
-
-    /// Every registration's status, by path.
-    pub fn statuses(&self) -> Vec<Status> {
-        lock(&self.held).values().map(|h| h.status.borrow().clone()).collect()
-    }
-
-    /// The status of the registration of `path`, if held.
-    pub fn status(&self, path: &str) -> Option<Status> {
-        lock(&self.held).get(path).map(|h| h.status.borrow().clone())
-    }
-}
-
-impl Status {
-    /// The status with the whole check (the command line, the URL as
-    /// given), for a reader with the write token.
-    pub fn for_owner(mut self) -> Status {
-        if self.full_check.is_some() {
-            self.check = self.full_check.clone();
-        }
-        self
-    }
 }
 
 /// Whether the API may register a check under the file's `[http]`: a
 /// command only with `allow_cmd_checks` (it runs as the agent's user); a
 /// TCP or HTTP check of another host only with `allow_remote_checks` (the
 /// token must not make the agent a port scanner of its network).
-pub fn api_check_allowed(http: &Http, check: &Check) -> Result<(), ApiError> {
+pub fn api_check_allowed(http: &Http, check: &Check) -> Result<(), AgentError> {
     match check {
-        Check::Cmd(_) if !http.allow_cmd_checks => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        Check::Cmd(_) if !http.allow_cmd_checks => Err(AgentError::new(
+            ErrorKind::Forbidden,
             "cmd_checks_off",
             "check_cmd is refused from the API: it would run a shell command as the agent's user. \
              Use check_tcp or check_http, register it in the config file's [[register]], or set \
@@ -255,8 +144,8 @@ pub fn api_check_allowed(http: &Http, check: &Check) -> Result<(), ApiError> {
                 .into(),
         )),
         Check::Tcp(_) | Check::Http(_) if !http.allow_remote_checks && !check.targets_loopback() => {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+            Err(AgentError::new(
+                ErrorKind::Forbidden,
                 "remote_checks_off",
                 format!(
                     "{} is refused from the API: checks from the API may only target this host \
@@ -316,8 +205,8 @@ async fn run(
             }
             Event::RegisterFailed(_, e) => {
                 tracing::error!(%path, error = %e, "registering refused; the agent stops holding it");
-                let refusal = ApiError::from(e);
-                status.send_modify(|s| s.refusal = Some((refusal.status, refusal.code)));
+                let refusal = AgentError::from(e);
+                status.send_modify(|s| s.refusal = Some((refusal.kind, refusal.code)));
                 set(Some("failed"), Some(refusal.message));
                 return Err(());
             }

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::state::Agent;
+use crate::state::Agent;
 
 /// How long the accept loop pauses after a failed accept (out of file
 /// descriptors, say) before trying again.

@@ -1,0 +1,56 @@
+//! The HTTP layer: the API (`api`), the event streams (`events`), the
+//! dashboard (`dashboard`), metrics (`metrics`) and the server
+//! (`server`), over the domain. It depends on the domain; nothing in the
+//! domain depends on it.
+
+mod api;
+mod auth;
+mod common;
+mod dashboard;
+mod events;
+mod metrics;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use axum::Router;
+
+use self::common::ApiError;
+use crate::error::ErrorKind;
+use crate::state::Agent;
+
+/// The router, with every route, limit and check.
+pub fn router(agent: Arc<Agent>) -> Router {
+    let max_body = agent.config().http.max_body_bytes;
+    Router::new()
+        .route("/v1/nodes/{*path}", get(api::node))
+        .route("/v1/watch/{*path}", get(events::watch))
+        .route("/v1/services/{*path}", get(api::service))
+        .route("/v1/pick/{*path}", get(api::pick))
+        .route("/v1/registrations", get(api::registrations))
+        .route(
+            "/v1/registrations/{*path}",
+            get(api::registration).put(api::put_registration).delete(api::delete_registration),
+        )
+        .route("/v1/health", get(api::health))
+        .route("/v1/agent", get(dashboard::model_json))
+        .route("/v1/dashboard/events", get(dashboard::events))
+        .route("/metrics", get(metrics::render))
+        .merge(dashboard::assets())
+        .fallback(|| async { ApiError::not_found("no such route; see docs/AGENT.md".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorKind::NotAllowed,
+                "method_not_allowed",
+                "this route does not take that method".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(agent.clone(), auth::guard))
+        .layer(middleware::from_fn(metrics::count))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(agent)
+}

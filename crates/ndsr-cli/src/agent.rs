@@ -1,0 +1,49 @@
+//! `ndsr agent`: reads the flags, connects as every command does, and runs
+//! the agent (the `ndsr-agent` crate).
+
+use std::process::ExitCode;
+
+use ndsr_agent::{Launch, Options, RunError};
+
+use crate::args::{AgentArgs, Global};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output;
+
+/// Which global options were given (not defaulted): those win over the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Given {
+    /// `--server` or `NDSR_SERVER`.
+    pub server: bool,
+    /// `--session-timeout`.
+    pub session_timeout: bool,
+}
+
+pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<ExitCode> {
+    let options = Options {
+        config: args.config.clone(),
+        listen: args.listen,
+        readonly: global.readonly,
+        servers: given.server.then(|| global.server.clone()),
+        default_servers: global.server.clone(),
+        session_timeout: given.session_timeout.then_some(global.session_timeout),
+        default_session_timeout: global.session_timeout,
+    };
+    let launch = Launch::load(options).map_err(|e| CliError::new(Exit::InvalidInput, e))?;
+    if args.check {
+        output::line(&format!("{}: OK", args.config.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let builder = ndsr::Registry::builder(launch.servers())
+        .session_timeout(launch.session_timeout())
+        .connect_timeout(global.timeout)
+        .operation_timeout(global.timeout);
+    let builder = crate::cmd::secure(global, builder)?;
+    launch.run(builder).await.map_err(|e| match e {
+        RunError::Listen { .. } => CliError::new(Exit::InvalidInput, e.to_string()),
+        RunError::Metrics(why) => CliError::new(Exit::Failure, why),
+        RunError::Registry(e) => CliError::from(e),
+        RunError::Io(e) => CliError::from(e),
+        other => CliError::new(Exit::Failure, other.to_string()),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
