@@ -169,7 +169,7 @@ impl Service {
 
     /// The name templates and the dashboard use.
     pub fn name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.path.rsplit('/').next().unwrap_or_default().to_string())
+        self.name.clone().unwrap_or_else(|| ndsr::path::name(&self.path).to_string())
     }
 }
 

@@ -53,9 +53,9 @@ pub fn text(agent: &Agent) -> Option<String> {
 /// Sets the gauges (and the counters the registry keeps) from the state now.
 fn observe(agent: &Agent) {
     let stats = agent.registry.stats();
-    for state in ["connecting", "connected", "disconnected", "expired", "closed"] {
-        let now = stats.state.name() == state;
-        gauge!("ndsr_session_state", "state" => state).set(f64::from(u8::from(now)));
+    for state in ndsr::State::ALL {
+        let now = stats.state == state;
+        gauge!("ndsr_session_state", "state" => state.name()).set(f64::from(u8::from(now)));
     }
     let stale = stats.disconnected_since.map_or(0.0, age);
     gauge!("ndsr_stale_seconds").set(stale);

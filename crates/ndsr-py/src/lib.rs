@@ -392,14 +392,7 @@ impl Registry {
     fn next_state(&self, py: Python<'_>, seen: &str, timeout: f64) -> PyResult<&'static str> {
         let timeout = seconds(timeout, "timeout")?;
         let Ok(core) = self.core() else { return Ok("closed") };
-        let seen = match seen {
-            "connecting" => ndsr::State::Connecting,
-            "connected" => ndsr::State::Connected,
-            "disconnected" => ndsr::State::Disconnected,
-            "expired" => ndsr::State::Expired,
-            "closed" => ndsr::State::Closed,
-            other => return Err(PyValueError::new_err(format!("unknown state {other:?}"))),
-        };
+        let seen: ndsr::State = seen.parse().map_err(PyValueError::new_err)?;
         let mut states = core.registry.state_changes();
         let changed = core.wait(py, async move {
             tokio::time::timeout(timeout, states.wait_for(|s| *s != seen))

@@ -63,6 +63,10 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order of their names in [`State::name`].
+    pub const ALL: [State; 5] =
+        [State::Connecting, State::Connected, State::Disconnected, State::Expired, State::Closed];
+
     /// The state's name as the CLI, the agent and the Python module show
     /// it: `connecting`, `connected`, `disconnected`, `expired`, `closed`.
     ///
@@ -78,6 +82,15 @@ impl State {
             State::Expired => "expired",
             State::Closed => "closed",
         }
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    /// The state named `name` (as [`State::name`] spells it).
+    fn from_str(name: &str) -> Result<State, String> {
+        State::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| format!("unknown state {name:?}"))
     }
 }
 
@@ -107,9 +120,10 @@ mod tests {
 
     #[test]
     fn states_have_names() {
-        let all = [State::Connecting, State::Connected, State::Disconnected, State::Expired, State::Closed];
-        let names: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = State::ALL.iter().map(|s| s.to_string()).collect();
         assert_eq!(names, ["connecting", "connected", "disconnected", "expired", "closed"]);
-        assert!(all.iter().all(|s| s.name() == s.to_string()));
+        assert!(State::ALL.iter().all(|s| s.name() == s.to_string()));
+        assert!(State::ALL.iter().all(|s| s.name().parse() == Ok(*s)));
+        assert_eq!("up".parse::<State>(), Err("unknown state \"up\"".to_string()));
     }
 }
