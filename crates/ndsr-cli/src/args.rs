@@ -127,10 +127,13 @@ pub enum Command {
     /// Compatible with the Python original's and kazoo's locks. The lock
     /// path must be free or a lock: a node that is ephemeral, holds other
     /// data or has other children is refused (exit 3), never changed. The
-    /// command runs in its own process group; if the lock is lost (session
-    /// expired), the whole group is killed and ndsr exits 8.
-    /// SIGINT/SIGTERM/SIGHUP are passed on to the group as SIGTERM; if it
-    /// has not exited after --grace (or on a second signal), it is killed.
+    /// command runs in its own process group. If the lock is lost (session
+    /// expired, or ZooKeeper silent for --lost-after of the session
+    /// timeout), the group is stopped before another process can take the
+    /// lock, and ndsr exits 8. SIGINT/SIGTERM/SIGHUP are passed on to the
+    /// group as SIGTERM; if it has not exited after --grace (or on a second
+    /// signal), it is killed. Whatever the command leaves running in its
+    /// group is killed before the lock is released.
     Lock(LockArgs),
     /// Print one instance of a service as HOST:PORT, for scripts.
     ///

@@ -15,17 +15,65 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
-/// Sends `signal` to the command's process group.
-fn signal_group(child: &tokio::process::Child, signal: nix::sys::signal::Signal) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+/// The command's process group, known by the id it had at spawn: it
+/// stays valid after the command (its leader) is reaped, for as long as
+/// anything it started runs, so that what it left behind can be stopped.
+#[derive(Clone, Copy)]
+struct Group(Option<nix::unistd::Pid>);
+
+impl Group {
+    fn of(child: &tokio::process::Child) -> Group {
+        Group(child.id().and_then(|p| i32::try_from(p).ok()).map(nix::unistd::Pid::from_raw))
+    }
+
+    /// Sends `signal` to every process of the group.
+    fn signal(self, signal: nix::sys::signal::Signal) {
+        if let Some(pgid) = self.0 {
+            let _ = nix::sys::signal::killpg(pgid, signal);
+        }
+    }
+
+    /// Does any process of the group still exist?
+    fn alive(self) -> bool {
+        self.0.is_some_and(|pgid| nix::sys::signal::killpg(pgid, None).is_ok())
+    }
+
+    /// SIGKILLs every process of the group and waits (at most `within`)
+    /// until none is left; `false` if some still were.
+    async fn end(self, within: std::time::Duration) -> bool {
+        let by = tokio::time::Instant::now() + within;
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        while self.alive() {
+            if tokio::time::Instant::now() >= by {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 }
 
-/// SIGKILLs the command's whole process group and reaps the command.
-async fn kill_group(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
-    signal_group(child, nix::sys::signal::Signal::SIGKILL);
-    child.wait().await
+/// How long the group's last processes may take to go after SIGKILL.
+const REAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// SIGKILLs the command's whole process group, reaps the command, and
+/// waits for the rest of the group to go.
+async fn kill_group(
+    child: &mut tokio::process::Child,
+    group: Group,
+) -> std::io::Result<std::process::ExitStatus> {
+    group.signal(nix::sys::signal::Signal::SIGKILL);
+    let status = child.wait().await;
+    leftovers(group, REAP).await;
+    status
+}
+
+/// Ends what the command left running in its group (background jobs,
+/// daemons it started): nothing it started may run on once the lock ends.
+async fn leftovers(group: Group, within: std::time::Duration) {
+    if group.alive() && !group.end(within).await {
+        eprintln!("ndsr: some processes of the command's group did not end after SIGKILL");
+    }
 }
 
 /// When a command whose lock was lost for silence must be killed: after
@@ -52,6 +100,16 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
         .acquire()
         .await?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
+    // Signals are caught before the command starts: one sent in between
+    // would otherwise end ndsr and leave the command running unguarded.
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            let _ = guard.release().await;
+            registry.close().await;
+            return Err(e);
+        }
+    };
     // The command runs in a process group of its own, so that losing the
     // lock stops everything it started, not just its first process.
     let spawned =
@@ -64,7 +122,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             return Err(CliError::new(Exit::Failure, format!("cannot run {program}: {e}")));
         }
     };
-    let mut signals = Signals::new()?;
+    let group = Group::of(&child);
     let outcome = tokio::select! {
         status = child.wait() => Ok(status?),
         () = guard.lost() => Err(Exit::LockLost),
@@ -72,6 +130,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
     };
     let code = match outcome {
         Ok(status) => {
+            leftovers(group, REAP).await;
             let _ = guard.release().await;
             exit_code_of(status)
         }
@@ -83,23 +142,28 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
                 // expire the session, then SIGKILL.
                 ndsr::LockLost::Silent(_) => {
                     let by = stop_by(guard.session_deadline(), args.grace);
-                    signal_group(&child, nix::sys::signal::Signal::SIGTERM);
-                    tokio::select! {
+                    group.signal(nix::sys::signal::Signal::SIGTERM);
+                    let how = tokio::select! {
                         _ = child.wait() => "stopped",
                         () = tokio::time::sleep_until(by) => {
-                            kill_group(&mut child).await?;
+                            group.signal(nix::sys::signal::Signal::SIGKILL);
+                            let _ = child.wait().await;
                             "killed"
                         }
-                    }
+                    };
+                    // What the command left in its group goes too, by the
+                    // same deadline.
+                    let left = tokio::time::Instant::from_std(guard.session_deadline())
+                        .saturating_duration_since(tokio::time::Instant::now());
+                    leftovers(group, left.max(std::time::Duration::from_millis(100))).await;
+                    how
                 }
                 // Another process may hold it already.
                 _ => {
-                    kill_group(&mut child).await?;
+                    kill_group(&mut child, group).await?;
                     "killed"
                 }
             };
-            // Whatever the command left in its group goes too.
-            signal_group(&child, nix::sys::signal::Signal::SIGKILL);
             // The guard holds a client of the dead session: drop it first,
             // or close() would wait for that session to close.
             drop(guard);
@@ -114,7 +178,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             // for ever: a command that ignores SIGTERM must not keep
             // running without the lock after we are gone. After the grace
             // period, or a second signal, the whole group is killed.
-            signal_group(&child, nix::sys::signal::Signal::SIGTERM);
+            group.signal(nix::sys::signal::Signal::SIGTERM);
             let status = tokio::select! {
                 status = child.wait() => status?,
                 () = tokio::time::sleep(args.grace) => {
@@ -122,14 +186,15 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
                         "ndsr: {program} did not exit within {} of SIGTERM; killing it",
                         humantime::format_duration(args.grace)
                     );
-                    kill_group(&mut child).await?
+                    kill_group(&mut child, group).await?
                 }
                 _ = signals.next() => {
                     eprintln!("ndsr: second signal; killing {program}");
-                    kill_group(&mut child).await?
+                    kill_group(&mut child, group).await?
                 }
-                () = guard.lost() => kill_group(&mut child).await?,
+                () = guard.lost() => kill_group(&mut child, group).await?,
             };
+            leftovers(group, REAP).await;
             let _ = guard.release().await;
             exit_code_of(status)
         }
