@@ -208,12 +208,53 @@ pub(crate) fn decode_child(format: Format, key: &str, data: &Object) -> Decoded 
             return Decoded::Bad(format!("not a JSON object: {shown:?}"));
         }
     }
-    match format {
+    let decoded = match format {
         Format::Curator => curator::decode(key, data),
         Format::ServerSet => serverset::decode(key, data),
         Format::Nerve => nerve::decode(key, data),
         Format::Nd => nd::decode(key, data),
+    };
+    match decoded {
+        Decoded::Instance(instance) => match check_text(&instance) {
+            Ok(()) => Decoded::Instance(instance),
+            Err(reason) => Decoded::Bad(reason),
+        },
+        other => other,
     }
+}
+
+/// Checks the text an instance carries besides its host and port: its key
+/// and id are one word (no whitespace, no control character), its labels'
+/// names and values one line (no control character, no Unicode line
+/// separator). Anyone who can write a service directory (ZooKeeper's
+/// default ACL is open) could otherwise stop every template that renders
+/// the service (the filters `cfg` and `cfg_token` refuse such text), or
+/// add a line to a configuration file whose template forgot the filters.
+pub(crate) fn check_text(instance: &Instance) -> Result<(), String> {
+    let shown = |text: &str| {
+        let shown: String = text.chars().take(64).collect();
+        let more = if text.chars().count() > 64 { "..." } else { "" };
+        format!("{shown:?}{more}")
+    };
+    let line_break = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    for (field, text) in [("key", &instance.key), ("id", &instance.id)] {
+        if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("the {field} {} holds {c:?}: an id is one word", shown(text)));
+        }
+    }
+    for (name, value) in &instance.labels {
+        if let Some(c) = name.chars().find(|c| line_break(*c)) {
+            return Err(format!("the label name {} holds the control character {c:?}", shown(name)));
+        }
+        if let Some(c) = value.chars().find(|c| line_break(*c)) {
+            return Err(format!(
+                "the label {} = {} holds the control character {c:?}",
+                shown(name),
+                shown(value)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `text` is a JSON object that failed to parse only because it
@@ -557,6 +598,40 @@ mod tests {
         assert_eq!(list.format, Some(Format::ServerSet));
         assert_eq!(list.instances.iter().map(|i| i.weight).collect::<Vec<_>>(), [Some(500)]);
         assert!(list.bad.is_empty(), "a vector is not a bad member: {:?}", list.bad);
+    }
+
+    #[test]
+    fn an_id_with_whitespace_or_a_label_with_a_newline_is_bad() {
+        let curator = |id: &str, payload: &str| {
+            obj(&format!(
+                r#"{{"name":"web","id":{},"address":"10.0.0.1","port":80,"payload":{payload},"serviceType":"DYNAMIC"}}"#,
+                serde_json::to_string(id).unwrap()
+            ))
+        };
+        let good = curator("i-1", r#"{"zone":"us east # 1"}"#);
+        assert!(matches!(decode_child(Format::Curator, "i-1", &good), Decoded::Instance(_)));
+        for (key, id, payload, why) in [
+            ("x y", "i-1", "null", "the key \"x y\" holds ' '"),
+            ("i-1", "x y", "null", "the id \"x y\" holds ' '"),
+            ("i-1", "x\ny", "null", "the id \"x\\ny\" holds '\\n'"),
+            ("i-1", "x\u{2028}y", "null", "holds '\\u{2028}'"),
+            (
+                "i-1",
+                "i-1",
+                r#"{"zone":"a\nb"}"#,
+                "the label \"zone\" = \"a\\nb\" holds the control character",
+            ),
+            ("i-1", "i-1", r#"{"a\rb":"x"}"#, "the label name \"a\\rb\" holds the control character '\\r'"),
+            ("i-1", "i-1", r#"{"zone":"a\u2029b"}"#, "holds the control character '\\u{2029}'"),
+        ] {
+            let Decoded::Bad(reason) = decode_child(Format::Curator, key, &curator(id, payload)) else {
+                panic!("{key:?} {id:?} {payload}: taken")
+            };
+            assert!(reason.contains(why), "{key:?} {id:?} {payload}: {reason}");
+        }
+        // Every format: nd's labels are its data strings.
+        let nd = obj(r#"{"zone":"a\nserver evil"}"#);
+        assert!(matches!(decode_child(Format::Nd, "10.0.0.1:80", &nd), Decoded::Bad(_)));
     }
 
     #[test]
