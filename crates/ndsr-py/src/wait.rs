@@ -22,14 +22,18 @@ use crate::NdsrError;
 /// about this long.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
-/// A registry's runtime. Shut down when the last handle goes, waiting at
-/// most a second (its tasks are the registry's own, already told to stop),
-/// or without waiting if that happens on a Tokio thread.
+/// A registry's runtime. Shut down when the last handle goes, without
+/// waiting: the last handle often goes in Python's garbage collector, with
+/// the GIL held, and the runtime's tasks are the registry's own, already
+/// ended by `close()` (or dropped with it). In a child after `fork()` the
+/// runtime's threads do not exist: it is forgotten, never touched.
 #[derive(Debug)]
 pub(crate) struct Runtime {
     /// `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
+    /// The process that started it.
+    pid: u32,
 }
 
 impl Runtime {
@@ -41,7 +45,11 @@ impl Runtime {
             .enable_all()
             .build()
             .map_err(|e| NdsrError::new_err(format!("cannot start the registry's runtime threads: {e}")))?;
-        Ok(Arc::new(Runtime { handle: runtime.handle().clone(), runtime: Some(runtime) }))
+        Ok(Arc::new(Runtime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            pid: std::process::id(),
+        }))
     }
 
     /// The runtime's handle.
@@ -84,11 +92,10 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                // Waiting here would panic (blocking inside a runtime).
+            if std::process::id() == self.pid {
                 runtime.shutdown_background();
             } else {
-                runtime.shutdown_timeout(Duration::from_secs(1));
+                std::mem::forget(runtime);
             }
         }
     }

@@ -36,13 +36,21 @@ class _CtrlC(object):
             raise KeyboardInterrupt
 
 
-def interrupted_after(delay, call):
+def interrupted_after(delay, call, ready=None):
     """Calls `call()` in this (the main) thread while a timer thread sends
-    SIGINT to this process after `delay` seconds; returns what it raised
-    (None if nothing) and how long it took."""
+    SIGINT to this process after `delay` seconds (and once `ready()` holds,
+    if given); returns what it raised (None if nothing) and how long it
+    took."""
     ctrl_c = _CtrlC()
     previous = signal.signal(signal.SIGINT, ctrl_c)
-    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+
+    def interrupt():
+        deadline = time.monotonic() + WAIT
+        while ready is not None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(delay, interrupt)
     started = time.monotonic()
     timer.start()
     raised = None
@@ -87,7 +95,16 @@ def test_ctrl_c_interrupts_a_lock_wait_and_withdraws_the_request(zk, base, other
     try:
         with ndsr.Registry(zk) as r:
             lock = r.lock(path, timeout=WAIT)
-            raised, took = interrupted_after(0.5, lock.acquire)
+            # Interrupted once its contender node waits in the queue (kazoo
+            # left it once it held the lock), so that there is something to
+            # withdraw.
+            def queued():
+                try:
+                    return len(other.get_children(queue)) == 1
+                except Exception:
+                    return False
+
+            raised, took = interrupted_after(0.5, lock.acquire, ready=queued)
             assert not lock.held
             assert_interrupted_promptly(raised, took, "lock wait")
 

@@ -411,7 +411,8 @@ class Registry(object):
         """Ends the session, then waits for the callbacks still running.
 
         At once: registrations vanish, subscriptions end, and no callback
-        (of :meth:`add_callback` or :meth:`on_state`) starts any more. Then
+        of :meth:`add_callback` starts any more (an :meth:`on_state`
+        callback may still be told ``"closed"``, once). Then
         it waits up to ``timeout`` seconds (None: as long as it takes) for
         the callbacks already running on the registry's threads to return.
         Returns True when none is running any more, False when some still
