@@ -89,6 +89,11 @@ pub struct Http {
     /// The most connections served at once; more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// The most event streams and blocking queries in progress at once
+    /// (more: 503 `too_many_streams`); at most half of `max_connections`,
+    /// so that readers who need no token never hold every connection.
+    /// Default: 256, or half of `max_connections` if less.
+    pub max_streams: Option<usize>,
 }
 
 impl Default for Http {
@@ -108,7 +113,18 @@ impl Default for Http {
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            max_streams: None,
         }
+    }
+}
+
+impl Http {
+    /// How many event streams and blocking queries may be in progress at
+    /// once: `max_streams` (default 256), never more than half of
+    /// `max_connections` (the one in force: a reload that changes only
+    /// `max_streams` keeps the restart-only `max_connections`).
+    pub fn stream_limit(&self) -> usize {
+        self.max_streams.unwrap_or(DEFAULT_MAX_STREAMS).min(self.max_connections / 2)
     }
 }
 
@@ -138,6 +154,8 @@ fn default_max_connections() -> usize {
 }
 /// The most `max_connections` can be.
 const MAX_CONNECTIONS: usize = 1_000_000;
+/// `max_streams` when not given (or half of `max_connections`, if less).
+const DEFAULT_MAX_STREAMS: usize = 256;
 
 /// A secret token: its `Debug` never shows it.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -467,6 +485,16 @@ impl Config {
         if !(1..=MAX_CONNECTIONS).contains(&file.http.max_connections) {
             return Err(format!("[http] max_connections must be 1 to {MAX_CONNECTIONS}"));
         }
+        if let Some(streams) = file.http.max_streams {
+            let most = file.http.max_connections / 2;
+            if !(1..=most).contains(&streams) {
+                return Err(format!(
+                    "[http] max_streams must be 1 to {most} (half of max_connections = {}): \
+                     streams and blocking queries must leave connections for everything else",
+                    file.http.max_connections
+                ));
+            }
+        }
         for (key, value) in [
             ("path_idle", file.http.path_idle),
             ("header_timeout", file.http.header_timeout),
@@ -638,6 +666,18 @@ mod tests {
     }
 
     #[test]
+    fn streams_are_at_most_half_of_the_connections() {
+        assert_eq!(Http::default().stream_limit(), 256);
+        let small = Http { max_connections: 100, ..Http::default() };
+        assert_eq!(small.stream_limit(), 50, "the default never exceeds half");
+        // A reload keeps the restart-only max_connections: the limit in
+        // force stays within half of it whatever max_streams says.
+        let reloaded = Http { max_connections: 8, max_streams: Some(300), ..Http::default() };
+        assert_eq!(reloaded.stream_limit(), 4);
+        assert_eq!(load("roots = [\"/s\"]\n[http]\nmax_streams = 3").unwrap().http.stream_limit(), 3);
+    }
+
+    #[test]
     fn mistakes_say_what_is_wrong() {
         for (text, says) in [
             ("", "roots"),
@@ -651,6 +691,8 @@ mod tests {
             ("roots = [\"/s\"]\n[http]\nheader_timeout = \"0s\"", "header_timeout must be more than 0s"),
             ("roots = [\"/s\"]\n[http]\npath_idle = \"0s\"", "path_idle must be more than 0s"),
             ("roots = [\"/s\"]\n[http]\nmax_connections = 0", "max_connections must be 1 to"),
+            ("roots = [\"/s\"]\n[http]\nmax_streams = 0", "max_streams must be 1 to 512"),
+            ("roots = [\"/s\"]\n[http]\nmax_connections = 8\nmax_streams = 5", "max_streams must be 1 to 4"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/t\"", "outside the roots"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/s/a\"\nformat = \"x\"", "unknown format"),
             ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ndata = 3", "object, a string"),

@@ -136,8 +136,14 @@ async fn render(agent: &Agent, template: &mut Template) {
         counter!("ndsr_template_renders_total", "template" => name, "result" => "skipped_stale").increment(1);
         return;
     };
-    let result = match render_and_write(template, context) {
+    let file = template.file.clone();
+    let rendered = tokio::task::spawn_blocking(move || render_and_write(&file, context)).await;
+    let rendered = rendered.unwrap_or_else(|e| Err(format!("the render did not finish: {e}")));
+    let result = match rendered {
         Ok(written) => {
+            if written {
+                template.command_due = template.file.command.is_some();
+            }
             let result = if written { "written" } else { "unchanged" };
             counter!("ndsr_template_renders_total", "template" => name, "result" => result).increment(1);
             Ok(())
@@ -153,9 +159,10 @@ async fn render(agent: &Agent, template: &mut Template) {
 }
 
 /// Renders the template and writes its file if the bytes changed: whether
-/// it wrote, or why the file was kept.
-fn render_and_write(template: &mut Template, context: minijinja::Value) -> Result<bool, String> {
-    let source_path = &template.file.source;
+/// it wrote, or why the file was kept. Blocking (file I/O): run it with
+/// `spawn_blocking`.
+fn render_and_write(file: &TemplateFile, context: minijinja::Value) -> Result<bool, String> {
+    let source_path = &file.source;
     let source = std::fs::read_to_string(source_path).map_err(|e| {
         tracing::error!(template = %source_path.display(), "cannot read the template: {e}");
         format!("cannot read the template {}: {e}", source_path.display())
@@ -164,15 +171,13 @@ fn render_and_write(template: &mut Template, context: minijinja::Value) -> Resul
         tracing::error!(template = %source_path.display(), "template error (the file is kept): {detail}");
         e
     })?;
-    let destination = &template.file.destination;
-    if std::fs::read(destination).is_ok_and(|old| old == text.as_bytes()) {
-        return Ok(false);
-    }
+    let destination = &file.destination;
     match write_atomically(destination, text.as_bytes()) {
-        Ok(()) => {
-            tracing::info!(file = %destination.display(), "rendered");
-            template.command_due = template.file.command.is_some();
-            Ok(true)
+        Ok(written) => {
+            if written {
+                tracing::info!(file = %destination.display(), "rendered");
+            }
+            Ok(written)
         }
         Err(e) => {
             tracing::error!(file = %destination.display(), "cannot write: {e}");
@@ -396,75 +401,193 @@ async fn run_command_if_due(template: &mut Template) {
     gauge!("ndsr_template_command_exit_code", "template" => name).set(f64::from(code));
 }
 
-/// Writes `bytes` to `path` by a rename of a temporary file beside it
-/// (readers see the old file or the new, never half), keeping the old
-/// file's mode and owner (0644 and the agent's user for a new file, whose
-/// directory is made, 0755, if missing).
+/// Writes `bytes` to `path` unless the file already holds them (false
+/// then), by a rename of a temporary file beside it: readers see the old
+/// file or the new, never half. The directory is made (0755) if missing,
+/// then checked (see `check_directory`) before anything in it is read.
 ///
-/// The temporary file has a random name and is created exclusively (a
-/// link planted in the directory is never followed; a destination that is
-/// a link is replaced, not written through). A directory that other users
-/// can write is refused (see `check_directory`).
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The old file is read only if it is a regular file (opened without
+/// following a link or blocking on a FIFO, at most one byte more than the
+/// new text). Its owner and mode (without set-id bits) are kept if it is
+/// the agent's user's or root's; another user's file is kept with its
+/// owner too in a directory only the agent's user can write, but refused
+/// in a shared (sticky) one, where that user planted it. Anything else at
+/// the destination (a link, a FIFO) is replaced, not followed: 0644 and
+/// the agent's user, as a new file.
+///
+/// The temporary file has a random name and is created exclusively: a
+/// link planted in the directory is never followed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
-    check_directory(dir)?;
-    let old = std::fs::metadata(path).ok();
-    let mode = old.as_ref().map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(file_name) = path.file_name() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        ));
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
+    let dir = std::fs::canonicalize(parent)?;
+    let shared = check_directory(&dir)?;
+    let path = dir.join(file_name);
+    let old = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    // In a shared directory, what another user owns is theirs to change.
+    let foreign = |uid: u32| {
+        let dir_mode = std::fs::symlink_metadata(&dir).map_or(0, |m| m.mode() & 0o7777);
+        (shared && uid != me && uid != 0).then(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refused: {} is owned by uid {uid}, another user, in a directory others can write \
+                     (mode {dir_mode:04o}): that user could change the file before the command reads it; \
+                     remove it, or write into a directory only the agent's user can write",
+                    path.display(),
+                ),
+            )
+        })
+    };
+    // The owner, group and mode kept: a regular file's.
+    let mut keep = None;
+    if let Some(old) = &old {
+        if let Some(e) = foreign(old.uid()) {
+            return Err(e);
+        }
+        // None: replaced meanwhile by something else, which is replaced.
+        if old.file_type().is_file() {
+            if let Some((meta, text)) = read_regular(&path, bytes.len())? {
+                if let Some(e) = foreign(meta.uid()) {
+                    return Err(e);
+                }
+                if text == bytes {
+                    return Ok(false);
+                }
+                keep = Some((meta.uid(), meta.gid(), meta.mode() & 0o777));
+            }
+        }
+    }
+    let name = file_name.to_string_lossy();
     // Removed when dropped: nothing is left behind on an error.
     let mut temp =
-        tempfile::Builder::new().prefix(&format!(".{file_name}.")).suffix(".ndsr.tmp").tempfile_in(dir)?;
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".ndsr.tmp").tempfile_in(&dir)?;
     temp.write_all(bytes)?;
-    if let Some(old) = &old {
+    let mode = keep.map_or(0o644, |(_, _, mode)| mode);
+    if let Some((uid, gid, _)) = keep {
         let new = temp.as_file().metadata()?;
-        if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
-            std::os::unix::fs::fchown(temp.as_file(), Some(old.uid()), Some(old.gid())).map_err(|e| {
+        if (new.uid(), new.gid()) != (uid, gid) {
+            std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid)).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
                     format!(
-                        "cannot keep {}'s owner {}:{} ({e}); the file is not written",
-                        path.display(),
-                        old.uid(),
-                        old.gid()
+                        "cannot keep {}'s owner {uid}:{gid} ({e}); the file is not written",
+                        path.display()
                     ),
                 )
             })?;
         }
     }
-    // After the owner: a change of owner may clear set-id bits.
     temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    temp.persist(&path).map_err(|e| e.error)?;
+    Ok(true)
 }
 
-/// Refuses a directory that another user can write (writable by group or
-/// others), unless it is sticky and owned by the agent's user: there
-/// another user could replace the file we write, or plant one.
-fn check_directory(dir: &Path) -> std::io::Result<()> {
+/// The regular file at `path` (opened without following a link, nor
+/// blocking on a FIFO) and at most `limit + 1` of its bytes; `None` if it
+/// is no longer a regular file.
+fn read_regular(path: &Path, limit: usize) -> std::io::Result<Option<(std::fs::Metadata, Vec<u8>)>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        // ELOOP: a link now; ENXIO: a FIFO or socket without a writer.
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ELOOP) | Some(nix::libc::ENXIO)) => {
+            return Ok(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut text)?;
+    Ok(Some((meta, text)))
+}
+
+/// Checks the directory written into (canonical), and every directory
+/// above it: whether it is shared (sticky, ours, and writable by others),
+/// or an error saying why it is refused.
+///
+/// The directory itself must not be writable by group or others, unless
+/// it is sticky and owned by the agent's user (as /tmp is root's): there
+/// another user could plant or replace the file we write. Each directory
+/// above it that group or others can write must be sticky, and the next
+/// directory down owned by root or the agent's user: else another user
+/// could rename our directory away and put theirs in its place.
+fn check_directory(dir: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let refused = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "refused: {why}, so another user could plant or replace files there; write into a \
+                 directory only the agent's user can write (chmod go-w), or one that is sticky and owned \
+                 by that user, under directories others cannot write"
+            ),
+        )
+    };
+    let writable_by = |mode: u32| if mode & 0o002 != 0 { "others" } else { "its group" };
+    let ancestors: Vec<&Path> = dir.ancestors().collect();
+    // From the root down: each directory and the one below it.
+    for pair in ancestors.windows(2).rev() {
+        let (child, parent) = (pair[0], pair[1]);
+        let meta = std::fs::metadata(parent)?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 == 0 {
+            continue;
+        }
+        let child_owner = std::fs::symlink_metadata(child)?.uid();
+        if mode & 0o1000 == 0 || (child_owner != 0 && child_owner != me) {
+            return Err(refused(format!(
+                "{} is under {}, which is writable by {} (mode {mode:04o}, owner uid {}){}",
+                dir.display(),
+                parent.display(),
+                writable_by(mode),
+                meta.uid(),
+                if mode & 0o1000 == 0 {
+                    String::new()
+                } else {
+                    format!(", and {} is owned by uid {child_owner}", child.display())
+                }
+            )));
+        }
+    }
     let meta = std::fs::metadata(dir)?;
     let mode = meta.mode() & 0o7777;
     let shared = mode & 0o022 != 0;
     let sticky = mode & 0o1000 != 0;
-    let ours = meta.uid() == nix::unistd::geteuid().as_raw();
-    if shared && !(sticky && ours) {
-        let by = if mode & 0o002 != 0 { "others" } else { "its group" };
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "refused: the directory {} is writable by {by} (mode {mode:04o}, owner uid {}), so another \
-                 user could plant or replace files there; write into a directory only the agent's user \
-                 can write (chmod go-w), or one that is sticky and owned by that user",
-                dir.display(),
-                meta.uid()
-            ),
-        ));
+    if shared && !(sticky && meta.uid() == me) {
+        return Err(refused(format!(
+            "the directory {} is writable by {} (mode {mode:04o}, owner uid {}{})",
+            dir.display(),
+            writable_by(mode),
+            meta.uid(),
+            if sticky { format!("; the agent runs as uid {me}") } else { String::new() }
+        )));
     }
-    Ok(())
+    Ok(shared)
 }
 
 #[cfg(test)]
@@ -522,13 +645,24 @@ mod tests {
         let source = std::fs::read_to_string(docs.join("agent/haproxy.cfg.j2")).unwrap();
         // The library refuses such addresses; ids, keys and labels are the
         // instance's own text: the filters stop them.
-        for (key, json) in [
-            ("i-1", r#"{"id":"x check\n    server evil 6.6.6.6:443","address":"10.0.0.9","port":80}"#),
-            ("i-1", r#"{"id":"x backup","address":"10.0.0.9","port":80}"#),
-            ("i 1", r#"{"id":"i-1","address":"10.0.0.9","port":80,"payload":{"zone":"a\nserver evil"}}"#),
-        ] {
-            let api = vec![decoded(Format::Curator, key, json)];
-            let web = vec![decoded(Format::Curator, key, json)];
+        // The library makes such instances bad (ids with whitespace, labels
+        // with control characters): the filters are a second line of
+        // defence, tried here on instances changed after decoding.
+        let good = || {
+            let json = r#"{"id":"i-1","address":"10.0.0.9","port":80,"payload":{"zone":"a"}}"#;
+            (*decoded(Format::Curator, "i-1", json)).clone()
+        };
+        let mut newline_id = good();
+        newline_id.id = "x check\n    server evil 6.6.6.6:443".into();
+        let mut spaced_id = good();
+        spaced_id.id = "x backup".into();
+        let mut label = good();
+        label.key = "i 1".into();
+        label.labels.insert("zone".into(), "a\nserver evil".into());
+        for instance in [newline_id, spaced_id, label] {
+            let json = format!("{instance:?}");
+            let api = vec![Arc::new(instance.clone())];
+            let web = vec![Arc::new(instance)];
             let error = render(&source, &[("web", web), ("api", api)]).unwrap_err();
             assert!(error.contains("refused"), "{json}: {error}");
             assert!(!error.contains('\n'), "the error is one line: {error:?}");
@@ -651,6 +785,134 @@ mod tests {
         write_atomically(&path, b"two").unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!((meta.uid(), meta.gid(), std::fs::read(&path).unwrap()), (4242, 4343, b"two".to_vec()));
+    }
+
+    /// Whether the tests run as root (chown to another uid needs it).
+    fn root() -> bool {
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            println!("note: not root, the parts that give files to another uid are skipped");
+        }
+        root
+    }
+
+    #[test]
+    fn another_users_file_in_a_shared_directory_is_refused_and_left_untouched() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        // Sticky and ours, as /tmp is a root agent's.
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        // Our own file there is written, and keeps its mode without set-id bits.
+        let ours = sticky.join("ours.cfg");
+        std::fs::write(&ours, "old").unwrap();
+        std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o4750)).unwrap();
+        assert!(write_atomically(&ours, b"new").unwrap());
+        assert_eq!(std::fs::metadata(&ours).unwrap().mode() & 0o7777, 0o750, "no set-id bit is kept");
+        if !root() {
+            return;
+        }
+        // Issue 22 (review): a local user pre-creates the file, 0666; the
+        // old code gave the rendered file to them, with their mode.
+        let planted = sticky.join("haproxy.cfg");
+        std::fs::write(&planted, "attacker's").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::os::unix::fs::chown(&planted, Some(4242), Some(4242)).unwrap();
+        let error = write_atomically(&planted, b"rendered").unwrap_err().to_string();
+        assert!(error.contains("owned by uid 4242, another user"), "{error}");
+        let meta = std::fs::metadata(&planted).unwrap();
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "attacker's", "left untouched");
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (4242, 0o666));
+        // Their link too: refused, not replaced nor followed.
+        let link = sticky.join("link.cfg");
+        std::os::unix::fs::symlink(&ours, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).unwrap();
+        assert!(write_atomically(&link, b"rendered").unwrap_err().to_string().contains("another user"));
+        assert_eq!(std::fs::read(&ours).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(&sticky).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 3, "no temporary file is left: {names:?}");
+        // In a directory only we can write, another user's file keeps its owner.
+        let private = dir.path().join("private.cfg");
+        std::fs::write(&private, "old").unwrap();
+        std::os::unix::fs::chown(&private, Some(4242), Some(4242)).unwrap();
+        assert!(write_atomically(&private, b"new").unwrap());
+        assert_eq!(std::fs::metadata(&private).unwrap().uid(), 4242);
+    }
+
+    #[test]
+    fn a_shared_directory_not_ours_or_under_a_shared_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A directory under one that others can write (0777, not sticky):
+        // another user could rename ours away and put theirs in its place.
+        let open = dir.path().join("open");
+        std::fs::create_dir_all(open.join("sub")).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = write_atomically(&open.join("sub/haproxy.cfg"), b"x").unwrap_err().to_string();
+        assert!(error.contains("is under") && error.contains("writable by others"), "{error}");
+        assert_eq!(std::fs::read_dir(open.join("sub")).unwrap().count(), 0, "nothing written");
+        // Through a link, the real directories are checked.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(open.join("sub"), &link).unwrap();
+        assert!(write_atomically(&link.join("haproxy.cfg"), b"x").is_err());
+        if !root() {
+            return;
+        }
+        // Sticky but another user's (1777, uid 4242): refused.
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
+        let error = write_atomically(&theirs.join("haproxy.cfg"), b"x").unwrap_err().to_string();
+        assert!(error.contains("writable by others (mode 1777, owner uid 4242"), "{error}");
+        // Under a sticky directory, a directory of another user's: refused.
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir_all(sticky.join("sub")).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(sticky.join("sub"), Some(4242), Some(4242)).unwrap();
+        let error = write_atomically(&sticky.join("sub/haproxy.cfg"), b"x").unwrap_err().to_string();
+        assert!(error.contains("is owned by uid 4242"), "{error}");
+    }
+
+    /// `write_atomically` in a thread, its result within 20 s (a test
+    /// never hangs).
+    fn write_within(path: &Path, bytes: &'static [u8]) -> std::io::Result<bool> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || tx.send(write_atomically(&path, bytes)));
+        rx.recv_timeout(Duration::from_secs(20)).expect("the write did not return within 20 s")
+    }
+
+    #[test]
+    fn a_fifo_or_a_link_to_dev_zero_at_the_destination_is_replaced_not_read() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        // Open would block forever on a FIFO without a writer.
+        let fifo = dir.path().join("fifo.cfg");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(write_within(&fifo, b"rendered").unwrap());
+        assert_eq!(std::fs::read(&fifo).unwrap(), b"rendered");
+        // Reading /dev/zero through a link never ends (and fills memory).
+        let zero = dir.path().join("zero.cfg");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert!(write_within(&zero, b"rendered").unwrap());
+        assert_eq!(std::fs::read(&zero).unwrap(), b"rendered");
+        // A link is replaced as a new file: 0644 and ours, not its target's.
+        let target = dir.path().join("target");
+        std::fs::write(&target, "x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.cfg");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(write_within(&link, b"rendered").unwrap());
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o644, nix::unistd::geteuid().as_raw()));
+        // A file longer than the new text is read only that far, and rewritten.
+        let long = dir.path().join("long.cfg");
+        std::fs::write(&long, "rendered and more").unwrap();
+        assert!(write_within(&long, b"rendered").unwrap());
+        assert!(!write_within(&long, b"rendered").unwrap(), "the same bytes are not written again");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `ndsr agent`'s limits against a real ZooKeeper: paths followed for
-//! readers are let go when unused (so new paths never stay refused), and
-//! connections have a header timeout, an idle timeout and a cap.
+//! readers are let go when unused (so new paths never stay refused),
+//! connections have a header timeout, an idle timeout and a cap, and
+//! streams and blocking queries a cap of their own below it.
 
 mod common;
 
@@ -258,6 +259,9 @@ fn an_idle_connection_is_closed_but_streams_and_blocking_queries_are_not() {
         let (url, http) = (format!("/v1/nodes{root}/a?index={}&wait=30s", first["index"]), agent.http());
         std::thread::spawn(move || http.get(&url))
     };
+    // The blocking query waits at the agent (a slot of max_streams, as the
+    // stream holds one) before the idle connection's time starts.
+    poll("the blocking query waiting", || metric(&agent, "ndsr_http_streams_in_use") == Some(2.0));
 
     // A kept-alive connection that asks nothing more is closed after
     // idle_timeout (not header_timeout: that is an hour).
@@ -312,4 +316,65 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     let Agent { running, dir: _dir, .. } = agent;
     assert_eq!(running.wait(), 0);
     drop((second, half));
+}
+
+#[test]
+fn streams_and_blocking_queries_beyond_max_streams_are_refused_and_leave_room_for_the_rest() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("limits-streams");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_data(&format!("{root}/a"), json!({"v": 0}))).unwrap();
+    let agent = Agent::start(
+        &server,
+        &config(
+            &root,
+            "max_connections = 8\nmax_streams = 3\nheader_timeout = \"1h\"\nidle_timeout = \"1h\"\n",
+        ),
+    );
+    let watch = format!("/v1/watch{root}/a");
+    let mut streams: Vec<Stream> = (0..3).map(|_| Stream::open(&agent, &watch)).collect();
+    let first = streams[0].next_where("the first event", |e| e["data"]["v"] == 0);
+    // The dashboard's stream counts too; each is refused at once.
+    for path in [watch.clone(), "/v1/dashboard/events".to_string()] {
+        let refused = agent.http().get(&path);
+        assert_eq!(
+            (refused.status, &refused.body["code"]),
+            (503, &json!("too_many_streams")),
+            "{path}: {}",
+            refused.text
+        );
+    }
+    let blocking = format!("/v1/nodes{root}/a?index={}&wait=1h", first["index"]);
+    let refused = agent.http().get(&blocking);
+    assert_eq!(
+        (refused.status, &refused.body["code"]),
+        (503, &json!("too_many_streams")),
+        "{}",
+        refused.text
+    );
+    assert!(refused.body["error"].as_str().unwrap().contains("max_streams"), "{}", refused.text);
+    // A plain read, the health probe and a write still answer.
+    assert_eq!(agent.http().get(&format!("/v1/nodes{root}/a")).status, 200);
+    assert_eq!(agent.http().get("/v1/health").status, 200);
+    let put = agent.authorized().put(&format!("/v1/registrations{root}/web/10.0.0.1:80"), "{}");
+    assert_eq!(put.status, 201, "{}", put.text);
+
+    // Closing a stream gives its slot back.
+    drop(streams.pop());
+    poll("a slot given back", || metric(&agent, "ndsr_http_streams_in_use") == Some(2.0));
+    let blocked = {
+        let http = agent.http();
+        std::thread::spawn(move || http.get(&blocking))
+    };
+    poll("the blocking query waiting", || metric(&agent, "ndsr_http_streams_in_use") == Some(3.0));
+    assert_eq!(agent.http().get(&watch).status, 503, "the blocking query holds the freed slot");
+    rt.block_on(writer.set_data(&format!("{root}/a"), json!({"v": 1}))).unwrap();
+    let answered = blocked.join().unwrap();
+    assert_eq!((answered.status, &answered.body["data"]["v"]), (200, &json!(1)), "{}", answered.text);
+    // Answered, it gives its slot back to a new stream.
+    poll("the query's slot given back", || metric(&agent, "ndsr_http_streams_in_use") == Some(2.0));
+    streams.push(Stream::open(&agent, &watch));
+    streams[2].next_where("the new stream's first event", |e| e["data"]["v"] == 1);
+    rt.block_on(writer.close());
 }

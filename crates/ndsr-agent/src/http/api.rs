@@ -8,6 +8,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -15,7 +16,7 @@ use serde_json::json;
 use super::auth::is_owner;
 use super::common::{
     block, json_body, node_view, read_headers, service_json, status_for, zk_path, ApiError, ApiResult,
-    ReadQuery,
+    ReadQuery, Streams,
 };
 use crate::config::{parse_format, RegisterFields};
 use crate::error::ErrorKind;
@@ -28,6 +29,7 @@ use crate::views::instance_view;
 /// missing node, so a client can block until it appears.
 pub async fn node(
     State(agent): State<Arc<Agent>>,
+    Extension(streams): Extension<Arc<Streams>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
@@ -38,7 +40,7 @@ pub async fn node(
     }
     let wait = query.wait(&agent)?;
     let rx = agent.node(&path).await?;
-    let versioned = block(&agent, rx, wait).await?;
+    let versioned = block(&agent, &streams, rx, wait).await?;
     let view = node_view(&agent, &versioned);
     let status = if view.exists { StatusCode::OK } else { StatusCode::NOT_FOUND };
     Ok((status, read_headers(view.index, view.stale), Json(&view)).into_response())
@@ -47,6 +49,7 @@ pub async fn node(
 /// `GET /v1/services/<path>?format=`: the decoded instances.
 pub async fn service(
     State(agent): State<Arc<Agent>>,
+    Extension(streams): Extension<Arc<Streams>>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
@@ -54,7 +57,7 @@ pub async fn service(
     let Query(query) = query?;
     let wait = query.wait(&agent)?;
     let rx = agent.service(&path, query.format()?).await?;
-    let versioned = block(&agent, rx, wait).await?;
+    let versioned = block(&agent, &streams, rx, wait).await?;
     let body = service_json(&agent, &versioned);
     let stale = body["stale"] == json!(true);
     Ok((read_headers(versioned.index, stale), Json(body)).into_response())

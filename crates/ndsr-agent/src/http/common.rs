@@ -2,6 +2,7 @@
 //! `ErrorKind` a status code), request paths and queries checked, and the
 //! views and headers of read answers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,19 +192,66 @@ pub fn status_for(owner: bool, status: Status) -> Status {
     }
 }
 
+/// The slots of the requests that hold a connection for long: event
+/// streams and blocking queries in progress, at most `[http] max_streams`
+/// (never more than half of `max_connections`). Beyond it they are
+/// answered 503 `too_many_streams` at once, so that readers, who need no
+/// token, cannot take every connection from the health probe, the
+/// dashboard and writes.
+#[derive(Debug, Default)]
+pub struct Streams {
+    used: AtomicUsize,
+}
+
+/// A slot of [`Streams`], given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<Streams>);
+
+impl Streams {
+    /// A slot, or 503 `too_many_streams` when all are in use.
+    pub fn take(self: &Arc<Streams>, agent: &Agent) -> ApiResult<StreamSlot> {
+        let limit = agent.config().http.stream_limit();
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| (used < limit).then_some(used + 1))
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "too_many_streams",
+                    format!(
+                        "{limit} event streams and blocking queries are in progress, the most the agent \
+                         serves at once ([http] max_streams); try again later, or read without ?index="
+                    ),
+                )
+            })?;
+        ::metrics::gauge!("ndsr_http_streams_in_use").increment(1.0);
+        Ok(StreamSlot(self.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::SeqCst);
+        ::metrics::gauge!("ndsr_http_streams_in_use").decrement(1.0);
+    }
+}
+
 /// The feed's value now, or (for a blocking query `(index, wait)`) once
 /// its index passes `index`, or when `wait` is up (then the same value
-/// again, as Consul answers). The path is held (in use) meanwhile.
+/// again, as Consul answers). The path is held (in use) meanwhile. A query
+/// that has to wait takes a slot of `streams` (or is refused 503 at once).
 pub async fn block<T: Clone>(
     agent: &Agent,
+    streams: &Arc<Streams>,
     mut rx: Held<T>,
     wait: Option<(u64, Duration)>,
 ) -> ApiResult<Versioned<T>> {
     if let Some((index, wait)) = wait {
+        let passed = |v: &Option<Versioned<T>>| v.as_ref().is_some_and(|v| v.index > index);
+        let _slot = if passed(&rx.borrow()) { None } else { Some(streams.take(agent)?) };
         // A little jitter, so that many clients woken together do not come
         // back together (Consul adds up to wait/16).
         let jitter = wait.mul_f64(rand::random::<f64>() / 16.0);
-        let passed = rx.wait_for(|v| v.as_ref().is_some_and(|v| v.index > index));
+        let passed = rx.wait_for(passed);
         tokio::select! {
             () = agent.cancel.cancelled() => {}
             _ = tokio::time::timeout(wait + jitter, passed) => {}

@@ -11,12 +11,13 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use futures::Stream;
 use serde_json::{json, Value};
 
 use super::auth::is_owner;
-use super::common::{service_json, status_for};
+use super::common::{service_json, status_for, ApiResult, StreamSlot, Streams};
 use crate::state::Agent;
 use crate::views::millis;
 
@@ -109,15 +110,25 @@ pub async fn model_json(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> 
 }
 
 /// `GET /v1/dashboard/events`: `event: model` now and after every change
-/// (at most ten a second), until shutdown.
-pub async fn events(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+/// (at most ten a second), until shutdown. Beyond `[http] max_streams`,
+/// 503 `too_many_streams`.
+pub async fn events(
+    State(agent): State<Arc<Agent>>,
+    Extension(streams): Extension<Arc<Streams>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let owner = is_owner(&agent, &headers);
-    Sse::new(model_events(agent, owner)).keep_alive(KeepAlive::default()).into_response()
+    let slot = streams.take(&agent)?;
+    Ok(Sse::new(model_events(agent, owner, slot)).keep_alive(KeepAlive::default()).into_response())
 }
 
-fn model_events(agent: Arc<Agent>, owner: bool) -> impl Stream<Item = Result<Event, Infallible>> {
+fn model_events(
+    agent: Arc<Agent>,
+    owner: bool,
+    slot: StreamSlot,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let changes = agent.changes();
-    let open = crate::metrics::OpenStream::new("/v1/dashboard/events");
+    let open = (crate::metrics::OpenStream::new("/v1/dashboard/events"), slot);
     futures::stream::unfold(
         (agent, changes, true, open),
         move |(agent, mut changes, first, open)| async move {

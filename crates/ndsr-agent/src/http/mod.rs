@@ -16,9 +16,9 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 
-use self::common::ApiError;
+use self::common::{ApiError, Streams};
 use crate::error::ErrorKind;
 use crate::state::Agent;
 
@@ -49,6 +49,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(Arc::new(Streams::default())))
         .layer(middleware::from_fn_with_state(agent.clone(), auth::guard))
         .layer(middleware::from_fn(metrics::count))
         .layer(tower_http::trace::TraceLayer::new_for_http())
