@@ -84,22 +84,24 @@ impl Check {
         }
     }
 
+    /// The host a TCP or HTTP check connects to, as written (an IPv6
+    /// literal without its brackets); `None` for a command.
+    pub fn host(&self) -> Option<String> {
+        let host = match self {
+            Check::Tcp(target) => target.rsplit_once(':')?.0.to_string(),
+            Check::Http(url) => url.parse::<ureq::http::Uri>().ok()?.host()?.to_string(),
+            Check::Cmd(_) => return None,
+        };
+        Some(host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).map_or(host.clone(), str::to_string))
+    }
+
     /// Whether the check's target is this host: a TCP or HTTP check whose
-    /// host is `localhost` or a loopback IP literal. A command is not a
+    /// host is a loopback IP literal (`127.0.0.1`, `[::1]`, ...). Not
+    /// `localhost`: a name is resolved by the system resolver (`/etc/hosts`,
+    /// search domains), which decides where it goes. A command is not a
     /// target (`false`).
     pub fn targets_loopback(&self) -> bool {
-        let host = match self {
-            Check::Tcp(target) => match target.rsplit_once(':') {
-                Some((host, _)) => host.to_string(),
-                None => return false,
-            },
-            Check::Http(url) => match url.parse::<ureq::http::Uri>() {
-                Ok(uri) => uri.host().unwrap_or_default().to_string(),
-                Err(_) => return false,
-            },
-            Check::Cmd(_) => return false,
-        };
-        is_loopback_name(&host)
+        self.host().is_some_and(|host| is_loopback_ip(&host))
     }
 
     /// Runs the check, bounded by `timeout`; `Err` says why it failed.
@@ -172,13 +174,12 @@ pub fn public_url(url: &str) -> String {
     format!("{scheme}://{host}{port}{}", uri.path())
 }
 
-/// Is `host` (an IPv6 literal may be in brackets) `localhost` or a
-/// loopback IP literal? Other names are not: what they resolve to can
-/// change.
-pub fn is_loopback_name(host: &str) -> bool {
+/// Is `host` (an IPv6 literal may be in brackets) a loopback IP literal?
+/// Names are not, `localhost` included: what they resolve to is the
+/// resolver's choice, and can change.
+pub fn is_loopback_ip(host: &str) -> bool {
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The shortest time between health checks: each check must finish within
@@ -297,23 +298,40 @@ mod tests {
     }
 
     #[test]
-    fn only_local_targets_are_loopback() {
-        for local in ["127.0.0.1:80", "127.8.9.1:80", "localhost:80", "LOCALHOST:80", "[::1]:80"] {
+    fn only_loopback_addresses_are_loopback() {
+        for local in ["127.0.0.1:80", "127.8.9.1:80", "[::1]:80"] {
             assert!(Check::tcp(local).unwrap().targets_loopback(), "{local}");
         }
-        for url in
-            ["http://127.0.0.1:8080/h", "https://localhost/", "http://[::1]:80/", "http://x@127.0.0.1/"]
-        {
+        for url in ["http://127.0.0.1:8080/h", "https://[::1]/", "http://[::1]:80/", "http://x@127.0.0.1/"] {
             assert!(Check::http(url).unwrap().targets_loopback(), "{url}");
         }
-        for remote in ["10.0.0.1:80", "example.com:80", "localhost.evil.example:80", "0.0.0.0:80", "[::2]:80"]
-        {
+        // localhost is a name: the resolver (/etc/hosts, search domains)
+        // decides where it goes.
+        for remote in [
+            "10.0.0.1:80",
+            "example.com:80",
+            "localhost:80",
+            "LOCALHOST:80",
+            "localhost.:80",
+            "localhost.evil.example:80",
+            "0.0.0.0:80",
+            "[::2]:80",
+        ] {
             assert!(!Check::tcp(remote).unwrap().targets_loopback(), "{remote}");
         }
-        for url in ["http://10.0.0.1/", "http://127.0.0.1.evil.example/", "http://127.0.0.1@evil.example/"] {
+        for url in [
+            "http://10.0.0.1/",
+            "https://localhost/",
+            "http://LocalHost:8080/h",
+            "http://127.0.0.1.evil.example/",
+            "http://127.0.0.1@evil.example/",
+        ] {
             assert!(!Check::http(url).unwrap().targets_loopback(), "{url}");
         }
         assert!(!Check::Cmd("true".into()).targets_loopback());
+        assert_eq!(Check::Http("http://u@[::1]:80/x".into()).host().as_deref(), Some("::1"));
+        assert_eq!(Check::Tcp("LocalHost:80".into()).host().as_deref(), Some("LocalHost"));
+        assert_eq!(Check::Cmd("true".into()).host(), None);
     }
 
     #[tokio::test]

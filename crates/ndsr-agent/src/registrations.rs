@@ -144,12 +144,25 @@ pub fn api_check_allowed(http: &Http, check: &Check) -> Result<(), AgentError> {
                 .into(),
         )),
         Check::Tcp(_) | Check::Http(_) if !http.allow_remote_checks && !check.targets_loopback() => {
+            let host = check.host().unwrap_or_default();
+            let host = host.trim_end_matches('.');
+            if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+                return Err(AgentError::new(
+                    ErrorKind::Forbidden,
+                    "remote_checks_off",
+                    format!(
+                        "{} is refused from the API: {host} is a name, which the system resolver \
+                         (/etc/hosts, search domains) may send elsewhere; use 127.0.0.1 or [::1]",
+                        check.summary()
+                    ),
+                ));
+            }
             Err(AgentError::new(
                 ErrorKind::Forbidden,
                 "remote_checks_off",
                 format!(
                     "{} is refused from the API: checks from the API may only target this host \
-                     (localhost or a loopback address such as 127.0.0.1 or [::1]); \
+                     by a loopback address (such as 127.0.0.1 or [::1]); \
                      set [http] allow_remote_checks = true in the config file to allow others",
                     check.summary()
                 ),
@@ -228,4 +241,33 @@ async fn run(
     })
     .await;
     held.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_checks_of_localhost_by_name_are_refused_unless_remote_checks_are_allowed() {
+        let http = Http::default();
+        for check in [
+            Check::tcp("localhost:80").unwrap(),
+            Check::tcp("LOCALHOST.:80").unwrap(),
+            Check::tcp("db.localhost:80").unwrap(),
+            Check::http("http://localhost:8080/health").unwrap(),
+        ] {
+            let refused = api_check_allowed(&http, &check).unwrap_err();
+            assert_eq!(
+                (refused.kind, refused.code),
+                (ErrorKind::Forbidden, "remote_checks_off"),
+                "{check:?}"
+            );
+            assert!(refused.message.contains("use 127.0.0.1 or [::1]"), "{}", refused.message);
+        }
+        for check in [Check::tcp("127.0.0.1:80").unwrap(), Check::http("http://[::1]:8080/h").unwrap()] {
+            assert!(api_check_allowed(&http, &check).is_ok(), "{check:?}");
+        }
+        let remote = Http { allow_remote_checks: true, ..Http::default() };
+        assert!(api_check_allowed(&remote, &Check::tcp("localhost:80").unwrap()).is_ok());
+    }
 }

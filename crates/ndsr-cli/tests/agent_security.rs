@@ -97,10 +97,22 @@ fn api_checks_target_only_this_host_unless_the_file_allows_more() {
             refused.text
         );
     }
+    // localhost is a name: the resolver decides where it goes.
+    for body in [
+        json!({"check_tcp": format!("localhost:{port}")}),
+        json!({"check_http": format!("http://localhost:{port}/health")}),
+    ] {
+        let refused = http.put(&format!("/v1/registrations{root}/localhost"), &body.to_string());
+        assert_eq!((refused.status, &refused.body["code"]), (403, &json!("remote_checks_off")), "{body}");
+        assert!(
+            refused.body["error"].as_str().unwrap().contains("use 127.0.0.1 or [::1]"),
+            "{}",
+            refused.text
+        );
+    }
     assert_eq!(http.get("/v1/registrations").body["registrations"], json!([]), "nothing is held");
     for (name, body) in [
         ("tcp", json!({"check_tcp": format!("127.0.0.1:{port}")})),
-        ("localhost", json!({"check_tcp": format!("localhost:{port}")})),
         ("http", json!({"check_http": format!("http://127.0.0.1:{port}/health")})),
         ("v6", json!({"check_http": format!("http://[::1]:{port}/health")})),
     ] {
@@ -115,7 +127,7 @@ fn api_checks_target_only_this_host_unless_the_file_allows_more() {
     // And allowing less drops it (the loopback ones stay).
     reload(&agent, &config(&root, "", ""));
     poll("the remote check dropped", || http.get(&format!("/v1/registrations{root}/remote")).status == 404);
-    assert_eq!(http.get("/v1/registrations").body["registrations"].as_array().unwrap().len(), 4);
+    assert_eq!(http.get("/v1/registrations").body["registrations"].as_array().unwrap().len(), 3);
 }
 
 #[test]
