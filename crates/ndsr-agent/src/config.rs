@@ -207,6 +207,10 @@ pub struct TemplateFile {
     /// The command's time limit (default 60s).
     #[serde(default, with = "duration_opt")]
     pub command_timeout: Option<Duration>,
+    /// How long the template may wait for a service's first list before
+    /// it counts as failing (default 30s).
+    #[serde(default, with = "duration_opt")]
+    pub wait_limit: Option<Duration>,
 }
 
 /// A registration as the file's `[[register]]` and the API's body give

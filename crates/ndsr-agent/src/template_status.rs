@@ -22,10 +22,15 @@ pub struct TemplateStatus {
     pub at_ms: u64,
     /// Since when it has been ok, or failing (ms since the epoch).
     pub since_ms: u64,
+    /// The services (paths) it waits for, without a first list yet: not
+    /// rendered meanwhile. Beyond the template's `wait_limit` it fails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 /// Every template's last render, by destination; a template not rendered
-/// yet (nothing read, or ZooKeeper unreachable since the start) has none.
+/// yet (ZooKeeper unreachable since the start) has none, one waiting for a
+/// service's first list says which.
 #[derive(Debug, Default)]
 pub struct TemplateStatuses(std::sync::Mutex<BTreeMap<String, TemplateStatus>>);
 

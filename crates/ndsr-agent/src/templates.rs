@@ -28,6 +28,8 @@ struct Template {
     last_run: Option<Instant>,
     /// The file changed and the command waits for its interval.
     command_due: bool,
+    /// Since when it waits for a service's first list.
+    waiting_since: Option<Instant>,
 }
 
 impl Template {
@@ -38,7 +40,24 @@ impl Template {
     fn name(&self) -> String {
         self.file.destination.display().to_string()
     }
+
+    /// How long it may wait for a service's first list (default 30s).
+    fn wait_limit(&self) -> Duration {
+        self.file.wait_limit.unwrap_or(DEFAULT_WAIT_LIMIT)
+    }
+
+    /// When its wait for a first list starts to count as a failure, if
+    /// it waits and that is still to come.
+    fn wait_deadline(&self) -> Option<Instant> {
+        self.waiting_since.map(|since| since + self.wait_limit()).filter(|at| *at > Instant::now())
+    }
 }
+
+/// How long a template may wait for a service's first list before it
+/// counts as failing: long enough for a slow first read after a start or
+/// a reconnection, short enough that a list the agent may never read (an
+/// ACL) shows in `/v1/health`.
+const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 impl TemplateStatuses {
     /// Records a render's result: true when the template went from ok to
@@ -63,6 +82,44 @@ impl TemplateStatuses {
             error,
             at_ms: now,
             since_ms,
+            waiting: Vec::new(),
+        };
+        statuses.insert(template.name(), status);
+        changed
+    }
+
+    /// Records that a template waits for the first list of `paths`: as it
+    /// was (or ok) until it has waited `wait_limit`, then failing. True
+    /// when what the dashboard shows changed.
+    fn record_waiting(&self, template: &Template, paths: Vec<String>, over: bool) -> bool {
+        let now = crate::views::millis(std::time::SystemTime::now());
+        let mut statuses = self.lock();
+        let old = statuses.get(&template.name());
+        let (ok, error) = if over {
+            let error = format!(
+                "not rendered: no list of {} after {:?} (wait_limit): the agent may not be allowed to read it \
+                 (its ACL), or the path is wrong; GET /v1/services/<path> says why",
+                paths.join(", "),
+                template.wait_limit()
+            );
+            (false, Some(error))
+        } else {
+            old.map_or((true, None), |old| (old.ok, old.error.clone()))
+        };
+        let changed = old.is_none_or(|old| old.ok != ok || old.error != error || old.waiting != paths);
+        let since_ms = match old {
+            Some(old) if old.ok == ok => old.since_ms,
+            _ => now,
+        };
+        let at_ms = old.map_or(now, |old| old.at_ms);
+        let status = TemplateStatus {
+            template: template.name(),
+            source: template.file.source.display().to_string(),
+            ok,
+            error,
+            at_ms,
+            since_ms,
+            waiting: paths,
         };
         statuses.insert(template.name(), status);
         changed
@@ -97,6 +154,7 @@ pub async fn run(agent: Arc<Agent>) {
                     dir: dir.clone(),
                     last_run: None,
                     command_due: false,
+                    waiting_since: None,
                 }));
             }
             agent.templates.retain(&templates);
@@ -105,11 +163,13 @@ pub async fn run(agent: Arc<Agent>) {
             render(&agent, template).await;
             run_command_if_due(template).await;
         }
-        // Wake on the next change, or when a delayed command is due.
+        // Wake on the next change, when a delayed command is due, or when
+        // a template has waited too long for a first list.
         let due = templates
             .iter()
             .filter(|t| t.command_due)
             .filter_map(|t| t.last_run.map(|at| at + t.min_interval()))
+            .chain(templates.iter().filter_map(Template::wait_deadline))
             .min();
         let sleep = async {
             match due {
@@ -132,10 +192,30 @@ pub async fn run(agent: Arc<Agent>) {
 /// for the health check, the dashboard and the metrics.
 async fn render(agent: &Agent, template: &mut Template) {
     let name = template.name();
-    let Some(context) = context(agent) else {
-        counter!("ndsr_template_renders_total", "template" => name, "result" => "skipped_stale").increment(1);
-        return;
+    let context = match context(agent) {
+        Ok(context) => context,
+        Err(NotNow::Outage) => {
+            counter!("ndsr_template_renders_total", "template" => name, "result" => "skipped_stale")
+                .increment(1);
+            return;
+        }
+        Err(NotNow::Waiting(paths)) => {
+            let result = "skipped_waiting";
+            counter!("ndsr_template_renders_total", "template" => name.clone(), "result" => result)
+                .increment(1);
+            let since = *template.waiting_since.get_or_insert_with(Instant::now);
+            let over = since.elapsed() >= template.wait_limit();
+            let shown = paths.join(", ");
+            if agent.templates.record_waiting(template, paths, over) {
+                if over {
+                    tracing::error!(file = %name, services = %shown, "not rendered: no list yet (wait_limit)");
+                }
+                agent.changed();
+            }
+            return;
+        }
     };
+    template.waiting_since = None;
     let file = template.file.clone();
     let rendered = tokio::task::spawn_blocking(move || render_and_write(&file, context)).await;
     let rendered = rendered.unwrap_or_else(|e| Err(format!("the render did not finish: {e}")));
@@ -269,24 +349,43 @@ fn cfg_token(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Err
     Ok(minijinja::Value::from_safe_string(text))
 }
 
+/// Why a template is not rendered now.
+enum NotNow {
+    /// The session is not connected, or a service is stale: our outage
+    /// must never empty a file; the health check shows it already.
+    Outage,
+    /// These services (paths) have no list yet.
+    Waiting(Vec<String>),
+}
+
 /// What templates see: `services` (name to its serving instances),
-/// `all_services` (with drained ones), `paths` (name to directory). `None`
-/// while the session is not connected or a service has no list yet.
-fn context(agent: &Agent) -> Option<minijinja::Value> {
+/// `all_services` (with drained ones), `paths` (name to directory); not
+/// while the session is not connected or a service is stale or has no
+/// list yet.
+fn context(agent: &Agent) -> Result<minijinja::Value, NotNow> {
     if agent.registry.state() != ndsr::State::Connected {
-        return None;
+        return Err(NotNow::Outage);
     }
     let config = agent.config();
     let mut listings = Vec::new();
+    let mut waiting = Vec::new();
+    let mut stale = false;
     for service in &config.services {
-        let listing = agent.service_now(&service.path, service.format())?;
-        if agent.stale_since(&service.path).is_some() {
-            return None;
-        }
+        let Some(listing) = agent.service_now(&service.path, service.format()) else {
+            waiting.push(service.path.clone());
+            continue;
+        };
+        stale |= agent.stale_since(&service.path).is_some();
         let name = service.name();
         listings.push((name, service.path.clone(), listing.value));
     }
-    Some(context_of(
+    if !waiting.is_empty() {
+        return Err(NotNow::Waiting(waiting));
+    }
+    if stale {
+        return Err(NotNow::Outage);
+    }
+    Ok(context_of(
         listings.iter().map(|(name, path, listing)| (name.as_str(), path.as_str(), &listing.instances[..])),
     ))
 }

@@ -127,6 +127,31 @@ fn a_hostile_instance_is_bad_never_listed_picked_or_rendered() {
     for (id, bytes) in &hostile {
         rt.block_on(writer.set_node_raw(&format!("{base}/web/{id}"), bytes.clone())).unwrap();
     }
+    // Review of issue 22: an id with a space (the sample's `cfg_token`
+    // refuses it) or a label with a newline (`cfg` refuses it) stopped the
+    // render of every service: they are bad.
+    let api = |id: &str, payload: serde_json::Value| {
+        serde_json::to_vec(
+            &json!({"name": "api", "id": id, "address": "10.0.1.9", "port": 8080, "sslPort": null,
+            "payload": payload, "registrationTimeUTC": 1, "serviceType": "DYNAMIC", "uriSpec": null}),
+        )
+        .unwrap()
+    };
+    rt.block_on(writer.set_node_raw(&format!("{base}/api/spaced"), api("x y", json!(null)))).unwrap();
+    rt.block_on(writer.set_node_raw(&format!("{base}/api/label"), api("a-9", json!({"zone": "a\nb"}))))
+        .unwrap();
+    let listing = rt.block_on(writer.instances(&format!("{base}/api"), None)).unwrap();
+    let keys: Vec<&str> = listing.instances.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["a-1"], "{listing:?}");
+    let api_bad: Vec<(&str, &str)> =
+        listing.bad.iter().map(|b| (b.key.as_str(), b.reason.as_str())).collect();
+    assert_eq!(
+        api_bad,
+        [
+            ("label", r#"the label "zone" = "a\nb" holds the control character '\n'"#),
+            ("spaced", r#"the id "x y" holds ' ': an id is one word"#)
+        ]
+    );
 
     // The library: bad, with the reason; never an instance.
     let listing = rt.block_on(writer.instances(&format!("{base}/web"), None)).unwrap();
@@ -172,6 +197,10 @@ fn a_hostile_instance_is_bad_never_listed_picked_or_rendered() {
     assert_eq!(listed, ["i-1"], "{}", services.text);
     assert_eq!(services.body["bad"][0]["key"], "evil", "{}", services.text);
     assert_eq!(services.body["bad"][0]["reason"], bad[0].1, "{}", services.text);
+    let services = agent.http().get(&format!("/v1/services{base}/api"));
+    let bad_keys: Vec<&str> =
+        services.body["bad"].as_array().unwrap().iter().map(|b| b["key"].as_str().unwrap()).collect();
+    assert_eq!(bad_keys, ["label", "spaced"], "{}", services.text);
     for _ in 0..5 {
         let picked = agent.http().get(&format!("/v1/pick{base}/web"));
         assert_eq!(picked.body["instance"]["address"], "10.0.0.1:8080", "{}", picked.text);
@@ -182,6 +211,7 @@ fn a_hostile_instance_is_bad_never_listed_picked_or_rendered() {
     assert!(text.contains("\n    server i-1 10.0.0.1:8080 check\n"), "{text}");
     assert!(text.contains("# 1 web and 1 api instances serving."), "{text}");
     assert!(!text.contains("evil") && !text.contains("script") && !text.contains("10.0.0.8"), "{text}");
+    assert!(!text.contains("10.0.1.9"), "{text}");
     assert_eq!(agent.http().get("/v1/health").status, 200);
     rt.block_on(writer.close());
 }
@@ -219,4 +249,45 @@ fn numbers_in_node_data_are_numbers_in_templates_the_api_and_the_cli() {
         assert!(out.contains("123456789012345678901234567890") && !out.contains("serde_json"), "{out}");
     }
     rt.block_on(writer.close());
+}
+
+#[test]
+fn a_template_waiting_too_long_for_a_list_it_cannot_read_is_reported() {
+    // Review of issue 22: a service the agent may not read (an ACL) left
+    // its template unrendered forever while /v1/health said ok.
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-template-wait");
+    let owner = zk(&rt, &server);
+    rt.block_on(owner.auth("digest", b"owner:secret")).unwrap();
+    let open = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    rt.block_on(owner.mkdir(&root, &open)).unwrap();
+    let locked = format!("{root}/locked");
+    let closed = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::creator_all());
+    rt.block_on(owner.create(&locked, b"", &closed)).unwrap();
+    let extra = format!(
+        "[[service]]\npath = \"{locked}\"\n\
+         [[template]]\nsource = \"web.j2\"\ndestination = \"out/web.cfg\"\nwait_limit = \"1s\"\n"
+    );
+    let agent = Agent::start_with(&server, &config(&root, &extra), &[], |dir| {
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(dir.join("web.j2"), "{{ services.locked | length }}\n").unwrap();
+    });
+    let file = agent.dir.path().join("out/web.cfg");
+    let destination = file.display().to_string();
+    poll("the health check reports the template", || {
+        agent.http().get("/v1/health").body["templates"].as_array().is_some_and(|t| !t.is_empty())
+    });
+    let health = agent.http().get("/v1/health");
+    assert_eq!((health.status, &health.body["status"]), (503, &json!("degraded")), "{}", health.text);
+    assert_eq!(health.body["zookeeper"], "connected", "{}", health.text);
+    let failed = &health.body["templates"][0];
+    assert_eq!(failed["template"], destination.as_str(), "{}", health.text);
+    assert_eq!(failed["waiting"], json!([locked]), "{}", health.text);
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains(&format!("no list of {locked} after 1s (wait_limit)")), "{error}");
+    let gauge = format!("ndsr_template_ok{{template=\"{destination}\"}}");
+    assert_eq!(metric(&agent, &gauge).as_deref(), Some("0"), "{gauge}");
+    assert!(!file.exists(), "never rendered");
+    drop(owner);
 }

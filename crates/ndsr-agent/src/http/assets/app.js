@@ -119,7 +119,7 @@ function renderTemplates() {
   const templates = model.templates || [];
   $("templates").hidden = templates.length === 0;
   $("template-list").replaceChildren(...templates.map((t) => {
-    const state = t.pending ? "pending" : t.ok ? "rendered" : "failed";
+    const state = t.pending || (t.ok && t.waiting) ? "pending" : t.ok ? "rendered" : "failed";
     return el("li", { "data-template": t.template, "data-state": state },
       el("div", { class: "reg-head" },
         el("span", { class: "badge small", "data-state": state, text: state }),
