@@ -24,8 +24,16 @@ impl Registrations {
     /// registration that ZooKeeper refuses for good (not authorized, data
     /// too large) is then dropped and its error returned. Without, returns
     /// at once (the file's registrations: a refusal shows as `failed`).
+    ///
+    /// The API's check is checked again here, under the `changing` lock,
+    /// against the configuration in force: a reload that turned it off
+    /// either ran its scan before (and drops this registration) or set the
+    /// configuration before this (and this refuses it).
     pub async fn put(&self, agent: &Arc<Agent>, spec: Spec, wait: bool) -> Result<(Put, Status), AgentError> {
         let _changing = self.changing.lock().await;
+        if let (Source::Api, Some(checked)) = (spec.source, &spec.checked) {
+            api_check_allowed(&agent.config().http, &checked.check)?;
+        }
         let mut inherited = false;
         let old = {
             let mut held = lock(&self.held);
@@ -82,6 +90,11 @@ impl Registrations {
     /// not held.
     pub async fn remove(&self, agent: &Agent, path: &str) -> bool {
         let _changing = self.changing.lock().await;
+        self.remove_changing(agent, path).await
+    }
+
+    /// `remove`, the `changing` lock held by the caller.
+    async fn remove_changing(&self, agent: &Agent, path: &str) -> bool {
         let Some(old) = lock(&self.held).remove(path) else { return false };
         let _ = old.stop.send(Release::Withdraw);
         let _ = old.task.await;
@@ -110,7 +123,11 @@ impl Registrations {
             }
         }
         // The API's registrations whose check the file no longer allows
-        // (allow_cmd_checks or allow_remote_checks turned off) are dropped.
+        // (allow_cmd_checks or allow_remote_checks turned off) are dropped,
+        // under the `changing` lock: a PUT that checked the old
+        // configuration is either held already (and seen here) or checks
+        // again in `put` against this one.
+        let _changing = self.changing.lock().await;
         let config = agent.config();
         let disallowed: Vec<(String, AgentError)> = {
             let held = lock(&self.held);
@@ -124,7 +141,7 @@ impl Registrations {
         };
         for (path, why) in disallowed {
             tracing::error!(%path, "the API's registration is dropped: {}", why.message);
-            self.remove(agent, &path).await;
+            self.remove_changing(agent, &path).await;
         }
     }
 }

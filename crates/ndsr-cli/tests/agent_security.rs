@@ -209,3 +209,62 @@ fn a_template_is_not_written_into_a_directory_others_can_write() {
         "{metrics}"
     );
 }
+
+/// A PUT that checked the old configuration while a reload turns
+/// allow_cmd_checks off must not outlive the reload's scan. The race is
+/// made likely, not forced: one client keeps replacing a registration
+/// whose check (`sleep 0.3`) is running, which holds the registrations'
+/// lock until the check ends, so the other clients' PUTs, checked against
+/// the old configuration, queue for that lock across the reload (before
+/// the fix, the reload's scan did not wait for them).
+#[test]
+fn a_put_racing_a_reload_that_turns_commands_off_leaves_no_command_check() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-sec-race");
+    let on = config(&root, "allow_cmd_checks = true", "");
+    let agent = Agent::start(&server, &on);
+    for round in 0..3 {
+        reload(&agent, &on);
+        let stop = Arc::new(AtomicBool::new(false));
+        let putters: Vec<_> = (0..4)
+            .map(|t| {
+                let (http, stop, root) = (agent.authorized(), stop.clone(), root.clone());
+                std::thread::spawn(move || {
+                    let mut k = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        let (path, check) = match t {
+                            0 => (format!("{root}/slow"), "sleep 0.3; true"),
+                            _ => (format!("{root}/api-{t}-{}", k % 8), "true"),
+                        };
+                        let body = json!({"check_cmd": check, "interval": "10s", "data": {"k": k}});
+                        http.put(&format!("/v1/registrations{path}"), &body.to_string());
+                        k += 1;
+                    }
+                })
+            })
+            .collect();
+        // Some PUTs were taken before the reload.
+        poll("PUTs accepted", || {
+            agent.authorized().get("/v1/registrations").body["registrations"].as_array().unwrap().len() > 2
+        });
+        reload(&agent, &config(&root, "", ""));
+        stop.store(true, Ordering::SeqCst);
+        for putter in putters {
+            putter.join().unwrap();
+        }
+        let held = agent.authorized().get("/v1/registrations").body["registrations"].clone();
+        let commands: Vec<_> = held
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["check"].as_str().is_some_and(|c| c.starts_with("cmd")))
+            .map(|r| r["path"].clone())
+            .collect();
+        assert!(
+            commands.is_empty(),
+            "round {round}: command checks held after allow_cmd_checks went off: {commands:?}"
+        );
+    }
+}
