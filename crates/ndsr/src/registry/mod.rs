@@ -1,10 +1,11 @@
 //! [`Registry`]: the cheap, cloneable handle programs hold.
 
 mod monitoring;
+mod reads;
 mod sequential;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -16,12 +17,7 @@ use crate::codec::{encode, Data};
 use crate::config::RegistryBuilder;
 use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
-use crate::session::{
-    ensure_actor, path_sender, read_node, stop_actor, ActorCmd, Goal, Reply, SessionView, Shared, State,
-    WithdrawOnDrop,
-};
-use crate::snapshot::{Freshness, Snapshot};
-use crate::subscription::{drive, CallbackId, Interest, Subscription};
+use crate::session::{path_sender, ActorCmd, Goal, Reply, SessionView, Shared, State, WithdrawOnDrop};
 use crate::{Error, Result};
 
 /// A service registry on ZooKeeper: registrations, watched paths and their
@@ -320,227 +316,6 @@ impl Registry {
         Err(Error::NoConnection(format!("{path} kept gaining children while being removed")))
     }
 
-    /// The snapshot of `path`: the first call reads ZooKeeper and starts a
-    /// watch; later calls return the cached snapshot without touching the
-    /// network. While disconnected, a cached snapshot is returned marked
-    /// [`Freshness::Stale`].
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close);
-    /// [`Error::NoConnection`] when the path was
-    /// never read and no connection came within the connect timeout (the
-    /// watch is kept and goes live once connected).
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe: a first `get` dropped before its answer leaves the path
-    /// watched (as `get` does) and nothing else.
-    pub async fn get(&self, path: &str) -> Result<Arc<Snapshot>> {
-        validate_path(path)?;
-        if self.state() == State::Closed {
-            return Err(Error::Closed);
-        }
-        // The hot path: a cached path is kept current by its actor, so a
-        // hit needs no lock but the cache's read lock, and no allocation.
-        if let Some(snapshot) = self.shared.cache.get(path) {
-            return Ok(self.with_freshness(snapshot));
-        }
-        let key = {
-            let mut desired = self.shared.desired();
-            desired.want(path).watch = true;
-            desired.key(path)
-        };
-        // Cold start with ZooKeeper unreachable: the saved snapshot, stale.
-        // The watch is kept and goes live once connected.
-        if self.state() != State::Connected {
-            if let Some(saved) = self.shared.cache_file.as_ref().and_then(|f| f.lookup(path)) {
-                ensure_actor(&self.shared, path);
-                return Ok(Arc::new(saved));
-            }
-        }
-        // Declared before `rx`, so dropped after it: the channel made for
-        // this wait is freed on every return, unless a subscriber uses it.
-        let _release = crate::cache::ReleaseOnDrop { cache: &self.shared.cache, path };
-        let mut rx = self.shared.cache.subscribe(path, key);
-        let deadline = self.deadline();
-        loop {
-            self.shared.client_by(deadline).await?;
-            ensure_actor(&self.shared, path);
-            let first = tokio::time::timeout(self.shared.op_timeout(), rx.wait_for(Option::is_some)).await;
-            match first {
-                Ok(Ok(snapshot)) => {
-                    let snapshot = snapshot.clone().expect("waited for Some");
-                    return Ok(self.with_freshness(snapshot));
-                }
-                Ok(Err(_)) => return Err(Error::Closed),
-                Err(_) if Instant::now() < deadline => continue,
-                Err(_) => return Err(Error::NoConnection(format!("no answer reading {path}"))),
-            }
-        }
-    }
-
-    /// The cached snapshot of `path` if it is watched and has been read,
-    /// without waiting and without touching the network (the fast path of
-    /// [`get`](Self::get), for callers that cannot await).
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
-    pub fn get_cached(&self, path: &str) -> Result<Option<Arc<Snapshot>>> {
-        validate_path(path)?;
-        if self.state() == State::Closed {
-            return Err(Error::Closed);
-        }
-        Ok(self.shared.cache.get(path).map(|snapshot| self.with_freshness(snapshot)))
-    }
-
-    /// Reads `path` once from ZooKeeper without starting a watch.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`], [`Error::NoConnection`], [`Error::NotAuthorized`].
-    ///
-    /// # Cancellation safety
-    /// Cancel-safe: it only reads.
-    pub async fn read(&self, path: &str) -> Result<Snapshot> {
-        validate_path(path)?;
-        let (client, _) = self.shared.client_by(self.deadline()).await?;
-        let read = read_node(&self.shared, &client, path).await?;
-        Ok(Snapshot::of_node(path, read.node.as_ref().map(|(b, s)| (b.as_slice(), *s)), read.children))
-    }
-
-    /// Watches `path` and returns its snapshots: the current one first, then
-    /// one per change. Does not wait for a connection. The path stays
-    /// watched while the subscription lives; dropping the last
-    /// subscription of a path that nothing else wants (a [`get`](Self::get),
-    /// [`set_data`](Self::set_data), a registration, a callback) unwatches it.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
-    pub fn subscribe(&self, path: &str) -> Result<Subscription> {
-        validate_path(path)?;
-        if self.state() == State::Closed {
-            return Err(Error::Closed);
-        }
-        let (rx, token) = {
-            let mut desired = self.shared.desired();
-            let desire = desired.want(path);
-            let token = desire.subscription.get_or_insert_with(Default::default).clone();
-            (self.shared.cache.subscribe(path, desired.key(path)), token)
-        };
-        let interest =
-            Interest { shared: Arc::downgrade(&self.shared), path: path.to_string(), token: Some(token) };
-        ensure_actor(&self.shared, path);
-        Ok(Subscription::new(rx, Some(interest)))
-    }
-
-    /// Calls `callback` with the snapshot of `path` now and on every change
-    /// (identical snapshots are not repeated), like the original's
-    /// `add_callback`. A callback that panics is logged with its panic
-    /// message and does not affect other callbacks or the registry.
-    /// Callbacks run on the Tokio runtime: they must not block.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`]; [`Error::Closed`] after [`close`](Self::close).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
-    /// registry.add_callback("/services/web", |s| println!("web: {:?}", s.children))?;
-    /// # Ok(()) }
-    /// ```
-    pub fn add_callback<F>(&self, path: &str, callback: F) -> Result<CallbackId>
-    where
-        F: Fn(&Snapshot) + Send + Sync + 'static,
-    {
-        self.spawn_callback(path, move |s: &Snapshot| {
-            callback(s);
-            Ok(())
-        })
-    }
-
-    /// As [`add_callback`](Self::add_callback), for a callback that can
-    /// fail: an error it returns is logged (WARN) with the path, and the
-    /// callback is called again on the next change.
-    ///
-    /// # Errors
-    /// As [`add_callback`](Self::add_callback).
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// # fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
-    /// registry.add_fallible_callback("/config/web", |s| {
-    ///     let replicas: u64 = s.data.as_ref().and_then(|d| d["replicas"].as_u64()).ok_or("no replicas")?;
-    ///     println!("scale to {replicas}");
-    ///     Ok::<(), &str>(())
-    /// })?;
-    /// # Ok(()) }
-    /// ```
-    pub fn add_fallible_callback<F, E>(&self, path: &str, callback: F) -> Result<CallbackId>
-    where
-        F: Fn(&Snapshot) -> std::result::Result<(), E> + Send + Sync + 'static,
-        E: std::fmt::Display,
-    {
-        self.spawn_callback(path, move |s: &Snapshot| callback(s).map_err(|e| e.to_string()))
-    }
-
-    fn spawn_callback<F>(&self, path: &str, callback: F) -> Result<CallbackId>
-    where
-        F: Fn(&Snapshot) -> std::result::Result<(), String> + Send + Sync + 'static,
-    {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let subscription = self.subscribe(path)?;
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let task = self.shared.tasks.spawn(drive(
-            path.to_string(),
-            subscription,
-            callback,
-            self.shared.counters.callback_errors.clone(),
-        ));
-        self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, task);
-        Ok(CallbackId(id))
-    }
-
-    /// Removes a callback; returns whether it existed.
-    pub fn remove_callback(&self, id: CallbackId) -> bool {
-        match self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.0) {
-            Some(task) => {
-                task.abort();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stops watching `path`: its cache entry is dropped and its
-    /// subscriptions end. A registration on the path is kept; an unset
-    /// registration's path is no longer kept absent.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPath`].
-    pub fn unwatch(&self, path: &str) -> Result<()> {
-        validate_path(path)?;
-        let keep = {
-            let mut desired = self.shared.desired();
-            match desired.get_mut(path) {
-                // A live registration is kept; an unset one is forgotten
-                // with the watch (its path is no longer kept absent).
-                Some(desire) if matches!(desire.goal, Some(Goal::Ephemeral(_))) => {
-                    desire.watch = false;
-                    true
-                }
-                _ => {
-                    desired.remove(path);
-                    false
-                }
-            }
-        };
-        if !keep {
-            stop_actor(&self.shared, path);
-            self.shared.cache.remove(path);
-        }
-        Ok(())
-    }
-
     /// The connection state now.
     pub fn state(&self) -> State {
         *self.shared.state.borrow()
@@ -671,18 +446,6 @@ impl Registry {
         Instant::now() + self.shared.config.connect_timeout_or_default()
     }
 
-    fn with_freshness(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
-        // The public state is published before the session view, so it is
-        // the one that agrees with what callers have already observed.
-        if self.state() == State::Connected {
-            return snapshot;
-        }
-        let since = self.shared.session.borrow().since;
-        let mut stale = (*snapshot).clone();
-        stale.freshness = Freshness::Stale { since };
-        Arc::new(stale)
-    }
-
     /// Sends a command to `path`'s actor and waits for its answer, following
     /// the path to a new actor if the session is rebuilt meanwhile.
     ///
@@ -753,6 +516,7 @@ async fn save_cache_file(shared: std::sync::Weak<Shared>, mut state: watch::Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Snapshot, Subscription};
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>(_: &T) {}
