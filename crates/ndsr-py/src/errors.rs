@@ -1,0 +1,87 @@
+//! The exception types of `ndsr._core` and the mapping of [`ndsr::Error`]
+//! to them.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+create_exception!(_core, NdsrError, PyException, "Base class of every ndsr error.");
+create_exception!(_core, NoConnection, NdsrError, "Not connected to ZooKeeper within the timeout.");
+create_exception!(_core, ReadOnly, NdsrError, "A write on a read-only registry.");
+create_exception!(_core, InvalidPath, NdsrError, "Not a valid ZooKeeper path.");
+create_exception!(_core, InvalidArgument, NdsrError, "An argument is out of range or malformed.");
+create_exception!(_core, DataTooLarge, NdsrError, "The data or the whole request is over the limit.");
+create_exception!(_core, NotAuthorized, NdsrError, "ZooKeeper refused the operation on the node's ACL.");
+create_exception!(_core, Conflict, NdsrError, "The node is held by another session.");
+create_exception!(
+    _core,
+    Contention,
+    NdsrError,
+    "Another client kept changing the node between reads and writes; nothing was written."
+);
+create_exception!(
+    _core,
+    OutcomeUnknown,
+    NoConnection,
+    "A write was sent and no answer came: it may or may not have been applied."
+);
+create_exception!(_core, LockTimeout, NdsrError, "The lock was not obtained within its wait.");
+create_exception!(_core, LockMismatch, NdsrError, "The lock's holders disagree on how many may hold it.");
+create_exception!(_core, NotALock, NdsrError, "The lock path holds a node that is not a lock.");
+create_exception!(_core, NoInstance, NdsrError, "No instance of the service is eligible to pick.");
+create_exception!(_core, NotEmpty, NdsrError, "The node has children.");
+create_exception!(_core, ChrootMissing, NdsrError, "The chroot of the connection string does not exist.");
+create_exception!(_core, Closed, NdsrError, "The registry is closed.");
+
+/// Maps a library error to its Python exception, with the library's message.
+pub(crate) fn to_py(e: ndsr::Error) -> PyErr {
+    use ndsr::Error as E;
+    let message = e.to_string();
+    match e {
+        E::NoConnection(_) | E::WriteDropped { .. } => NoConnection::new_err(message),
+        E::ReadOnly(_) => ReadOnly::new_err(message),
+        E::InvalidPath { .. } => InvalidPath::new_err(message),
+        E::InvalidArgument(_) | E::InvalidServers { .. } | E::Data { .. } => {
+            InvalidArgument::new_err(message)
+        }
+        E::DataTooLarge { .. } => DataTooLarge::new_err(message),
+        E::NotAuthorized { .. } => NotAuthorized::new_err(message),
+        E::Conflict { .. } | E::FormatConflict { .. } => Conflict::new_err(message),
+        E::Contention { .. } => Contention::new_err(message),
+        E::OutcomeUnknown { .. } => OutcomeUnknown::new_err(message),
+        E::LockTimeout { .. } => LockTimeout::new_err(message),
+        E::LockMismatch { .. } => LockMismatch::new_err(message),
+        E::NotALock { .. } => NotALock::new_err(message),
+        E::NotEmpty { .. } => NotEmpty::new_err(message),
+        E::ChrootMissing { .. } => ChrootMissing::new_err(message),
+        E::Closed => Closed::new_err(message),
+        _ => NdsrError::new_err(message),
+    }
+}
+
+/// Adds the exception types to the module, under their names.
+pub(crate) fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    for (name, class) in [
+        ("NdsrError", py.get_type::<NdsrError>()),
+        ("NoConnection", py.get_type::<NoConnection>()),
+        ("ReadOnly", py.get_type::<ReadOnly>()),
+        ("InvalidPath", py.get_type::<InvalidPath>()),
+        ("InvalidArgument", py.get_type::<InvalidArgument>()),
+        ("DataTooLarge", py.get_type::<DataTooLarge>()),
+        ("NotAuthorized", py.get_type::<NotAuthorized>()),
+        ("Conflict", py.get_type::<Conflict>()),
+        ("Contention", py.get_type::<Contention>()),
+        ("OutcomeUnknown", py.get_type::<OutcomeUnknown>()),
+        ("LockTimeout", py.get_type::<LockTimeout>()),
+        ("LockMismatch", py.get_type::<LockMismatch>()),
+        ("NotALock", py.get_type::<NotALock>()),
+        ("NoInstance", py.get_type::<NoInstance>()),
+        ("NotEmpty", py.get_type::<NotEmpty>()),
+        ("ChrootMissing", py.get_type::<ChrootMissing>()),
+        ("Closed", py.get_type::<Closed>()),
+    ] {
+        m.add(name, class)?;
+    }
+    Ok(())
+}

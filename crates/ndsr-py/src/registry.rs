@@ -1,0 +1,482 @@
+//! The `Registry` pyclass and the `Core` (the async registry and its
+//! runtime) behind it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert::{data_from_py, value_to_py};
+use crate::errors::{to_py, Closed, NoInstance};
+use crate::fork::refuse_after_fork;
+use crate::lock::LockGuard;
+use crate::snapshot::Snapshot;
+use crate::subscription::Subscription;
+use crate::wait::Runtime;
+use crate::{logs, seconds};
+
+/// A format name (`None`: detect).
+fn format_of(format: Option<&str>) -> PyResult<Option<ndsr::discovery::Format>> {
+    format.map(|f| f.parse().map_err(PyValueError::new_err)).transpose()
+}
+
+/// An instance as a Python dict.
+fn instance_to_py<'py>(py: Python<'py>, i: &ndsr::discovery::Instance) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("key", &i.key)?;
+    d.set_item("format", i.format.name())?;
+    d.set_item("id", &i.id)?;
+    d.set_item("host", &i.host)?;
+    d.set_item("port", i.port)?;
+    d.set_item("address", i.address())?;
+    d.set_item("ssl_port", i.ssl_port)?;
+    d.set_item("serving", i.serving)?;
+    d.set_item("weight", i.weight)?;
+    d.set_item("shard", i.shard)?;
+    d.set_item("labels", i.labels.clone())?;
+    let endpoints: std::collections::BTreeMap<&String, (String, u16)> =
+        i.endpoints.iter().map(|(k, e)| (k, (e.host.clone(), e.port))).collect();
+    d.set_item("endpoints", endpoints)?;
+    d.set_item("data", value_to_py(py, &serde_json::Value::Object(i.data.clone()))?)?;
+    Ok(d)
+}
+
+/// A listing as a Python dict.
+fn listing_to_py<'py>(py: Python<'py>, l: &ndsr::discovery::Instances) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", &l.path)?;
+    d.set_item("format", l.format.map(|f| f.name()))?;
+    d.set_item("stale", l.stale)?;
+    let instances = l.instances.iter().map(|i| instance_to_py(py, i)).collect::<PyResult<Vec<_>>>()?;
+    d.set_item("instances", instances)?;
+    let bad: Vec<(&str, &str)> = l.bad.iter().map(|b| (b.key.as_str(), b.reason.as_str())).collect();
+    d.set_item("bad", bad)?;
+    Ok(d)
+}
+
+/// ACL entries given as `(perms, scheme, id)`, perms as ZooKeeper's bits
+/// (READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16).
+fn acl_of(entries: Vec<(u32, String, String)>) -> PyResult<Vec<ndsr::Acl>> {
+    use ndsr::Permission as P;
+    if entries.is_empty() {
+        return Err(PyValueError::new_err("acl: an empty ACL would make nodes nobody can use"));
+    }
+    entries
+        .into_iter()
+        .map(|(bits, scheme, id)| {
+            if bits == 0 || bits > 31 {
+                return Err(PyValueError::new_err(format!(
+                    "acl: permissions {bits} for {scheme}:{id} are not a combination of READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16"
+                )));
+            }
+            let perms = [(1, P::READ), (2, P::WRITE), (4, P::CREATE), (8, P::DELETE), (16, P::ADMIN)]
+                .into_iter()
+                .filter(|(bit, _)| bits & bit != 0)
+                .fold(P::NONE, |all, (_, p)| all | p);
+            Ok(ndsr::Acl::new(perms, ndsr::AuthId::new(&scheme, &id)))
+        })
+        .collect()
+}
+
+/// The core of an open registry: the async registry and its runtime.
+#[derive(Clone, Debug)]
+struct Core {
+    registry: ndsr::Registry,
+    runtime: Arc<Runtime>,
+}
+
+impl Core {
+    /// Runs `fut` on the registry's runtime, interruptible (see
+    /// [`Runtime::wait`]).
+    fn wait<F>(&self, py: Python<'_>, fut: F) -> PyResult<F::Output>
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        self.runtime.wait(py, fut)
+    }
+}
+
+/// A registry: one ZooKeeper session, its registrations, watches and cache.
+#[pyclass(module = "ndsr._core", frozen)]
+pub(crate) struct Registry {
+    inner: Mutex<Option<Core>>,
+    /// The children of the latest snapshot of each path read, as Python
+    /// strings: a cached read then copies a list of existing objects
+    /// instead of making a string per child.
+    children: Mutex<std::collections::HashMap<String, ChildrenOf>>,
+    /// `pick`'s selectors, by path and options (their state persists).
+    #[allow(clippy::type_complexity)]
+    selectors: Mutex<
+        std::collections::HashMap<
+            (String, Option<ndsr::discovery::Format>, ndsr::discovery::SelectorSpec),
+            Arc<ndsr::discovery::Selector>,
+        >,
+    >,
+}
+
+/// A snapshot and its children as a tuple of Python strings.
+type ChildrenOf = (Arc<ndsr::Snapshot>, Py<PyTuple>);
+
+impl Registry {
+    fn core(&self) -> PyResult<Core> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.clone().ok_or_else(|| Closed::new_err("the registry is closed"))
+    }
+}
+
+impl Registry {
+    /// The children of `snapshot` as a tuple of Python strings, made once
+    /// per snapshot of each path.
+    fn children_of(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        snapshot: &Arc<ndsr::Snapshot>,
+    ) -> PyResult<Py<PyTuple>> {
+        let mut cache = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, children)) = cache.get(path) {
+            // The cache hands out the same Arc until the path changes.
+            if Arc::ptr_eq(cached, snapshot) {
+                return Ok(children.clone_ref(py));
+            }
+        }
+        let children: Py<PyTuple> = PyTuple::new(py, &snapshot.children)?.unbind();
+        cache.insert(path.to_string(), (snapshot.clone(), children.clone_ref(py)));
+        Ok(children)
+    }
+}
+
+#[pymethods]
+impl Registry {
+    /// Connects (unless `lazy`) and returns the registry. Interrupted
+    /// (Ctrl-C), it closes what it opened.
+    #[new]
+    #[pyo3(signature = (servers, *, session_timeout=10.0, connect_timeout=None, readonly=false, lazy=false,
+        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None, acl=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        servers: &str,
+        session_timeout: f64,
+        connect_timeout: Option<f64>,
+        readonly: bool,
+        lazy: bool,
+        username: Option<String>,
+        password: Option<String>,
+        cache_file: Option<std::path::PathBuf>,
+        create_chroot: bool,
+        rate_limit: Option<u32>,
+        acl: Option<Vec<(u32, String, String)>>,
+    ) -> PyResult<Registry> {
+        let mut builder = ndsr::Registry::builder(servers)
+            .session_timeout(seconds(session_timeout, "session_timeout")?)
+            .readonly(readonly)
+            .lazy(lazy)
+            .create_chroot(create_chroot);
+        if let Some(timeout) = connect_timeout {
+            let timeout = seconds(timeout, "connect_timeout")?;
+            builder = builder.connect_timeout(timeout).operation_timeout(timeout.max(Duration::from_secs(1)));
+        }
+        match (username, password) {
+            (Some(user), Some(password)) => builder = builder.auth(user, password),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("username and password go together")),
+        }
+        if let Some(file) = cache_file {
+            builder = builder.cache_file(file);
+        }
+        if let Some(acl) = acl {
+            builder = builder.acl(acl_of(acl)?);
+        }
+        if let Some(n) = rate_limit.and_then(std::num::NonZeroU32::new) {
+            builder = builder.rate_limit(n);
+        }
+        refuse_after_fork()?;
+        logs::install();
+        let runtime = Runtime::start()?;
+        // A connect interrupted (Ctrl-C) or failed closes what it opened.
+        let built = runtime.wait(py, builder.build());
+        let registry = match built {
+            Ok(Ok(registry)) => registry,
+            Ok(Err(e)) => {
+                py.detach(move || drop(runtime));
+                return Err(to_py(e));
+            }
+            Err(interrupted) => {
+                py.detach(move || drop(runtime));
+                return Err(interrupted);
+            }
+        };
+        Ok(Registry {
+            inner: Mutex::new(Some(Core { registry, runtime })),
+            children: Mutex::default(),
+            selectors: Mutex::default(),
+        })
+    }
+
+    /// Registers an ephemeral node holding `data` (None, a str or a dict).
+    fn set_node(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data_from_py(data)?;
+        let core = self.core()?;
+        core.wait(py, core.registry.set_node(path, data))?.map_err(to_py)
+    }
+
+    /// Writes a persistent node holding `data`, unless it holds it already.
+    fn set_data(&self, py: Python<'_>, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data_from_py(data)?;
+        let core = self.core()?;
+        core.wait(py, core.registry.set_data(path, data))?.map_err(to_py)
+    }
+
+    /// Removes a node (a registration of ours: withdraws it).
+    fn unset(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        let core = self.core()?;
+        core.wait(py, core.registry.unset(path))?.map_err(to_py)
+    }
+
+    /// Removes a node and its subtree; returns how many nodes were deleted.
+    fn unset_recursive(&self, py: Python<'_>, path: &str) -> PyResult<usize> {
+        let core = self.core()?;
+        core.wait(py, core.registry.unset_recursive(path))?.map_err(to_py)
+    }
+
+    /// The snapshot of `path`, watched from now on (a memory read after the
+    /// first call, which keeps the GIL: there is nothing to wait for).
+    fn get(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
+        let core = self.core()?;
+        let snapshot = match core.registry.get_cached(path).map_err(to_py)? {
+            Some(snapshot) => snapshot,
+            None => core.wait(py, core.registry.get(path))?.map_err(to_py)?,
+        };
+        let children = self.children_of(py, path, &snapshot)?;
+        Ok(Snapshot(snapshot, Some(children)))
+    }
+
+    /// Reads `path` once, without watching it.
+    fn read(&self, py: Python<'_>, path: &str) -> PyResult<Snapshot> {
+        let core = self.core()?;
+        let snapshot = core.wait(py, core.registry.read(path))?.map_err(to_py)?;
+        Ok(Snapshot(Arc::new(snapshot), None))
+    }
+
+    /// Snapshots of `path`: the current one first, then one per change.
+    fn subscribe(&self, path: &str) -> PyResult<Subscription> {
+        let core = self.core()?;
+        let inner = {
+            let _entered = core.runtime.handle().enter();
+            core.registry.subscribe(path).map_err(to_py)?
+        };
+        Ok(Subscription { inner: Arc::new(tokio::sync::Mutex::new(inner)), runtime: core.runtime })
+    }
+
+    /// Stops watching `path` (its subscriptions end).
+    fn unwatch(&self, path: &str) -> PyResult<()> {
+        let core = self.core()?;
+        {
+            let _entered = core.runtime.handle().enter();
+            core.registry.unwatch(path).map_err(to_py)?;
+        }
+        // The path's children tuple goes with its watch.
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        Ok(())
+    }
+
+    /// The connection state: connecting, connected, disconnected, expired
+    /// or closed.
+    fn state(&self) -> PyResult<&'static str> {
+        Ok(self.core().map_or("closed", |core| core.registry.state().name()))
+    }
+
+    /// Waits up to `timeout` seconds for the state to differ from `seen`;
+    /// returns the state then.
+    fn next_state(&self, py: Python<'_>, seen: &str, timeout: f64) -> PyResult<&'static str> {
+        let timeout = seconds(timeout, "timeout")?;
+        let Ok(core) = self.core() else { return Ok("closed") };
+        let seen: ndsr::State = seen.parse().map_err(PyValueError::new_err)?;
+        let mut states = core.registry.state_changes();
+        let changed = core.wait(py, async move {
+            tokio::time::timeout(timeout, states.wait_for(|s| *s != seen))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|s| *s)
+        })?;
+        Ok(changed.unwrap_or(seen).name())
+    }
+
+    /// Takes a lock (kazoo Semaphore layout); waits up to `wait` seconds.
+    /// Interrupted (Ctrl-C), the request is withdrawn: its nodes are
+    /// deleted in the background.
+    #[pyo3(signature = (path, name="", simultaneous=1, wait=0.0))]
+    fn lock(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        name: &str,
+        simultaneous: u32,
+        wait: f64,
+    ) -> PyResult<LockGuard> {
+        let wait = seconds(wait, "wait")?;
+        let core = self.core()?;
+        let builder = core.registry.lock(path).name(name).simultaneous(simultaneous).wait(wait);
+        let guard = core.wait(py, builder.acquire())?.map_err(to_py)?;
+        Ok(LockGuard { inner: Mutex::new(Some(guard)), runtime: core.runtime })
+    }
+
+    /// The instances of a service directory, decoded from any format
+    /// (`format`: "curator", "serverset", "nerve", "nd"; default detected):
+    /// a dict with `path`, `format`, `stale`, `instances` (dicts) and `bad`
+    /// (`(key, reason)` pairs).
+    #[pyo3(signature = (path, format=None))]
+    fn instances<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        format: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format = format_of(format)?;
+        let core = self.core()?;
+        let listing = core.wait(py, core.registry.instances(path, format))?.map_err(to_py)?;
+        listing_to_py(py, &listing)
+    }
+
+    /// Picks one instance of a service directory (a dict), keeping the
+    /// strategy's state (round robin's turn, sticky's choice, reported
+    /// failures) per path and options. Raises `NoInstance` when none is
+    /// eligible.
+    #[pyo3(signature = (path, strategy="random", format=None, labels=None, prefer=None, include_draining=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn pick<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        strategy: &str,
+        format: Option<&str>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
+        prefer: Option<(String, String)>,
+        include_draining: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format = format_of(format)?;
+        let mut spec = ndsr::discovery::SelectorSpec::new(strategy.parse().map_err(PyValueError::new_err)?);
+        spec.include_draining = include_draining;
+        spec.prefer = prefer;
+        for (label, value) in labels.into_iter().flatten() {
+            spec.labels.push(ndsr::discovery::LabelFilter { label, value, equals: true });
+        }
+        let selector = {
+            let mut selectors = self.selectors.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (path.to_string(), format, spec);
+            if let Some(selector) = selectors.get(&key) {
+                selector.clone()
+            } else {
+                let selector = Arc::new(key.2.build());
+                selectors.insert(key, selector.clone());
+                selector
+            }
+        };
+        let core = self.core()?;
+        let listing = core.wait(py, core.registry.instances(path, format))?.map_err(to_py)?;
+        let picked = selector
+            .pick(&listing.instances)
+            .map_err(|none| NoInstance::new_err(format!("{path}: {none}")))?;
+        instance_to_py(py, &picked)
+    }
+
+    /// Registers an instance in another system's format (`format`:
+    /// "curator", "serverset", "nerve") and keeps it registered; returns
+    /// its node's path. `path` is the service directory (for Curator, the
+    /// base path; the service is `name`).
+    #[pyo3(signature = (path, format, host, port, *, name=None, id=None, ssl_port=None, shard=None, weight=None,
+        labels=None, endpoints=None, path_encoding=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        format: &str,
+        host: &str,
+        port: u16,
+        name: Option<String>,
+        id: Option<String>,
+        ssl_port: Option<u16>,
+        shard: Option<i32>,
+        weight: Option<u32>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
+        endpoints: Option<std::collections::BTreeMap<String, (String, u16)>>,
+        path_encoding: bool,
+    ) -> PyResult<String> {
+        use ndsr::discovery::{AnnounceError, Announcement, Format, InstanceSpec};
+        let core = self.core()?;
+        let format: Format = format.parse().map_err(PyValueError::new_err)?;
+        let spec = InstanceSpec {
+            name,
+            id,
+            ssl_port,
+            shard,
+            weight,
+            labels: labels.unwrap_or_default(),
+            endpoints: endpoints.unwrap_or_default(),
+            path_encoding,
+            ..InstanceSpec::new(host, port)
+        };
+        let announcement = Announcement::new(format, path, spec).map_err(|e| match e {
+            AnnounceError::NameMissing { what, .. } => {
+                PyValueError::new_err(format!("announce as {format}: name ({what}) is required"))
+            }
+            _ => PyValueError::new_err("announce writes curator, serverset or nerve; use set_node for nd"),
+        })?;
+        let announced = core.wait(py, announcement.register(&core.registry))?;
+        announced.map_err(to_py)
+    }
+
+    /// (For tests.) Is a children tuple kept for `path`?
+    #[pyo3(name = "_children_cached")]
+    fn children_cached(&self, path: &str) -> bool {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path)
+    }
+
+    /// ZooKeeper requests made so far.
+    fn zk_requests(&self) -> PyResult<u64> {
+        Ok(self.core()?.registry.zk_requests())
+    }
+
+    /// Closes the session: registrations vanish at once, subscriptions end.
+    /// Interrupted (Ctrl-C), the session still closes, in the background.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(core) = taken else { return Ok(()) };
+        match core.wait(py, core.registry.close()) {
+            Ok(()) => {
+                // The runtime's shutdown may wait a moment: not with the GIL.
+                py.detach(move || drop(core));
+                Ok(())
+            }
+            Err(interrupted) => {
+                // The runtime must live until the session is closed.
+                let closing = std::thread::Builder::new().name("ndsr-close".into()).spawn(move || {
+                    core.runtime.handle().block_on(core.registry.close());
+                    drop(core);
+                });
+                if let Err(e) = closing {
+                    tracing::warn!("cannot close the session in the background: {e}");
+                }
+                Err(interrupted)
+            }
+        }
+    }
+
+    /// In a child after `fork()`: the runtime's threads do not exist here,
+    /// so the registry is forgotten without being touched (the parent keeps
+    /// the session).
+    fn _abandon(&self) {
+        if let Ok(mut inner) = self.inner.try_lock() {
+            if let Some(core) = inner.take() {
+                std::mem::forget(core);
+            }
+        }
+    }
+}
