@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::agent::{event_where, Agent, TOKEN};
+use common::agent::{Agent, TOKEN};
 use common::*;
 use ndsr_testkit::{unique_path, ZkServer};
 use serde_json::json;
@@ -85,7 +85,12 @@ struct Stream {
 
 impl Stream {
     fn open(agent: &Agent, path: &str) -> Stream {
-        let mut stream = connect(agent);
+        Stream::open_on(connect(agent), path)
+    }
+
+    /// Opens the stream on `stream`, a connection that may have served
+    /// requests already.
+    fn open_on(mut stream: TcpStream, path: &str) -> Stream {
         write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         let mut reader = BufReader::new(stream);
         let mut status = String::new();
@@ -253,11 +258,20 @@ fn an_idle_connection_is_closed_but_streams_and_blocking_queries_are_not() {
     let writer = registry(&rt, &server);
     rt.block_on(writer.set_data(&format!("{root}/a"), json!({"v": 0}))).unwrap();
     let agent = Agent::start(&server, &config(&root, "header_timeout = \"1h\"\nidle_timeout = \"300ms\"\n"));
-    let events = agent.http().events(&format!("/v1/watch{root}/a"));
-    let first = event_where(&events, "the first event", |e| e["data"]["v"] == 0);
+    // The stream and the blocking query each on a kept-alive connection
+    // after a first request: the idle timeout, not the header timeout (an
+    // hour), is what would cut them.
+    let kept_alive = || {
+        let mut connection = connect(&agent);
+        assert_eq!(get(&mut connection, "/v1/registrations").0, 200);
+        connection
+    };
+    let mut events = Stream::open_on(kept_alive(), &format!("/v1/watch{root}/a"));
+    let first = events.next_where("the first event", |e| e["data"]["v"] == 0);
     let blocked = {
-        let (url, http) = (format!("/v1/nodes{root}/a?index={}&wait=30s", first["index"]), agent.http());
-        std::thread::spawn(move || http.get(&url))
+        let (url, mut connection) =
+            (format!("/v1/nodes{root}/a?index={}&wait=30s", first["index"]), kept_alive());
+        std::thread::spawn(move || get(&mut connection, &url))
     };
     // The blocking query waits at the agent (a slot of max_streams, as the
     // stream holds one) before the idle connection's time starts.
@@ -265,15 +279,15 @@ fn an_idle_connection_is_closed_but_streams_and_blocking_queries_are_not() {
 
     // A kept-alive connection that asks nothing more is closed after
     // idle_timeout (not header_timeout: that is an hour).
-    let mut idle = connect(&agent);
-    assert_eq!(get(&mut idle, "/v1/registrations").0, 200);
+    let mut idle = kept_alive();
     assert!(closed_by_agent(&mut idle), "an idle keep-alive connection is closed after idle_timeout");
 
     // The stream and the blocking query, open longer than that, still answer.
     rt.block_on(writer.set_data(&format!("{root}/a"), json!({"v": 1}))).unwrap();
-    event_where(&events, "the change", |e| e["data"]["v"] == 1);
-    let answered = blocked.join().unwrap();
-    assert_eq!((answered.status, &answered.body["data"]["v"]), (200, &json!(1)), "{}", answered.text);
+    events.next_where("the change", |e| e["data"]["v"] == 1);
+    let (status, body) = blocked.join().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!((status, &body["data"]["v"]), (200, &json!(1)), "{body}");
     rt.block_on(writer.close());
 }
 
