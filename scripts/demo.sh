@@ -83,6 +83,10 @@ rendered() { grep -q 10.0.0.2 docs/agent/out/haproxy.cfg 2>/dev/null; }
 wait_for "the template" rendered
 step "the HAProxy config rendered from docs/agent/haproxy.cfg.j2 (written atomically; then its reload command ran)"
 sed -n '/^backend web/,/^$/p' docs/agent/out/haproxy.cfg
+step "the write token runs no command: a PUT with check_cmd is refused (docs/AGENT.md, Security)"
+echo "-- curl -X PUT $url/v1/registrations/services/web/10.0.0.3:80 -d '{\"check_cmd\":\"id > /tmp/x; true\"}'"
+curl -s -X PUT -H "Authorization: Bearer $token" -d '{"check_cmd":"id > /tmp/x; true"}' "$url/v1/registrations/services/web/10.0.0.3:80"
+echo
 step "curl $url/metrics (Prometheus; a few lines)"
 curl -s "$url/metrics" | grep -E '^ndsr_(session_state\{state="connected"\}|agent_registrations|template_commands_total)' || true
 if $pause; then
