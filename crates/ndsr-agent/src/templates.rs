@@ -526,6 +526,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
             format!("{} does not name a file", path.display()),
         ));
     };
+    // Links on the way as written first: making missing directories and
+    // resolving the path both follow them.
+    check_links(parent)?;
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
     let dir = std::fs::canonicalize(parent)?;
     let shared = check_directory(&dir)?;
@@ -622,6 +625,40 @@ fn read_regular(path: &Path, limit: usize) -> std::io::Result<Option<(std::fs::M
     let mut text = Vec::new();
     file.take(limit as u64 + 1).read_to_end(&mut text)?;
     Ok(Some((meta, text)))
+}
+
+/// Checks the links on `path` as configured (before it is resolved): a
+/// link in a directory others can write must be root's or the agent's
+/// user's, in a sticky directory. Else another user could plant a link
+/// (say `/tmp/out -> /etc`) that sends the file wherever they like, into a
+/// directory that passes every check once resolved.
+fn check_links(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut current = std::path::PathBuf::new();
+    for component in path.components() {
+        current.push(component);
+        let Ok(meta) = std::fs::symlink_metadata(&current) else { return Ok(()) };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let parent = current.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mode = std::fs::metadata(parent)?.mode() & 0o7777;
+        let ours = meta.uid() == 0 || meta.uid() == me;
+        if mode & 0o022 != 0 && (mode & 0o1000 == 0 || !ours) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refused: {} is a link (owner uid {}) in {}, a directory others can write (mode {mode:04o}): \
+                     another user could point it anywhere; name the real directory",
+                    current.display(),
+                    meta.uid(),
+                    parent.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the directory written into (canonical), and every directory
@@ -972,6 +1009,21 @@ mod tests {
         std::os::unix::fs::chown(sticky.join("sub"), Some(4242), Some(4242)).unwrap();
         let error = write_atomically(&sticky.join("sub/haproxy.cfg"), b"x").unwrap_err().to_string();
         assert!(error.contains("is owned by uid 4242"), "{error}");
+        // In a sticky directory, another user's link to a directory that
+        // passes every check (ours, 0755): refused, nothing written there.
+        let safe = dir.path().join("safe");
+        std::fs::create_dir(&safe).unwrap();
+        let planted = sticky.join("out");
+        std::os::unix::fs::symlink(&safe, &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(4242), Some(4242)).unwrap();
+        let error = write_atomically(&planted.join("haproxy.cfg"), b"x").unwrap_err().to_string();
+        assert!(error.contains("is a link (owner uid 4242)"), "{error}");
+        assert_eq!(std::fs::read_dir(&safe).unwrap().count(), 0, "nothing written through the link");
+        // Our own link there is followed (only we could change it).
+        std::fs::remove_file(&planted).unwrap();
+        std::os::unix::fs::symlink(&safe, &planted).unwrap();
+        assert!(write_atomically(&planted.join("haproxy.cfg"), b"x").unwrap());
+        assert_eq!(std::fs::read(safe.join("haproxy.cfg")).unwrap(), b"x");
     }
 
     /// `write_atomically` in a thread, its result within 20 s (a test
