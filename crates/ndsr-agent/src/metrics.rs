@@ -53,7 +53,7 @@ pub fn text(agent: &Agent) -> Option<String> {
 /// Sets the gauges (and the counters the registry keeps) from the state now.
 fn observe(agent: &Agent) {
     let stats = agent.registry.stats();
-    for state in ndsr::State::ALL {
+    for &state in ndsr::State::ALL {
         let now = stats.state == state;
         gauge!("ndsr_session_state", "state" => state.name()).set(f64::from(u8::from(now)));
     }

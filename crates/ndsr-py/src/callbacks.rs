@@ -133,6 +133,19 @@ impl Shared {
     }
 }
 
+/// Ends a path's slot when the task following its subscription ends or
+/// is dropped (ending it twice is harmless).
+struct EndOnDrop {
+    shared: Arc<Shared>,
+    key: u64,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.shared.arrived(self.key, None);
+    }
+}
+
 /// A job for a worker: the path's key, its dispatcher, the snapshot, and
 /// whether to start another worker first.
 type Job = (u64, Py<PyAny>, Snapshot, bool);
@@ -178,6 +191,10 @@ impl CallbackHub {
         let shared = self.shared.clone();
         let inner = subscription.inner.clone();
         let task = subscription.runtime.handle().spawn(async move {
+            // Also when the task is dropped unfinished (the registry went
+            // without close(), its runtime shut down): the slot must end,
+            // or the last worker would stay for it, holding the callbacks.
+            let _end = EndOnDrop { shared: shared.clone(), key };
             let mut sub = inner.lock().await;
             while shared.arrived(key, sub.next().await) {}
         });

@@ -199,3 +199,24 @@ def test_unwatched_and_closed_paths_are_let_go(zk, base, other):
     assert r.close(WAIT) is True
     live, idle, followed = r._pool.counts()
     assert (live, followed) == (0, 0), "no worker and no path stays after close()"
+
+
+def test_a_registry_dropped_without_close_lets_its_workers_go(zk, base, other):
+    # Its runtime is shut down without running the tasks that follow its
+    # paths to their end: each path's slot must still end, or the last
+    # worker would stay for it for ever, holding the callbacks (review).
+    import gc
+
+    other.ensure_path(base)
+    create_all(other, [base + "/x"])
+    r = ndsr.Registry(zk)
+    seen = threading.Event()
+    r.add_callback(base + "/x", lambda snapshot: seen.set())
+    other.set(base + "/x", b'{"n": 1}')
+    assert seen.wait(WAIT)
+    pool = r._pool
+    assert pool.counts()[2] == 1
+    del r
+    gc.collect()
+    wait_for(lambda: pool.counts()[2] == 0, timeout=WAIT, what="the dropped registry's path let go")
+    wait_for(lambda: pool.counts()[0] == 0, timeout=_dispatch.IDLE * 4, what="its last worker to end")

@@ -150,6 +150,7 @@ class CallbackPool(object):
         try:
             thread.start()
         except BaseException:
+            self._threads.discard(thread)
             self._hub.started(False)
             raise
 
@@ -212,10 +213,17 @@ class CallbackThreads(object):
         self._waiting = set()
 
     def add(self, thread):
-        """Counts `thread` as one of the registry's callback threads."""
+        """Counts `thread` as one of the registry's callback threads (before
+        it is started, so that none runs uncounted)."""
         with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
+            # Ended ones go; ones added but not started yet (ident None) stay.
+            self._threads = [t for t in self._threads if t.ident is None or t.is_alive()]
             self._threads.append(thread)
+
+    def discard(self, thread):
+        """Forgets `thread` (it could not be started)."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t is not thread]
 
     def wait(self, timeout=None):
         """Waits up to `timeout` seconds (None: as long as it takes) for the
@@ -232,6 +240,9 @@ class CallbackThreads(object):
             self._waiting.add(me)
         try:
             deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+            # A thread not started yet (ident None) cannot be joined; it
+            # finds the registry closed when it asks for a job.
+            others = [t for t in others if t.ident is not None]
             for thread in others:
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             return not any(t.is_alive() for t in others)

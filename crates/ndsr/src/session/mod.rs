@@ -64,8 +64,8 @@ pub enum State {
 
 impl State {
     /// Every state, in the order of their names in [`State::name`].
-    pub const ALL: [State; 5] =
-        [State::Connecting, State::Connected, State::Disconnected, State::Expired, State::Closed];
+    pub const ALL: &'static [State] =
+        &[State::Connecting, State::Connected, State::Disconnected, State::Expired, State::Closed];
 
     /// The state's name as the CLI, the agent and the Python module show
     /// it: `connecting`, `connected`, `disconnected`, `expired`, `closed`.
@@ -90,7 +90,7 @@ impl std::str::FromStr for State {
 
     /// The state named `name` (as [`State::name`] spells it).
     fn from_str(name: &str) -> Result<State, String> {
-        State::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| format!("unknown state {name:?}"))
+        State::ALL.iter().copied().find(|s| s.name() == name).ok_or_else(|| format!("unknown state {name:?}"))
     }
 }
 
