@@ -39,7 +39,7 @@ pub struct File {
 pub struct ZooKeeper {
     /// HOST:PORT,...[/chroot]; `--server` wins over it.
     pub servers: Option<String>,
-    #[serde(default, with = "duration_opt")]
+    #[serde(default, with = "crate::durations::optional")]
     pub session_timeout: Option<Duration>,
 }
 
@@ -71,20 +71,20 @@ pub struct Http {
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// The longest a blocking query waits (`?wait=`).
-    #[serde(default = "default_max_wait", with = "duration")]
+    #[serde(default = "default_max_wait", with = "crate::durations::required")]
     pub max_wait: Duration,
     /// The most paths the API keeps watched (more: 429).
     #[serde(default = "default_max_paths")]
     pub max_paths: usize,
     /// How long a path followed only because a reader asked stays
     /// followed once no request or stream uses it.
-    #[serde(default = "default_path_idle", with = "duration")]
+    #[serde(default = "default_path_idle", with = "crate::durations::required")]
     pub path_idle: Duration,
     /// How long a connection may take to send a request's headers.
-    #[serde(default = "default_header_timeout", with = "duration")]
+    #[serde(default = "default_header_timeout", with = "crate::durations::required")]
     pub header_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request.
-    #[serde(default = "default_idle_timeout", with = "duration")]
+    #[serde(default = "default_idle_timeout", with = "crate::durations::required")]
     pub idle_timeout: Duration,
     /// The most connections served at once; more wait to be accepted.
     #[serde(default = "default_max_connections")]
@@ -202,14 +202,14 @@ pub struct TemplateFile {
     /// Run with `sh -c` after the file changed.
     pub command: Option<String>,
     /// At most one command per this interval (default 1s).
-    #[serde(default, with = "duration_opt")]
+    #[serde(default, with = "crate::durations::optional")]
     pub min_interval: Option<Duration>,
     /// The command's time limit (default 60s).
-    #[serde(default, with = "duration_opt")]
+    #[serde(default, with = "crate::durations::optional")]
     pub command_timeout: Option<Duration>,
     /// How long the template may wait for a service's first list before
     /// it counts as failing (default 30s).
-    #[serde(default, with = "duration_opt")]
+    #[serde(default, with = "crate::durations::optional")]
     pub wait_limit: Option<Duration>,
 }
 
@@ -240,7 +240,7 @@ pub struct RegisterFields {
     pub check_tcp: Option<String>,
     pub check_http: Option<String>,
     pub check_cmd: Option<String>,
-    #[serde(default, with = "duration_opt")]
+    #[serde(default, with = "crate::durations::optional")]
     pub interval: Option<Duration>,
     pub rise: Option<u32>,
     pub fall: Option<u32>,
@@ -582,28 +582,6 @@ pub fn check_data(data: &serde_json::Value) -> Result<(), String> {
     match data {
         serde_json::Value::Object(_) | serde_json::Value::String(_) | serde_json::Value::Null => Ok(()),
         _ => Err("data must be an object, a string or null".into()),
-    }
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\" ({e})")))
-    }
-}
-
-mod duration_opt {
-    use std::time::Duration;
-
-    use serde::Deserializer;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration::deserialize(d).map(Some)
     }
 }
 

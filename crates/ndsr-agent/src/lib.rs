@@ -11,6 +11,7 @@
 
 pub mod check;
 mod config;
+mod durations;
 mod error;
 pub mod hold;
 mod http;
@@ -21,6 +22,7 @@ mod state;
 mod template_status;
 mod templates;
 pub mod views;
+mod write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
