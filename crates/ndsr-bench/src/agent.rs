@@ -62,7 +62,10 @@ impl Agent {
     fn start(servers: &str, root: &str) -> Result<Agent, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config = dir.path().join("agent.toml");
-        std::fs::write(&config, format!("roots = [\"{root}\"]\n")).map_err(|e| e.to_string())?;
+        // Room for every waiting client: the defaults (1,024 connections,
+        // 256 streams) would refuse most of them 503.
+        let text = format!("roots = [\"{root}\"]\n[http]\nmax_connections = 4096\nmax_streams = 2048\n");
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut child = Command::new(ndsr_binary()?)
             .args(["--server", servers, "-q", "agent", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
