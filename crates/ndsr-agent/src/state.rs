@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use ndsr::discovery::{Format, Instances, Selector, SelectorSpec};
 use ndsr::{Registry, Snapshot};
@@ -32,6 +33,17 @@ use crate::template_status::TemplateStatuses;
 pub struct Versioned<T> {
     pub index: u64,
     pub value: T,
+    /// The value's fresh answer body, made once by the first reader that
+    /// needs it and shared by every clone (`None` inside: it could not be
+    /// made). Many readers woken by one change answer with one body.
+    pub rendered: Arc<OnceLock<Option<Bytes>>>,
+}
+
+impl<T> Versioned<T> {
+    /// `value` at `index`, its body not made yet.
+    pub fn new(index: u64, value: T) -> Versioned<T> {
+        Versioned { index, value, rendered: Arc::default() }
+    }
 }
 
 type Feed<T> = watch::Receiver<Option<Versioned<T>>>;
@@ -307,7 +319,7 @@ impl Agent {
                     () = stopped.cancelled() => return,
                     next = values.next() => match next { Some(value) => value, None => return },
                 };
-                tx.send_replace(Some(Versioned { index: this.next_index(), value }));
+                tx.send_replace(Some(Versioned::new(this.next_index(), value)));
                 this.changed();
             }
         });

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::auth::is_owner;
 use super::common::{
-    block, json_body, node_view, read_headers, service_json, status_for, zk_path, ApiError, ApiResult,
-    ReadQuery, Streams,
+    block, json_body, node_view_at, read_answer, read_headers, service_json_at, status_for, zk_path,
+    ApiError, ApiResult, ReadQuery, Streams,
 };
 use crate::config::{parse_format, RegisterFields};
 use crate::error::ErrorKind;
@@ -41,9 +41,9 @@ pub async fn node(
     let wait = query.wait(&agent)?;
     let rx = agent.node(&path).await?;
     let versioned = block(&agent, &streams, rx, wait).await?;
-    let view = node_view(&agent, &versioned);
-    let status = if view.exists { StatusCode::OK } else { StatusCode::NOT_FOUND };
-    Ok((status, read_headers(view.index, view.stale), Json(&view)).into_response())
+    let since = agent.stale_since(&versioned.value.path);
+    let status = if versioned.value.exists() { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    Ok(read_answer(status, &versioned, since, || node_view_at(&versioned, since)))
 }
 
 /// `GET /v1/services/<path>?format=`: the decoded instances.
@@ -58,9 +58,8 @@ pub async fn service(
     let wait = query.wait(&agent)?;
     let rx = agent.service(&path, query.format()?).await?;
     let versioned = block(&agent, &streams, rx, wait).await?;
-    let body = service_json(&agent, &versioned);
-    let stale = body["stale"] == json!(true);
-    Ok((read_headers(versioned.index, stale), Json(body)).into_response())
+    let since = agent.stale_since(&versioned.value.path);
+    Ok(read_answer(StatusCode::OK, &versioned, since, || service_json_at(&versioned, since)))
 }
 
 /// `?strategy=&label=&prefer=&include_draining=&format=` of a pick.
@@ -209,4 +208,22 @@ pub async fn health(State(agent): State<Arc<Agent>>) -> Response {
     });
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a four-argument handler returns.
+    fn future_size<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A waiting blocking query's future lives as long as it waits (one
+    /// per waiting client): keep it small (776 bytes when written).
+    #[test]
+    fn a_waiting_read_costs_little_memory() {
+        assert!(future_size(node) <= 1024, "node: {} bytes", future_size(node));
+        assert!(future_size(service) <= 1024, "service: {} bytes", future_size(service));
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -148,7 +148,11 @@ pub struct NodeView<'a> {
 }
 
 pub fn node_view<'a>(agent: &Agent, versioned: &'a Versioned<Arc<ndsr::Snapshot>>) -> NodeView<'a> {
-    let since = agent.stale_since(&versioned.value.path);
+    node_view_at(versioned, agent.stale_since(&versioned.value.path))
+}
+
+/// A node as the API shows it, stale since `since` (`None`: fresh).
+pub fn node_view_at(versioned: &Versioned<Arc<ndsr::Snapshot>>, since: Option<SystemTime>) -> NodeView<'_> {
     NodeView {
         snapshot: &versioned.value,
         exists: versioned.value.exists(),
@@ -170,9 +174,43 @@ pub fn read_headers(index: u64, stale: bool) -> [(header::HeaderName, HeaderValu
     ]
 }
 
+/// A read answer: `status`, the read headers, and `view` as JSON. A fresh
+/// answer's body (`since` is `None`) is made once per value and shared:
+/// every blocking query woken by one change answers with the same bytes.
+/// A stale one's (its `stale_since_ms` moves) is made for each reader.
+pub fn read_answer<T, V: Serialize>(
+    status: StatusCode,
+    versioned: &Versioned<T>,
+    since: Option<SystemTime>,
+    view: impl Fn() -> V,
+) -> Response {
+    let made = |view: V| serde_json::to_vec(&view).ok().map(Bytes::from);
+    let body = match since {
+        None => versioned.rendered.get_or_init(|| made(view())).clone(),
+        Some(_) => made(view()),
+    };
+    let Some(body) = body else {
+        // Not serializable: axum's own answer to that (500).
+        return (status, Json(view())).into_response();
+    };
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.extend(read_headers(versioned.index, since.is_some()));
+    response
+}
+
 /// A service listing as the API and dashboard show it.
 pub fn service_json(agent: &Agent, versioned: &Versioned<ndsr::discovery::Instances>) -> serde_json::Value {
-    let since = agent.stale_since(&versioned.value.path);
+    service_json_at(versioned, agent.stale_since(&versioned.value.path))
+}
+
+/// A service listing as the API shows it, stale since `since` (`None`: fresh).
+pub fn service_json_at(
+    versioned: &Versioned<ndsr::discovery::Instances>,
+    since: Option<SystemTime>,
+) -> serde_json::Value {
     let mut body = serde_json::to_value(listing_view(&versioned.value)).unwrap_or_default();
     body["index"] = json!(versioned.index);
     body["stale"] = json!(since.is_some());
