@@ -312,3 +312,21 @@ impl Drop for OpenConnection {
         ::metrics::gauge!("ndsr_http_connections_open").decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a five-argument function returns.
+    fn future_size<A, B, C, D, E, F: std::future::Future>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A connection's task lives as long as the connection (one per
+    /// waiting client): keep its future small (1,224 bytes when written;
+    /// hyper's buffers are on the heap, 8 KB each but paged in as used).
+    #[test]
+    fn a_connection_task_costs_little_memory() {
+        assert!(future_size(connection) <= 2048, "connection: {} bytes", future_size(connection));
+    }
+}
