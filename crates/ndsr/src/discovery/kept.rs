@@ -225,28 +225,14 @@ mod tests {
         r#"{}"#,
     ];
 
-    fn object(json: &str) -> Object {
-        match serde_json::from_str(json).unwrap() {
-            serde_json::Value::Object(o) => o,
-            _ => unreachable!(),
-        }
-    }
-
+    /// An existing node at `path` holding `data`, at `version` (the
+    /// discovery tests' fixture).
     fn node(path: &str, data: &str, version: i32) -> Arc<Snapshot> {
-        let stat = crate::Stat {
-            czxid: 1,
-            mzxid: 1,
-            ctime: 0,
-            mtime: 0,
-            version,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
-            data_length: 1,
-            num_children: 0,
-            pzxid: 1,
-        };
-        Arc::new(Snapshot { stat: Some(stat), data: Some(object(data)), ..Snapshot::missing(path) })
+        let mut snapshot = crate::discovery::tests::existing(path, data);
+        if let Some(stat) = &mut snapshot.stat {
+            stat.version = version;
+        }
+        Arc::new(snapshot)
     }
 
     /// What one step does to a child.

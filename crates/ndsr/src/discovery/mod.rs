@@ -456,7 +456,7 @@ mod tests {
     }
 
     /// The snapshot of an existing node at `path` holding `json`.
-    fn existing(path: &str, json: &str) -> Snapshot {
+    pub(super) fn existing(path: &str, json: &str) -> Snapshot {
         let stat = crate::Stat {
             czxid: 1,
             mzxid: 1,
