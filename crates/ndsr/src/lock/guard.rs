@@ -169,18 +169,45 @@ impl LockGuard {
     /// dropped with the cancelled call, deletes its node in the background).
     pub async fn release(mut self) -> Result<()> {
         self.monitor.abort();
-        let Some(client) = holding_client(&self.shared, self.epoch) else {
-            self.released = true;
-            return Ok(());
-        };
-        let deleted = self.shared.call("delete", &self.node, client.delete(&self.node, None)).await;
-        // Only now: a release cancelled before this point leaves the
-        // deletion to the guard's drop.
-        self.released = true;
-        match deleted {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_no_node() => Ok(()),
-            Err(e) => Err(e),
+        // A connection lost while the delete was in flight (a link that has
+        // just come back may drop again) is retried while the session
+        // lives, within the connect timeout: the delete is idempotent.
+        let deadline = tokio::time::Instant::now() + self.shared.config.connect_timeout_or_default();
+        loop {
+            if holding_client(&self.shared, self.epoch).is_none() {
+                self.released = true;
+                return Ok(());
+            }
+            let client = match self.shared.client_by(deadline).await {
+                Ok((client, epoch)) if epoch == self.epoch => client,
+                // The session ended meanwhile: the lock ended with it.
+                Ok(_) | Err(crate::Error::Closed) => {
+                    self.released = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            let deleted = self.shared.call("delete", &self.node, client.delete(&self.node, None)).await;
+            match deleted {
+                Err(crate::Error::NoConnection(_)) if tokio::time::Instant::now() < deadline => {
+                    // Not a tight loop while the state catches up.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // Only now: a release cancelled before this point leaves
+                // the deletion to the guard's drop.
+                Ok(()) => {
+                    self.released = true;
+                    return Ok(());
+                }
+                Err(e) if e.is_no_node() => {
+                    self.released = true;
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.released = true;
+                    return Err(e);
+                }
+            }
         }
     }
 }
