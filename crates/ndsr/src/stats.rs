@@ -50,6 +50,11 @@ pub(crate) struct Counters {
     pub(crate) max_zxid: std::sync::atomic::AtomicI64,
     /// Whether this session's rewind was said (reset for each session).
     pub(crate) history_warned: std::sync::atomic::AtomicBool,
+    /// Gauges the hub keeps: its records, registrations, and registrations
+    /// given up.
+    pub(crate) watched_paths: std::sync::atomic::AtomicUsize,
+    pub(crate) registrations: std::sync::atomic::AtomicUsize,
+    pub(crate) registrations_given_up: std::sync::atomic::AtomicUsize,
 }
 
 impl Counters {

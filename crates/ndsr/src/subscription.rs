@@ -77,13 +77,12 @@ impl Subscription {
     }
 }
 
-/// A subscription's claim on its path: on drop, the path is unwatched if
-/// nothing else wants it.
+/// A subscription's claim on its path: on drop, it tells the cache it was
+/// given (which forgets the path if nothing else wants it, and notes it for
+/// whoever keeps the path current). It knows nothing of the session.
 pub(crate) struct Interest {
-    pub(crate) shared: std::sync::Weak<crate::session::Shared>,
-    pub(crate) path: String,
-    /// A clone of the desire's subscription token (see `Desire`).
-    pub(crate) token: Option<Arc<()>>,
+    pub(crate) cache: std::sync::Weak<crate::cache::Cache>,
+    pub(crate) path: Arc<str>,
 }
 
 impl std::fmt::Debug for Interest {
@@ -94,8 +93,8 @@ impl std::fmt::Debug for Interest {
 
 impl Drop for Interest {
     fn drop(&mut self) {
-        if let (Some(shared), Some(token)) = (self.shared.upgrade(), self.token.take()) {
-            crate::session::release_subscriber(&shared, &self.path, token);
+        if let Some(cache) = self.cache.upgrade() {
+            cache.release_subscriber(&self.path);
         }
     }
 }

@@ -51,9 +51,15 @@ pub(super) async fn ensure_lease_node(shared: &Shared, client: &Client, path: &s
             }
             Err(e) if e.is_no_node() => {
                 let lease_count = n.to_string();
-                let created =
-                    reconcile::create(shared, client, path, lease_count.as_bytes(), CreateMode::Persistent)
-                        .await;
+                let created = reconcile::create(
+                    shared,
+                    client,
+                    path,
+                    lease_count.as_bytes(),
+                    CreateMode::Persistent,
+                    None,
+                )
+                .await;
                 match created {
                     Ok(_) => return Ok(()),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,

@@ -17,7 +17,7 @@ use crate::codec::{encode, Data};
 use crate::config::RegistryBuilder;
 use crate::path::validate_path;
 use crate::session::supervisor::{self, Command};
-use crate::session::{path_sender, ActorCmd, Goal, Reply, SessionView, Shared, State, WithdrawOnDrop};
+use crate::session::{ActorCmd, Goal, HubCmd, Reply, SessionView, Shared, State, WithdrawOnDrop};
 use crate::{Error, Result};
 
 /// A service registry on ZooKeeper: registrations, watched paths and their
@@ -42,6 +42,8 @@ use crate::{Error, Result};
 pub struct Registry {
     shared: Arc<Shared>,
     cmds: mpsc::UnboundedSender<Command>,
+    /// The hub's bounded command channel (see `session/hub.rs`).
+    hub: mpsc::Sender<HubCmd>,
     callbacks: Arc<Mutex<HashMap<u64, JoinHandle<()>>>>,
 }
 
@@ -88,12 +90,9 @@ impl Registry {
             config,
             hosts,
             chroot,
-            desired: Default::default(),
             cache: Default::default(),
             session: watch::channel(view).0,
             state: watch::channel(State::Connecting).0,
-            past_sessions: Default::default(),
-            hub: Default::default(),
             acl,
             limiter,
             cache_file,
@@ -103,11 +102,12 @@ impl Registry {
             tasks: Default::default(),
         });
         let (cmds, rx) = mpsc::unbounded_channel();
-        shared.tasks.spawn(supervisor::run(shared.clone(), rx));
+        let (hub, hub_rx) = mpsc::channel(crate::session::QUEUE);
+        shared.tasks.spawn(supervisor::run(shared.clone(), rx, (hub.clone(), hub_rx)));
         if shared.cache_file.is_some() {
             shared.tasks.spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
         }
-        let registry = Registry { shared, cmds, callbacks: Default::default() };
+        let registry = Registry { shared, cmds, hub, callbacks: Default::default() };
         if !lazy {
             if let Err(e) = registry.shared.client_by(Instant::now() + connect_timeout).await {
                 registry.close().await;
@@ -166,25 +166,26 @@ impl Registry {
 
     /// Makes `bytes` the registration of `path` and waits for it.
     async fn register(&self, op: &'static str, path: &str, bytes: Vec<u8>) -> Result<()> {
-        let previous = {
-            let mut desired = self.shared.desired();
-            let desire = desired.want(path);
-            desire.reset_drops();
-            desire.goal.replace(Goal::Ephemeral(bytes))
-        };
+        let goal = Goal::Ephemeral(bytes);
+        let path_ = path.to_string();
+        let previous = self.ask(|reply| HubCmd::Goal { path: path_, goal: goal.clone(), reply }).await?;
         let result = self.send(op, path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.keeps_goal() {
                 // Dropped: as before the call, and nothing left behind if
                 // the path was new.
-                let mut desired = self.shared.desired();
-                if let Some(desire) = desired.get_mut(path) {
-                    desire.goal = previous;
-                }
-                crate::session::forget_if_unwanted(&self.shared, &mut desired, path);
+                let path = path.to_string();
+                self.ask(|reply| HubCmd::Restore { path, failed: goal, previous, reply }).await?;
             }
         }
         result
+    }
+
+    /// Sends the hub a command and waits for its answer.
+    async fn ask<T>(&self, make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> HubCmd) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.hub.send(make(reply)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)
     }
 
     /// Writes a persistent data node at `path` (missing parents created),
@@ -212,15 +213,11 @@ impl Registry {
             Data::Object(user) => user.contains_key("pid") || user.contains_key("created"),
             Data::None | Data::String(_) => false,
         };
-        {
-            let mut desired = self.shared.desired();
-            let desire = desired.want(path);
-            if matches!(desire.goal, Some(Goal::Ephemeral(_))) {
-                return Err(Error::InvalidArgument(
-                    "the path is a registration of this registry: change its data with set_node",
-                ));
-            }
-            desire.watch = true;
+        let path_ = path.to_string();
+        if !self.ask(|reply| HubCmd::Watch { path: path_, reply }).await? {
+            return Err(Error::InvalidArgument(
+                "the path is a registration of this registry: change its data with set_node",
+            ));
         }
         self.send("set_data", path, |reply| ActorCmd::SetData { bytes: bytes.clone(), keep_defaults, reply })
             .await
@@ -252,16 +249,8 @@ impl Registry {
     /// may or may not be performed.
     pub async fn unset(&self, path: &str) -> Result<()> {
         self.check_removable("unset", path)?;
-        let registered = {
-            let mut desired = self.shared.desired();
-            match desired.get_mut(path) {
-                Some(desire) if desire.goal.is_some() => {
-                    desire.goal = Some(Goal::Absent);
-                    true
-                }
-                _ => false,
-            }
-        };
+        let path_ = path.to_string();
+        let registered = self.ask(|reply| HubCmd::Unset { path: path_, reply }).await?;
         if registered {
             return self.send("unset", path, ActorCmd::Enforce).await;
         }
@@ -446,11 +435,11 @@ impl Registry {
         Instant::now() + self.shared.config.connect_timeout_or_default()
     }
 
-    /// Sends a command to `path`'s actor and waits for its answer, following
-    /// the path to a new actor if the session is rebuilt meanwhile.
+    /// Sends a command to `path`'s record in the hub and waits for its
+    /// answer, sending it again if the session is rebuilt meanwhile.
     ///
-    /// Commands are idempotent, so one whose actor was stopped before it
-    /// answered is sent again to the next actor, until the deadline. A
+    /// Commands are idempotent, so one whose operation was stopped (with its
+    /// session) before it answered is sent again, until the deadline. A
     /// command that has not started when this gives up (or is cancelled)
     /// is withdrawn and never runs; one that had started is reported as
     /// [`Error::OutcomeUnknown`].
@@ -458,16 +447,18 @@ impl Registry {
         let deadline = self.deadline();
         loop {
             self.shared.client_by(deadline).await?;
-            // The command starts the path if it is new.
-            let Some(tx) = path_sender(&self.shared, path) else {
-                // The session changed between the two calls: wait for the next.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            };
             let (reply, answer, ticket) = Reply::new();
             let _withdraw = WithdrawOnDrop(ticket.clone());
-            if tx.send(make(reply)).is_err() {
-                continue;
+            // The command starts the path if it is new. A full queue is
+            // waited for (within the deadline).
+            let cmd = HubCmd::Path(path.to_string(), make(reply));
+            match tokio::time::timeout_at(deadline, self.hub.send(cmd)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => {
+                    let why = "the registry's command queue stayed full; nothing was sent";
+                    return Err(Error::NoConnection(format!("{op} {path}: {why}")));
+                }
             }
             // The operation makes a few calls, each bounded by the operation
             // timeout; the caller waits the write timeout for all of them.

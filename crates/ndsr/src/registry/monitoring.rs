@@ -9,12 +9,6 @@ impl Registry {
     /// errors. Cheap: no ZooKeeper call.
     pub fn stats(&self) -> crate::Stats {
         use std::sync::atomic::Ordering::Relaxed;
-        let (mut watched_paths, mut registrations, mut registrations_given_up) = (0, 0, 0);
-        for (_, desire) in self.shared.desired().iter() {
-            watched_paths += 1;
-            registrations += usize::from(matches!(desire.goal, Some(crate::session::Goal::Ephemeral(_))));
-            registrations_given_up += usize::from(desire.given_up().is_some());
-        }
         let state = self.state();
         let counters = &self.shared.counters;
         crate::Stats {
@@ -24,9 +18,9 @@ impl Registry {
             requests: self.zk_requests(),
             reconnects: counters.reconnects.load(Relaxed),
             expiries: counters.expiries.load(Relaxed),
-            watched_paths,
-            registrations,
-            registrations_given_up,
+            watched_paths: counters.watched_paths.load(Relaxed),
+            registrations: counters.registrations.load(Relaxed),
+            registrations_given_up: counters.registrations_given_up.load(Relaxed),
             callback_errors: counters.callback_errors.load(Relaxed),
             history_rewinds: counters.history_rewinds.load(Relaxed),
         }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::Registry;
 use crate::path::validate_path;
-use crate::session::{ensure_actor, read_node, stop_actor, Goal, State};
+use crate::session::{read_node, State};
 use crate::snapshot::{Freshness, Snapshot};
 use crate::subscription::{drive, CallbackId, Interest, Subscription};
 use crate::{Error, Result};
@@ -38,27 +38,22 @@ impl Registry {
         if let Some(snapshot) = self.shared.cache.get(path) {
             return Ok(self.with_freshness(snapshot));
         }
-        let key = {
-            let mut desired = self.shared.desired();
-            desired.want(path).watch = true;
-            desired.key(path)
-        };
+        // Pinned: the hub (told by the cache) starts watching the path.
+        self.shared.cache.pin(path, crate::cache::WATCHED);
         // Cold start with ZooKeeper unreachable: the saved snapshot, stale.
         // The watch is kept and goes live once connected.
         if self.state() != State::Connected {
             if let Some(saved) = self.shared.cache_file.as_ref().and_then(|f| f.lookup(path)) {
-                ensure_actor(&self.shared, path);
                 return Ok(Arc::new(saved));
             }
         }
         // Declared before `rx`, so dropped after it: the channel made for
         // this wait is freed on every return, unless a subscriber uses it.
         let _release = crate::cache::ReleaseOnDrop { cache: &self.shared.cache, path };
-        let mut rx = self.shared.cache.subscribe(path, key);
+        let (mut rx, _) = self.shared.cache.subscribe(path);
         let deadline = self.deadline();
         loop {
             self.shared.client_by(deadline).await?;
-            ensure_actor(&self.shared, path);
             let first = tokio::time::timeout(self.shared.op_timeout(), rx.wait_for(Option::is_some)).await;
             match first {
                 Ok(Ok(snapshot)) => {
@@ -113,15 +108,8 @@ impl Registry {
         if self.state() == State::Closed {
             return Err(Error::Closed);
         }
-        let (rx, token) = {
-            let mut desired = self.shared.desired();
-            let desire = desired.want(path);
-            let token = desire.subscription.get_or_insert_with(Default::default).clone();
-            (self.shared.cache.subscribe(path, desired.key(path)), token)
-        };
-        let interest =
-            Interest { shared: Arc::downgrade(&self.shared), path: path.to_string(), token: Some(token) };
-        ensure_actor(&self.shared, path);
+        let (rx, path) = self.shared.cache.subscribe(path);
+        let interest = Interest { cache: Arc::downgrade(&self.shared.cache), path };
         Ok(Subscription::new(rx, Some(interest)))
     }
 
@@ -213,25 +201,9 @@ impl Registry {
     /// [`Error::InvalidPath`].
     pub fn unwatch(&self, path: &str) -> Result<()> {
         validate_path(path)?;
-        let keep = {
-            let mut desired = self.shared.desired();
-            match desired.get_mut(path) {
-                // A live registration is kept; an unset one is forgotten
-                // with the watch (its path is no longer kept absent).
-                Some(desire) if matches!(desire.goal, Some(Goal::Ephemeral(_))) => {
-                    desire.watch = false;
-                    true
-                }
-                _ => {
-                    desired.remove(path);
-                    false
-                }
-            }
-        };
-        if !keep {
-            stop_actor(&self.shared, path);
-            self.shared.cache.remove(path);
-        }
+        // A live registration is kept; an unset one is forgotten with the
+        // watch (its path is no longer kept absent): the hub hears of it.
+        self.shared.cache.unwatch(path);
         Ok(())
     }
 

@@ -59,7 +59,7 @@ impl Registry {
                 }
             }
             let creating = client.create(prefix, &bytes, &options);
-            match self.shared.write_call("create", prefix, &client, creating).await {
+            match self.shared.write_call("create", prefix, &client, creating, None).await {
                 Ok((_, sequence)) => break format!("{prefix}{sequence}"),
                 Err(e) if lost(&e) && Instant::now() < deadline => sent = true,
                 Err(e) if lost(&e) => return Err(unknown()),

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use zookeeper_client::{Client, CreateMode, EventType, WatchedEvent};
 
 use crate::path::direct_child;
+use crate::session::desired::Counters;
 use crate::session::reconcile::{self, Written};
-use crate::session::{read_node, Goal, Shared};
+use crate::session::{read_node, Goal, PastSessions, Shared};
 use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
@@ -92,22 +93,50 @@ impl Batch {
     }
 }
 
-/// One operation on a path: its state, with the session's handles for the
-/// time of the operation.
+/// One operation on a path: its state, its registration's goal and
+/// counts (lent by its record), with the session's handles for the time of
+/// the operation.
 pub(crate) struct Actor {
     shared: Arc<Shared>,
     path: Arc<str>,
     client: Client,
+    past: Arc<PastSessions>,
     state: PathState,
+    goal: Option<Goal>,
+    counters: Box<Counters>,
+    /// The registration was given up after this many dropped writes.
+    gave_up: Option<u32>,
+}
+
+/// What an operation hands back to the path's record.
+pub(crate) struct Outcome {
+    pub(crate) state: PathState,
+    pub(crate) counters: Box<Counters>,
+    /// The goal the operation worked for, and the number of dropped writes
+    /// after which it gave it up (if it did).
+    pub(crate) gave_up: Option<(Goal, u32)>,
+}
+
+/// What an operation starts from: the session's handles and what the
+/// path's record lends it.
+pub(crate) struct Lent {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) client: Client,
+    pub(crate) past: Arc<PastSessions>,
+    pub(crate) state: PathState,
+    pub(crate) goal: Option<Goal>,
+    pub(crate) counters: Box<Counters>,
 }
 
 impl Actor {
-    pub(crate) fn new(shared: Arc<Shared>, client: Client, path: Arc<str>, state: PathState) -> Actor {
-        Actor { shared, path, client, state }
+    pub(crate) fn new(path: Arc<str>, lent: Lent) -> Actor {
+        let Lent { shared, client, past, state, goal, counters } = lent;
+        Actor { shared, path, client, past, state, goal, counters, gave_up: None }
     }
 
-    pub(crate) fn into_state(self) -> PathState {
-        self.state
+    pub(crate) fn into_outcome(self) -> Outcome {
+        let gave_up = self.gave_up.zip(self.goal).map(|(n, goal)| (goal, n));
+        Outcome { state: self.state, counters: self.counters, gave_up }
     }
 
     fn known(&self) -> bool {
@@ -126,7 +155,7 @@ impl Actor {
     /// take over.
     pub(crate) async fn start(&mut self) {
         self.shared.throttle().await;
-        if let Some(Goal::Ephemeral(bytes)) = self.goal() {
+        if let Some(Goal::Ephemeral(bytes)) = self.goal.clone() {
             // Registrations racing into a parent this registry has not
             // seen yet wait for one shared mkdir, instead of each sending a
             // create that fails for want of the parent.
@@ -138,21 +167,24 @@ impl Actor {
             let options = self.shared.create_options(CreateMode::Ephemeral);
             let floor = self.shared.zxid_floor();
             let creating = self.client.create(&self.path, &bytes, &options);
-            let created = match self.shared.write_call("create", &self.path, &self.client, creating).await {
-                // The parent went away since: make it again, then create.
-                Err(e) if e.is_no_node() => {
-                    let ephemeral = CreateMode::Ephemeral;
-                    reconcile::create_under_new_parent(
-                        &self.shared,
-                        &self.client,
-                        &self.path,
-                        &bytes,
-                        ephemeral,
-                    )
-                    .await
-                }
-                other => other.map(|(stat, _)| stat),
-            };
+            let drops = Some(&self.counters.drops);
+            let created =
+                match self.shared.write_call("create", &self.path, &self.client, creating, drops).await {
+                    // The parent went away since: make it again, then create.
+                    Err(e) if e.is_no_node() => {
+                        let ephemeral = CreateMode::Ephemeral;
+                        reconcile::create_under_new_parent(
+                            &self.shared,
+                            &self.client,
+                            &self.path,
+                            &bytes,
+                            ephemeral,
+                            drops,
+                        )
+                        .await
+                    }
+                    other => other.map(|(stat, _)| stat),
+                };
             match created {
                 Ok(stat) => self.remember(Some(Written { bytes, stat, floor })),
                 Err(_) => self.resync().await,
@@ -212,7 +244,7 @@ impl Actor {
             // Kept as it was; the next SyncConnected brings another resync.
             Err(e) => tracing::warn!(path = %self.path, error = %e, "cannot read watched path"),
         }
-        if self.goal().is_some() {
+        if self.goal.is_some() {
             if let Err(e) = self.enforce(false).await {
                 tracing::warn!(path = %self.path, error = %e, "cannot restore registration");
             }
@@ -224,10 +256,6 @@ impl Actor {
             self.shared.saw_zxid(stat.czxid.max(stat.mzxid).max(stat.pzxid));
         }
         self.state.latest = Some(self.shared.cache.publish(&self.path, snapshot));
-    }
-
-    fn goal(&self) -> Option<Goal> {
-        self.shared.desired().get(&self.path).and_then(|d| d.goal.clone())
     }
 
     fn remember(&mut self, written: Option<Written>) {
@@ -252,19 +280,16 @@ impl Actor {
         if stat.ephemeral_owner != self.client.session_id().0 {
             return false;
         }
-        let desired = self.shared.desired();
-        let goal = desired.get(&self.path).and_then(|d| d.goal.as_ref());
-        matches!(goal, Some(Goal::Ephemeral(bytes)) if digest(bytes) == self.state.digest)
+        matches!(&self.goal, Some(Goal::Ephemeral(bytes)) if digest(bytes) == self.state.digest)
     }
 
     /// Brings the node to its registration's goal. `requested`: a caller
     /// asked for it just now (not an event or a reconnect).
     pub(crate) async fn enforce(&mut self, requested: bool) -> Result<()> {
-        let Some(goal) = self.goal() else {
+        let Some(goal) = self.goal.clone() else {
             // Given up in the background before the caller's turn came:
             // the caller hears why, not a success.
-            let given_up = self.shared.desired().get(&self.path).and_then(|d| d.given_up());
-            return match given_up {
+            return match self.counters.given_up {
                 Some(attempts) if requested => {
                     Err(Error::WriteDropped { path: self.path.to_string(), attempts })
                 }
@@ -275,9 +300,12 @@ impl Actor {
             return Ok(());
         }
         if let Goal::Ephemeral(_) = goal {
-            self.back_off_dropped_writes(&goal).await?;
+            self.back_off_dropped_writes().await?;
         }
-        let written = reconcile::enforce(&self.shared, &self.client, &self.path, &goal, requested).await?;
+        let (shared, client, past) = (&self.shared, &self.client, &self.past);
+        let written =
+            reconcile::enforce(shared, client, past, &self.path, &goal, requested, &mut self.counters)
+                .await?;
         self.remember(written);
         Ok(())
     }
@@ -286,19 +314,15 @@ impl Actor {
     /// the server will not read) waits longer before each new attempt, and
     /// is given up after `RegistryBuilder::max_write_drops` in a row, instead of
     /// reconnecting in a tight loop.
-    async fn back_off_dropped_writes(&self, goal: &Goal) -> Result<()> {
-        let drops = self.shared.desired().get(&self.path).map_or(0, |d| d.drops());
+    async fn back_off_dropped_writes(&mut self) -> Result<()> {
+        let drops = self.counters.drops();
         if drops == 0 {
             return Ok(());
         }
         if drops >= self.shared.config.max_write_drops {
-            let mut desired = self.shared.desired();
-            if let Some(desire) = desired.get_mut(&self.path) {
-                if desire.goal.as_ref() == Some(goal) {
-                    desire.give_up(drops);
-                }
-            }
-            drop(desired);
+            // The record drops the goal (if it is still this one) when the
+            // operation ends.
+            self.gave_up = Some(drops);
             let error = Error::WriteDropped { path: self.path.to_string(), attempts: drops };
             tracing::error!(path = %self.path, error = %error, "registration given up");
             return Err(error);
@@ -315,8 +339,8 @@ impl Actor {
     }
 
     pub(crate) async fn set_data(&mut self, bytes: Vec<u8>, keep_defaults: bool) -> Result<()> {
-        let written =
-            reconcile::set_data(&self.shared, &self.client, &self.path, &bytes, keep_defaults).await?;
+        let (shared, client, past) = (&self.shared, &self.client, &self.past);
+        let written = reconcile::set_data(shared, client, past, &self.path, &bytes, keep_defaults).await?;
         self.remember(written);
         Ok(())
     }

@@ -34,18 +34,20 @@ impl Shared {
         })
     }
 
-    /// Runs one write under the operation timeout, and counts, per path, the
-    /// writes in a row whose connection dropped while they were in flight
-    /// on a connected client. A server drops the connection of a request it
-    /// refuses to read (over its `jute.maxbuffer`): resending the same
-    /// write on every reconnect would be a reconnect loop, so registrations
-    /// back off on this count and give up (see `RegistryBuilder::max_write_drops`).
+    /// Runs one write under the operation timeout, and counts in `drops`
+    /// (a registration's) the writes in a row whose connection dropped
+    /// while they were in flight on a connected client. A server drops the
+    /// connection of a request it refuses to read (over its
+    /// `jute.maxbuffer`): resending the same write on every reconnect would
+    /// be a reconnect loop, so registrations back off on this count and
+    /// give up (see `RegistryBuilder::max_write_drops`).
     pub(crate) async fn write_call<T>(
         &self,
         op: &'static str,
         path: &str,
         client: &Client,
         fut: impl std::future::Future<Output = std::result::Result<T, zookeeper_client::Error>>,
+        drops: Option<&std::sync::atomic::AtomicU32>,
     ) -> Result<T> {
         let connected = client.state() == zookeeper_client::SessionState::SyncConnected;
         self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -55,14 +57,12 @@ impl Shared {
             Ok(Err(zookeeper_client::Error::ConnectionLoss)) if connected => Some(true),
             _ => None,
         };
-        if let Some(dropped) = dropped {
-            if let Some(desire) = self.desired().get_mut(path) {
-                if dropped {
-                    let counters = desire.counters();
-                    counters.drops = counters.drops.saturating_add(1);
-                } else {
-                    desire.reset_drops();
-                }
+        if let (Some(dropped), Some(drops)) = (dropped, drops) {
+            use std::sync::atomic::Ordering::Relaxed;
+            if dropped {
+                let _ = drops.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add(1)));
+            } else {
+                drops.store(0, Relaxed);
             }
         }
         Self::answer(op, path, raw)

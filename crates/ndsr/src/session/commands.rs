@@ -1,24 +1,55 @@
-//! How handles reach the hub: commands, their answer channels and tickets,
-//! and the sender of one path's commands.
+//! How handles reach the hub: commands, their answer channels and tickets.
 
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use zookeeper_client::Client;
 
-use crate::session::{hub, Shared, State};
+use crate::session::Goal;
 use crate::Result;
 
-/// A request to a path actor.
+/// A caller's command for one path, run by the path's record in order.
 pub(crate) enum ActorCmd {
     /// Bring the node to its goal now and report.
     Enforce(Reply),
     /// Write persistent data unless the node already holds this value
     /// (`keep_defaults`: the caller gave `pid`/`created` itself).
     SetData { bytes: Vec<u8>, keep_defaults: bool, reply: Reply },
-    /// Answered once the actor's first read (and enforcement) is done.
-    Ready(oneshot::Sender<()>),
 }
+
+/// A request to the hub. The channel is bounded ([`QUEUE`]): a caller
+/// waits for room. What the program wants watched reaches the hub through
+/// the cache's notes instead (see `Cache::take_notes`), since it comes from
+/// calls that cannot wait (`subscribe`, `unwatch`, a dropped subscription).
+pub(crate) enum HubCmd {
+    /// A new session (from the supervisor): every record starts afresh with
+    /// this client, registrations first.
+    Session { client: Client, epoch: u64 },
+    /// The session is lost (expired, or closed): nothing runs until the
+    /// next one. `session`: its id, whose ephemeral nodes are ours to
+    /// replace from now on.
+    Lost { session: Option<i64> },
+    /// The registry closed: the hub ends.
+    Close,
+    /// Makes `goal` the registration's goal of `path`; answers the goal it
+    /// replaced.
+    Goal { path: String, goal: Goal, reply: oneshot::Sender<Option<Goal>> },
+    /// A registration failed: puts `previous` back if `failed` is still the
+    /// goal, and forgets the path if nothing else wants it; answered once
+    /// done.
+    Restore { path: String, failed: Goal, previous: Option<Goal>, reply: oneshot::Sender<()> },
+    /// `unset`: a registration's goal becomes [`Goal::Absent`]; answers
+    /// whether `path` was a registration.
+    Unset { path: String, reply: oneshot::Sender<bool> },
+    /// `set_data`'s first step: answers `false` for a registration's path
+    /// (which it must not write), else pins the path watched.
+    Watch { path: String, reply: oneshot::Sender<bool> },
+    /// A caller's command for `path`.
+    Path(String, ActorCmd),
+}
+
+/// The hub's command queue's length: callers beyond it wait their turn.
+pub(crate) const QUEUE: usize = 1024;
 
 /// The answer channel of a caller's command, and the ticket that decides
 /// whether the command runs: the actor starts it only if the caller has not
@@ -75,66 +106,5 @@ pub(crate) struct WithdrawOnDrop(pub(crate) Ticket);
 impl Drop for WithdrawOnDrop {
     fn drop(&mut self) {
         self.0.withdraw();
-    }
-}
-
-/// The hub of one epoch (see `hub.rs`).
-pub(crate) struct HubHandle {
-    pub(crate) epoch: u64,
-    /// A `futures` channel: it allocates per message, not per block.
-    pub(crate) tx: futures::channel::mpsc::UnboundedSender<hub::HubCmd>,
-    pub(crate) task: JoinHandle<()>,
-}
-
-/// Sends a path's commands to the hub of the epoch it was made in.
-pub(crate) struct PathSender {
-    tx: futures::channel::mpsc::UnboundedSender<hub::HubCmd>,
-    path: Arc<str>,
-}
-
-impl PathSender {
-    /// Sends `cmd`; an error means that epoch's hub is gone.
-    pub(crate) fn send(&self, cmd: ActorCmd) -> std::result::Result<(), ()> {
-        self.tx.unbounded_send(hub::HubCmd::Path(self.path.clone(), cmd)).map_err(drop)
-    }
-}
-
-/// A sender of `path`'s commands in the current epoch, starting the work on
-/// the path (and the epoch's hub) if needed. `None` while there is no live
-/// session.
-pub(crate) fn ensure_actor(shared: &Arc<Shared>, path: &str) -> Option<PathSender> {
-    let sender = path_sender(shared, path)?;
-    sender.tx.unbounded_send(hub::HubCmd::Watch(sender.path.clone())).ok()?;
-    Some(sender)
-}
-
-/// A sender of `path`'s commands in the current epoch (the epoch's hub
-/// started if needed); the path starts with its first command. `None`
-/// while there is no live session.
-pub(crate) fn path_sender(shared: &Arc<Shared>, path: &str) -> Option<PathSender> {
-    let view = shared.session.borrow().clone();
-    let client = view.client.filter(|_| view.state != State::Closed)?;
-    // The desired path's interned name (taken before the hub's lock: the
-    // desired state is always locked first).
-    let path: Arc<str> = shared.desired().key(path).unwrap_or_else(|| Arc::from(path));
-    let mut hub = shared.hub();
-    let current = hub.as_ref().is_some_and(|h| h.epoch == view.epoch && !h.tx.is_closed());
-    if !current {
-        let (tx, rx) = futures::channel::mpsc::unbounded();
-        let task = shared.tasks.spawn(hub::run(shared.clone(), client, rx));
-        // An older epoch's hub (the supervisor normally stops it first) is
-        // aborted; the task tracker still waits for it on close.
-        if let Some(old) = hub.replace(HubHandle { epoch: view.epoch, tx, task }) {
-            old.task.abort();
-        }
-    }
-    let tx = hub.as_ref()?.tx.clone();
-    Some(PathSender { tx, path })
-}
-
-/// Stops the work on `path` (after `unwatch`/`unset` leave nothing to do).
-pub(crate) fn stop_actor(shared: &Shared, path: &str) {
-    if let Some(hub) = shared.hub().as_ref() {
-        let _ = hub.tx.unbounded_send(hub::HubCmd::Stop(path.to_string()));
     }
 }

@@ -1,42 +1,42 @@
-//! The hub: one task per session epoch that does the work of every path.
+//! The hub: one task per registry that owns every path's record and does
+//! its work.
 //!
-//! A path is a record, not a task: between operations it costs its
-//! [`PathState`] (a pointer to its cached snapshot and a digest). Its watch
-//! is one of the epoch's roots in the watch table (`watch_table.rs`),
-//! shared with other paths where it can be. The hub owns the roots'
-//! watchers and runs at most one operation per path at a time (its start,
-//! a batch of events, a caller's command), all of them concurrently on the
-//! one connection; events and commands that arrive while a path is busy
-//! wait in its record and are taken, coalesced, when its operation ends. So
-//! a write and the reads that follow it can never overtake each other. At
-//! most `RegistryBuilder::max_in_flight` operations run at once (128 by
+//! The hub owns what the program asked of each path (a registration's goal
+//! and counts, in the path's [`Record`]), the sessions this registry held
+//! before (whose ephemeral nodes are ours to replace) and the current
+//! session's client, which the supervisor hands it (`HubCmd::Session`) and
+//! takes back (`HubCmd::Lost`). Callers reach it by a bounded command
+//! channel (`commands.rs`); what they want watched reaches it through the
+//! cache's notes.
+//!
+//! A path is a record, not a task: between operations it costs its record
+//! (a pointer to its cached snapshot, a digest, its goal). Its watch is one
+//! of the session's roots in the watch table (`watch_table.rs`), shared
+//! with other paths where it can be. The hub owns the roots' watchers and
+//! runs at most one operation per path at a time (its start, a batch of
+//! events, a caller's command), all of them concurrently on the one
+//! connection; events and commands that arrive while a path is busy wait in
+//! its record and are taken, coalesced, when its operation ends. So a write
+//! and the reads that follow it can never overtake each other. At most
+//! `RegistryBuilder::max_in_flight` operations run at once (128 by
 //! default); the others wait their turn, in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use futures::future::{AbortHandle, Aborted};
 use futures::stream::FuturesUnordered;
 use futures::{Future, StreamExt};
+use tokio::sync::mpsc;
 use zookeeper_client::{Client, EventType, PersistentWatcher, SessionState, WatchedEvent};
 
 use crate::path::parent;
-use crate::session::actor::{Actor, Batch, PathState};
+use crate::session::actor::{Actor, Batch, Lent, Outcome};
 use crate::session::record::Record;
 use crate::session::watch_table::{self, Cover, Generation, Phase, Root, WatchTable};
-use crate::session::{ActorCmd, Shared};
-
-/// A request to the hub.
-pub(crate) enum HubCmd {
-    /// Start working on `path` (nothing if it is already there).
-    Watch(Arc<str>),
-    /// Forget `path`: any operation in flight is dropped, and its watch
-    /// with it unless it covers other paths.
-    Stop(String),
-    /// A caller's command for `path` (started first if needed).
-    Path(Arc<str>, ActorCmd),
-}
+use crate::session::{ActorCmd, Goal, HubCmd, PastSessions, Shared};
 
 /// At most this many queued commands are taken before their paths start.
 const BURST: usize = 4096;
@@ -50,17 +50,17 @@ type Armed = BoxFuture<(Arc<str>, Generation, Result<(WatchedEvent, PersistentWa
 /// an error when the server refused a shared root.
 type Adding = BoxFuture<(Arc<str>, Generation, Result<crate::Result<Option<PersistentWatcher>>, Aborted>)>;
 
-/// A path's operation in flight, handing back the path's state.
-type Op = BoxFuture<(Arc<str>, Generation, Result<PathState, Aborted>)>;
+/// A path's operation in flight, handing back what it was lent.
+type Op = BoxFuture<(Arc<str>, Generation, Result<Outcome, Aborted>)>;
 
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    client: Client,
-    mut cmds: futures::channel::mpsc::UnboundedReceiver<HubCmd>,
-) {
+/// Runs the hub until the registry closes (`HubCmd::Close`, or every
+/// sender gone).
+pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
+    let cache = shared.cache.clone();
     let mut hub = Hub {
         shared,
-        client,
+        client: None,
+        past: Arc::default(),
         records: HashMap::new(),
         watches: WatchTable::default(),
         next_generation: 0,
@@ -69,20 +69,30 @@ pub(crate) async fn run(
         ops: FuturesUnordered::new(),
         waiting: VecDeque::new(),
         dead: false,
+        registrations: 0,
+        given_up: 0,
     };
     loop {
+        // What callers wanted watched before their later commands.
+        hub.notes();
         tokio::select! {
-            cmd = cmds.next() => {
+            biased;
+            () = cache.noted() => {}
+            cmd = cmds.recv() => {
                 let Some(cmd) = cmd else { return };
+                hub.notes();
                 // Takes what else is queued before starting any path, so
-                // that paths arriving together (an epoch's restore, a burst
-                // of gets) are counted before their covers are chosen.
+                // that paths arriving together (a burst of registrations)
+                // are counted before their covers are chosen.
                 let mut starting = Vec::new();
-                starting.extend(hub.command(cmd));
-                while starting.len() < BURST {
-                    match cmds.try_recv() {
-                        Ok(cmd) => starting.extend(hub.command(cmd)),
-                        Err(_) => break,
+                let mut next = Some(cmd);
+                while let Some(cmd) = next.take() {
+                    if matches!(cmd, HubCmd::Close) {
+                        return;
+                    }
+                    starting.extend(hub.command(cmd));
+                    if starting.len() < BURST {
+                        next = cmds.try_recv().ok();
                     }
                 }
                 for path in &starting {
@@ -100,8 +110,8 @@ pub(crate) async fn run(
                 }
             }
             Some((path, generation, done)) = hub.ops.next(), if !hub.ops.is_empty() => {
-                if let Ok(state) = done {
-                    hub.finished(path, generation, state);
+                if let Ok(outcome) = done {
+                    hub.finished(path, generation, outcome);
                 }
                 hub.admit_waiting();
             }
@@ -111,7 +121,12 @@ pub(crate) async fn run(
 
 struct Hub {
     shared: Arc<Shared>,
-    client: Client,
+    /// The session's client (`None` between sessions).
+    client: Option<Client>,
+    /// The sessions this registry held before: their ephemeral nodes are
+    /// ours to replace (pitfall 3: the client may declare expiry before
+    /// the server does). Lent to every operation.
+    past: Arc<PastSessions>,
     records: HashMap<Arc<str>, Record>,
     watches: WatchTable,
     next_generation: Generation,
@@ -120,24 +135,79 @@ struct Hub {
     ops: FuturesUnordered<Op>,
     /// Paths with work, waiting for room among the operations in flight.
     waiting: VecDeque<(Arc<str>, Generation)>,
-    /// The session ended (a terminal event): nothing more in this epoch.
+    /// The session ended (a terminal event): nothing more until the next.
     dead: bool,
+    /// Records with a registration's goal, and with one given up (gauges).
+    registrations: usize,
+    given_up: usize,
 }
 
 impl Hub {
     /// Takes a command; returns the path whose next step is due.
     fn command(&mut self, cmd: HubCmd) -> Option<Arc<str>> {
         match cmd {
-            HubCmd::Watch(path) => Some(self.ensure(path)),
-            HubCmd::Stop(path) => {
-                if let Some(record) = self.records.remove(path.as_str()) {
-                    record.abort();
-                    self.watches.unwanted(&path, record.cover.as_ref());
-                }
+            HubCmd::Session { client, epoch } => {
+                self.session(client, epoch);
                 None
             }
+            HubCmd::Lost { session } => {
+                self.lost(session);
+                None
+            }
+            HubCmd::Close => None,
+            HubCmd::Goal { path, goal, reply } => {
+                let path = self.ensure(&path);
+                let previous = self.set_goal(&path, Some(goal));
+                if let Some(record) = self.records.get_mut(&path) {
+                    if let Some(counters) = &mut record.counters {
+                        if counters.given_up.take().is_some() {
+                            self.given_up -= 1;
+                        }
+                        counters.reset();
+                    }
+                }
+                let _ = reply.send(previous);
+                Some(path)
+            }
+            HubCmd::Restore { path, failed, previous, reply } => {
+                if let Some((key, record)) = self.records.get_key_value(path.as_str()) {
+                    let key = key.clone();
+                    if record.goal.as_ref() == Some(&failed) {
+                        self.set_goal(&key, previous);
+                    }
+                    // (A registration given up meanwhile has no goal left.)
+                    self.forget_if_unwanted(&key);
+                }
+                let _ = reply.send(());
+                None
+            }
+            HubCmd::Unset { path, reply } => {
+                let registered = match self.records.get_key_value(path.as_str()) {
+                    Some((key, record)) if record.goal.is_some() => {
+                        let key = key.clone();
+                        self.set_goal(&key, Some(Goal::Absent));
+                        true
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(registered);
+                None
+            }
+            HubCmd::Watch { path, reply } => {
+                let registered = self
+                    .records
+                    .get(path.as_str())
+                    .is_some_and(|r| matches!(r.goal, Some(Goal::Ephemeral(_))));
+                if registered {
+                    let _ = reply.send(false);
+                    return None;
+                }
+                let key = self.shared.cache.pin(&path, crate::cache::WATCHED);
+                let _ = reply.send(true);
+                Some(self.ensure(&key))
+            }
             HubCmd::Path(path, cmd) => {
-                let path = self.ensure(path);
+                let path = self.ensure(&path);
                 if let Some(record) = self.records.get_mut(&path) {
                     record.pending().cmds.push_back(cmd);
                 }
@@ -146,19 +216,141 @@ impl Hub {
         }
     }
 
+    /// Takes the cache's notes: paths now wanted start, paths no longer
+    /// wanted are forgotten.
+    fn notes(&mut self) {
+        let notes = self.shared.cache.take_notes();
+        for (path, unwatched) in notes {
+            if unwatched {
+                // `unwatch` ends keeping an unset registration's path absent.
+                if self.records.get(&path).is_some_and(|r| r.goal == Some(Goal::Absent)) {
+                    self.set_goal(&path, None);
+                }
+            }
+            if self.forget_if_unwanted(&path) {
+                continue;
+            }
+            let path = self.ensure(&path);
+            if let Some(record) = self.records.get_mut(&path) {
+                // Its cache entry went (its last subscriber or `unwatch`)
+                // and came back empty: read the path afresh for its new
+                // subscribers, after the operation that runs, if one does
+                // (it may have published to the entry that went).
+                if self.shared.cache.get(&path).is_none() {
+                    record.set_unstarted(true);
+                }
+            }
+            self.next_step(&path);
+        }
+    }
+
+    /// Makes `goal` the path's goal (the cache pins follow); returns the
+    /// goal it replaced.
+    fn set_goal(&mut self, path: &Arc<str>, goal: Option<Goal>) -> Option<Goal> {
+        let record = self.records.get_mut(path)?;
+        let registered = matches!(goal, Some(Goal::Ephemeral(_)));
+        self.shared.cache.set_goal_pins(path, Goal::pins(goal.as_ref()));
+        let previous = std::mem::replace(&mut record.goal, goal);
+        let was = matches!(previous, Some(Goal::Ephemeral(_)));
+        self.registrations = self.registrations + usize::from(registered) - usize::from(was);
+        self.gauges();
+        previous
+    }
+
+    /// Forgets `path` if nothing wants it any more (no goal, and nothing in
+    /// the cache); `true`: it is gone.
+    fn forget_if_unwanted(&mut self, path: &str) -> bool {
+        if self.records.get(path).is_some_and(|r| r.goal.is_some()) {
+            return false;
+        }
+        if !self.shared.cache.remove_if_unwanted(path) {
+            return false;
+        }
+        if let Some(record) = self.records.remove(path) {
+            record.abort();
+            self.watches.unwanted(path, record.cover.as_ref());
+            if record.counters.as_ref().is_some_and(|c| c.given_up.is_some()) {
+                self.given_up -= 1;
+            }
+            self.gauges();
+        }
+        true
+    }
+
+    /// Publishes the gauges of `Registry::stats`.
+    fn gauges(&self) {
+        let counters = &self.shared.counters;
+        counters.watched_paths.store(self.records.len(), Relaxed);
+        counters.registrations.store(self.registrations, Relaxed);
+        counters.registrations_given_up.store(self.given_up, Relaxed);
+    }
+
+    /// A new session: every record starts afresh with its client,
+    /// registrations first, so that watchers of a service see our own
+    /// members back before they re-read the member list.
+    fn session(&mut self, client: Client, epoch: u64) {
+        tracing::debug!(epoch, "the hub has a new session");
+        self.stop_work();
+        self.client = Some(client);
+        self.dead = false;
+        let mut paths: Vec<(bool, Arc<str>)> = Vec::with_capacity(self.records.len());
+        for (path, record) in &mut self.records {
+            self.next_generation += 1;
+            record.restart(self.next_generation);
+            paths.push((record.goal.is_none(), path.clone()));
+        }
+        paths.sort_by_key(|(watch_only, _)| *watch_only);
+        for (_, path) in &paths {
+            self.watches.wanted(path);
+        }
+        for (_, path) in &paths {
+            self.next_step(path);
+        }
+    }
+
+    /// The session is lost: nothing runs until the next; what callers
+    /// asked for is kept.
+    fn lost(&mut self, session: Option<i64>) {
+        if let Some(id) = session {
+            Arc::make_mut(&mut self.past).insert(id);
+        }
+        self.stop_work();
+        self.client = None;
+        for record in self.records.values_mut() {
+            self.next_generation += 1;
+            record.restart(self.next_generation);
+        }
+    }
+
+    /// Drops every operation, watch and watcher of the session (and so
+    /// every clone of its client: pitfall 15, the session closes once the
+    /// last is dropped).
+    fn stop_work(&mut self) {
+        self.ops = FuturesUnordered::new();
+        self.armed = FuturesUnordered::new();
+        self.adding = FuturesUnordered::new();
+        self.waiting.clear();
+        self.watches = WatchTable::default();
+    }
+
     fn generation(&mut self) -> Generation {
         self.next_generation += 1;
         self.next_generation
     }
 
-    /// The key of `path`'s record, made (not started yet) if there is none.
-    fn ensure(&mut self, key: Arc<str>) -> Arc<str> {
-        if let Some((key, _)) = self.records.get_key_value(&key) {
+    /// The key of `path`'s record, made (not started yet) if there is none:
+    /// the cache's interned name when it has one.
+    fn ensure(&mut self, path: &str) -> Arc<str> {
+        if let Some((key, _)) = self.records.get_key_value(path) {
             return key.clone();
         }
+        let key = self.shared.cache.key(path).unwrap_or_else(|| Arc::from(path));
         let record = Record::new(self.generation());
         self.records.insert(key.clone(), record);
-        self.watches.wanted(&key);
+        if self.client.is_some() {
+            self.watches.wanted(&key);
+        }
+        self.gauges();
         key
     }
 
@@ -210,7 +402,10 @@ impl Hub {
     fn start_add(&mut self, root: &Arc<str>, generation: Generation, shared_root: bool) -> AbortHandle {
         let (shared, client, path) = (self.shared.clone(), self.client.clone(), root.clone());
         let (adding, handle) = futures::future::abortable(async move {
-            watch_table::add_watch(&shared, &client, &path, shared_root).await
+            match client {
+                Some(client) => watch_table::add_watch(&shared, &client, &path, shared_root).await,
+                None => Ok(None),
+            }
         });
         let root = root.clone();
         self.adding.push(Box::pin(async move { (root, generation, adding.await) }));
@@ -330,21 +525,35 @@ impl Hub {
         }
     }
 
-    /// The session ended: nothing more is done in this epoch; callers
-    /// waiting on a path follow it to the next session.
+    /// The session ended (a terminal event): nothing more is done until
+    /// the supervisor hands over the next one; callers' commands wait in
+    /// their records for it.
     fn die(&mut self) {
         self.dead = true;
-        for record in self.records.values_mut() {
-            record.pending = None;
-        }
     }
 
-    fn finished(&mut self, path: Arc<str>, generation: Generation, state: PathState) {
+    fn finished(&mut self, path: Arc<str>, generation: Generation, outcome: Outcome) {
         let Some(record) = self.records.get_mut(&path).filter(|r| r.generation == generation) else {
             return;
         };
         record.become_idle();
-        record.state = state;
+        record.state = outcome.state;
+        let counters = outcome.counters;
+        record.counters = (!counters.is_empty()).then_some(counters);
+        if let Some((goal, drops)) = outcome.gave_up {
+            // Given up (see `Actor::back_off_dropped_writes`), unless the
+            // goal changed meanwhile.
+            if record.goal.as_ref() == Some(&goal) {
+                let counters = record.counters();
+                *counters.drops.get_mut() = 0;
+                if counters.given_up.replace(drops).is_none() {
+                    self.given_up += 1;
+                }
+                // The record stays (a caller's command waiting behind this
+                // operation learns why); the caller's `Restore` forgets it.
+                self.set_goal(&path, None);
+            }
+        }
         self.next_step(&path);
     }
 
@@ -362,14 +571,9 @@ impl Hub {
     /// Starts the path's next operation if it is idle and has work: its
     /// start (once its watch is in place), then commands (in order), then
     /// the events so far as one batch. Waits its turn when the operations
-    /// in flight are at their bound.
+    /// in flight are at their bound, and for a session when there is none.
     fn next_step(&mut self, path: &Arc<str>) {
-        if self.dead {
-            if let Some(record) = self.records.get_mut(path) {
-                record.pending = None;
-            }
-            return;
-        }
+        let Some(client) = self.client.clone().filter(|_| !self.dead) else { return };
         let Some(record) = self.records.get(path) else { return };
         if !record.is_idle() || !record.has_work() {
             return;
@@ -383,18 +587,25 @@ impl Hub {
             self.waiting.push_back((path.clone(), record.generation));
             return;
         }
-        let state = std::mem::take(&mut record.state);
-        let mut actor = Actor::new(self.shared.clone(), self.client.clone(), path.clone(), state);
+        let lend = |record: &mut Record| Lent {
+            shared: self.shared.clone(),
+            client: client.clone(),
+            past: self.past.clone(),
+            state: std::mem::take(&mut record.state),
+            goal: record.goal.clone(),
+            counters: record.counters.take().unwrap_or_default(),
+        };
+        let mut actor = Actor::new(path.clone(), lend(record));
         if record.set_unstarted(false) {
-            let op: BoxFuture<PathState> = Box::pin(async move {
+            let op: BoxFuture<Outcome> = Box::pin(async move {
                 Box::pin(actor.start()).await;
-                actor.into_state()
+                actor.into_outcome()
             });
             return self.start_op(path, op);
         }
         let pending = record.pending();
         while let Some(cmd) = pending.cmds.pop_front() {
-            let op: BoxFuture<PathState> = match cmd {
+            let op: BoxFuture<Outcome> = match cmd {
                 // A command whose caller gave up before it started is
                 // dropped (a registration's goal is still enforced on
                 // events and reconnects).
@@ -406,22 +617,18 @@ impl Hub {
                     }
                     Box::pin(async move {
                         reply.send(Box::pin(actor.enforce(true)).await);
-                        actor.into_state()
+                        actor.into_outcome()
                     })
                 }
                 ActorCmd::SetData { bytes, keep_defaults, reply } if reply.start() => Box::pin(async move {
                     reply.send(Box::pin(actor.set_data(bytes, keep_defaults)).await);
-                    actor.into_state()
+                    actor.into_outcome()
                 }),
-                ActorCmd::Ready(reply) => {
-                    let _ = reply.send(());
-                    continue;
-                }
                 ActorCmd::Enforce(_) | ActorCmd::SetData { .. } => continue,
             };
             return self.start_op(path, op);
         }
-        let state = actor.into_state();
+        let Outcome { state, counters, .. } = actor.into_outcome();
         let mut batch = Batch::default();
         batch.reconnected = std::mem::take(&mut pending.reconnected);
         for event in pending.events.drain(..) {
@@ -430,17 +637,20 @@ impl Hub {
         record.pending = None;
         if batch.is_empty() {
             record.state = state;
+            record.counters = (!counters.is_empty()).then_some(counters);
             return;
         }
-        let mut actor = Actor::new(self.shared.clone(), self.client.clone(), path.clone(), state);
-        let op: BoxFuture<PathState> = Box::pin(async move {
+        record.state = state;
+        record.counters = Some(counters);
+        let mut actor = Actor::new(path.clone(), lend(record));
+        let op: BoxFuture<Outcome> = Box::pin(async move {
             Box::pin(actor.apply(batch)).await;
-            actor.into_state()
+            actor.into_outcome()
         });
         self.start_op(path, op);
     }
 
-    fn start_op(&mut self, path: &Arc<str>, op: BoxFuture<PathState>) {
+    fn start_op(&mut self, path: &Arc<str>, op: BoxFuture<Outcome>) {
         let Some(record) = self.records.get_mut(path) else { return };
         let (op, handle) = futures::future::abortable(op);
         record.become_busy(handle);

@@ -22,7 +22,7 @@ pub(crate) mod actor;
 mod calls;
 mod commands;
 pub(crate) mod decide;
-mod desired;
+pub(crate) mod desired;
 pub(crate) mod hub;
 mod machine;
 pub(crate) mod reconcile;
@@ -32,11 +32,12 @@ pub(crate) mod supervisor;
 pub(crate) mod watch_table;
 
 pub(crate) use calls::read_node;
-pub(crate) use commands::{
-    ensure_actor, path_sender, stop_actor, ActorCmd, HubHandle, Reply, WithdrawOnDrop,
-};
-pub(crate) use desired::{forget_if_unwanted, release_subscriber, Desired, Goal};
+pub(crate) use commands::{ActorCmd, HubCmd, Reply, WithdrawOnDrop, QUEUE};
+pub(crate) use desired::Goal;
 pub(crate) use shared::Shared;
+
+/// The ids of the sessions a registry held before the current one.
+pub(crate) type PastSessions = std::collections::HashSet<i64>;
 
 use std::time::SystemTime;
 

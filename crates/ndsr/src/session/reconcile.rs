@@ -11,7 +11,8 @@ use zookeeper_client::{Client, CreateMode, Error as Zk, Stat};
 use crate::codec::{decode, user_part};
 use crate::path::parent;
 use crate::session::decide::{decide, Action, Observed, Owner};
-use crate::session::{Goal, Shared};
+use crate::session::desired::{Counters, ForeignDeletes};
+use crate::session::{Goal, PastSessions, Shared};
 use crate::{Error, Result};
 
 /// What a write left in the node, for the cache.
@@ -27,14 +28,18 @@ pub(crate) struct Written {
 /// performs it (conditional on the version read) and reads again, until the
 /// goal holds. Returns what it wrote, if it wrote. `requested`: the caller
 /// asked for this just now (`set_node`, `unset`), so a difference is not
-/// "someone else's change".
+/// "someone else's change". `past`: this registry's earlier sessions;
+/// `counters`: the registration's.
 pub(crate) async fn enforce(
     shared: &Shared,
     client: &Client,
+    past: &PastSessions,
     path: &str,
     goal: &Goal,
     requested: bool,
+    counters: &mut Counters,
 ) -> Result<Option<Written>> {
+    let drops = Some(&counters.drops);
     let floor = shared.zxid_floor();
     let me = client.session_id().0;
     let mut paced = false;
@@ -55,7 +60,7 @@ pub(crate) async fn enforce(
             None => (Observed::Missing, Owner::Nobody),
             Some((data, stat)) => (
                 Observed::Node { data, owner: stat.ephemeral_owner, version: stat.version },
-                Owner::of(stat.ephemeral_owner, me, |o| shared.is_past_session(o)),
+                Owner::of(stat.ephemeral_owner, me, |o| past.contains(&o)),
             ),
         };
         let bytes = match goal {
@@ -75,7 +80,7 @@ pub(crate) async fn enforce(
                 );
                 return Ok(None);
             }
-            Action::Create => match create(shared, client, path, bytes, CreateMode::Ephemeral).await {
+            Action::Create => match create(shared, client, path, bytes, CreateMode::Ephemeral, drops).await {
                 Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                 Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                 Err(e) => return Err(e),
@@ -85,7 +90,7 @@ pub(crate) async fn enforce(
                     tracing::warn!(path, "registration's data was changed by someone else; writing it back");
                 }
                 let writing = client.set_data(path, bytes, Some(version));
-                match shared.write_call("set_data", path, client, writing).await {
+                match shared.write_call("set_data", path, client, writing, drops).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
@@ -112,7 +117,7 @@ pub(crate) async fn enforce(
                 }
                 let commit = multi.commit();
                 match shared
-                    .write_call("replace", path, client, async { commit.await.map_err(Zk::from) })
+                    .write_call("replace", path, client, async { commit.await.map_err(Zk::from) }, drops)
                     .await
                 {
                     // Read back for the new stat.
@@ -122,7 +127,7 @@ pub(crate) async fn enforce(
             }
             Action::Pace => {
                 // Wait our turn, then look again: it may be gone, or changed.
-                pace_foreign_delete(shared, path).await;
+                pace_foreign_delete(&mut counters.foreign).await;
                 paced = true;
             }
             Action::Delete { version } => {
@@ -152,22 +157,18 @@ pub(crate) async fn enforce(
 /// deletion, doubling up to a minute while they keep coming (two quiet
 /// minutes start over), so two programs that disagree about a path cannot
 /// flood the servers.
-async fn pace_foreign_delete(shared: &Shared, path: &str) {
+async fn pace_foreign_delete(foreign: &mut ForeignDeletes) {
     let now = tokio::time::Instant::now();
     let wait_until = {
-        let mut desired = shared.desired();
-        let Some(desire) = desired.get_mut(path).map(|d| d.counters()) else { return };
-        let quiet =
-            desire.last_foreign_delete.map_or(true, |t| now.duration_since(t) > Duration::from_secs(120));
+        let quiet = foreign.last.map_or(true, |t| now.duration_since(t) > Duration::from_secs(120));
         if quiet {
-            desire.foreign_deletes = 0;
+            foreign.count = 0;
         }
-        let wait_until = desire.last_foreign_delete.filter(|_| !quiet).map(|t| {
-            t + Duration::from_secs(1 << desire.foreign_deletes.saturating_sub(1).min(6))
-                .min(Duration::from_secs(60))
+        let wait_until = foreign.last.filter(|_| !quiet).map(|t| {
+            t + Duration::from_secs(1 << foreign.count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
         });
-        desire.foreign_deletes = desire.foreign_deletes.saturating_add(1);
-        desire.last_foreign_delete = Some(wait_until.unwrap_or(now).max(now));
+        foreign.count = foreign.count.saturating_add(1);
+        foreign.last = Some(wait_until.unwrap_or(now).max(now));
         wait_until
     };
     if let Some(at) = wait_until {
@@ -192,6 +193,7 @@ pub(crate) fn same_value(current: &[u8], new: &[u8], keep_defaults: bool) -> boo
 pub(crate) async fn set_data(
     shared: &Shared,
     client: &Client,
+    past: &PastSessions,
     path: &str,
     bytes: &[u8],
     keep_defaults: bool,
@@ -202,21 +204,21 @@ pub(crate) async fn set_data(
         match shared.call("get_data", path, client.get_data(path)).await {
             Ok((data, stat)) => {
                 let owner = stat.ephemeral_owner;
-                if owner != 0 && owner != me && !shared.is_past_session(owner) {
+                if owner != 0 && owner != me && !past.contains(&owner) {
                     return Err(Error::Conflict { path: path.to_string(), owner });
                 }
                 if same_value(&data, bytes, keep_defaults) {
                     return Ok(None);
                 }
                 let writing = client.set_data(path, bytes, Some(stat.version));
-                match shared.write_call("set_data", path, client, writing).await {
+                match shared.write_call("set_data", path, client, writing, None).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::BadVersion | Zk::NoNode, .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
             Err(e) if e.is_no_node() => {
-                match create(shared, client, path, bytes, CreateMode::Persistent).await {
+                match create(shared, client, path, bytes, CreateMode::Persistent, None).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                     Err(e) => return Err(e),
@@ -232,17 +234,19 @@ pub(crate) async fn set_data(
     })
 }
 
-/// Creates `path`, making missing parents as persistent nodes.
+/// Creates `path`, making missing parents as persistent nodes; `drops`:
+/// a registration's count of dropped writes.
 pub(crate) async fn create(
     shared: &Shared,
     client: &Client,
     path: &str,
     bytes: &[u8],
     mode: CreateMode,
+    drops: Option<&std::sync::atomic::AtomicU32>,
 ) -> Result<Stat> {
     let options = shared.create_options(mode);
-    match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
-        Err(e) if e.is_no_node() => create_under_new_parent(shared, client, path, bytes, mode).await,
+    match shared.write_call("create", path, client, client.create(path, bytes, &options), drops).await {
+        Err(e) if e.is_no_node() => create_under_new_parent(shared, client, path, bytes, mode, drops).await,
         other => other.map(|(stat, _)| stat),
     }
 }
@@ -256,6 +260,7 @@ pub(crate) async fn create_under_new_parent(
     path: &str,
     bytes: &[u8],
     mode: CreateMode,
+    drops: Option<&std::sync::atomic::AtomicU32>,
 ) -> Result<Stat> {
     let Some(parent) = parent(path) else {
         return Err(Error::InvalidPath { path: path.to_string(), reason: "the root cannot be created" });
@@ -263,7 +268,7 @@ pub(crate) async fn create_under_new_parent(
     let options = shared.create_options(mode);
     for attempt in 0..2 {
         shared.ensure_parent(client, parent).await?;
-        match shared.write_call("create", path, client, client.create(path, bytes, &options)).await {
+        match shared.write_call("create", path, client, client.create(path, bytes, &options), drops).await {
             // Someone removed the parent since we made it: make it again.
             Err(e) if e.is_no_node() && attempt == 0 => shared.forget_parent(parent),
             other => return other.map(|(stat, _)| stat),

@@ -1,5 +1,7 @@
-//! A path's record in the hub: what is known of the path between
-//! operations, and what arrived while one ran.
+//! A path's record in the hub: what the program asked of the path (a
+//! registration's goal), what is known of it between operations, and what
+//! arrived while one ran. Records outlive sessions: each new session's
+//! client is handed to the same records.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use futures::future::AbortHandle;
 use zookeeper_client::WatchedEvent;
 
 use crate::session::actor::PathState;
+use crate::session::desired::{Counters, Goal};
 use crate::session::watch_table::Generation;
 use crate::session::ActorCmd;
 
@@ -20,6 +23,11 @@ pub(crate) struct Record {
     /// Taken (left empty) while an operation runs.
     pub(crate) state: PathState,
     pub(crate) pending: Option<Box<Pending>>,
+    /// A registration's goal for the node (`None`: the path is only
+    /// watched).
+    pub(crate) goal: Option<Goal>,
+    /// A registration's counts; taken while an operation runs.
+    pub(crate) counters: Option<Box<Counters>>,
     /// Idle, waiting for room, or running an operation.
     activity: Activity,
 }
@@ -62,6 +70,8 @@ impl Record {
             cover: None,
             state: PathState::default(),
             pending: None,
+            goal: None,
+            counters: None,
             activity: Activity::Idle { unstarted: true },
         }
     }
@@ -87,6 +97,24 @@ impl Record {
             | Activity::Queued { unstarted }
             | Activity::Busy { unstarted, .. } => std::mem::replace(unstarted, value),
         }
+    }
+
+    /// The record as a new session finds it: nothing runs, it starts
+    /// afresh under its new cover; what callers asked for is kept.
+    pub(crate) fn restart(&mut self, generation: Generation) {
+        self.abort();
+        self.generation = generation;
+        self.cover = None;
+        if let Some(pending) = &mut self.pending {
+            pending.events.clear();
+            pending.reconnected = false;
+        }
+        self.activity = Activity::Idle { unstarted: true };
+    }
+
+    /// The registration's counts, made on first use.
+    pub(crate) fn counters(&mut self) -> &mut Counters {
+        self.counters.get_or_insert_with(Default::default)
     }
 
     /// No operation runs or waits any more.
@@ -126,6 +154,6 @@ mod tests {
     #[test]
     fn a_record_is_small() {
         let size = std::mem::size_of::<super::Record>();
-        assert!(size <= 64, "a Record is {size} bytes");
+        assert!(size <= 96, "a Record is {size} bytes");
     }
 }

@@ -1,6 +1,6 @@
 //! The state shared by the handles, the supervisor and the hub.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use zookeeper_client::Client;
 
 use crate::cache::Cache;
 use crate::config::RegistryBuilder;
-use crate::session::{Desired, HubHandle, SessionView, State};
+use crate::session::{SessionView, State};
 use crate::{Error, Result};
 
 /// State shared by the handles, the supervisor and the actors.
@@ -17,16 +17,10 @@ pub(crate) struct Shared {
     pub(crate) config: RegistryBuilder,
     pub(crate) hosts: String,
     pub(crate) chroot: Option<String>,
-    pub(crate) desired: Mutex<Desired>,
-    pub(crate) cache: Cache,
+    /// Shared with subscriptions, which tell it when they end.
+    pub(crate) cache: std::sync::Arc<Cache>,
     pub(crate) session: watch::Sender<SessionView>,
     pub(crate) state: watch::Sender<State>,
-    /// Sessions this registry held before: their ephemeral nodes are ours
-    /// to replace (pitfall 3: the client may declare expiry before the
-    /// server does).
-    pub(crate) past_sessions: Mutex<HashSet<i64>>,
-    /// The hub of the current epoch, which does every path's work.
-    pub(crate) hub: Mutex<Option<HubHandle>>,
     /// The ACL of every node created.
     pub(crate) acl: Vec<zookeeper_client::Acl>,
     /// The background-work rate limit, if any.
@@ -53,18 +47,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn desired(&self) -> MutexGuard<'_, Desired> {
-        lock(&self.desired)
-    }
-
-    pub(crate) fn hub(&self) -> MutexGuard<'_, Option<HubHandle>> {
-        lock(&self.hub)
-    }
-
-    pub(crate) fn is_past_session(&self, id: i64) -> bool {
-        lock(&self.past_sessions).contains(&id)
-    }
-
     /// Notes a zxid seen in a node's stat.
     pub(crate) fn saw_zxid(&self, zxid: i64) {
         self.counters.max_zxid.fetch_max(zxid, std::sync::atomic::Ordering::Relaxed);

@@ -4,10 +4,9 @@
 //! the next phase and the effects to perform; [`run`] only waits for the
 //! event each phase expects and performs the effects.
 //!
-//! Each new session starts an epoch: the hub of the previous epoch is
-//! stopped and every desired path is handed to the new client's hub,
-//! registrations first, so that watchers of a service see our own members
-//! back before they re-read the member list.
+//! It owns the hub (`hub.rs`): it starts it, hands it each new session's
+//! client (an *epoch*), tells it when the session is lost, and ends it (and
+//! waits for it) when the registry closes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,7 +17,7 @@ use zookeeper_client::{Client, CreateMode, SessionState};
 
 use crate::backoff::Backoff;
 use crate::session::machine::{next, Effect, Event, Phase};
-use crate::session::{ensure_actor, ActorCmd, SessionView, Shared, State};
+use crate::session::{hub, HubCmd, SessionView, Shared, State};
 use crate::{Error, Result};
 
 /// A request from a handle to the supervisor.
@@ -26,8 +25,6 @@ pub(crate) enum Command {
     /// End the session and answer once it is closed.
     Close(oneshot::Sender<()>),
 }
-
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The supervisor's resources: what [`next`]'s effects act on.
 struct Supervisor {
@@ -37,8 +34,9 @@ struct Supervisor {
     epoch: u64,
     client: Option<Client>,
     states: Option<zookeeper_client::StateWatcher>,
-    /// Restoring the epoch's paths, beside the session's watch.
-    starting: Option<BoxFuture>,
+    /// The hub's commands, and its task (awaited when the registry closes).
+    hub: mpsc::Sender<HubCmd>,
+    hub_task: Option<tokio::task::JoinHandle<()>>,
     /// Why the last connection attempt failed.
     failure: Option<Error>,
     /// The back-off delay or the pause to wait.
@@ -46,8 +44,15 @@ struct Supervisor {
     close_reply: Option<oneshot::Sender<()>>,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, cmds: mpsc::UnboundedReceiver<Command>) {
+/// Runs the session until the registry closes; `hub`: the hub's command
+/// channel (the registry's handles hold its other ends).
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    hub: (mpsc::Sender<HubCmd>, mpsc::Receiver<HubCmd>),
+) {
     let reconnect = shared.config.reconnect_backoff_or_default();
+    let hub_task = shared.tasks.spawn(hub::run(shared.clone(), hub.1));
     let mut supervisor = Supervisor {
         shared,
         cmds,
@@ -55,7 +60,8 @@ pub(crate) async fn run(shared: Arc<Shared>, cmds: mpsc::UnboundedReceiver<Comma
         epoch: 0,
         client: None,
         states: None,
-        starting: None,
+        hub: hub.0,
+        hub_task: Some(hub_task),
         failure: None,
         delay: Duration::ZERO,
         close_reply: None,
@@ -93,20 +99,13 @@ impl Supervisor {
                 () = tokio::time::sleep(self.delay) => Event::Waited,
                 cmd = self.cmds.recv() => self.close_requested(cmd),
             },
-            Phase::Open => loop {
+            Phase::Open => {
                 let Some(states) = self.states.as_mut() else { return Event::Client(SessionState::Closed) };
-                let starting = async {
-                    match self.starting.as_mut() {
-                        Some(starting) => starting.await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
-                    () = starting => self.starting = None,
-                    state = states.changed() => return Event::Client(state),
-                    cmd = self.cmds.recv() => return self.close_requested(cmd),
+                    state = states.changed() => Event::Client(state),
+                    cmd = self.cmds.recv() => self.close_requested(cmd),
                 }
-            },
+            }
             Phase::Closing => {
                 // pitfall 15: the session closes once the last clone of
                 // the client is dropped; wait for it so that our ephemeral
@@ -123,6 +122,14 @@ impl Supervisor {
         }
     }
 
+    /// Ends the hub and waits until its task (and its clones of the
+    /// client) are gone.
+    async fn stop_hub(&mut self) {
+        let Some(task) = self.hub_task.take() else { return };
+        let _ = self.hub.send(HubCmd::Close).await;
+        let _ = task.await;
+    }
+
     fn close_requested(&mut self, cmd: Option<Command>) -> Event {
         self.close_reply = cmd.map(|Command::Close(reply)| reply);
         Event::Close
@@ -136,10 +143,9 @@ impl Supervisor {
                 self.epoch += 1;
                 self.shared.counters.history_warned.store(false, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(session = %client.session_id(), epoch = self.epoch, "connected to ZooKeeper");
-                publish(&self.shared, State::Connected, Some(client.clone()), self.epoch);
                 self.states = Some(client.state_watcher());
-                let (shared, epoch) = (self.shared.clone(), self.epoch);
-                self.starting = Some(Box::pin(async move { start_epoch(&shared, epoch).await }));
+                let _ = self.hub.send(HubCmd::Session { client: client.clone(), epoch: self.epoch }).await;
+                publish(&self.shared, State::Connected, Some(client), self.epoch);
             }
             Effect::Publish(state) => {
                 tracing::info!(?state, "ZooKeeper connection state");
@@ -165,32 +171,29 @@ impl Supervisor {
                 }
             }
             Effect::EndEpoch => {
+                let mut session = None;
                 if let Some(client) = self.client.take() {
                     tracing::warn!(session = %client.session_id(), "session lost; building a new one");
                     crate::stats::Counters::bump(&self.shared.counters.expiries);
-                    let mut past = self.shared.past_sessions.lock().unwrap_or_else(|e| e.into_inner());
-                    past.insert(client.session_id().0);
+                    session = Some(client.session_id().0);
                 }
                 self.states = None;
-                self.starting = None;
                 publish(&self.shared, State::Expired, None, self.epoch);
-                stop_actors(&self.shared).await;
+                let _ = self.hub.send(HubCmd::Lost { session }).await;
             }
             Effect::Pause => {
                 self.delay = crate::backoff::rebuild_jitter(self.shared.config.rebuild_jitter_or_default())
             }
             Effect::Shutdown => {
-                self.starting = None;
                 publish(&self.shared, State::Closed, None, self.epoch);
-                stop_actors(&self.shared).await;
+                self.stop_hub().await;
                 self.client = None;
             }
             Effect::Finish => {
-                self.starting = None;
                 self.client = None;
                 self.states = None;
                 publish(&self.shared, State::Closed, None, self.epoch);
-                stop_actors(&self.shared).await;
+                self.stop_hub().await;
                 if let Some(reply) = self.close_reply.take() {
                     let _ = reply.send(());
                 }
@@ -284,55 +287,4 @@ async fn connect(shared: &Shared) -> Result<Client> {
     client
         .chroot(chroot.as_str())
         .map_err(|_| Error::InvalidPath { path: chroot.clone(), reason: "the client refused this chroot" })
-}
-
-/// Starts the actors of a new epoch: registrations first, waiting (bounded)
-/// until each has restored its node, then every watch.
-async fn start_epoch(shared: &Arc<Shared>, epoch: u64) {
-    stop_actors_before(shared, epoch).await;
-    let (registrations, watches): (Vec<_>, Vec<_>) = {
-        let desired = shared.desired();
-        desired
-            .iter()
-            .map(|(path, desire)| (path.clone(), desire.goal.is_some()))
-            .partition(|(_, goal)| *goal)
-    };
-    let mut ready = Vec::with_capacity(registrations.len());
-    for (path, _) in &registrations {
-        if let Some(tx) = ensure_actor(shared, path) {
-            let (reply, rx) = oneshot::channel();
-            if tx.send(ActorCmd::Ready(reply)).is_ok() {
-                ready.push(rx);
-            }
-        }
-    }
-    let all_ready = futures::future::join_all(ready);
-    if tokio::time::timeout(shared.op_timeout(), all_ready).await.is_err() {
-        tracing::warn!("not every registration was restored within the operation timeout; continuing");
-    }
-    for (path, _) in &watches {
-        ensure_actor(shared, path);
-    }
-}
-
-/// Stops the hub and waits until its task (and its client clones) are gone.
-async fn stop_actors(shared: &Shared) {
-    stop_actors_before(shared, u64::MAX).await;
-}
-
-/// Stops the hub of an epoch before `epoch` (a handle may already have
-/// started the new one).
-async fn stop_actors_before(shared: &Shared, epoch: u64) {
-    let old = {
-        let mut hub = shared.hub();
-        if hub.as_ref().is_some_and(|h| h.epoch < epoch) {
-            hub.take()
-        } else {
-            None
-        }
-    };
-    if let Some(old) = old {
-        old.task.abort();
-        let _ = old.task.await;
-    }
 }
