@@ -1,19 +1,18 @@
 //! Who may do what: the token and read-only checks before any handler,
 //! and the DNS-rebinding guard of a loopback agent.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::http::Request;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::common::ApiError;
 use crate::error::ErrorKind;
 use crate::state::Agent;
 
-/// The token and read-only checks, before any handler.
-pub async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next) -> Response {
+/// The token and read-only checks, before any handler: the answer that
+/// refuses `request`, or `None` to let it through. Synchronous, so the
+/// front layer ([`super::front`]) needs no future of its own for it.
+pub fn refusal<B>(agent: &Agent, request: &Request<B>) -> Option<Response> {
     let config = agent.config();
     let write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The health probe and the dashboard's static files never need the
@@ -25,42 +24,48 @@ pub async fn guard(State(agent): State<Arc<Agent>>, request: Request, next: Next
     if config.http.listen.ip().is_loopback() {
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         if host.is_some_and(|host| !is_loopback_host(host)) {
-            return ApiError::new(
+            return Some(ApiError::new(
                 ErrorKind::Forbidden,
                 "bad_host",
                 "this agent listens on loopback and answers only to a loopback Host (localhost, 127.0.0.1, [::1])"
                     .into(),
             )
-            .into_response();
+            .into_response());
         }
     }
     if write && config.http.readonly {
-        return ApiError::new(
-            ErrorKind::Forbidden,
-            "readonly",
-            "the agent is read-only (--readonly or [http] readonly)".into(),
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                ErrorKind::Forbidden,
+                "readonly",
+                "the agent is read-only (--readonly or [http] readonly)".into(),
+            )
+            .into_response(),
+        );
     }
     if write || (config.http.read_token && !public) {
         let Some(token) = &config.token else {
-            return ApiError::new(
-                ErrorKind::Forbidden,
-                "no_token",
-                "writes are off: no token is configured ([http] token or token_file)".into(),
-            )
-            .into_response();
+            return Some(
+                ApiError::new(
+                    ErrorKind::Forbidden,
+                    "no_token",
+                    "writes are off: no token is configured ([http] token or token_file)".into(),
+                )
+                .into_response(),
+            );
         };
         if !bearer_matches(request.headers(), &token.0) {
-            return ApiError::new(
-                ErrorKind::Unauthenticated,
-                "unauthorized",
-                "a valid `Authorization: Bearer <token>` header is needed".into(),
-            )
-            .into_response();
+            return Some(
+                ApiError::new(
+                    ErrorKind::Unauthenticated,
+                    "unauthorized",
+                    "a valid `Authorization: Bearer <token>` header is needed".into(),
+                )
+                .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
 /// Is a Host header (with or without a port) a loopback name?

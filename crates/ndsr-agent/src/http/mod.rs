@@ -8,13 +8,13 @@ mod auth;
 mod common;
 mod dashboard;
 mod events;
+mod front;
 mod metrics;
 pub mod server;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::routing::get;
 use axum::{Extension, Router};
 
@@ -48,10 +48,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
                 "this route does not take that method".into(),
             )
         })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(Extension(Arc::new(Streams::default())))
-        .layer(middleware::from_fn_with_state(agent.clone(), auth::guard))
-        .layer(middleware::from_fn(metrics::count))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // One layer call, the outermost first: each `Router::layer` boxes
+        // the future of what it wraps again, for every request (one per
+        // waiting client while blocking queries wait).
+        .layer((
+            tower_http::trace::TraceLayer::new_for_http(),
+            front::Front::new(agent.clone()),
+            Extension(Arc::new(Streams::default())),
+            DefaultBodyLimit::max(max_body),
+        ))
         .with_state(agent)
 }
