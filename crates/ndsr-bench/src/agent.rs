@@ -7,7 +7,10 @@
 //!   `?index=&wait=`; one change answers them all. Time from send to each
 //!   answer (against the library's subscriber seeing the same change), the
 //!   answers per second, and the agent's memory per waiting client (its
-//!   VmRSS with all of them waiting, less before).
+//!   VmRSS with all of them waiting, less before). Also each round's first
+//!   answer (the agent's latency without the queue of the others) and the
+//!   CPU the agent and the clients spend per answer (what bounds the p50:
+//!   the 500th answer waits for the CPU of 499 before it).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -93,6 +96,21 @@ impl Agent {
             })
             .unwrap_or(0)
     }
+
+    /// The agent's CPU time so far, ns (all its threads).
+    fn cpu_ns(&self) -> u64 {
+        cpu_ns(&format!("/proc/{}", self.child.id()))
+    }
+}
+
+/// A process's CPU time so far, ns: the sum of its threads' run time from
+/// `/proc/<pid>/task/*/schedstat` (ns, unlike `stat`'s 10 ms ticks).
+fn cpu_ns(proc_dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("{proc_dir}/task")) else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// One HTTP/1.1 GET with `Connection: close`: (status, body).
@@ -238,6 +256,10 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
     lib_seen.recv().await;
     let (mut answers, mut lib_answers, mut per_client_kb, mut all_answered_s) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Each round's first answer (the agent's latency without the queue of
+    // the other 999), and the CPU the agent and the clients (this process)
+    // spent from the change to the last answer, per answer.
+    let (mut first_answers, mut agent_cpu_us, mut client_cpu_us) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=rounds {
         // Round 0 warms the agent up with a few clients (its allocator,
         // runtime and buffers); memory is read in round 1, the first time
@@ -272,6 +294,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let waiting_kb = agent.rss_kb();
+        let (agent_cpu, client_cpu) = (agent.cpu_ns(), cpu_ns("/proc/self"));
         let sent = mono_ns();
         writer
             .set_data(&node, format!("{{\"round\": {round}}}").as_bytes(), None)
@@ -289,7 +312,12 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             round_answers.push(t.saturating_sub(sent) as f64 / 1000.0);
             last = last.max(t);
         }
+        let (agent_cpu, client_cpu) =
+            (agent.cpu_ns().saturating_sub(agent_cpu), cpu_ns("/proc/self").saturating_sub(client_cpu));
         if round > 0 {
+            first_answers.push(round_answers.iter().copied().fold(f64::INFINITY, f64::min));
+            agent_cpu_us.push(agent_cpu as f64 / 1000.0 / clients as f64);
+            client_cpu_us.push(client_cpu as f64 / 1000.0 / clients as f64);
             answers.extend(round_answers);
             if let Some(t) = lib_t {
                 lib_answers.push(t.saturating_sub(sent) as f64 / 1000.0);
@@ -331,6 +359,28 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Row>, String> {
             "",
             None,
             note.clone(),
+        ),
+        Row::compare(
+            "10 agent",
+            &format!("blocking first answer from send, {clients} waiting, µs (median of rounds)"),
+            quantile(&first_answers, 0.5),
+            "library subscriber",
+            quantile(&lib_answers, 0.5),
+            "",
+            None,
+            note.clone(),
+        ),
+        Row::compare(
+            "10 agent",
+            "CPU per blocking answer, agent, µs (median of rounds)",
+            quantile(&agent_cpu_us, 0.5),
+            "clients (bench)",
+            quantile(&client_cpu_us, 0.5),
+            "",
+            None,
+            "CPU from the change to the last answer, over the answers; the clients' figure is this \
+             process's (the library subscriber and ZooKeeper's client included)"
+                .into(),
         ),
         Row::compare(
             "10 agent",
