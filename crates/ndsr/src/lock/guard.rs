@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use zookeeper_client::{Client, EventType};
+use zookeeper_client::EventType;
 
-use crate::session::{Shared, State};
+use crate::session::Shared;
 use crate::Result;
 
 /// Why a lock was lost.
@@ -174,12 +174,12 @@ impl LockGuard {
         // lives, within the connect timeout: the delete is idempotent.
         let deadline = tokio::time::Instant::now() + self.shared.config.connect_timeout_or_default();
         loop {
-            if holding_client(&self.shared, self.epoch).is_none() {
+            if !self.shared.holds(self.epoch) {
                 self.released = true;
                 return Ok(());
             }
-            let client = match self.shared.client_by(deadline).await {
-                Ok((client, epoch)) if epoch == self.epoch => client,
+            let client = match self.shared.lease(deadline).await {
+                Ok(lease) if lease.epoch == self.epoch => lease.client,
                 // The session ended meanwhile: the lock ended with it.
                 Ok(_) | Err(crate::Error::Closed) => {
                     self.released = true;
@@ -212,16 +212,6 @@ impl LockGuard {
     }
 }
 
-/// The client of the session `epoch`, if that session is still the
-/// registry's (not expired, not closed).
-pub(super) fn holding_client(shared: &Shared, epoch: u64) -> Option<Client> {
-    let view = shared.session.borrow();
-    if view.epoch != epoch || view.state == State::Closed {
-        return None;
-    }
-    view.client.clone()
-}
-
 impl Drop for LockGuard {
     fn drop(&mut self) {
         self.monitor.abort();
@@ -231,14 +221,15 @@ impl Drop for LockGuard {
         // Drop cannot await: delete in the background (a task `close()`
         // waits for) if a runtime is there; otherwise the node goes with
         // the session.
-        let (Ok(runtime), Some(client)) =
-            (tokio::runtime::Handle::try_current(), holding_client(&self.shared, self.epoch))
-        else {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if !self.shared.holds(self.epoch) {
             return;
-        };
-        let (shared, node) = (self.shared.clone(), std::mem::take(&mut self.node));
+        }
+        let (shared, node, epoch) = (self.shared.clone(), std::mem::take(&mut self.node), self.epoch);
         runtime.spawn(self.shared.tasks.track_future(async move {
-            let _ = shared.call("delete", &node, client.delete(&node, None)).await;
+            if let Some(lease) = shared.lease_of(epoch).await {
+                let _ = shared.call("delete", &node, lease.client.delete(&node, None)).await;
+            }
         }));
     }
 }
@@ -268,7 +259,9 @@ async fn watch_node(shared: &Shared, epoch: u64, node: &str) -> LockLost {
     let mut session = shared.session.subscribe();
     loop {
         session.mark_unchanged();
-        let Some(client) = holding_client(shared, epoch) else { return LockLost::SessionEnded };
+        let Some(client) = shared.lease_of(epoch).await.map(|l| l.client) else {
+            return LockLost::SessionEnded;
+        };
         let watched = shared.call("exists", node, client.check_and_watch_stat(node)).await;
         drop(client);
         match watched {
@@ -314,14 +307,14 @@ async fn watch_silence(
         let last = *heard.lock().unwrap_or_else(|e| e.into_inner());
         let probe = async {
             tokio::time::sleep_until(next).await;
-            let client = holding_client(shared, epoch)?;
+            let client = shared.lease_of(epoch).await?.client;
             let sent = Instant::now();
             Some((sent, shared.call("exists", node, client.check_stat(node)).await))
         };
         tokio::select! {
             () = tokio::time::sleep_until(last + silence.limit) => return LockLost::Silent(silence.limit),
             changed = session.changed() => {
-                if changed.is_err() || holding_client(shared, epoch).is_none() {
+                if changed.is_err() || !shared.holds(epoch) {
                     return LockLost::SessionEnded;
                 }
             }

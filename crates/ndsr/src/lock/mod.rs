@@ -159,15 +159,17 @@ impl LockBuilder {
         }
         let shared = self.registry.shared().clone();
         let connect_by = Instant::now() + shared.config.connect_timeout_or_default();
-        let (client, epoch) = shared.client_by(connect_by).await?;
+        let lease = shared.lease(connect_by).await?;
+        let (client, epoch) = (lease.client.clone(), lease.epoch);
         let deadline = Instant::now() + self.wait;
-        ensure_lease_node(&shared, &client, &self.path, self.simultaneous).await?;
+        ensure_lease_node(&shared, &lease, &self.path, self.simultaneous).await?;
         // Until this call succeeds, returning or being dropped withdraws
         // what it made: a create that timed out may still have been
         // applied, and a contender left behind would block every later
         // one (kazoo's too) until our session ends.
         let withdraw = Withdraw::new(&shared, epoch, &self.path);
-        let contender = enter_queue(&shared, &client, &self, &withdraw, deadline).await?;
+        let contender = enter_queue(&shared, &lease, &self, &withdraw, deadline).await?;
+        drop(lease);
         // Whatever happens next, leave the queue.
         let result = take_lease(&shared, &client, &self, &withdraw, deadline).await;
         let _ = shared.call("delete", &contender, client.delete(&contender, None)).await;

@@ -8,7 +8,7 @@ use zookeeper_client::{Client, CreateMode, Error as Zk, EventType, OneshotWatche
 
 use super::withdraw::Withdraw;
 use super::LockBuilder;
-use crate::session::{reconcile, Shared};
+use crate::session::{reconcile, Lease, Shared};
 use crate::{Error, Result};
 
 /// Creates the lock node with the lease count, or checks that the node
@@ -20,7 +20,8 @@ use crate::{Error, Result};
 /// directory) is refused with [`Error::NotALock`] before anything is
 /// written. An existing node with no data is used as it is, as kazoo does
 /// (kazoo creates its node empty, then writes the count).
-pub(super) async fn ensure_lease_node(shared: &Shared, client: &Client, path: &str, n: u32) -> Result<()> {
+pub(super) async fn ensure_lease_node(shared: &Shared, lease: &Lease, path: &str, n: u32) -> Result<()> {
+    let client = &lease.client;
     let not_a_lock = |reason| Error::NotALock { path: path.to_string(), reason };
     for _ in 0..3 {
         match shared.call("get_data", path, client.get_data(path)).await {
@@ -54,6 +55,7 @@ pub(super) async fn ensure_lease_node(shared: &Shared, client: &Client, path: &s
                 let created = reconcile::create(
                     shared,
                     client,
+                    &lease.parents,
                     path,
                     lease_count.as_bytes(),
                     CreateMode::Persistent,
@@ -88,11 +90,12 @@ fn is_holder_name(name: &str) -> bool {
 /// Returns the contender node's path.
 pub(super) async fn enter_queue(
     shared: &Shared,
-    client: &Client,
+    lease: &Lease,
     lock: &LockBuilder,
     withdraw: &Withdraw,
     deadline: Instant,
 ) -> Result<String> {
+    let client = &lease.client;
     let (dir, prefix) = (withdraw.dir.clone(), withdraw.prefix.clone());
     let contender = format!("{dir}/{prefix}");
     // A sequential node's name is only known once created: create it
@@ -101,11 +104,11 @@ pub(super) async fn enter_queue(
     let options = shared.create_options(CreateMode::EphemeralSequential);
     let mut attempt = 0;
     let (_, seq) = loop {
-        shared.ensure_parent(client, &dir).await?;
+        lease.parents.ensure(shared, client, &dir).await?;
         match shared.call("create", &dir, client.create(&contender, lock.name.as_bytes(), &options)).await {
             Err(e) if e.is_no_node() && attempt == 0 => {
                 attempt += 1;
-                shared.forget_parent(&dir);
+                lease.parents.forget(&dir);
             }
             other => break other?,
         }

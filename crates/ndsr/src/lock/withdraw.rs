@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::guard::holding_client;
 use crate::session::Shared;
 use crate::{Error, Result};
 
@@ -62,7 +61,9 @@ impl Drop for Withdraw {
             return;
         };
         // The session gone (expired, closed), its nodes went with it.
-        let Some(client) = holding_client(&self.shared, self.epoch) else { return };
+        if !self.shared.holds(self.epoch) {
+            return;
+        }
         let shared = self.shared.clone();
         let dir = std::mem::take(&mut self.dir);
         let prefix = std::mem::take(&mut self.prefix);
@@ -76,10 +77,10 @@ impl Drop for Withdraw {
             for attempt in 0..WITHDRAW_ATTEMPTS {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(200) * attempt).await;
-                    if holding_client(&shared, epoch).is_none() {
-                        return;
-                    }
                 }
+                // Borrowed for each attempt, so that a closed registry's
+                // session is not kept open by it.
+                let Some(client) = shared.lease_of(epoch).await.map(|l| l.client) else { return };
                 let Ok(children) = shared.call("get_children", &dir, client.list_children(&dir)).await else {
                     continue;
                 };

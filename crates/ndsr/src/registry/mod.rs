@@ -42,8 +42,6 @@ use crate::{Error, Result};
 pub struct Registry {
     shared: Arc<Shared>,
     cmds: mpsc::UnboundedSender<Command>,
-    /// The hub's bounded command channel (see `session/hub.rs`).
-    hub: mpsc::Sender<HubCmd>,
     callbacks: Arc<Mutex<HashMap<u64, JoinHandle<()>>>>,
 }
 
@@ -81,11 +79,12 @@ impl Registry {
             .map(|p| crate::cachefile::CacheFile::open(p, config.cache_file_max_age));
         let view = SessionView {
             state: State::Connecting,
-            client: None,
+            info: None,
             epoch: 0,
             since: SystemTime::now(),
             error: None,
         };
+        let (hub, hub_rx) = mpsc::channel(crate::session::QUEUE);
         let shared = Arc::new(Shared {
             config,
             hosts,
@@ -98,18 +97,17 @@ impl Registry {
             cache_file,
             requests: Default::default(),
             counters: Default::default(),
-            parents: Default::default(),
+            hub,
             tasks: Default::default(),
         });
         let (cmds, rx) = mpsc::unbounded_channel();
-        let (hub, hub_rx) = mpsc::channel(crate::session::QUEUE);
-        shared.tasks.spawn(supervisor::run(shared.clone(), rx, (hub.clone(), hub_rx)));
+        shared.tasks.spawn(supervisor::run(shared.clone(), rx, hub_rx));
         if shared.cache_file.is_some() {
             shared.tasks.spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
         }
-        let registry = Registry { shared, cmds, hub, callbacks: Default::default() };
+        let registry = Registry { shared, cmds, callbacks: Default::default() };
         if !lazy {
-            if let Err(e) = registry.shared.client_by(Instant::now() + connect_timeout).await {
+            if let Err(e) = registry.shared.connected_by(Instant::now() + connect_timeout).await {
                 registry.close().await;
                 return Err(e);
             }
@@ -184,7 +182,7 @@ impl Registry {
     /// Sends the hub a command and waits for its answer.
     async fn ask<T>(&self, make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> HubCmd) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.hub.send(make(reply)).await.map_err(|_| Error::Closed)?;
+        self.shared.hub.send(make(reply)).await.map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)
     }
 
@@ -254,7 +252,7 @@ impl Registry {
         if registered {
             return self.send("unset", path, ActorCmd::Enforce).await;
         }
-        let (client, _) = self.shared.client_by(self.deadline()).await?;
+        let client = self.shared.lease(self.deadline()).await?.client;
         match self.shared.call("delete", path, client.delete(path, None)).await {
             Err(e) if e.is_no_node() => Ok(()),
             other => other,
@@ -273,7 +271,7 @@ impl Registry {
     /// Not atomic: a call dropped part-way may have deleted part of the tree.
     pub async fn unset_recursive(&self, path: &str) -> Result<usize> {
         self.check_removable("unset", path)?;
-        let (client, _) = self.shared.client_by(self.deadline()).await?;
+        let client = self.shared.lease(self.deadline()).await?.client;
         let mut deleted = 0;
         for _ in 0..8 {
             // Breadth-first listing, then deletion from the deepest node up.
@@ -343,7 +341,7 @@ impl Registry {
     /// The current ZooKeeper session (id and password), while there is one.
     /// Tests use it to force an expiry (`ndsr_testkit::expire_session`).
     pub fn session(&self) -> Option<zookeeper_client::SessionInfo> {
-        self.shared.session.borrow().client.as_ref().map(|c| c.session().clone())
+        self.shared.session.borrow().info.clone()
     }
 
     /// Ends the session now: ephemeral registrations vanish at once (not
@@ -446,13 +444,13 @@ impl Registry {
     async fn send(&self, op: &'static str, path: &str, make: impl Fn(Reply) -> ActorCmd) -> Result<()> {
         let deadline = self.deadline();
         loop {
-            self.shared.client_by(deadline).await?;
+            self.shared.connected_by(deadline).await?;
             let (reply, answer, ticket) = Reply::new();
             let _withdraw = WithdrawOnDrop(ticket.clone());
             // The command starts the path if it is new. A full queue is
             // waited for (within the deadline).
             let cmd = HubCmd::Path(path.to_string(), make(reply));
-            match tokio::time::timeout_at(deadline, self.hub.send(cmd)).await {
+            match tokio::time::timeout_at(deadline, self.shared.hub.send(cmd)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(Error::Closed),
                 Err(_) => {

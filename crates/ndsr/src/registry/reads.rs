@@ -53,7 +53,7 @@ impl Registry {
         let (mut rx, _) = self.shared.cache.subscribe(path);
         let deadline = self.deadline();
         loop {
-            self.shared.client_by(deadline).await?;
+            self.shared.connected_by(deadline).await?;
             let first = tokio::time::timeout(self.shared.op_timeout(), rx.wait_for(Option::is_some)).await;
             match first {
                 Ok(Ok(snapshot)) => {
@@ -90,7 +90,7 @@ impl Registry {
     /// Cancel-safe: it only reads.
     pub async fn read(&self, path: &str) -> Result<Snapshot> {
         validate_path(path)?;
-        let (client, _) = self.shared.client_by(self.deadline()).await?;
+        let client = self.shared.lease(self.deadline()).await?.client;
         let read = read_node(&self.shared, &client, path).await?;
         Ok(Snapshot::of_node(path, read.node.as_ref().map(|(b, s)| (b.as_slice(), *s)), read.children))
     }

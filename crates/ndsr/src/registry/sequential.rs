@@ -36,13 +36,14 @@ impl Registry {
         // Whether a create was sent whose answer was lost.
         let mut sent = false;
         let path = loop {
-            let client = match self.shared.client_by(deadline).await {
-                Ok((client, _)) => client,
+            let lease = match self.shared.lease(deadline).await {
+                Ok(lease) => lease,
                 Err(_) if sent => return Err(unknown()),
                 Err(e) => return Err(e),
             };
+            let client = &lease.client;
             if sent {
-                match self.find_own_sequential(&client, prefix, &bytes).await {
+                match self.find_own_sequential(client, prefix, &bytes).await {
                     Ok(Some(path)) => break path,
                     Ok(None) => {} // it was not made: make it
                     Err(e) if lost(&e) && Instant::now() < deadline => continue,
@@ -51,7 +52,7 @@ impl Registry {
                 }
             }
             if parent != "/" {
-                match self.shared.ensure_parent(&client, parent).await {
+                match lease.parents.ensure(&self.shared, client, parent).await {
                     Ok(()) => {}
                     Err(e) if lost(&e) && Instant::now() < deadline => continue,
                     Err(e) if sent && lost(&e) => return Err(unknown()),
@@ -59,7 +60,7 @@ impl Registry {
                 }
             }
             let creating = client.create(prefix, &bytes, &options);
-            match self.shared.write_call("create", prefix, &client, creating, None).await {
+            match self.shared.write_call("create", prefix, client, creating, None).await {
                 Ok((_, sequence)) => break format!("{prefix}{sequence}"),
                 Err(e) if lost(&e) && Instant::now() < deadline => sent = true,
                 Err(e) if lost(&e) => return Err(unknown()),

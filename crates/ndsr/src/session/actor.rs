@@ -25,7 +25,8 @@ use zookeeper_client::{Client, CreateMode, EventType, WatchedEvent};
 
 use crate::path::direct_child;
 use crate::session::desired::Counters;
-use crate::session::reconcile::{self, Written};
+use crate::session::parents::Parents;
+use crate::session::reconcile::{self, On, Written};
 use crate::session::{read_node, Goal, PastSessions, Shared};
 use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
@@ -101,6 +102,7 @@ pub(crate) struct Actor {
     path: Arc<str>,
     client: Client,
     past: Arc<PastSessions>,
+    parents: Arc<Parents>,
     state: PathState,
     goal: Option<Goal>,
     counters: Box<Counters>,
@@ -123,6 +125,7 @@ pub(crate) struct Lent {
     pub(crate) shared: Arc<Shared>,
     pub(crate) client: Client,
     pub(crate) past: Arc<PastSessions>,
+    pub(crate) parents: Arc<Parents>,
     pub(crate) state: PathState,
     pub(crate) goal: Option<Goal>,
     pub(crate) counters: Box<Counters>,
@@ -130,8 +133,8 @@ pub(crate) struct Lent {
 
 impl Actor {
     pub(crate) fn new(path: Arc<str>, lent: Lent) -> Actor {
-        let Lent { shared, client, past, state, goal, counters } = lent;
-        Actor { shared, path, client, past, state, goal, counters, gave_up: None }
+        let Lent { shared, client, past, parents, state, goal, counters } = lent;
+        Actor { shared, path, client, past, parents, state, goal, counters, gave_up: None }
     }
 
     pub(crate) fn into_outcome(self) -> Outcome {
@@ -160,8 +163,8 @@ impl Actor {
             // seen yet wait for one shared mkdir, instead of each sending a
             // create that fails for want of the parent.
             if let Some(parent) = crate::path::parent(&self.path).filter(|p| *p != "/") {
-                if !self.shared.parent_known(parent) {
-                    let _ = self.shared.ensure_parent(&self.client, parent).await;
+                if !self.parents.known(parent) {
+                    let _ = self.parents.ensure(&self.shared, &self.client, parent).await;
                 }
             }
             let options = self.shared.create_options(CreateMode::Ephemeral);
@@ -176,6 +179,7 @@ impl Actor {
                         reconcile::create_under_new_parent(
                             &self.shared,
                             &self.client,
+                            &self.parents,
                             &self.path,
                             &bytes,
                             ephemeral,
@@ -302,10 +306,8 @@ impl Actor {
         if let Goal::Ephemeral(_) = goal {
             self.back_off_dropped_writes().await?;
         }
-        let (shared, client, past) = (&self.shared, &self.client, &self.past);
-        let written =
-            reconcile::enforce(shared, client, past, &self.path, &goal, requested, &mut self.counters)
-                .await?;
+        let on = On { shared: &self.shared, client: &self.client, past: &self.past, parents: &self.parents };
+        let written = reconcile::enforce(on, &self.path, &goal, requested, &mut self.counters).await?;
         self.remember(written);
         Ok(())
     }
@@ -339,8 +341,8 @@ impl Actor {
     }
 
     pub(crate) async fn set_data(&mut self, bytes: Vec<u8>, keep_defaults: bool) -> Result<()> {
-        let (shared, client, past) = (&self.shared, &self.client, &self.past);
-        let written = reconcile::set_data(shared, client, past, &self.path, &bytes, keep_defaults).await?;
+        let on = On { shared: &self.shared, client: &self.client, past: &self.past, parents: &self.parents };
+        let written = reconcile::set_data(on, &self.path, &bytes, keep_defaults).await?;
         self.remember(written);
         Ok(())
     }

@@ -3,20 +3,20 @@
 
 use zookeeper_client::Client;
 
-use crate::session::{Shared, State};
+use crate::session::{HubCmd, Lease, Shared, State};
 use crate::{Error, Result};
 
 impl Shared {
-    /// Waits until connected (or `deadline`) and returns the live client.
-    pub(crate) async fn client_by(&self, deadline: tokio::time::Instant) -> Result<(Client, u64)> {
+    /// Waits until connected (or `deadline`) and returns the epoch.
+    pub(crate) async fn connected_by(&self, deadline: tokio::time::Instant) -> Result<u64> {
         let mut session = self.session.subscribe();
         let waited = tokio::time::timeout_at(deadline, async {
             loop {
                 {
                     let view = session.borrow_and_update();
-                    match (&view.state, &view.client) {
-                        (State::Connected, Some(client)) => return Ok((client.clone(), view.epoch)),
-                        (State::Closed, _) => return Err(Error::Closed),
+                    match view.state {
+                        State::Connected => return Ok(view.epoch),
+                        State::Closed => return Err(Error::Closed),
                         _ => {}
                     }
                     if let Some(error) = &view.error {
@@ -29,9 +29,51 @@ impl Shared {
             }
         })
         .await;
-        waited.unwrap_or_else(|_| {
-            Err(Error::NoConnection(format!("not connected to {} within the connect timeout", self.hosts)))
-        })
+        waited.unwrap_or_else(|_| Err(self.not_connected()))
+    }
+
+    fn not_connected(&self) -> Error {
+        Error::NoConnection(format!("not connected to {} within the connect timeout", self.hosts))
+    }
+
+    /// Waits until connected (or `deadline`) and borrows the session's
+    /// client from the hub.
+    pub(crate) async fn lease(&self, deadline: tokio::time::Instant) -> Result<Lease> {
+        loop {
+            let epoch = self.connected_by(deadline).await?;
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let asked = HubCmd::Lease { epoch, reply };
+            match tokio::time::timeout_at(deadline, self.hub.send(asked)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => return Err(self.not_connected()),
+            }
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(lease)) => return Ok(lease),
+                // That session went between the two (or the hub is not
+                // given it yet): wait for the next.
+                Ok(Err(_)) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(_) => return Err(self.not_connected()),
+            }
+        }
+    }
+
+    /// Borrows session `epoch`'s client from the hub, if that session is
+    /// still the registry's (not expired, not closed); does not wait for a
+    /// connection (a disconnected session's client is lent too).
+    pub(crate) async fn lease_of(&self, epoch: u64) -> Option<Lease> {
+        if !self.holds(epoch) {
+            return None;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.hub.send(HubCmd::Lease { epoch, reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Is session `epoch` still the registry's (not expired, not closed)?
+    pub(crate) fn holds(&self, epoch: u64) -> bool {
+        let view = self.session.borrow();
+        view.epoch == epoch && view.info.is_some() && view.state != State::Closed
     }
 
     /// Runs one write under the operation timeout, and counts in `drops`

@@ -46,6 +46,20 @@ pub(crate) enum HubCmd {
     Watch { path: String, reply: oneshot::Sender<bool> },
     /// A caller's command for `path`.
     Path(String, ActorCmd),
+    /// Lends the session's client (and what goes with it) to a caller's
+    /// own calls: a direct read or delete, a sequential create, a lock.
+    /// Only session `epoch`'s: the reply is dropped if the hub has no
+    /// session now, or another.
+    Lease { epoch: u64, reply: oneshot::Sender<Lease> },
+}
+
+/// The session's client lent by the hub, with what calls made with it
+/// need: the epoch it belongs to and the parents this registry made.
+#[derive(Clone)]
+pub(crate) struct Lease {
+    pub(crate) client: Client,
+    pub(crate) epoch: u64,
+    pub(crate) parents: Arc<crate::session::parents::Parents>,
 }
 
 /// The hub's command queue's length: callers beyond it wait their turn.

@@ -34,9 +34,10 @@ use zookeeper_client::{Client, EventType, PersistentWatcher, SessionState, Watch
 
 use crate::path::parent;
 use crate::session::actor::{Actor, Batch, Lent, Outcome};
+use crate::session::parents::Parents;
 use crate::session::record::Record;
 use crate::session::watch_table::{self, Cover, Generation, Phase, Root, WatchTable};
-use crate::session::{ActorCmd, Goal, HubCmd, PastSessions, Shared};
+use crate::session::{ActorCmd, Goal, HubCmd, Lease, PastSessions, Shared};
 
 /// At most this many queued commands are taken before their paths start.
 const BURST: usize = 4096;
@@ -60,7 +61,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
     let mut hub = Hub {
         shared,
         client: None,
+        epoch: 0,
         past: Arc::default(),
+        parents: Arc::default(),
         records: HashMap::new(),
         watches: WatchTable::default(),
         next_generation: 0,
@@ -121,8 +124,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
 
 struct Hub {
     shared: Arc<Shared>,
-    /// The session's client (`None` between sessions).
+    /// The session's client (`None` between sessions), and its epoch.
     client: Option<Client>,
+    epoch: u64,
+    /// The parents this registry made: lent to operations and leases.
+    parents: Arc<Parents>,
     /// The sessions this registry held before: their ephemeral nodes are
     /// ours to replace (pitfall 3: the client may declare expiry before
     /// the server does). Lent to every operation.
@@ -213,6 +219,13 @@ impl Hub {
                 }
                 Some(path)
             }
+            HubCmd::Lease { epoch, reply } => {
+                if let Some(client) = self.client.as_ref().filter(|_| !self.dead && self.epoch == epoch) {
+                    let _ =
+                        reply.send(Lease { client: client.clone(), epoch, parents: self.parents.clone() });
+                }
+                None
+            }
         }
     }
 
@@ -292,6 +305,7 @@ impl Hub {
         tracing::debug!(epoch, "the hub has a new session");
         self.stop_work();
         self.client = Some(client);
+        self.epoch = epoch;
         self.dead = false;
         let mut paths: Vec<(bool, Arc<str>)> = Vec::with_capacity(self.records.len());
         for (path, record) in &mut self.records {
@@ -591,6 +605,7 @@ impl Hub {
             shared: self.shared.clone(),
             client: client.clone(),
             past: self.past.clone(),
+            parents: self.parents.clone(),
             state: std::mem::take(&mut record.state),
             goal: record.goal.clone(),
             counters: record.counters.take().unwrap_or_default(),

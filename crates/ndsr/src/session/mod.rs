@@ -5,18 +5,21 @@
 //! `watch_table.rs` (the watches and what each covers), `actor.rs` (the
 //! operations on one path), `reconcile.rs` (owner-checked writes, deciding each step with
 //! `decide.rs`'s pure function),
-//! `desired.rs` (what the program asked for), `commands.rs` (how handles
-//! reach the hub), `shared.rs` and `calls.rs` (the state every part shares,
-//! and the ZooKeeper call layer).
+//! `desired.rs` (a registration's goal and counts), `parents.rs` (the
+//! parents made), `commands.rs` (how handles reach the hub), `shared.rs`
+//! and `calls.rs` (the settings every part reads, and the ZooKeeper call
+//! layer).
 //!
 //! One supervisor task per registry owns the ZooKeeper session: it connects,
 //! notices disconnects and expiry, and after expiry builds a new client (a
-//! new *epoch*). Each epoch has one hub task (`hub.rs`) that does the work of
-//! every path the program cares about (a registration or a watch): the
-//! path's watch, reads, writes and registration enforcement, one operation
-//! (`actor.rs`) per path at a time, so that a write and the reads that
-//! follow it can never overtake each other, while different paths proceed
-//! concurrently (requests are pipelined on the one connection).
+//! new *epoch*). It owns the hub (`hub.rs`), one task for the life of the
+//! registry that does the work of every path the program cares about (a
+//! registration or a watch): the path's watch, reads, writes and
+//! registration enforcement, one operation (`actor.rs`) per path at a time,
+//! so that a write and the reads that follow it can never overtake each
+//! other, while different paths proceed concurrently (requests are
+//! pipelined on the one connection). Every other call gets the session's
+//! client from the hub too (`Lease`): one route to ZooKeeper.
 
 pub(crate) mod actor;
 mod calls;
@@ -25,6 +28,7 @@ pub(crate) mod decide;
 pub(crate) mod desired;
 pub(crate) mod hub;
 mod machine;
+pub(crate) mod parents;
 pub(crate) mod reconcile;
 mod record;
 mod shared;
@@ -32,7 +36,7 @@ pub(crate) mod supervisor;
 pub(crate) mod watch_table;
 
 pub(crate) use calls::read_node;
-pub(crate) use commands::{ActorCmd, HubCmd, Reply, WithdrawOnDrop, QUEUE};
+pub(crate) use commands::{ActorCmd, HubCmd, Lease, Reply, WithdrawOnDrop, QUEUE};
 pub(crate) use desired::Goal;
 pub(crate) use shared::Shared;
 
@@ -40,8 +44,6 @@ pub(crate) use shared::Shared;
 pub(crate) type PastSessions = std::collections::HashSet<i64>;
 
 use std::time::SystemTime;
-
-use zookeeper_client::Client;
 
 use crate::Error;
 
@@ -105,8 +107,9 @@ impl std::fmt::Display for State {
 #[derive(Clone)]
 pub(crate) struct SessionView {
     pub(crate) state: State,
-    /// The live client of this epoch, while connected or disconnected.
-    pub(crate) client: Option<Client>,
+    /// This epoch's session (id and password), while connected or
+    /// disconnected. (Its client is the hub's to lend: see `Lease`.)
+    pub(crate) info: Option<zookeeper_client::SessionInfo>,
     pub(crate) epoch: u64,
     /// When the connection was last lost (for staleness).
     pub(crate) since: SystemTime,

@@ -12,8 +12,19 @@ use crate::codec::{decode, user_part};
 use crate::path::parent;
 use crate::session::decide::{decide, Action, Observed, Owner};
 use crate::session::desired::{Counters, ForeignDeletes};
+use crate::session::parents::Parents;
 use crate::session::{Goal, PastSessions, Shared};
 use crate::{Error, Result};
+
+/// The session an operation works in: the registry's settings, the
+/// client, the sessions held before, and the parents made.
+#[derive(Clone, Copy)]
+pub(crate) struct On<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) client: &'a Client,
+    pub(crate) past: &'a PastSessions,
+    pub(crate) parents: &'a Parents,
+}
 
 /// What a write left in the node, for the cache.
 pub(crate) struct Written {
@@ -31,14 +42,13 @@ pub(crate) struct Written {
 /// "someone else's change". `past`: this registry's earlier sessions;
 /// `counters`: the registration's.
 pub(crate) async fn enforce(
-    shared: &Shared,
-    client: &Client,
-    past: &PastSessions,
+    on: On<'_>,
     path: &str,
     goal: &Goal,
     requested: bool,
     counters: &mut Counters,
 ) -> Result<Option<Written>> {
+    let On { shared, client, past, parents } = on;
     let drops = Some(&counters.drops);
     let floor = shared.zxid_floor();
     let me = client.session_id().0;
@@ -80,11 +90,13 @@ pub(crate) async fn enforce(
                 );
                 return Ok(None);
             }
-            Action::Create => match create(shared, client, path, bytes, CreateMode::Ephemeral, drops).await {
-                Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
-                Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
-                Err(e) => return Err(e),
-            },
+            Action::Create => {
+                match create(shared, client, parents, path, bytes, CreateMode::Ephemeral, drops).await {
+                    Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
+                    Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             Action::SetData { version } => {
                 if !requested {
                     tracing::warn!(path, "registration's data was changed by someone else; writing it back");
@@ -191,13 +203,12 @@ pub(crate) fn same_value(current: &[u8], new: &[u8], keep_defaults: bool) -> boo
 /// another live session, which would revert it or take the data with it.
 /// Every write is conditional on the version just read.
 pub(crate) async fn set_data(
-    shared: &Shared,
-    client: &Client,
-    past: &PastSessions,
+    on: On<'_>,
     path: &str,
     bytes: &[u8],
     keep_defaults: bool,
 ) -> Result<Option<Written>> {
+    let On { shared, client, past, parents } = on;
     let floor = shared.zxid_floor();
     let me = client.session_id().0;
     for _ in 0..shared.config.reconcile_attempts {
@@ -218,7 +229,7 @@ pub(crate) async fn set_data(
                 }
             }
             Err(e) if e.is_no_node() => {
-                match create(shared, client, path, bytes, CreateMode::Persistent, None).await {
+                match create(shared, client, parents, path, bytes, CreateMode::Persistent, None).await {
                     Ok(stat) => return Ok(Some(Written { bytes: bytes.to_vec(), stat, floor })),
                     Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => continue,
                     Err(e) => return Err(e),
@@ -239,6 +250,7 @@ pub(crate) async fn set_data(
 pub(crate) async fn create(
     shared: &Shared,
     client: &Client,
+    parents: &Parents,
     path: &str,
     bytes: &[u8],
     mode: CreateMode,
@@ -246,7 +258,9 @@ pub(crate) async fn create(
 ) -> Result<Stat> {
     let options = shared.create_options(mode);
     match shared.write_call("create", path, client, client.create(path, bytes, &options), drops).await {
-        Err(e) if e.is_no_node() => create_under_new_parent(shared, client, path, bytes, mode, drops).await,
+        Err(e) if e.is_no_node() => {
+            create_under_new_parent(shared, client, parents, path, bytes, mode, drops).await
+        }
         other => other.map(|(stat, _)| stat),
     }
 }
@@ -257,6 +271,7 @@ pub(crate) async fn create(
 pub(crate) async fn create_under_new_parent(
     shared: &Shared,
     client: &Client,
+    parents: &Parents,
     path: &str,
     bytes: &[u8],
     mode: CreateMode,
@@ -267,10 +282,10 @@ pub(crate) async fn create_under_new_parent(
     };
     let options = shared.create_options(mode);
     for attempt in 0..2 {
-        shared.ensure_parent(client, parent).await?;
+        parents.ensure(shared, client, parent).await?;
         match shared.write_call("create", path, client, client.create(path, bytes, &options), drops).await {
             // Someone removed the parent since we made it: make it again.
-            Err(e) if e.is_no_node() && attempt == 0 => shared.forget_parent(parent),
+            Err(e) if e.is_no_node() && attempt == 0 => parents.forget(parent),
             other => return other.map(|(stat, _)| stat),
         }
     }

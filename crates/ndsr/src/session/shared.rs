@@ -1,18 +1,18 @@
-//! The state shared by the handles, the supervisor and the hub.
+//! What the handles, the supervisor and the hub all read: settings,
+//! counters, and handles to parts that keep their own state (the cache,
+//! the hub's channel, the session view the supervisor publishes, the task
+//! tracker). Nothing here is locked by two modules.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use zookeeper_client::Client;
 
 use crate::cache::Cache;
 use crate::config::RegistryBuilder;
 use crate::session::{SessionView, State};
-use crate::{Error, Result};
 
-/// State shared by the handles, the supervisor and the actors.
+/// Settings, counters and handles shared by the handles, the supervisor
+/// and the hub.
 pub(crate) struct Shared {
     pub(crate) config: RegistryBuilder,
     pub(crate) hosts: String,
@@ -31,19 +31,13 @@ pub(crate) struct Shared {
     pub(crate) requests: std::sync::atomic::AtomicU64,
     /// Reconnects, expiries and callback errors (see `Registry::stats`).
     pub(crate) counters: crate::stats::Counters,
-    /// Parents this registry made (or is making), so that many
-    /// registrations racing into one new parent make it once.
-    pub(crate) parents: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>>,
+    /// The hub's bounded command channel (see `hub.rs`): every caller's
+    /// route to ZooKeeper.
+    pub(crate) hub: tokio::sync::mpsc::Sender<crate::session::HubCmd>,
     /// Every task the registry spawns (supervisor, actors, callbacks, the
     /// cache file's saver, lock monitors and background releases):
     /// `close()` waits for them all, bounded.
     pub(crate) tasks: tokio_util::task::TaskTracker,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the data consistent, so a panic
-    // elsewhere while holding the lock does not poison it for us.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -88,41 +82,6 @@ impl Shared {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-    }
-
-    /// Makes `parent` and its ancestors (persistent) unless this registry
-    /// already did; concurrent callers share one `mkdir`.
-    ///
-    /// As the original does, only `parent` itself gets the registry's ACL;
-    /// higher ancestors are created open (`world:anyone` ALL), so that one
-    /// user's registration under `/services/web` does not lock every other
-    /// user out of `/services`.
-    pub(crate) async fn ensure_parent(&self, client: &Client, parent: &str) -> Result<()> {
-        let cell = lock(&self.parents).entry(parent.to_string()).or_default().clone();
-        cell.get_or_try_init(|| self.make_parent(client, parent)).await.map(|_| ())
-    }
-
-    async fn make_parent(&self, client: &Client, parent: &str) -> Result<()> {
-        use zookeeper_client::{Acls, CreateMode, Error as Zk};
-        if let Some(grandparent) = crate::path::parent(parent).filter(|g| *g != "/") {
-            let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
-            self.call("create ancestors of", parent, client.mkdir(grandparent, &open)).await?;
-        }
-        let dir = self.create_options(CreateMode::Persistent);
-        match self.call("create", parent, client.create(parent, b"", &dir)).await {
-            Ok(_) | Err(Error::ZooKeeper { source: Zk::NodeExists, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Has this registry made (or found) `parent`?
-    pub(crate) fn parent_known(&self, parent: &str) -> bool {
-        lock(&self.parents).get(parent).is_some_and(|cell| cell.initialized())
-    }
-
-    /// Forgets that `parent` was made (it was deleted since).
-    pub(crate) fn forget_parent(&self, parent: &str) {
-        lock(&self.parents).remove(parent);
     }
 
     /// Options to create a node of `mode` with the registry's ACL.

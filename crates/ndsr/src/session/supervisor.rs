@@ -34,8 +34,7 @@ struct Supervisor {
     epoch: u64,
     client: Option<Client>,
     states: Option<zookeeper_client::StateWatcher>,
-    /// The hub's commands, and its task (awaited when the registry closes).
-    hub: mpsc::Sender<HubCmd>,
+    /// The hub's task (awaited when the registry closes).
     hub_task: Option<tokio::task::JoinHandle<()>>,
     /// Why the last connection attempt failed.
     failure: Option<Error>,
@@ -44,15 +43,15 @@ struct Supervisor {
     close_reply: Option<oneshot::Sender<()>>,
 }
 
-/// Runs the session until the registry closes; `hub`: the hub's command
-/// channel (the registry's handles hold its other ends).
+/// Runs the session until the registry closes; `hub`: the receiving end of
+/// the hub's command channel (`Shared::hub` is the sending end).
 pub(crate) async fn run(
     shared: Arc<Shared>,
     cmds: mpsc::UnboundedReceiver<Command>,
-    hub: (mpsc::Sender<HubCmd>, mpsc::Receiver<HubCmd>),
+    hub: mpsc::Receiver<HubCmd>,
 ) {
     let reconnect = shared.config.reconnect_backoff_or_default();
-    let hub_task = shared.tasks.spawn(hub::run(shared.clone(), hub.1));
+    let hub_task = shared.tasks.spawn(hub::run(shared.clone(), hub));
     let mut supervisor = Supervisor {
         shared,
         cmds,
@@ -60,7 +59,6 @@ pub(crate) async fn run(
         epoch: 0,
         client: None,
         states: None,
-        hub: hub.0,
         hub_task: Some(hub_task),
         failure: None,
         delay: Duration::ZERO,
@@ -126,7 +124,7 @@ impl Supervisor {
     /// client) are gone.
     async fn stop_hub(&mut self) {
         let Some(task) = self.hub_task.take() else { return };
-        let _ = self.hub.send(HubCmd::Close).await;
+        let _ = self.shared.hub.send(HubCmd::Close).await;
         let _ = task.await;
     }
 
@@ -144,7 +142,8 @@ impl Supervisor {
                 self.shared.counters.history_warned.store(false, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(session = %client.session_id(), epoch = self.epoch, "connected to ZooKeeper");
                 self.states = Some(client.state_watcher());
-                let _ = self.hub.send(HubCmd::Session { client: client.clone(), epoch: self.epoch }).await;
+                let _ =
+                    self.shared.hub.send(HubCmd::Session { client: client.clone(), epoch: self.epoch }).await;
                 publish(&self.shared, State::Connected, Some(client), self.epoch);
             }
             Effect::Publish(state) => {
@@ -179,7 +178,7 @@ impl Supervisor {
                 }
                 self.states = None;
                 publish(&self.shared, State::Expired, None, self.epoch);
-                let _ = self.hub.send(HubCmd::Lost { session }).await;
+                let _ = self.shared.hub.send(HubCmd::Lost { session }).await;
             }
             Effect::Pause => {
                 self.delay = crate::backoff::rebuild_jitter(self.shared.config.rebuild_jitter_or_default())
@@ -203,6 +202,7 @@ impl Supervisor {
 }
 
 fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
+    let info = client.map(|c| c.session().clone());
     // The time of a disconnection first, then the public state, then the
     // view: whoever sees the view change (e.g. `build` waiting to connect)
     // then finds the same state in `state()`, and a stale read its `since`.
@@ -221,7 +221,7 @@ fn publish(shared: &Shared, state: State, client: Option<Client>, epoch: u64) {
     }
     shared
         .session
-        .send_modify(|view| *view = SessionView { state, client, epoch, since: view.since, error: None });
+        .send_modify(|view| *view = SessionView { state, info, epoch, since: view.since, error: None });
 }
 
 /// Connects to the servers and checks the chroot (creating it only when
