@@ -3,7 +3,7 @@
 //!
 //! Readers clone the latest `Arc<Snapshot>` under a short read lock and
 //! never touch the network; a slow subscriber sees the latest snapshot, never
-//! a backlog. Only path actors publish. A path nobody subscribes to has no
+//! a backlog. Only the hub publishes. A path nobody subscribes to has no
 //! channel (a tokio `watch` channel costs several hundred bytes, and a
 //! registry may watch tens of thousands of paths).
 

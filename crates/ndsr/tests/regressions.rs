@@ -230,6 +230,30 @@ async fn max_write_drops_bounds_the_reconnects_of_a_poisoned_write() {
     r.close().await;
 }
 
+/// A registration fixed while its poisoned write backs off starts its count
+/// of dropped writes afresh: the fix is written, not given up for the drops
+/// of the value it replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_value_for_a_backing_off_registration_starts_its_drops_afresh() {
+    let server = ZkServer::shared();
+    let r = oversized_registry(server, |b| b.max_write_drops(2)).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/h:1", unique_path("refixed"));
+    let mut states = r.state_changes();
+    let poisoned = {
+        let (r, path) = (r.clone(), path.clone());
+        tokio::spawn(async move { r.set_node(&path, "z".repeat(2 << 20).as_str()).await })
+    };
+    // The first drop: the registration now backs off before writing again.
+    tokio::time::timeout(WAIT, states.wait_for(|s| *s == State::Disconnected)).await.unwrap().unwrap();
+    r.set_node(&path, json!({"fixed": true})).await.expect("the fix is written, not given up");
+    let (data, _) = zk.get_data(&path).await.unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&data).unwrap()["fixed"], true);
+    let _ = poisoned.await;
+    assert_eq!(r.stats().registrations_given_up, 0, "{:?}", r.stats());
+    r.close().await;
+}
+
 /// Item 4: set_data compares what would be written, user `pid` included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_data_writes_a_change_of_the_user_keys_pid_and_created() {

@@ -165,15 +165,22 @@ impl Registry {
     /// Makes `bytes` the registration of `path` and waits for it.
     async fn register(&self, op: &'static str, path: &str, bytes: Vec<u8>) -> Result<()> {
         let goal = Goal::Ephemeral(bytes);
-        let path_ = path.to_string();
-        let previous = self.ask(|reply| HubCmd::Goal { path: path_, goal: goal.clone(), reply }).await?;
+        // The goal is set first, whatever comes of the connection (a
+        // registration is kept through `NoConnection`); its answer (the
+        // goal it replaced) is only needed if the registration fails, so it
+        // is not waited for: the enforcement follows it on the same queue.
+        let (replaced, previous) = oneshot::channel();
+        let set = HubCmd::Goal { path: path.to_string(), goal: goal.clone(), reply: replaced };
+        self.shared.hub.send(set).await.map_err(|_| Error::Closed)?;
         let result = self.send(op, path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.keeps_goal() {
                 // Dropped: as before the call, and nothing left behind if
-                // the path was new.
-                let path = path.to_string();
-                self.ask(|reply| HubCmd::Restore { path, failed: goal, previous, reply }).await?;
+                // the path was new. A task of its own (that `close()`
+                // waits for), so that it is done even if this call is
+                // cancelled first.
+                let restoring = restore(self.shared.clone(), path.into(), goal, previous);
+                self.shared.tasks.spawn(restoring).await.map_err(|_| Error::Closed)??;
             }
         }
         result
@@ -365,7 +372,7 @@ impl Registry {
         // when the last clone is dropped.
         self.shared.cache.end_subscriptions();
         // Callbacks were aborted above; the supervisor has stopped the
-        // actors; the saver ends on `Closed` after its last save; lock
+        // hub (and waited for it); the saver ends on `Closed` after its last save; lock
         // monitors end with the session. Wait for all of them.
         self.shared.tasks.close();
         let _ = tokio::time::timeout(self.shared.op_timeout(), self.shared.tasks.wait()).await;
@@ -475,6 +482,21 @@ impl Registry {
             }
         }
     }
+}
+
+/// Puts back the goal a failed registration replaced (`previous`: the
+/// hub's answer to its `Goal`), and lets the path go if nothing else wants
+/// it.
+async fn restore(
+    shared: Arc<Shared>,
+    path: String,
+    failed: Goal,
+    previous: oneshot::Receiver<Option<Goal>>,
+) -> Result<()> {
+    let previous = previous.await.map_err(|_| Error::Closed)?;
+    let (reply, done) = oneshot::channel();
+    shared.hub.send(HubCmd::Restore { path, failed, previous, reply }).await.map_err(|_| Error::Closed)?;
+    done.await.map_err(|_| Error::Closed)
 }
 
 /// Writes the cache file after changes, debounced, until the registry closes.

@@ -33,7 +33,7 @@ impl Registry {
         if self.state() == State::Closed {
             return Err(Error::Closed);
         }
-        // The hot path: a cached path is kept current by its actor, so a
+        // The hot path: a cached path is kept current by the hub, so a
         // hit needs no lock but the cache's read lock, and no allocation.
         if let Some(snapshot) = self.shared.cache.get(path) {
             return Ok(self.with_freshness(snapshot));

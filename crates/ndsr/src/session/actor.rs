@@ -106,7 +106,10 @@ pub(crate) struct Actor {
     state: PathState,
     goal: Option<Goal>,
     counters: Box<Counters>,
-    /// The registration was given up after this many dropped writes.
+    /// The record's: given up after this many dropped writes.
+    given_up: Option<u32>,
+    /// The registration was given up (by this operation) after this many
+    /// dropped writes.
     gave_up: Option<u32>,
 }
 
@@ -129,12 +132,13 @@ pub(crate) struct Lent {
     pub(crate) state: PathState,
     pub(crate) goal: Option<Goal>,
     pub(crate) counters: Box<Counters>,
+    pub(crate) given_up: Option<u32>,
 }
 
 impl Actor {
     pub(crate) fn new(path: Arc<str>, lent: Lent) -> Actor {
-        let Lent { shared, client, past, parents, state, goal, counters } = lent;
-        Actor { shared, path, client, past, parents, state, goal, counters, gave_up: None }
+        let Lent { shared, client, past, parents, state, goal, counters, given_up } = lent;
+        Actor { shared, path, client, past, parents, state, goal, counters, given_up, gave_up: None }
     }
 
     pub(crate) fn into_outcome(self) -> Outcome {
@@ -293,7 +297,7 @@ impl Actor {
         let Some(goal) = self.goal.clone() else {
             // Given up in the background before the caller's turn came:
             // the caller hears why, not a success.
-            return match self.counters.given_up {
+            return match self.given_up {
                 Some(attempts) if requested => {
                     Err(Error::WriteDropped { path: self.path.to_string(), attempts })
                 }

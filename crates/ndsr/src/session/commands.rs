@@ -66,7 +66,7 @@ pub(crate) struct Lease {
 pub(crate) const QUEUE: usize = 1024;
 
 /// The answer channel of a caller's command, and the ticket that decides
-/// whether the command runs: the actor starts it only if the caller has not
+/// whether the command runs: the hub starts it only if the caller has not
 /// withdrawn it (timed out, or its future was dropped), and a caller that
 /// gives up learns whether it had started. So a write whose caller gave up
 /// before it started is never performed, and one that had started is

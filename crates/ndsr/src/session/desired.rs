@@ -37,9 +37,6 @@ pub(crate) struct Counters {
     pub(crate) drops: AtomicU32,
     /// Deletions of other clients' nodes kept absent (see `Goal::Absent`).
     pub(crate) foreign: ForeignDeletes,
-    /// The registration was given up after this many dropped writes: the
-    /// caller whose `set_node` is still waiting learns it.
-    pub(crate) given_up: Option<u32>,
 }
 
 /// Deletions of other clients' nodes: how many in a row, and when the last
@@ -56,15 +53,9 @@ impl Counters {
         self.drops.load(Ordering::Relaxed)
     }
 
-    /// Forgets the dropped writes (a new goal).
-    pub(crate) fn reset(&mut self) {
-        *self.drops.get_mut() = 0;
-        self.given_up = None;
-    }
-
     /// Nothing worth keeping: the record need not hold them.
     pub(crate) fn is_empty(&self) -> bool {
-        self.drops() == 0 && self.given_up.is_none() && self.foreign.count == 0
+        self.drops() == 0 && self.foreign.count == 0
     }
 }
 
@@ -73,15 +64,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_reset_and_tell_when_they_are_empty() {
+    fn counters_tell_when_they_are_empty() {
         let mut counters = Counters::default();
         assert!(counters.is_empty());
         counters.drops.store(2, Ordering::Relaxed);
-        counters.given_up = Some(2);
         assert!(!counters.is_empty());
-        counters.reset();
-        assert_eq!((counters.drops(), counters.given_up), (0, None));
-        assert!(counters.is_empty());
+        counters.drops.store(0, Ordering::Relaxed);
+        counters.foreign.count = 1;
+        assert!(!counters.is_empty());
     }
 
     #[test]

@@ -54,8 +54,8 @@ type Adding = BoxFuture<(Arc<str>, Generation, Result<crate::Result<Option<Persi
 /// A path's operation in flight, handing back what it was lent.
 type Op = BoxFuture<(Arc<str>, Generation, Result<Outcome, Aborted>)>;
 
-/// Runs the hub until the registry closes (`HubCmd::Close`, or every
-/// sender gone).
+/// Runs the hub until the registry closes (`HubCmd::Close` from the
+/// supervisor).
 pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
     let cache = shared.cache.clone();
     let mut hub = Hub {
@@ -79,7 +79,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
         // What callers wanted watched before their later commands.
         hub.notes();
         tokio::select! {
-            biased;
             () = cache.noted() => {}
             cmd = cmds.recv() => {
                 let Some(cmd) = cmd else { return };
@@ -96,6 +95,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
                     starting.extend(hub.command(cmd));
                     if starting.len() < BURST {
                         next = cmds.try_recv().ok();
+                        if next.is_some() {
+                            // A note made before the next command is
+                            // seen first.
+                            hub.notes();
+                        }
                     }
                 }
                 for path in &starting {
@@ -165,11 +169,12 @@ impl Hub {
                 let path = self.ensure(&path);
                 let previous = self.set_goal(&path, Some(goal));
                 if let Some(record) = self.records.get_mut(&path) {
-                    if let Some(counters) = &mut record.counters {
-                        if counters.given_up.take().is_some() {
-                            self.given_up -= 1;
-                        }
-                        counters.reset();
+                    // A new goal starts its counts afresh (those lent to a
+                    // running operation are dropped when it ends).
+                    record.counters = None;
+                    record.counters_stale = !record.is_idle();
+                    if record.given_up.take().is_some() {
+                        self.given_up -= 1;
                     }
                 }
                 let _ = reply.send(previous);
@@ -220,7 +225,10 @@ impl Hub {
                 Some(path)
             }
             HubCmd::Lease { epoch, reply } => {
-                if let Some(client) = self.client.as_ref().filter(|_| !self.dead && self.epoch == epoch) {
+                // None once the registry is closing: its session must end.
+                let closing = *self.shared.state.borrow() == crate::session::State::Closed;
+                let lendable = !self.dead && !closing && self.epoch == epoch;
+                if let Some(client) = self.client.as_ref().filter(|_| lendable) {
                     let _ =
                         reply.send(Lease { client: client.clone(), epoch, parents: self.parents.clone() });
                 }
@@ -272,8 +280,12 @@ impl Hub {
 
     /// Forgets `path` if nothing wants it any more (no goal, and nothing in
     /// the cache); `true`: it is gone.
+    ///
+    /// A record with a goal, a caller's command waiting, or an operation
+    /// running stays (its caller hears the outcome first); it is looked at
+    /// again when its operation ends.
     fn forget_if_unwanted(&mut self, path: &str) -> bool {
-        if self.records.get(path).is_some_and(|r| r.goal.is_some()) {
+        if self.records.get(path).is_some_and(|r| r.goal.is_some() || r.has_commands() || !r.is_idle()) {
             return false;
         }
         if !self.shared.cache.remove_if_unwanted(path) {
@@ -282,7 +294,7 @@ impl Hub {
         if let Some(record) = self.records.remove(path) {
             record.abort();
             self.watches.unwanted(path, record.cover.as_ref());
-            if record.counters.as_ref().is_some_and(|c| c.given_up.is_some()) {
+            if record.given_up.is_some() {
                 self.given_up -= 1;
             }
             self.gauges();
@@ -553,20 +565,26 @@ impl Hub {
         record.become_idle();
         record.state = outcome.state;
         let counters = outcome.counters;
-        record.counters = (!counters.is_empty()).then_some(counters);
+        if !std::mem::take(&mut record.counters_stale) {
+            record.counters = (!counters.is_empty()).then_some(counters);
+        }
         if let Some((goal, drops)) = outcome.gave_up {
             // Given up (see `Actor::back_off_dropped_writes`), unless the
             // goal changed meanwhile.
             if record.goal.as_ref() == Some(&goal) {
-                let counters = record.counters();
-                *counters.drops.get_mut() = 0;
-                if counters.given_up.replace(drops).is_none() {
+                record.counters = None;
+                if record.given_up.replace(drops).is_none() {
                     self.given_up += 1;
                 }
-                // The record stays (a caller's command waiting behind this
-                // operation learns why); the caller's `Restore` forgets it.
+                // A caller's command waiting behind this operation learns
+                // why before the record goes.
                 self.set_goal(&path, None);
             }
+        }
+        // A record nothing wants any more goes once no caller's command
+        // waits in it (see `forget_if_unwanted`).
+        if self.forget_if_unwanted(&path) {
+            return;
         }
         self.next_step(&path);
     }
@@ -609,6 +627,7 @@ impl Hub {
             state: std::mem::take(&mut record.state),
             goal: record.goal.clone(),
             counters: record.counters.take().unwrap_or_default(),
+            given_up: record.given_up,
         };
         let mut actor = Actor::new(path.clone(), lend(record));
         if record.set_unstarted(false) {

@@ -26,8 +26,14 @@ pub(crate) struct Record {
     /// A registration's goal for the node (`None`: the path is only
     /// watched).
     pub(crate) goal: Option<Goal>,
-    /// A registration's counts; taken while an operation runs.
+    /// A registration's counts; lent to (taken while) an operation runs.
     pub(crate) counters: Option<Box<Counters>>,
+    /// The counts lent to the running operation are stale (a new goal came
+    /// meanwhile): what it hands back is dropped.
+    pub(crate) counters_stale: bool,
+    /// The registration was given up after this many dropped writes: the
+    /// caller whose `set_node` is still waiting learns it.
+    pub(crate) given_up: Option<u32>,
     /// Idle, waiting for room, or running an operation.
     activity: Activity,
 }
@@ -72,6 +78,8 @@ impl Record {
             pending: None,
             goal: None,
             counters: None,
+            counters_stale: false,
+            given_up: None,
             activity: Activity::Idle { unstarted: true },
         }
     }
@@ -110,11 +118,8 @@ impl Record {
             pending.reconnected = false;
         }
         self.activity = Activity::Idle { unstarted: true };
-    }
-
-    /// The registration's counts, made on first use.
-    pub(crate) fn counters(&mut self) -> &mut Counters {
-        self.counters.get_or_insert_with(Default::default)
+        // The operation the counts were lent to is gone with them.
+        self.counters_stale = false;
     }
 
     /// No operation runs or waits any more.
@@ -139,6 +144,11 @@ impl Record {
         }
     }
 
+    /// Does a caller's command wait in it?
+    pub(crate) fn has_commands(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.cmds.is_empty())
+    }
+
     pub(crate) fn has_work(&self) -> bool {
         self.unstarted()
             || self
@@ -154,6 +164,6 @@ mod tests {
     #[test]
     fn a_record_is_small() {
         let size = std::mem::size_of::<super::Record>();
-        assert!(size <= 96, "a Record is {size} bytes");
+        assert!(size <= 112, "a Record is {size} bytes");
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     /// The hub's bounded command channel (see `hub.rs`): every caller's
     /// route to ZooKeeper.
     pub(crate) hub: tokio::sync::mpsc::Sender<crate::session::HubCmd>,
-    /// Every task the registry spawns (supervisor, actors, callbacks, the
+    /// Every task the registry spawns (supervisor, hub, callbacks, the
     /// cache file's saver, lock monitors and background releases):
     /// `close()` waits for them all, bounded.
     pub(crate) tasks: tokio_util::task::TaskTracker,
