@@ -86,7 +86,7 @@ impl CacheFile {
     pub(crate) fn lookup(&self, path: &str) -> Option<Snapshot> {
         let entry = self.loaded.get(path)?;
         Some(Snapshot {
-            path: path.to_string(),
+            path: path.into(),
             data: entry.data.clone(),
             stat: entry.stat,
             children: entry.children.clone(),
@@ -138,7 +138,7 @@ impl CacheFile {
         for s in snapshots {
             let entry =
                 Entry { saved_at_ms, data: s.data.clone(), stat: s.stat, children: s.children.clone() };
-            entries.insert(s.path.clone(), entry);
+            entries.insert(s.path.to_string(), entry);
         }
         let contents = Contents { format: FORMAT.into(), version: VERSION, entries };
         let json = serde_json::to_vec(&contents).map_err(|e| e.to_string())?;

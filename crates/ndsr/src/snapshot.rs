@@ -74,8 +74,9 @@ pub enum Freshness {
 /// read of the node itself; `children` is kept current by the watch.
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
-    /// The node's path.
-    pub path: String,
+    /// The node's path (shared with the registry's tables: a cached
+    /// snapshot does not copy it).
+    pub path: std::sync::Arc<str>,
     /// Its decoded data (see [`crate::codec`]), `None` when empty or missing.
     pub data: Option<Object>,
     /// Its metadata, `None` when the node does not exist.
@@ -100,26 +101,24 @@ impl PartialEq for Snapshot {
 impl Snapshot {
     /// A snapshot of a node that does not exist.
     pub fn missing(path: &str) -> Snapshot {
-        Snapshot {
-            path: path.to_string(),
-            data: None,
-            stat: None,
-            children: Vec::new(),
-            freshness: Freshness::Fresh,
-        }
+        Snapshot::missing_at(std::sync::Arc::from(path))
+    }
+
+    fn missing_at(path: std::sync::Arc<str>) -> Snapshot {
+        Snapshot { path, data: None, stat: None, children: Vec::new(), freshness: Freshness::Fresh }
     }
 
     /// A fresh snapshot of a node as read or written: its bytes and stat
     /// (`None` when missing, and then no children) and its children.
     pub(crate) fn of_node(
-        path: &str,
+        path: &std::sync::Arc<str>,
         node: Option<(&[u8], Stat)>,
         children: impl IntoIterator<Item = String>,
     ) -> Snapshot {
         match node {
-            None => Snapshot::missing(path),
+            None => Snapshot::missing_at(path.clone()),
             Some((bytes, stat)) => Snapshot {
-                path: path.to_string(),
+                path: path.clone(),
                 data: crate::codec::decode(bytes),
                 stat: Some(stat),
                 children: children.into_iter().collect(),
@@ -165,6 +164,6 @@ impl Snapshot {
             .as_ref()
             .map(|o| serde_json::from_value(serde_json::Value::Object(o.clone())))
             .transpose()
-            .map_err(|e| Error::Data { path: self.path.clone(), reason: e.to_string() })
+            .map_err(|e| Error::Data { path: self.path.to_string(), reason: e.to_string() })
     }
 }

@@ -56,7 +56,7 @@ fn time(ms: i64) -> String {
 /// The printable view of a snapshot (children as names).
 pub fn view(s: &Snapshot, with_data: bool) -> NodeView {
     NodeView {
-        path: s.path.clone(),
+        path: s.path.to_string(),
         exists: s.exists(),
         data: with_data.then(|| s.data.clone().map_or(serde_json::Value::Null, serde_json::Value::Object)),
         stat: s.stat.map(|st| StatView {
@@ -103,8 +103,8 @@ async fn walk(
         let reads = futures_join(registry, &batch).await?;
         for snapshot in reads {
             frontier.extend(snapshot.children.iter().map(|c| child_path(&snapshot.path, c)));
-            order.push(snapshot.path.clone());
-            nodes.insert(snapshot.path.clone(), snapshot);
+            order.push(snapshot.path.to_string());
+            nodes.insert(snapshot.path.to_string(), snapshot);
         }
         if progress && order.len() >= 1000 {
             eprint!("\rndsr: read {} nodes", order.len());
@@ -171,7 +171,7 @@ pub async fn run(global: &Global, args: GetArgs) -> CliResult<ExitCode> {
         GetFormat::Dir => Some(if args.recursive {
             order.join("\n")
         } else {
-            std::iter::once(root.path.clone())
+            std::iter::once(root.path.to_string())
                 .chain(root.children.iter().map(|c| child_path(&root.path, c)))
                 .collect::<Vec<_>>()
                 .join("\n")

@@ -392,7 +392,7 @@ impl Instances {
             instances = serverset::weigh(&children, instances);
         }
         instances.sort_by(|a, b| a.key.cmp(&b.key));
-        Instances { path: dir.path.clone(), format, instances, bad, stale: dir.is_stale() }
+        Instances { path: dir.path.to_string(), format, instances, bad, stale: dir.is_stale() }
     }
 }
 

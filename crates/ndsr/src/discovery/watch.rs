@@ -218,7 +218,7 @@ impl InstanceWatch {
             .collect();
         let quiet = added.is_empty() && removed.is_empty() && changed.is_empty() && bad == previous_bad;
         let instances = Instances {
-            path: dir.path.clone(),
+            path: dir.path.to_string(),
             format,
             instances: now.values().cloned().collect(),
             bad: bad.clone(),

@@ -92,7 +92,11 @@ impl Registry {
         validate_path(path)?;
         let client = self.shared.lease(self.deadline()).await?.client;
         let read = read_node(&self.shared, &client, path).await?;
-        Ok(Snapshot::of_node(path, read.node.as_ref().map(|(b, s)| (b.as_slice(), *s)), read.children))
+        Ok(Snapshot::of_node(
+            &Arc::from(path),
+            read.node.as_ref().map(|(b, s)| (b.as_slice(), *s)),
+            read.children,
+        ))
     }
 
     /// Watches `path` and returns its snapshots: the current one first, then

@@ -137,7 +137,9 @@ struct Hub {
     /// ours to replace (pitfall 3: the client may declare expiry before
     /// the server does). Lent to every operation.
     past: Arc<PastSessions>,
-    records: HashMap<Arc<str>, Record>,
+    /// Boxed: a table's empty buckets (up to half of them) then cost a
+    /// pointer, not a record.
+    records: HashMap<Arc<str>, Box<Record>>,
     watches: WatchTable,
     next_generation: Generation,
     armed: FuturesUnordered<Armed>,
@@ -371,7 +373,7 @@ impl Hub {
             return key.clone();
         }
         let key = self.shared.cache.key(path).unwrap_or_else(|| Arc::from(path));
-        let record = Record::new(self.generation());
+        let record = Box::new(Record::new(self.generation()));
         self.records.insert(key.clone(), record);
         if self.client.is_some() {
             self.watches.wanted(&key);
