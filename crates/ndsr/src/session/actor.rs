@@ -32,7 +32,7 @@ use crate::snapshot::{Snapshot, Stat};
 use crate::{Error, Result};
 
 /// What is known of one path between operations: all a path costs while
-/// nothing happens on it (the hub keeps one per path; see `hub.rs`). The
+/// nothing happens on it (the hub keeps one per path; see `hub/`). The
 /// snapshot is the one in the cache (shared, not copied); of the node's
 /// bytes only a digest is kept, to tell whether a registration's node still
 /// holds its bytes.

@@ -1,7 +1,7 @@
 //! The session side: shared state, the supervisor and the hub.
 //!
 //! Files, by what they hold: `machine.rs` (the session's state machine,
-//! pure), `supervisor.rs` (the task that runs it), `hub.rs` (the path table and its operations' scheduling),
+//! pure), `supervisor.rs` (the task that runs it), `hub/` (the path table and its operations' scheduling),
 //! `watch_table.rs` (the watches and what each covers), `actor.rs` (the
 //! operations on one path), `reconcile.rs` (owner-checked writes, deciding each step with
 //! `decide.rs`'s pure function),
@@ -12,7 +12,7 @@
 //!
 //! One supervisor task per registry owns the ZooKeeper session: it connects,
 //! notices disconnects and expiry, and after expiry builds a new client (a
-//! new *epoch*). It owns the hub (`hub.rs`), one task for the life of the
+//! new *epoch*). It owns the hub (`hub/`), one task for the life of the
 //! registry that does the work of every path the program cares about (a
 //! registration or a watch): the path's watch, reads, writes and
 //! registration enforcement, one operation (`actor.rs`) per path at a time,

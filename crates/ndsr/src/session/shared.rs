@@ -31,7 +31,7 @@ pub(crate) struct Shared {
     pub(crate) requests: std::sync::atomic::AtomicU64,
     /// Reconnects, expiries and callback errors (see `Registry::stats`).
     pub(crate) counters: crate::stats::Counters,
-    /// The hub's bounded command channel (see `hub.rs`): every caller's
+    /// The hub's bounded command channel (see `hub/`): every caller's
     /// route to ZooKeeper.
     pub(crate) hub: tokio::sync::mpsc::Sender<crate::session::HubCmd>,
     /// Every task the registry spawns (supervisor, hub, callbacks, the

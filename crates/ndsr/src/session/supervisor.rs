@@ -4,7 +4,7 @@
 //! the next phase and the effects to perform; [`run`] only waits for the
 //! event each phase expects and performs the effects.
 //!
-//! It owns the hub (`hub.rs`): it starts it, hands it each new session's
+//! It owns the hub (`hub/`): it starts it, hands it each new session's
 //! client (an *epoch*), tells it when the session is lost, and ends it (and
 //! waits for it) when the registry closes.
 
