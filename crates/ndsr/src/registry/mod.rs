@@ -171,7 +171,14 @@ impl Registry {
         // is not waited for: the enforcement follows it on the same queue.
         let (replaced, previous) = oneshot::channel();
         let set = HubCmd::Goal { path: path.to_string(), goal: goal.clone(), reply: replaced };
-        self.shared.hub.send(set).await.map_err(|_| Error::Closed)?;
+        match tokio::time::timeout_at(self.deadline(), self.shared.hub.send(set)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Closed),
+            Err(_) => {
+                let why = "the registry's command queue stayed full; nothing was sent";
+                return Err(Error::NoConnection(format!("{op} {path}: {why}")));
+            }
+        }
         let result = self.send(op, path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.keeps_goal() {
@@ -180,7 +187,9 @@ impl Registry {
                 // waits for), so that it is done even if this call is
                 // cancelled first.
                 let restoring = restore(self.shared.clone(), path.into(), goal, previous);
-                self.shared.tasks.spawn(restoring).await.map_err(|_| Error::Closed)??;
+                // The registration's own error is the answer, whatever
+                // the restore met (a registry closed meanwhile).
+                let _ = self.shared.tasks.spawn(restoring).await;
             }
         }
         result

@@ -84,6 +84,11 @@ impl Record {
         }
     }
 
+    /// Running an operation (which holds what the record lent it)?
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self.activity, Activity::Busy { .. })
+    }
+
     /// Neither running an operation nor waiting for room.
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.activity, Activity::Idle { .. })

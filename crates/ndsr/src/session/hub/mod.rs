@@ -20,6 +20,11 @@
 //! and the reads that follow it can never overtake each other. At most
 //! `RegistryBuilder::max_in_flight` operations run at once (128 by
 //! default); the others wait their turn, in order.
+//!
+//! Files: this one has the loop and the records' operations;
+//! `requests.rs` what callers and the supervisor ask (commands, the cache's
+//! notes, goals, sessions); `watches.rs` the covers, the roots' watchers and
+//! their events.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -39,7 +44,8 @@ use crate::session::record::Record;
 use crate::session::watch_table::{self, Cover, Generation, Phase, Root, WatchTable};
 use crate::session::{ActorCmd, Goal, HubCmd, Lease, PastSessions, Shared};
 
-/// At most this many queued commands are taken before their paths start.
+/// At most this many queued commands are taken at once (before their paths
+/// start, and before completions and events get their turn).
 const BURST: usize = 4096;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -88,12 +94,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
                 // are counted before their covers are chosen.
                 let mut starting = Vec::new();
                 let mut next = Some(cmd);
+                let mut taken = 0;
                 while let Some(cmd) = next.take() {
                     if matches!(cmd, HubCmd::Close) {
                         return;
                     }
                     starting.extend(hub.command(cmd));
-                    if starting.len() < BURST {
+                    taken += 1;
+                    if taken < BURST {
                         next = cmds.try_recv().ok();
                         if next.is_some() {
                             // A note made before the next command is
@@ -203,11 +211,16 @@ impl Hub {
             }
         }
         // A record nothing wants any more goes once no caller's command
-        // waits in it (see `forget_if_unwanted`).
+        // waits in it (see `forget_if_unwanted`); and again after the next
+        // step, which may have dropped withdrawn commands and started
+        // nothing.
         if self.forget_if_unwanted(&path) {
             return;
         }
         self.next_step(&path);
+        if self.records.get(&path).is_some_and(|r| r.is_idle()) {
+            self.forget_if_unwanted(&path);
+        }
     }
 
     /// Starts the operations of waiting paths while there is room.

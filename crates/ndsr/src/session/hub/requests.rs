@@ -23,9 +23,10 @@ impl Hub {
                     // A new goal starts its counts afresh (those lent to a
                     // running operation are dropped when it ends).
                     record.counters = None;
-                    record.counters_stale = !record.is_idle();
+                    record.counters_stale = record.is_busy();
                     if record.given_up.take().is_some() {
                         self.given_up -= 1;
+                        self.gauges();
                     }
                 }
                 let _ = reply.send(previous);
