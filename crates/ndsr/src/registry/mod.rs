@@ -196,9 +196,19 @@ impl Registry {
     }
 
     /// Sends the hub a command and waits for its answer.
+    /// A full queue is waited for within the connect timeout (the hub
+    /// answers these at once, without a ZooKeeper call).
     async fn ask<T>(&self, make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> HubCmd) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.shared.hub.send(make(reply)).await.map_err(|_| Error::Closed)?;
+        match tokio::time::timeout_at(self.deadline(), self.shared.hub.send(make(reply))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Closed),
+            Err(_) => {
+                return Err(Error::NoConnection(
+                    "the registry's command queue stayed full; nothing was sent".to_string(),
+                ))
+            }
+        }
         answer.await.map_err(|_| Error::Closed)
     }
 
