@@ -2,39 +2,16 @@
 //! allocated less bytes freed, counted by a global allocator), an exact
 //! and steady figure where the resident memory that bench case 10 reports
 //! also depends on how the allocator lays the blocks out.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use ndsr_agent::{Launch, Options};
 use ndsr_testkit::{eventually, unique_path, ZkServer};
 
-struct Counting;
-
-/// Bytes allocated and not freed, process-wide.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's layout, as GlobalAlloc requires.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: allocated by `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: ndsr_testkit::LiveHeap = ndsr_testkit::LiveHeap::new();
 
 /// One GET with `Connection: close`: (status, body).
 fn get(address: SocketAddr, path: &str) -> (u16, String) {
@@ -67,7 +44,7 @@ fn waiting(
     clients: usize,
 ) -> isize {
     let mut streams = Vec::with_capacity(clients);
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = HEAP.live();
     for _ in 0..clients {
         let mut stream = TcpStream::connect(address).expect("connect");
         write!(
@@ -82,7 +59,7 @@ fn waiting(
         in_flight(address) > clients
     }))
     .expect("waiting");
-    let held = LIVE.load(Ordering::SeqCst) - before;
+    let held = HEAP.live() - before;
     drop(streams);
     rt.block_on(eventually(Duration::from_secs(30), "every waiting query ended", || async {
         in_flight(address) == 1

@@ -32,10 +32,12 @@
 //! - [`proxy`]: [`FaultProxy`], a TCP proxy that can cut, delay and count.
 //! - [`wait`]: [`eventually`], [`unique_path`] and timing helpers.
 //! - [`curator`]: the real Apache Curator 5 as a test oracle.
+//! - [`heap`]: [`LiveHeap`], a global allocator counting the live bytes.
 
 pub mod curator;
 pub mod ensemble;
 mod error;
+pub mod heap;
 pub mod install;
 mod process;
 pub mod proxy;
@@ -45,6 +47,7 @@ pub mod wait;
 
 pub use ensemble::{Mode, ZkEnsemble};
 pub use error::{Error, Result};
+pub use heap::LiveHeap;
 pub use install::ZkInstall;
 pub use process::four_letter_word;
 pub use proxy::FaultProxy;
