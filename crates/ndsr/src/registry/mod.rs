@@ -171,14 +171,7 @@ impl Registry {
         // is not waited for: the enforcement follows it on the same queue.
         let (replaced, previous) = oneshot::channel();
         let set = HubCmd::Goal { path: path.to_string(), goal: goal.clone(), reply: replaced };
-        match tokio::time::timeout_at(self.deadline(), self.shared.hub.send(set)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Error::Closed),
-            Err(_) => {
-                let why = "the registry's command queue stayed full; nothing was sent";
-                return Err(Error::NoConnection(format!("{op} {path}: {why}")));
-            }
-        }
+        self.shared.enqueue(set, self.deadline(), Some((op, path))).await?;
         let result = self.send(op, path, ActorCmd::Enforce).await;
         if let Err(e) = &result {
             if !e.keeps_goal() {
@@ -200,15 +193,7 @@ impl Registry {
     /// answers these at once, without a ZooKeeper call).
     async fn ask<T>(&self, make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> HubCmd) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        match tokio::time::timeout_at(self.deadline(), self.shared.hub.send(make(reply))).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Error::Closed),
-            Err(_) => {
-                return Err(Error::NoConnection(
-                    "the registry's command queue stayed full; nothing was sent".to_string(),
-                ))
-            }
-        }
+        self.shared.enqueue(make(reply), self.deadline(), None).await?;
         answer.await.map_err(|_| Error::Closed)
     }
 
@@ -476,14 +461,7 @@ impl Registry {
             // The command starts the path if it is new. A full queue is
             // waited for (within the deadline).
             let cmd = HubCmd::Path(path.to_string(), make(reply));
-            match tokio::time::timeout_at(deadline, self.shared.hub.send(cmd)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Error::Closed),
-                Err(_) => {
-                    let why = "the registry's command queue stayed full; nothing was sent";
-                    return Err(Error::NoConnection(format!("{op} {path}: {why}")));
-                }
-            }
+            self.shared.enqueue(cmd, deadline, Some((op, path))).await?;
             // The operation makes a few calls, each bounded by the operation
             // timeout; the caller waits the write timeout for all of them.
             match tokio::time::timeout(self.shared.config.write_timeout_or_default(), answer).await {

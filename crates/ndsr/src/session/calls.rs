@@ -36,6 +36,27 @@ impl Shared {
         Error::NoConnection(format!("not connected to {} within the connect timeout", self.hosts))
     }
 
+    /// Sends the hub `cmd`, waiting for room in its queue until `deadline`.
+    /// `what` names the call (`op`, `path`) in the error, if given.
+    pub(crate) async fn enqueue(
+        &self,
+        cmd: HubCmd,
+        deadline: tokio::time::Instant,
+        what: Option<(&str, &str)>,
+    ) -> Result<()> {
+        match tokio::time::timeout_at(deadline, self.hub.send(cmd)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => {
+                let why = "the registry's command queue stayed full; nothing was sent";
+                Err(Error::NoConnection(match what {
+                    Some((op, path)) => format!("{op} {path}: {why}"),
+                    None => why.to_string(),
+                }))
+            }
+        }
+    }
+
     /// Waits until connected (or `deadline`) and borrows the session's
     /// client from the hub.
     pub(crate) async fn lease(&self, deadline: tokio::time::Instant) -> Result<Lease> {
