@@ -191,6 +191,15 @@ impl Cache {
         (key, slot)
     }
 
+    /// Forgets `path`'s slot (its subscribers see the end of their stream)
+    /// and what was derived from it; its parent's derived value moves on.
+    fn forget(&self, slots: &mut HashMap<Arc<str>, Slot>, path: &str) {
+        slots.remove(path);
+        let mut table = self.derived_table();
+        table.dirs.remove(path);
+        table.touch(path);
+    }
+
     /// Pins `path` with `pin` (see [`WATCHED`]); returns its interned name.
     /// The hub hears of it.
     pub(crate) fn pin(&self, path: &str, pin: u8) -> Arc<str> {
@@ -230,10 +239,7 @@ impl Cache {
             }
             Some((key, _)) => {
                 let key = key.clone();
-                slots.remove(path);
-                let mut table = self.derived_table();
-                table.dirs.remove(path);
-                table.touch(path);
+                self.forget(&mut slots, path);
                 key
             }
             None => Arc::from(path),
@@ -263,10 +269,7 @@ impl Cache {
         match slots.get(path) {
             Some(slot) if slot.wanted() => false,
             Some(_) => {
-                slots.remove(path);
-                let mut table = self.derived_table();
-                table.dirs.remove(path);
-                table.touch(path);
+                self.forget(&mut slots, path);
                 true
             }
             None => true,
@@ -331,10 +334,7 @@ impl Cache {
                 slot.subscribers = None;
             }
             if slot.subscribers.is_none() && slot.pins == 0 {
-                slots.remove(path);
-                let mut table = self.derived_table();
-                table.dirs.remove(path);
-                table.touch(path);
+                self.forget(&mut slots, path);
             }
         }
     }
@@ -343,10 +343,8 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn remove(&self, path: &str) {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        if slots.remove(path).is_some() {
-            let mut table = self.derived_table();
-            table.dirs.remove(path);
-            table.touch(path);
+        if slots.contains_key(path) {
+            self.forget(&mut slots, path);
         }
     }
 
