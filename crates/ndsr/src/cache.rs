@@ -265,6 +265,11 @@ impl Cache {
 
     /// Forgets `path` unless something wants it; `true`: it is gone.
     pub(crate) fn remove_if_unwanted(&self, path: &str) -> bool {
+        // The hub asks after every operation of a path with no goal; most
+        // are wanted, and the read lock does not stop the readers.
+        if self.slots.read().unwrap_or_else(|e| e.into_inner()).get(path).is_some_and(Slot::wanted) {
+            return false;
+        }
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         match slots.get(path) {
             Some(slot) if slot.wanted() => false,
