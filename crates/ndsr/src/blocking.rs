@@ -295,7 +295,7 @@ pub struct LockGuard {
 impl LockGuard {
     /// Has the lock been lost (session expired, holder node deleted)?
     pub fn is_lost(&self) -> bool {
-        self.guard.as_ref().map_or(true, crate::LockGuard::is_lost)
+        self.guard.as_ref().is_none_or(crate::LockGuard::is_lost)
     }
 
     /// Releases the lock.

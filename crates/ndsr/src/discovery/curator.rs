@@ -257,7 +257,7 @@ fn read(key: &str, data: &Object) -> Result<Instance, String> {
     }
     // Spring Cloud's draining: `UP`, empty or absent serve.
     let status_up =
-        labels.get("instance_status").map_or(true, |s| s.is_empty() || s.eq_ignore_ascii_case("UP"));
+        labels.get("instance_status").is_none_or(|s| s.is_empty() || s.eq_ignore_ascii_case("UP"));
     let mut instance = Instance {
         key: key.to_string(),
         format: Format::Curator,

@@ -340,7 +340,7 @@ impl Selector {
         let serving = |i: &Instance| !self.serving_only || i.serving;
         let matching = |i: &Instance| serving(i) && self.labels.iter().all(|f| label_holds(f, i));
         let in_zone = |i: &Instance| {
-            self.zone.as_ref().map_or(true, |(label, zone)| i.labels.get(label).is_some_and(|v| v == zone))
+            self.zone.as_ref().is_none_or(|(label, zone)| i.labels.get(label).is_some_and(|v| v == zone))
         };
         // Failing now, and until when (a change of eligibility).
         let mut valid_until: Option<Instant> = None;
@@ -519,7 +519,7 @@ impl Default for Cache {
 impl Cache {
     fn holds(&self, instances: &[Arc<Instance>], version: u64, now: Instant) -> bool {
         self.version == version
-            && self.valid_until.map_or(true, |until| now < until)
+            && self.valid_until.is_none_or(|until| now < until)
             && self.list.len() == instances.len()
             && self.list.iter().zip(instances).all(|(held, i)| Arc::ptr_eq(held, i))
     }

@@ -172,7 +172,7 @@ pub(crate) async fn enforce(
 async fn pace_foreign_delete(foreign: &mut ForeignDeletes) {
     let now = tokio::time::Instant::now();
     let wait_until = {
-        let quiet = foreign.last.map_or(true, |t| now.duration_since(t) > Duration::from_secs(120));
+        let quiet = foreign.last.is_none_or(|t| now.duration_since(t) > Duration::from_secs(120));
         if quiet {
             foreign.count = 0;
         }

@@ -74,7 +74,7 @@ impl Hub {
         generation: Generation,
         added: crate::Result<Option<PersistentWatcher>>,
     ) {
-        if !self.watches.roots.get(&key).is_some_and(|r| r.generation == generation) {
+        if self.watches.roots.get(&key).is_none_or(|r| r.generation != generation) {
             return;
         }
         let watcher = match added {
@@ -145,7 +145,7 @@ impl Hub {
         event: WatchedEvent,
         watcher: PersistentWatcher,
     ) {
-        if !self.watches.roots.get(&key).is_some_and(|r| r.generation == generation) {
+        if self.watches.roots.get(&key).is_none_or(|r| r.generation != generation) {
             return;
         }
         if event.event_type == EventType::Session {
