@@ -21,6 +21,13 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 0xfffff;
 /// ([`RegistryBuilder::max_in_flight`]).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 
+/// Default root of configuration histories and schemas
+/// ([`RegistryBuilder::config_root`]).
+pub const DEFAULT_CONFIG_ROOT: &str = "/ndsr";
+/// Default number of releases kept per configuration path
+/// ([`RegistryBuilder::history_keep`]).
+pub const DEFAULT_HISTORY_KEEP: usize = 100;
+
 /// Default number of wanted paths under one parent from which they share
 /// one watch on the parent ([`RegistryBuilder::share_parent_watch_at`]).
 pub const DEFAULT_SHARE_PARENT_WATCH_AT: usize = 8;
@@ -88,6 +95,9 @@ pub struct RegistryBuilder {
     pub(crate) reconnect_backoff: ReconnectBackoff,
     pub(crate) max_write_drops: u32,
     pub(crate) reconcile_attempts: u32,
+    pub(crate) config_root: String,
+    pub(crate) history_keep: usize,
+    pub(crate) author: Option<String>,
 }
 
 impl RegistryBuilder {
@@ -120,6 +130,9 @@ impl RegistryBuilder {
             },
             max_write_drops: DEFAULT_MAX_WRITE_DROPS,
             reconcile_attempts: DEFAULT_RECONCILE_ATTEMPTS,
+            config_root: DEFAULT_CONFIG_ROOT.to_string(),
+            history_keep: DEFAULT_HISTORY_KEEP,
+            author: None,
         }
     }
 
@@ -387,6 +400,40 @@ impl RegistryBuilder {
     pub fn reconcile_attempts(mut self, rounds: u32) -> Self {
         self.reconcile_attempts = rounds.max(1);
         self
+    }
+
+    /// Where configuration releases keep their history and schemas (see
+    /// [`Registry::publish`](crate::Registry::publish)): default `/ndsr`,
+    /// under the chroot if there is one. Every client of a configuration
+    /// path must use the same root to share its history. Checked when the
+    /// registry is built.
+    pub fn config_root(mut self, root: impl Into<String>) -> Self {
+        self.config_root = root.into();
+        self
+    }
+
+    /// How many releases each configuration path keeps in its history
+    /// (default 100, at least 1): a publish that goes over removes the
+    /// oldest in the same transaction.
+    pub fn history_keep(mut self, releases: usize) -> Self {
+        self.history_keep = releases.max(1);
+        self
+    }
+
+    /// The author recorded with each release (default: `$USER`, else
+    /// `$LOGNAME`, else `unknown`). Not authenticated: ZooKeeper's ACLs
+    /// decide who may write; this says who did.
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+
+    pub(crate) fn author_or_default(&self) -> String {
+        self.author
+            .clone()
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".to_string())
     }
 
     pub(crate) fn share_parent_watch_at_or_default(&self) -> usize {

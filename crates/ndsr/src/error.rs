@@ -198,6 +198,55 @@ pub enum Error {
         path: String,
     },
 
+    /// A configuration write was conditional on a version of the live node
+    /// ([`PublishOptions::if_version`](crate::release::PublishOptions::if_version))
+    /// and another writer got there first: nothing was written.
+    #[error("{path} is {}, not at version {expected}: another writer changed it first; nothing was written", show_version(*.current))]
+    VersionConflict {
+        /// The configuration path.
+        path: String,
+        /// The version the write expected.
+        expected: i32,
+        /// The version found (`None`: the node does not exist).
+        current: Option<i32>,
+    },
+
+    /// A configuration value does not fit the path's JSON Schema (or the
+    /// live value does not fit a schema being set): every violation is
+    /// listed, and nothing was written.
+    #[error("{} of {path} does not fit its schema: {}; nothing was written", which_value(*.version), list_violations(.violations))]
+    Invalid {
+        /// The configuration path.
+        path: String,
+        /// The live version that was checked (setting a schema), or
+        /// `None` for the value being written.
+        version: Option<i32>,
+        /// Each violation, by JSON pointer into the value.
+        violations: Vec<crate::release::Violation>,
+    },
+
+    /// A JSON Schema that cannot be used: not valid draft 2020-12, or it
+    /// refers to documents outside itself (remote `$ref`s are not fetched).
+    #[error("the schema for {path} cannot be used: {reason}")]
+    SchemaInvalid {
+        /// The configuration path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A rollback asked for a version that the history does not hold (or
+    /// holds only as a tampered entry).
+    #[error("version {version} of {path} is not in its history; it holds {}", list_versions(.available))]
+    NotInHistory {
+        /// The configuration path.
+        path: String,
+        /// The version asked for.
+        version: i32,
+        /// The versions the history holds, oldest first.
+        available: Vec<i32>,
+    },
+
     /// The registry was closed.
     #[error("the registry is closed")]
     Closed,
@@ -279,6 +328,28 @@ fn not_obtained(waited: std::time::Duration) -> String {
         let waited = std::time::Duration::from_millis(waited.as_millis() as u64);
         format!("not obtained within {}", humantime::format_duration(waited))
     }
+}
+
+fn show_version(v: Option<i32>) -> String {
+    v.map_or_else(|| "absent".to_string(), |v| format!("at version {v}"))
+}
+
+fn which_value(version: Option<i32>) -> String {
+    version.map_or_else(|| "the value".to_string(), |v| format!("the live value (version {v})"))
+}
+
+fn list_violations(violations: &[crate::release::Violation]) -> String {
+    let shown: Vec<String> =
+        violations.iter().map(|v| format!("at {:?}: {}", v.pointer, v.message)).collect();
+    shown.join("; ")
+}
+
+fn list_versions(versions: &[i32]) -> String {
+    if versions.is_empty() {
+        return "no releases".to_string();
+    }
+    let shown: Vec<String> = versions.iter().map(i32::to_string).collect();
+    format!("versions {}", shown.join(", "))
 }
 
 /// The registry's result type.

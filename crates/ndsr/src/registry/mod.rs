@@ -40,7 +40,9 @@ use crate::{Error, Result};
 /// ```
 #[derive(Clone)]
 pub struct Registry {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
+    /// Compiled configuration schemas (see `release`).
+    pub(crate) schemas: Arc<crate::release::Schemas>,
     cmds: mpsc::UnboundedSender<Command>,
     callbacks: Arc<Mutex<HashMap<u64, JoinHandle<()>>>>,
 }
@@ -67,6 +69,13 @@ impl Registry {
         }
         if config.readonly && config.create_chroot {
             return Err(Error::InvalidArgument("a read-only registry cannot create its chroot"));
+        }
+        validate_path(&config.config_root)?;
+        if config.config_root == "/" {
+            return Err(Error::InvalidPath {
+                path: "/".into(),
+                reason: "the configuration root cannot be /",
+            });
         }
         let lazy = config.lazy;
         let connect_timeout = config.connect_timeout_or_default();
@@ -105,7 +114,7 @@ impl Registry {
         if shared.cache_file.is_some() {
             shared.tasks.spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
         }
-        let registry = Registry { shared, cmds, callbacks: Default::default() };
+        let registry = Registry { shared, cmds, callbacks: Default::default(), schemas: Default::default() };
         if !lazy {
             if let Err(e) = registry.shared.connected_by(Instant::now() + connect_timeout).await {
                 registry.close().await;
@@ -386,7 +395,7 @@ impl Registry {
         &self.shared
     }
 
-    fn check_writable(&self, op: &'static str) -> Result<()> {
+    pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
         if self.shared.config.readonly {
             return Err(Error::ReadOnly(op));
         }
@@ -440,7 +449,7 @@ impl Registry {
         Ok(())
     }
 
-    fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         Instant::now() + self.shared.config.connect_timeout_or_default()
     }
 

@@ -1,0 +1,350 @@
+//! Configuration releases (issue 24) against a real ZooKeeper: history
+//! written in the same transaction as the value, compare-and-set, gaps
+//! left by other writers, tampering, schemas and rollback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ndsr::release::{GapReason, HistoryItem, PublishOptions};
+use ndsr::{Error, Registry};
+use ndsr_testkit::{unique_path, ZkServer};
+use serde_json::json;
+use zookeeper_client::{Acl, Acls, AuthId, Client, Permission};
+
+async fn registry_with(servers: &str, keep: usize) -> Registry {
+    init_logs();
+    Registry::builder(servers)
+        .session_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(10))
+        .history_keep(keep)
+        .author("tester")
+        .build()
+        .await
+        .expect("registry connects")
+}
+
+fn history_dir(path: &str) -> String {
+    format!("/ndsr/config/{}/history", path.replace('%', "%25").replace('/', "%2F"))
+}
+
+/// Every entry node under `path`'s history, sorted, with its stat.
+async fn entries(zk: &Client, path: &str) -> Vec<(String, zookeeper_client::Stat)> {
+    let dir = history_dir(path);
+    let mut names = zk.list_children(&dir).await.unwrap_or_default();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let (_, stat) = zk.get_data(&format!("{dir}/{name}")).await.unwrap();
+        out.push((name, stat));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_writes_the_exact_bytes_and_its_record_in_one_transaction() {
+    let server = ZkServer::shared();
+    let r = registry_with(&server.connect_string(), 100).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/web", unique_path("rel-publish"));
+
+    // Not compact, key order of its own: the bytes are kept as given.
+    let first = b"{ \"pool\": 10,\n  \"host\": \"db1\" }";
+    let release = r.publish(&path, first, PublishOptions::message("first")).await.unwrap();
+    assert_eq!((release.version, release.previous_version), (0, None));
+    let (bytes, live) = zk.get_data(&path).await.unwrap();
+    assert_eq!(bytes, first);
+
+    let second =
+        r.publish_value(&path, &json!({"pool": 20, "host": "db1"}), PublishOptions::message("more")).await;
+    let second = second.unwrap();
+    assert_eq!((second.version, second.previous_version), (1, Some(0)));
+    let (_, live2) = zk.get_data(&path).await.unwrap();
+
+    // One entry per version, each made by the very transaction that wrote
+    // that version: its czxid is the live node's zxid of the write.
+    let made = entries(&zk, &path).await;
+    assert_eq!(made.len(), 2);
+    assert_eq!(made[0].1.czxid, live.mzxid);
+    assert_eq!(made[1].1.czxid, live2.mzxid);
+    assert_eq!(made[1].0, second.entry);
+
+    let history = r.history(&path).await.unwrap();
+    let releases: Vec<_> = history.releases().collect();
+    assert_eq!(history.versions(), [0, 1]);
+    assert_eq!(releases[0].value, first);
+    assert_eq!(releases[0].message, "first");
+    assert_eq!(releases[0].author, "tester");
+    assert!(!releases[0].live && releases[1].live);
+    assert_eq!(releases[1].sha256, second.sha256);
+    assert!(history.items.iter().all(|i| matches!(i, HistoryItem::Release(_))), "{:?}", history.items);
+
+    let changes = r.config_diff(&path, Some(0), None).await.unwrap();
+    let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["~ /pool: 10 -> 20"]);
+    r.close().await;
+}
+
+/// Four writers, compare-and-set: the history is exactly the sequence of
+/// live versions, no gap, no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_writers_with_if_version_leave_a_history_of_every_version_once() {
+    let server = ZkServer::shared();
+    let path = format!("{}/counter", unique_path("rel-cas"));
+    const EACH: usize = 250;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let r = registry_with(&server.connect_string(), 5000).await;
+        let path = path.clone();
+        writers.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            let mut done = 0;
+            while done < EACH {
+                let current = r.read(&path).await.unwrap().stat.map_or(-1, |s| s.version);
+                let value = json!({"writer": w, "n": done});
+                let options = PublishOptions::message(format!("w{w} #{done}")).if_version(current);
+                match r.publish_value(&path, &value, options).await {
+                    Ok(release) => {
+                        assert_eq!(release.version, current + 1);
+                        done += 1;
+                    }
+                    Err(Error::VersionConflict { expected, current: now, .. }) => {
+                        assert_eq!(expected, current);
+                        assert_ne!(now, Some(current), "a conflict names the version found");
+                        conflicts += 1;
+                    }
+                    Err(e) => panic!("writer {w}: {e}"),
+                }
+            }
+            r.close().await;
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for w in writers {
+        conflicts += w.await.unwrap();
+    }
+    let r = registry(&server.connect_string()).await;
+    let history = r.history(&path).await.unwrap();
+    let expected: Vec<i32> = (0..(4 * EACH) as i32).collect();
+    assert_eq!(history.versions(), expected, "every version exactly once ({conflicts} conflicts)");
+    assert!(history.items.iter().all(|i| matches!(i, HistoryItem::Release(_))));
+    assert_eq!(history.live_version, Some(4 * EACH as i32 - 1));
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_releases_beyond_the_limit_go_in_the_same_transaction() {
+    let server = ZkServer::shared();
+    let r = registry_with(&server.connect_string(), 3).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-keep"));
+    for n in 0..5 {
+        r.publish_value(&path, &json!({"n": n}), PublishOptions::default()).await.unwrap();
+    }
+    let history = r.history(&path).await.unwrap();
+    assert_eq!(history.versions(), [2, 3, 4]);
+    let (_, dir) = zk.get_data(&history_dir(&path)).await.unwrap();
+    let made = entries(&zk, &path).await;
+    // The last removal changed the directory in the last release's zxid.
+    assert_eq!(dir.pzxid, made[2].1.czxid);
+    assert!(matches!(history.items[0], HistoryItem::Gap { from: 0, to: 1, reason: GapReason::NotRetained }));
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_made_outside_ndsr_show_as_gaps_said_plainly() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-gaps"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    zk.set_data(&path, b"{\"n\": 1}", None).await.unwrap();
+    zk.set_data(&path, b"{\"n\": 2}", None).await.unwrap();
+    r.publish_value(&path, &json!({"n": 3}), PublishOptions::default()).await.unwrap();
+    zk.set_data(&path, b"garbage", None).await.unwrap();
+
+    let history = r.history(&path).await.unwrap();
+    let said: Vec<String> = history
+        .items
+        .iter()
+        .filter(|i| matches!(i, HistoryItem::Gap { .. }))
+        .map(|i| history.describe(i))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            format!("versions 1-2 of {path} were written outside ndsr; their values were not recorded"),
+            format!("version 4 of {path} was written outside ndsr; its value was not recorded"),
+        ]
+    );
+    assert!(!history.releases().any(|e| e.live), "the live value was written outside ndsr");
+
+    // Deleted and created again outside ndsr: versions restart, and said so.
+    zk.delete(&path, None).await.unwrap();
+    zk.create(&path, b"{}", &zookeeper_client::CreateMode::Persistent.with_acls(Acls::anyone_all()))
+        .await
+        .unwrap();
+    let release = r.publish_value(&path, &json!({"n": 5}), PublishOptions::default()).await.unwrap();
+    assert_eq!(release.version, 1);
+    let history = r.history(&path).await.unwrap();
+    assert!(history.items.contains(&HistoryItem::Recreated), "{:?}", history.items);
+    assert_eq!(history.release(1).unwrap().json(), Some(json!({"n": 5})));
+    assert!(history.release(1).unwrap().live);
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_exact_bytes_and_refuses_what_history_lacks() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-rollback"));
+    let original = b"{\"b\":1,   \"a\":[1,2]}";
+    r.publish(&path, original, PublishOptions::message("good")).await.unwrap();
+    r.publish_value(&path, &json!({"b": 2}), PublishOptions::message("bad")).await.unwrap();
+
+    let back = r.rollback(&path, 0, PublishOptions::message("undo")).await.unwrap();
+    assert_eq!(back.version, 2);
+    assert_eq!(zk.get_data(&path).await.unwrap().0, original);
+    let history = r.history(&path).await.unwrap();
+    let entry = history.release(2).unwrap();
+    assert_eq!((entry.op, entry.rollback_of), (ndsr::release::Operation::Rollback, Some(0)));
+    assert_eq!(entry.sha256, history.release(0).unwrap().sha256);
+
+    match r.rollback(&path, 9, PublishOptions::default()).await {
+        Err(e @ Error::NotInHistory { .. }) => {
+            assert!(e.to_string().contains("it holds versions 0, 1, 2"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_tampered_with_is_said_and_never_rolled_back_to() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-tamper"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    r.publish_value(&path, &json!({"n": 1}), PublishOptions::default()).await.unwrap();
+    let made = entries(&zk, &path).await;
+    let first = format!("{}/{}", history_dir(&path), made[0].0);
+    let (bytes, _) = zk.get_data(&first).await.unwrap();
+    let forged = String::from_utf8(bytes).unwrap().replace("{\"n\":0}", "{\"n\":666}");
+    zk.set_data(&first, forged.as_bytes(), None).await.unwrap();
+
+    let history = r.history(&path).await.unwrap();
+    assert!(history.items.iter().any(|i| matches!(i, HistoryItem::Tampered { .. })), "{:?}", history.items);
+    assert_eq!(history.versions(), [1]);
+    assert!(matches!(r.rollback(&path, 0, PublishOptions::default()).await, Err(Error::NotInHistory { .. })));
+    assert_eq!(zk.get_data(&path).await.unwrap().0, b"{\"n\":1}");
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_refused_by_the_schema_lists_every_violation_and_writes_nothing() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-schema"));
+    let schema = json!({
+        "type": "object",
+        "properties": {"pool": {"type": "integer", "minimum": 1}, "host": {"type": "string"}},
+        "required": ["pool"],
+    });
+    r.publish_value(&path, &json!({"pool": 5}), PublishOptions::default()).await.unwrap();
+    let set = r.set_schema(&path, &schema, false).await.unwrap();
+    assert!(set.forced_over.is_empty());
+    assert_eq!(r.schema(&path).await.unwrap().unwrap().schema, schema);
+
+    let before = zk.get_data(&path).await.unwrap();
+    let requests = r.zk_requests();
+    match r.publish_value(&path, &json!({"pool": 0, "host": 7}), PublishOptions::default()).await {
+        Err(Error::Invalid { violations, version: None, .. }) => {
+            let mut pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
+            pointers.sort();
+            assert_eq!(pointers, ["/host", "/pool"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Read, refused, nothing sent after the read: no transaction.
+    assert!(r.zk_requests() - requests <= 5, "only the pipelined reads were made");
+    assert_eq!(zk.get_data(&path).await.unwrap(), before);
+    assert_eq!(entries(&zk, &path).await.len(), 1);
+    assert!(matches!(r.validate_config(&path, b"{\"pool\": 2}").await, Ok(())));
+    assert!(matches!(r.validate_config(&path, b"{}").await, Err(Error::Invalid { .. })));
+
+    // A schema that is no schema, and one the live value breaks.
+    assert!(matches!(
+        r.set_schema(&path, &json!({"type": "nope"}), false).await,
+        Err(Error::SchemaInvalid { .. })
+    ));
+    let stricter = json!({"type": "object", "required": ["pool", "host"]});
+    match r.set_schema(&path, &stricter, false).await {
+        Err(Error::Invalid { version: Some(0), violations, .. }) => assert_eq!(violations.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.schema(&path).await.unwrap().unwrap().schema, schema, "refused: unchanged");
+    let forced = r.set_schema(&path, &stricter, true).await.unwrap();
+    assert_eq!(forced.forced_over.len(), 1);
+    let audit = format!("{}/audit", history_dir(&path).trim_end_matches("/history"));
+    let records = zk.list_children(&audit).await.unwrap();
+    assert_eq!(records.len(), 2, "each schema change is in the audit trail");
+
+    // Removed: anything JSON goes again.
+    r.remove_schema(&path).await.unwrap();
+    assert!(r.schema(&path).await.unwrap().is_none());
+    r.publish_value(&path, &json!({"pool": 0}), PublishOptions::default()).await.unwrap();
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_anything_is_sent() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-bad"));
+    let requests = r.zk_requests();
+    let not_json = r.publish(&path, b"{pool: 1}", PublishOptions::default()).await;
+    assert!(
+        matches!(&not_json, Err(Error::Data { reason, .. }) if reason.contains("must be JSON")),
+        "{not_json:?}"
+    );
+    let root = r.publish("/ndsr/config/x", b"{}", PublishOptions::default()).await;
+    assert!(matches!(root, Err(Error::InvalidPath { .. })), "{root:?}");
+    let long = PublishOptions::message("x".repeat(5000));
+    assert!(matches!(r.publish(&path, b"{}", long).await, Err(Error::InvalidArgument(_))));
+    assert_eq!(r.zk_requests(), requests, "nothing was sent");
+
+    // Fits one node, but not twice in one request: refused, never written
+    // without its record.
+    let big = format!("\"{}\"", "x".repeat(600 * 1024));
+    match r.publish(&path, big.as_bytes(), PublishOptions::default()).await {
+        Err(Error::DataTooLarge { size, limit, .. }) => assert!(size > limit && size > 2 * 600 * 1024),
+        other => panic!("{other:?}"),
+    }
+    assert!(exists(&zk, &path).await.is_none());
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_the_writer_cannot_write_leaves_the_value_unwritten() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-acl"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    // Another client makes the history read-only.
+    let read_only = vec![Acl::new(Permission::READ, AuthId::new("world", "anyone"))];
+    zk.set_acl(&history_dir(&path), &read_only, None).await.unwrap();
+    match r.publish_value(&path, &json!({"n": 1}), PublishOptions::default()).await {
+        Err(Error::NotAuthorized { path: node, .. }) => assert!(node.contains("/history/r-"), "{node}"),
+        other => panic!("{other:?}"),
+    }
+    let (bytes, stat) = zk.get_data(&path).await.unwrap();
+    assert_eq!((bytes.as_slice(), stat.version), (&b"{\"n\":0}"[..], 0), "the value was not written either");
+    r.close().await;
+}
