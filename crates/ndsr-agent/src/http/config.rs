@@ -1,0 +1,497 @@
+//! `/v1/config/<path>`: configuration releases (issue 24) over HTTP. The
+//! value with its version (and, with `?release=1`, the release that wrote
+//! it), the history, diffs, publishes and rollbacks, through the
+//! registry's [`release`](ndsr::release) API.
+//!
+//! A plain `GET` answers from the agent's cache (no ZooKeeper request, and
+//! `?index=&wait=` blocks as on `/v1/nodes`); `?release=1` reads the
+//! history, which is every kept entry with its value, so it is asked for,
+//! not done on every read.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use ndsr::release::{Entry, History, HistoryItem, PublishOptions, Release};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::common::{block, read_headers, status, zk_path, ApiError, ReadQuery, Streams};
+use crate::state::Agent;
+use crate::views::millis;
+
+/// A refusal of a configuration route: the agent's `{"error", "code"}`
+/// answer, with what the client needs to act on it (`current`,
+/// `violations`, `available`).
+#[derive(Debug)]
+pub struct ConfigError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Map<String, Value>,
+}
+
+impl ConfigError {
+    fn with(status: StatusCode, code: &'static str, message: String, extra: Value) -> ConfigError {
+        let extra = match extra {
+            Value::Object(extra) => extra,
+            _ => Map::new(),
+        };
+        ConfigError { status, code, message, extra }
+    }
+}
+
+impl From<ApiError> for ConfigError {
+    fn from(e: ApiError) -> ConfigError {
+        ConfigError { status: status(e.kind), code: e.code, message: e.message, extra: Map::new() }
+    }
+}
+
+impl From<ndsr::Error> for ConfigError {
+    fn from(e: ndsr::Error) -> ConfigError {
+        use ndsr::Error as E;
+        let message = e.to_string();
+        match e {
+            E::VersionConflict { current, .. } => ConfigError::with(
+                StatusCode::CONFLICT,
+                "version_conflict",
+                message,
+                json!({ "current": current }),
+            ),
+            E::Invalid { violations, .. } => ConfigError::with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                message,
+                json!({ "violations": violations }),
+            ),
+            E::NotInHistory { available, .. } => ConfigError::with(
+                StatusCode::NOT_FOUND,
+                "not_in_history",
+                message,
+                json!({ "available": available }),
+            ),
+            E::SchemaInvalid { .. } => {
+                ConfigError::with(StatusCode::CONFLICT, "schema_invalid", message, Value::Null)
+            }
+            E::Contention { .. } => {
+                ConfigError::with(StatusCode::CONFLICT, "contention", message, Value::Null)
+            }
+            E::OutcomeUnknown { .. } => {
+                ConfigError::with(StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message, Value::Null)
+            }
+            e => ApiError::from(e).into(),
+        }
+    }
+}
+
+impl IntoResponse for ConfigError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("error".into(), Value::from(self.message));
+        body.insert("code".into(), Value::from(self.code));
+        body.extend(self.extra);
+        let mut response = (self.status, Json(Value::Object(body))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type ConfigResult<T> = Result<T, ConfigError>;
+
+fn bad(message: String) -> ConfigError {
+    ApiError::bad(message).into()
+}
+
+/// The query of `GET /v1/config/<path>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    index: Option<u64>,
+    wait: Option<String>,
+    /// Also the release that wrote the live value (reads the history).
+    release: Option<String>,
+    /// The history instead of the value.
+    history: Option<String>,
+    /// With `history`: only what came after this version.
+    since: Option<i32>,
+    /// With `history`: each release's value too.
+    values: Option<String>,
+    /// A diff (`from`, `to`), or with `history` each release's changes.
+    diff: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The query of `POST /v1/config/<path>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostQuery {
+    message: Option<String>,
+    rollback: Option<i32>,
+}
+
+/// A flag of the query: `?name`, `?name=1` or `?name=true` (`0` and
+/// `false` turn it off).
+fn flag(name: &str, value: &Option<String>) -> ConfigResult<bool> {
+    match value.as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("" | "1" | "true") => Ok(true),
+        Some(other) => Err(bad(format!("{name}={other:?}: give {name}, {name}=1 or {name}=0"))),
+    }
+}
+
+/// A version of a diff: a number, or `live` (also when not given).
+fn version_of(name: &str, value: &Option<String>) -> ConfigResult<Option<i32>> {
+    match value.as_deref() {
+        None | Some("live" | "") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(format!("{name}={text:?} is not a version (a number, or live)"))),
+    }
+}
+
+/// A value as the API shows it: its JSON, or its text when it is not JSON.
+fn shown(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The value of a cached snapshot: its object as decoded, or (what the
+/// original's decoding keeps as `{"string_value": text}`) its text, parsed
+/// when it is JSON. `null` for a node without data.
+fn cached_value(snapshot: &ndsr::Snapshot) -> Value {
+    let Some(data) = &snapshot.data else {
+        return Value::Null;
+    };
+    match data.get("string_value") {
+        Some(Value::String(text)) if data.len() == 1 => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        }
+        _ => Value::Object(data.clone()),
+    }
+}
+
+/// A release as the API shows it (without its value).
+fn release_view(entry: &Entry) -> Value {
+    json!({
+        "entry": entry.name,
+        "op": entry.op,
+        "version": entry.version,
+        "previous_version": entry.previous_version,
+        "author": entry.author,
+        "host": entry.host,
+        "time": entry.time,
+        "message": entry.message,
+        "schema_version": entry.schema_version,
+        "rollback_of": entry.rollback_of,
+    })
+}
+
+/// `GET /v1/config/<path>`: the value and its version; `?release=1` with
+/// its release and SHA-256; `?history` the history; `?diff&from=&to=` a
+/// diff. 404 when the node does not exist.
+pub async fn get(
+    State(agent): State<Arc<Agent>>,
+    Extension(streams): Extension<Arc<Streams>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GetQuery>, QueryRejection>,
+) -> ConfigResult<Response> {
+    let path = zk_path(&agent, path)?;
+    let Query(query) = query.map_err(ApiError::from)?;
+    let history = flag("history", &query.history)?;
+    let diff = flag("diff", &query.diff)?;
+    let release = flag("release", &query.release)?;
+    let values = flag("values", &query.values)?;
+    let blocking = query.index.is_some() || query.wait.is_some();
+    if history {
+        if release || blocking || query.from.is_some() || query.to.is_some() {
+            return Err(bad("history takes since, values and diff only".into()));
+        }
+        return history_answer(&agent, &path, query.since, values, diff).await;
+    }
+    if query.since.is_some() || values {
+        return Err(bad("since and values are for ?history".into()));
+    }
+    if diff {
+        if release || blocking {
+            return Err(bad("diff takes from and to only".into()));
+        }
+        let (from, to) = (version_of("from", &query.from)?, version_of("to", &query.to)?);
+        let changes = agent.registry.config_diff(&path, from, to).await?;
+        let changes: Vec<Value> = changes.iter().map(change_view).collect();
+        return Ok(Json(json!({"path": path, "from": from, "to": to, "changes": changes})).into_response());
+    }
+    if query.from.is_some() || query.to.is_some() {
+        return Err(bad("from and to are for ?diff".into()));
+    }
+    let wait = ReadQuery { index: query.index, wait: query.wait, format: None }.wait(&agent)?;
+    if release && wait.is_some() {
+        return Err(bad("release=1 reads ZooKeeper; it cannot block (drop index and wait)".into()));
+    }
+    let rx = agent.node(&path).await?;
+    let versioned = block(&agent, &streams, rx, wait).await?;
+    let snapshot = &versioned.value;
+    let since = agent.stale_since(&snapshot.path);
+    let mut body = json!({
+        "path": path,
+        "value": cached_value(snapshot),
+        "version": snapshot.stat.as_ref().map(|s| s.version),
+        "index": versioned.index,
+        "stale": since.is_some(),
+    });
+    if let Some(since) = since {
+        body["stale_since_ms"] = json!(millis(since));
+    }
+    if release {
+        let (history, schema) = tokio::join!(agent.registry.history(&path), agent.registry.schema(&path));
+        let (history, schema) = (history?, schema?);
+        if history.live_version.is_none() {
+            return Err(ApiError::not_found(format!("{path} does not exist")).into());
+        }
+        body["schema_version"] = json!(schema.map(|s| s.version));
+        match history.releases().filter(|e| e.live).last() {
+            Some(live) => {
+                body["value"] = shown(&live.value);
+                body["version"] = json!(live.version);
+                body["sha256"] = json!(live.sha256);
+                body["release"] = release_view(live);
+            }
+            None => {
+                body["version"] = json!(history.live_version);
+                body["sha256"] = Value::Null;
+                body["release"] = Value::Null;
+            }
+        }
+    } else if !snapshot.exists() {
+        return Err(ApiError::not_found(format!("{path} does not exist")).into());
+    }
+    Ok((read_headers(versioned.index, since.is_some()), Json(body)).into_response())
+}
+
+/// A change as the API shows it: its fields and its line (`~ /a: 1 -> 2`).
+fn change_view(change: &ndsr::release::Change) -> Value {
+    let mut view = serde_json::to_value(change).unwrap_or_default();
+    view["text"] = json!(change.to_string());
+    view
+}
+
+/// What of a history comes after version `since`, in the node's present
+/// life: newest first, the releases and gaps past it, tampered entries
+/// among them, and a re-creation (before which versions counted another
+/// life) ends it.
+fn after(items: &[HistoryItem], since: i32) -> &[HistoryItem] {
+    let mut start = items.len();
+    for (i, item) in items.iter().enumerate().rev() {
+        let keep = match item {
+            HistoryItem::Release(e) => e.version > since,
+            HistoryItem::Gap { to, .. } => *to > since,
+            HistoryItem::Tampered { .. } => true,
+            HistoryItem::Recreated => {
+                start = i;
+                break;
+            }
+        };
+        if !keep {
+            break;
+        }
+        start = i;
+    }
+    &items[start..]
+}
+
+/// `GET /v1/config/<path>?history[&since=N][&values=1][&diff=1]`.
+async fn history_answer(
+    agent: &Agent,
+    path: &str,
+    since: Option<i32>,
+    values: bool,
+    diff: bool,
+) -> ConfigResult<Response> {
+    let history = agent.registry.history(path).await?;
+    let items = match since {
+        Some(since) => after(&history.items, since),
+        None => &history.items,
+    };
+    let views: Vec<Value> = items.iter().map(|item| item_view(&history, item, values, diff)).collect();
+    Ok(Json(json!({"path": history.path, "live_version": history.live_version, "items": views}))
+        .into_response())
+}
+
+/// One history item: as the library serializes it, with its line
+/// (`text`), and for a release its value (`values`) and its changes from
+/// the release before it (`diff`; `null` when that release is not in the
+/// history or versions came between them outside ndsr).
+fn item_view(history: &History, item: &HistoryItem, values: bool, diff: bool) -> Value {
+    let mut view = serde_json::to_value(item).unwrap_or_default();
+    view["text"] = json!(history.describe(item));
+    if let HistoryItem::Release(entry) = item {
+        if values {
+            view["value"] = shown(&entry.value);
+        }
+        if diff {
+            let before = entry.previous_version.and_then(|v| {
+                history
+                    .releases()
+                    .find(|e| e.version == v && e.node_czxid == entry.node_czxid && e.name < entry.name)
+            });
+            view["changes"] = match before {
+                Some(before) => {
+                    let changes = ndsr::release::diff(&shown(&before.value), &shown(&entry.value));
+                    Value::Array(changes.iter().map(change_view).collect())
+                }
+                None => Value::Null,
+            };
+        }
+    }
+    view
+}
+
+/// `POST /v1/config/<path>`: publish the body (JSON), or `?rollback=N`
+/// publish release N's value again. `If-Match: N` makes it conditional on
+/// the live version (`-1`: only if the node does not exist); the message
+/// is `X-Ndsr-Message` or `?message=`.
+pub async fn post(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PostQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ConfigResult<Response> {
+    let path = zk_path(&agent, path)?;
+    let result = publish(&agent, &path, &headers, query, body).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    ::metrics::counter!("ndsr_config_publishes_total", "path" => path, "result" => outcome).increment(1);
+    let release = result?;
+    Ok(Json(release).into_response())
+}
+
+/// The publish or rollback of a `POST`, and the release it wrote.
+async fn publish(
+    agent: &Agent,
+    path: &str,
+    headers: &HeaderMap,
+    query: Result<Query<PostQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ConfigResult<Value> {
+    let Query(query) = query.map_err(ApiError::from)?;
+    let body = body.map_err(ApiError::from)?;
+    let message = match (headers.get("x-ndsr-message"), query.message) {
+        (Some(_), Some(_)) => return Err(bad("give the message once: X-Ndsr-Message or ?message=".into())),
+        (Some(header), None) => header
+            .to_str()
+            .map_err(|_| bad("X-Ndsr-Message is not plain ASCII text; send the message as ?message=".into()))?
+            .to_string(),
+        (None, message) => message.unwrap_or_default(),
+    };
+    let if_version = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(value) => Some(if_match(value)?),
+    };
+    let options = PublishOptions { message, if_version };
+    let release = match query.rollback {
+        Some(to) => {
+            if !body.is_empty() {
+                return Err(bad("a rollback takes no body: the value is the release's".into()));
+            }
+            agent.registry.rollback(path, to, options).await?
+        }
+        None => {
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                return Err(bad(format!("the body is not JSON ({e}); a configuration value is JSON")));
+            }
+            agent.registry.publish(path, &body, options).await?
+        }
+    };
+    Ok(release_json(&release, query.rollback))
+}
+
+/// `If-Match: N` (quoted or not): the version expected, `-1` for none.
+fn if_match(value: &HeaderValue) -> ConfigResult<i32> {
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    match text.parse::<i32>() {
+        Ok(version) if version >= -1 => Ok(version),
+        _ => Err(bad(format!(
+            "If-Match: {:?} is not a version (the live version expected, or -1: must not exist)",
+            String::from_utf8_lossy(value.as_bytes())
+        ))),
+    }
+}
+
+/// A release written, as the API answers it.
+fn release_json(release: &Release, rollback_of: Option<i32>) -> Value {
+    json!({
+        "path": release.path,
+        "version": release.version,
+        "previous_version": release.previous_version,
+        "entry": release.entry,
+        "sha256": release.sha256,
+        "op": if rollback_of.is_some() { "rollback" } else { "publish" },
+        "rollback_of": rollback_of,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_a_version_or_minus_one() {
+        for (given, want) in [("3", 3), ("\"7\"", 7), ("-1", -1), (" 0 ", 0)] {
+            assert_eq!(if_match(&HeaderValue::from_static(given)).unwrap(), want, "{given}");
+        }
+        for given in ["-2", "x", "", "*", "1.5"] {
+            let e = if_match(&HeaderValue::from_static(given)).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_request"), "{given}");
+        }
+    }
+
+    #[test]
+    fn flags_are_present_one_or_true() {
+        assert!(!flag("h", &None).unwrap());
+        assert!(flag("h", &Some(String::new())).unwrap());
+        assert!(flag("h", &Some("1".into())).unwrap());
+        assert!(!flag("h", &Some("false".into())).unwrap());
+        assert!(flag("h", &Some("yes please".into())).is_err());
+    }
+
+    #[test]
+    fn library_refusals_carry_what_the_client_needs() {
+        let conflict: ConfigError =
+            ndsr::Error::VersionConflict { path: "/c".into(), expected: 1, current: Some(4) }.into();
+        assert_eq!(
+            (conflict.status, conflict.code, &conflict.extra["current"]),
+            (StatusCode::CONFLICT, "version_conflict", &json!(4))
+        );
+        let missing: ConfigError =
+            ndsr::Error::NotInHistory { path: "/c".into(), version: 9, available: vec![0, 1] }.into();
+        assert_eq!((missing.status, &missing.extra["available"]), (StatusCode::NOT_FOUND, &json!([0, 1])));
+        let data: ConfigError = ndsr::Error::Data { path: "/c".into(), reason: "x".into() }.into();
+        assert_eq!((data.status, data.code), (StatusCode::BAD_REQUEST, "bad_request"));
+    }
+
+    #[test]
+    fn cached_values_are_objects_or_their_text() {
+        let snapshot = |bytes: &[u8]| ndsr::Snapshot {
+            path: Arc::from("/c"),
+            data: ndsr::codec::decode(bytes),
+            stat: None,
+            children: vec![],
+            freshness: ndsr::Freshness::Fresh,
+        };
+        assert_eq!(cached_value(&snapshot(br#"{"a": 1}"#)), json!({"a": 1}));
+        assert_eq!(cached_value(&snapshot(b"[1, 2]")), json!([1, 2]));
+        assert_eq!(cached_value(&snapshot(b"plain")), json!("plain"));
+        assert_eq!(cached_value(&snapshot(b"")), Value::Null);
+    }
+}
