@@ -236,8 +236,12 @@ pub(crate) fn analyse(path: &str, mut raw: Vec<RawEntry>, live: Option<Live>) ->
             }
         };
         match last {
-            Some((life, v)) if life == entry.node_czxid && entry.version > v + 1 => {
-                items.push(gap(v + 1, entry.version - 1, GapReason::External));
+            // (Not a guard on the version too: a next version in the same
+            // life must not fall through to the re-creation arm.)
+            Some((life, v)) if life == entry.node_czxid => {
+                items.extend(
+                    (entry.version > v + 1).then(|| gap(v + 1, entry.version - 1, GapReason::External)),
+                );
             }
             Some(_) => {
                 items.push(HistoryItem::Recreated);
@@ -256,9 +260,7 @@ pub(crate) fn analyse(path: &str, mut raw: Vec<RawEntry>, live: Option<Live>) ->
     if let Some(live) = live {
         match last {
             Some((life, v)) if life == live.czxid => {
-                if live.version > v {
-                    items.push(gap(v + 1, live.version, GapReason::External));
-                }
+                items.extend((live.version > v).then(|| gap(v + 1, live.version, GapReason::External)));
             }
             Some(_) => {
                 items.push(HistoryItem::Recreated);
