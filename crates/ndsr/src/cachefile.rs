@@ -8,8 +8,15 @@
 //! ```json
 //! {"format": "ndsr-cache", "version": 1,
 //!  "entries": {"/services/web": {"saved_at_ms": 1764000000000,
-//!     "data": null, "stat": {...}, "children": ["10.0.0.1:80"]}}}
+//!     "data": null, "stat": {...}, "children": ["10.0.0.1:80"]}},
+//!  "configs": {"/config/web": {"saved_at_ms": 1764000000000,
+//!     "version": 7, "value": "{\"pool\": 20}"}}}
 //! ```
+//!
+//! `configs` holds the last *good* value of each typed configuration
+//! ([`Registry::config`](crate::Registry::config)): the one its type and
+//! checks accepted, not the node's latest. Readers of an older ndsr ignore
+//! it (and drop it when they rewrite the file).
 //!
 //! # Notable behaviors
 //! - Saves are debounced (every change marks the file dirty; a save runs
@@ -47,6 +54,18 @@ struct Contents {
     format: String,
     version: u32,
     entries: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    configs: BTreeMap<String, GoodConfig>,
+}
+
+/// The last good value of a typed configuration.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct GoodConfig {
+    pub(crate) saved_at_ms: u64,
+    /// The live node's version it was read at.
+    pub(crate) version: i32,
+    /// Its exact text.
+    pub(crate) value: String,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -62,6 +81,7 @@ pub(crate) struct CacheFile {
     path: PathBuf,
     max_age: Duration,
     loaded: HashMap<String, Entry>,
+    configs: HashMap<String, GoodConfig>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -72,14 +92,14 @@ fn now_ms() -> u64 {
 impl CacheFile {
     /// Loads `path` (a warning if it cannot be read or parsed).
     pub(crate) fn open(path: &Path, max_age: Duration) -> CacheFile {
-        let loaded = match read(path, max_age) {
-            Ok(entries) => entries.into_iter().collect(),
+        let (loaded, configs) = match read_contents(path, max_age) {
+            Ok(c) => (c.entries.into_iter().collect(), c.configs.into_iter().collect()),
             Err(why) => {
                 tracing::warn!(file = %path.display(), "ignoring the cache file: {why}");
-                HashMap::new()
+                (HashMap::new(), HashMap::new())
             }
         };
-        CacheFile { path: path.to_path_buf(), max_age, loaded, last_error: Mutex::new(None) }
+        CacheFile { path: path.to_path_buf(), max_age, loaded, configs, last_error: Mutex::new(None) }
     }
 
     /// The saved snapshot of `path`, marked stale since it was saved.
@@ -94,9 +114,34 @@ impl CacheFile {
         })
     }
 
+    /// The last good value of the typed configuration at `path`, as loaded.
+    pub(crate) fn lookup_config(&self, path: &str) -> Option<GoodConfig> {
+        self.configs.get(path).cloned()
+    }
+
     /// Merges `snapshots` into the file. Blocking: run it off the runtime.
     pub(crate) fn save(&self, snapshots: &[Arc<Snapshot>]) {
-        let result = self.try_save(snapshots);
+        let saved_at_ms = now_ms();
+        self.merge(|contents| {
+            for s in snapshots {
+                let entry =
+                    Entry { saved_at_ms, data: s.data.clone(), stat: s.stat, children: s.children.clone() };
+                contents.entries.insert(s.path.to_string(), entry);
+            }
+        });
+    }
+
+    /// Merges the last good value of the typed configuration at `path`
+    /// into the file. Blocking: run it off the runtime.
+    pub(crate) fn save_config(&self, path: &str, version: i32, value: String) {
+        let saved_at_ms = now_ms();
+        self.merge(|contents| {
+            contents.configs.insert(path.to_string(), GoodConfig { saved_at_ms, version, value });
+        });
+    }
+
+    fn merge(&self, update: impl FnOnce(&mut Contents)) {
+        let result = self.try_merge(update);
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => {
@@ -114,7 +159,7 @@ impl CacheFile {
         }
     }
 
-    fn try_save(&self, snapshots: &[Arc<Snapshot>]) -> Result<(), String> {
+    fn try_merge(&self, update: impl FnOnce(&mut Contents)) -> Result<(), String> {
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -133,14 +178,13 @@ impl CacheFile {
         let _guard = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| format!("locking {}: {e}", lock_path.display()))?;
         // Other processes' entries survive; a corrupt file is replaced.
-        let mut entries = read(&self.path, self.max_age).unwrap_or_default();
-        let saved_at_ms = now_ms();
-        for s in snapshots {
-            let entry =
-                Entry { saved_at_ms, data: s.data.clone(), stat: s.stat, children: s.children.clone() };
-            entries.insert(s.path.to_string(), entry);
-        }
-        let contents = Contents { format: FORMAT.into(), version: VERSION, entries };
+        let mut contents = read_contents(&self.path, self.max_age).unwrap_or_else(|_| Contents {
+            format: FORMAT.into(),
+            version: VERSION,
+            entries: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        });
+        update(&mut contents);
         let json = serde_json::to_vec(&contents).map_err(|e| e.to_string())?;
         // tempfile creates the file with mode 0600.
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)
@@ -153,10 +197,22 @@ impl CacheFile {
 }
 
 /// Reads and validates a cache file, dropping entries older than `max_age`.
+#[cfg(test)]
 pub(crate) fn read(path: &Path, max_age: Duration) -> Result<BTreeMap<String, Entry>, String> {
+    read_contents(path, max_age).map(|c| c.entries)
+}
+
+fn read_contents(path: &Path, max_age: Duration) -> Result<Contents, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Contents {
+                format: FORMAT.into(),
+                version: VERSION,
+                entries: BTreeMap::new(),
+                configs: BTreeMap::new(),
+            })
+        }
         Err(e) => return Err(format!("cannot read it: {e}")),
     };
     let contents: Contents = serde_json::from_slice(&bytes).map_err(|e| format!("not a cache file ({e})"))?;
@@ -167,7 +223,10 @@ pub(crate) fn read(path: &Path, max_age: Duration) -> Result<BTreeMap<String, En
         ));
     }
     let oldest = now_ms().saturating_sub(max_age.as_millis() as u64);
-    Ok(contents.entries.into_iter().filter(|(_, e)| e.saved_at_ms >= oldest).collect())
+    let mut contents = contents;
+    contents.entries.retain(|_, e| e.saved_at_ms >= oldest);
+    contents.configs.retain(|_, c| c.saved_at_ms >= oldest);
+    Ok(contents)
 }
 
 #[cfg(test)]
@@ -178,6 +237,20 @@ mod tests {
         let mut s = Snapshot::missing(path);
         s.children = children.iter().map(|c| c.to_string()).collect();
         Arc::new(s)
+    }
+
+    #[test]
+    fn a_good_config_value_survives_snapshot_saves_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.json");
+        let file = CacheFile::open(&path, Duration::from_secs(3600));
+        file.save_config("/config/web", 4, "{\"pool\": 3}".into());
+        file.save(&[snapshot("/services/web", &["a"])]);
+        let reopened = CacheFile::open(&path, Duration::from_secs(3600));
+        let good = reopened.lookup_config("/config/web").expect("kept across a snapshot save");
+        assert_eq!((good.version, good.value.as_str()), (4, "{\"pool\": 3}"));
+        assert!(reopened.lookup("/services/web").is_some());
+        assert!(reopened.lookup_config("/config/other").is_none());
     }
 
     #[test]

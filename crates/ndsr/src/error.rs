@@ -247,6 +247,16 @@ pub enum Error {
         available: Vec<i32>,
     },
 
+    /// A typed configuration has no value to start with: the node holds
+    /// nothing good, and there is no default and no saved good value.
+    #[error("configuration {path} has no usable value: {reason}")]
+    ConfigUnavailable {
+        /// The configuration path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The registry was closed.
     #[error("the registry is closed")]
     Closed,

@@ -36,6 +36,11 @@ pub struct Stats {
     /// of ours got an older zxid than one seen before (a server restored
     /// from an older or wiped data directory). Logged at WARN when seen.
     pub history_rewinds: u64,
+    /// Configuration values refused by a typed configuration
+    /// ([`Registry::config`](crate::Registry::config)): not JSON, outside
+    /// the schema, not of the type, or failing a check; the last good value
+    /// was kept. Each refused version counts once per handle.
+    pub config_rejections: u64,
 }
 
 /// The counters behind [`Stats`], kept in the session's shared state.
@@ -46,6 +51,7 @@ pub(crate) struct Counters {
     /// Shared with every callback task (which must not keep the session alive).
     pub(crate) callback_errors: std::sync::Arc<AtomicU64>,
     pub(crate) history_rewinds: AtomicU64,
+    pub(crate) config_rejections: AtomicU64,
     /// The highest zxid seen in a node's stat (see `Shared::wrote_at`).
     pub(crate) max_zxid: std::sync::atomic::AtomicI64,
     /// Whether this session's rewind was said (reset for each session).

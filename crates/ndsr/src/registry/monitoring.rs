@@ -23,6 +23,7 @@ impl Registry {
             registrations_given_up: counters.registrations_given_up.load(Relaxed),
             callback_errors: counters.callback_errors.load(Relaxed),
             history_rewinds: counters.history_rewinds.load(Relaxed),
+            config_rejections: counters.config_rejections.load(Relaxed),
         }
     }
 }

@@ -26,7 +26,9 @@
 
 mod diff;
 mod history;
+mod replay;
 mod schema;
+mod typed;
 mod write;
 
 pub(crate) use schema::Schemas;
@@ -35,6 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use diff::{diff, Change, ChangeKind};
 pub use history::{Entry, GapReason, History, HistoryItem};
+pub use replay::Releases;
+pub use typed::{Config, ConfigBuilder, ConfigChanges, ConfigStatus};
 
 /// How to publish a value (see [`Registry::publish`](crate::Registry::publish)).
 #[derive(Debug, Clone, Default)]

@@ -320,7 +320,7 @@ impl Registry {
         self.write_schema(path, b"", None, false).await
     }
 
-    fn layout(&self, path: &str) -> Layout {
+    pub(super) fn layout(&self, path: &str) -> Layout {
         Layout::new(&self.shared.config.config_root, path)
     }
 

@@ -1,0 +1,497 @@
+//! Typed configuration: the last good value of a configuration node as a
+//! Rust type, kept in memory and never replaced by a value that is not
+//! JSON, does not fit the schema, does not deserialize or fails a check.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::session::State;
+use crate::subscription::Subscription;
+use crate::{Error, Registry, Result};
+
+type Check<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;
+
+/// Where a typed configuration stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigStatus {
+    /// The value held is the node's value at `version`.
+    Valid {
+        /// The live node's version.
+        version: i32,
+    },
+    /// The node's value at `version` was refused; the value held is the
+    /// last good one (or the default).
+    Rejected {
+        /// The refused version.
+        version: i32,
+        /// Why, one line each: not JSON, each schema violation, the type's
+        /// error, each check that failed.
+        reasons: Vec<String>,
+    },
+    /// The node does not exist; the value held is the last good one (or
+    /// the default).
+    Missing,
+    /// Not connected to ZooKeeper: the value held is the last good one
+    /// known (from memory, or from the cache file on a cold start).
+    Stale {
+        /// The version of the value held, if it came from the node.
+        version: Option<i32>,
+    },
+}
+
+/// What the task publishes to the handles.
+struct Current<T> {
+    value: Arc<T>,
+    /// The version `value` came from (`None`: the default).
+    version: Option<i32>,
+    status: ConfigStatus,
+    /// Bumped for each new good value.
+    seq: u64,
+}
+
+/// A typed configuration being set up (see [`Registry::config`]).
+pub struct ConfigBuilder<T> {
+    registry: Registry,
+    path: String,
+    default: Option<T>,
+    checks: Vec<Check<T>>,
+}
+
+impl Registry {
+    /// The configuration node `path` as a `T`: [`Config::get`] is the last
+    /// good value, from memory. A value is good when it is JSON, fits the
+    /// path's schema (if it has one), deserializes into `T` and passes
+    /// every [`validate`](ConfigBuilder::validate) check. Anything else is
+    /// refused: logged once, counted, shown in [`Config::status`], and the
+    /// last good value is kept. With a
+    /// [`cache_file`](crate::RegistryBuilder::cache_file), the last good
+    /// value is saved there and serves a cold start with ZooKeeper down.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Web { pool: u32 }
+    /// let web = registry
+    ///     .config::<Web>("/config/web")
+    ///     .validate(|w: &Web| if w.pool > 0 { Ok(()) } else { Err("pool must be positive") })
+    ///     .build()
+    ///     .await?;
+    /// println!("pool {}", web.get().pool);
+    /// # Ok(()) }
+    /// ```
+    pub fn config<T>(&self, path: &str) -> ConfigBuilder<T>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        ConfigBuilder { registry: self.clone(), path: path.to_string(), default: None, checks: Vec::new() }
+    }
+}
+
+impl<T> ConfigBuilder<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// The value to use while the node is missing, or holds nothing good
+    /// yet.
+    pub fn default_value(mut self, value: T) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    /// A check every value must pass to replace the last good one; its
+    /// error is the reason given.
+    pub fn validate<F, E>(mut self, check: F) -> Self
+    where
+        F: Fn(&T) -> std::result::Result<(), E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        self.checks.push(Arc::new(move |t: &T| check(t).map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Reads the node (within the connect timeout) and starts following
+    /// it. Returns once there is a value: the node's if it is good, else
+    /// the default, else the cache file's last good value.
+    ///
+    /// # Errors
+    /// [`Error::ConfigUnavailable`] when there is none of the three, saying
+    /// why (missing, refused and the reasons, or no connection);
+    /// [`Error::InvalidPath`]; [`Error::Closed`].
+    pub async fn build(self) -> Result<Config<T>> {
+        let ConfigBuilder { registry, path, default, checks } = self;
+        let mut subscription = registry.subscribe(&path)?;
+        let mut follower = Follower {
+            registry: registry.clone(),
+            path: path.clone(),
+            checks,
+            last_mzxid: None,
+            last_refused: None,
+            rejected: Arc::new(AtomicU64::new(0)),
+        };
+        // Cold start with ZooKeeper unreachable: the saved good value, at
+        // once (as `get` serves the saved snapshot); the node replaces it
+        // once connected.
+        if registry.state() != State::Connected {
+            if let Some((value, version)) = follower.saved() {
+                let status = ConfigStatus::Stale { version: Some(version) };
+                let (tx, rx) = watch::channel(Current { value, version: Some(version), status, seq: 0 });
+                let rejected = follower.rejected.clone();
+                registry.shared.tasks.spawn(follower.run(subscription, tx));
+                return Ok(Config { rx, registry, path, rejected });
+            }
+        }
+        // The first snapshot, within the connect timeout.
+        let first = tokio::time::timeout(registry.connect_timeout(), subscription.next()).await;
+        let outcome = match first {
+            Ok(Some(snapshot)) => follower.read(snapshot.stat.map(|s| s.mzxid)).await,
+            Ok(None) => return Err(Error::Closed),
+            Err(_) => Outcome::Unreachable,
+        };
+        let (value, version, status) = match outcome {
+            Outcome::Good(value, version) => {
+                (Arc::new(value), Some(version), ConfigStatus::Valid { version })
+            }
+            other => {
+                let status = match &other {
+                    Outcome::Refused(version, reasons) => {
+                        ConfigStatus::Rejected { version: *version, reasons: reasons.clone() }
+                    }
+                    Outcome::Missing => ConfigStatus::Missing,
+                    _ => ConfigStatus::Stale { version: None },
+                };
+                if let Some(value) = default {
+                    (Arc::new(value), None, status)
+                } else if let Some((value, version)) = follower.saved() {
+                    (value, Some(version), ConfigStatus::Stale { version: Some(version) })
+                } else {
+                    let why = match other {
+                        Outcome::Refused(version, reasons) => {
+                            format!("version {version} was refused: {}", reasons.join("; "))
+                        }
+                        Outcome::Missing => "the node does not exist".to_string(),
+                        _ => "no connection within the connect timeout, and no saved value".to_string(),
+                    };
+                    return Err(Error::ConfigUnavailable { path, reason: format!("{why}; and no default") });
+                }
+            }
+        };
+        let (tx, rx) = watch::channel(Current { value, version, status, seq: 0 });
+        let rejected = follower.rejected.clone();
+        registry.shared.tasks.spawn(follower.run(subscription, tx));
+        Ok(Config { rx, registry, path, rejected })
+    }
+}
+
+/// A typed configuration: the last good value of a node (see
+/// [`Registry::config`]). Cheap to clone; the node is followed while any
+/// clone lives.
+pub struct Config<T> {
+    rx: watch::Receiver<Current<T>>,
+    registry: Registry,
+    path: String,
+    rejected: Arc<AtomicU64>,
+}
+
+impl<T> Clone for Config<T> {
+    fn clone(&self) -> Self {
+        Config {
+            rx: self.rx.clone(),
+            registry: self.registry.clone(),
+            path: self.path.clone(),
+            rejected: self.rejected.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Config<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config").field("path", &self.path).field("status", &self.status()).finish()
+    }
+}
+
+impl<T> Config<T> {
+    /// The last good value, from memory.
+    pub fn get(&self) -> Arc<T> {
+        self.rx.borrow().value.clone()
+    }
+
+    /// The version of the node the value held came from (`None`: the
+    /// default).
+    pub fn version(&self) -> Option<i32> {
+        self.rx.borrow().version
+    }
+
+    /// Where the configuration stands. [`ConfigStatus::Stale`] while the
+    /// registry is not connected (unless the last value read was refused).
+    pub fn status(&self) -> ConfigStatus {
+        let current = self.rx.borrow();
+        match &current.status {
+            ConfigStatus::Rejected { .. } => current.status.clone(),
+            _ if self.registry.state() != State::Connected => {
+                ConfigStatus::Stale { version: current.version }
+            }
+            status => status.clone(),
+        }
+    }
+
+    /// How many values were refused so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The configuration path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The good values from now on, one per new good value (a value
+    /// refused is never seen here). Ends when the registry closes.
+    pub fn changes(&self) -> ConfigChanges<T> {
+        let mut rx = self.rx.clone();
+        let seq = rx.borrow_and_update().seq;
+        ConfigChanges { rx, seq }
+    }
+}
+
+/// The good values of a [`Config`], as they come (see [`Config::changes`]).
+pub struct ConfigChanges<T> {
+    rx: watch::Receiver<Current<T>>,
+    seq: u64,
+}
+
+impl<T> ConfigChanges<T> {
+    /// The next good value; `None` once the registry is closed.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: a cancelled call loses no value (the latest is kept).
+    pub async fn next(&mut self) -> Option<Arc<T>> {
+        loop {
+            {
+                let current = self.rx.borrow_and_update();
+                if current.seq != self.seq {
+                    self.seq = current.seq;
+                    return Some(current.value.clone());
+                }
+            }
+            self.rx.changed().await.ok()?;
+        }
+    }
+}
+
+/// What one read of the node came to.
+enum Outcome<T> {
+    Good(T, i32),
+    Refused(i32, Vec<String>),
+    Missing,
+    Unreachable,
+}
+
+/// The task that follows the node for the handles.
+struct Follower<T> {
+    registry: Registry,
+    path: String,
+    checks: Vec<Check<T>>,
+    /// The node's zxid of the last write read (`None`: missing).
+    last_mzxid: Option<i64>,
+    last_refused: Option<i32>,
+    rejected: Arc<AtomicU64>,
+}
+
+impl<T> Follower<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    /// The last good value saved in the cache file, if it still passes the
+    /// type and the checks.
+    fn saved(&self) -> Option<(Arc<T>, i32)> {
+        let good = self.registry.shared.cache_file.as_ref()?.lookup_config(&self.path)?;
+        let value = evaluate::<T>(good.value.as_bytes(), &self.checks, None).ok()?;
+        Some((Arc::new(value), good.version))
+    }
+
+    /// Follows the node until every handle is gone or the registry closes.
+    async fn run(mut self, mut subscription: Subscription, tx: watch::Sender<Current<T>>) {
+        loop {
+            let snapshot = tokio::select! {
+                next = subscription.next() => match next {
+                    Some(snapshot) => snapshot,
+                    None => return,
+                },
+                () = tx.closed() => return,
+            };
+            let mzxid = snapshot.stat.map(|s| s.mzxid);
+            if mzxid.is_some() && mzxid == self.last_mzxid {
+                continue;
+            }
+            let outcome = tokio::select! {
+                outcome = self.read(mzxid) => outcome,
+                () = tx.closed() => return,
+            };
+            match outcome {
+                Outcome::Good(value, version) => tx.send_modify(|c| {
+                    c.value = Arc::new(value);
+                    c.version = Some(version);
+                    c.status = ConfigStatus::Valid { version };
+                    c.seq += 1;
+                }),
+                Outcome::Refused(version, reasons) => {
+                    tx.send_modify(|c| c.status = ConfigStatus::Rejected { version, reasons });
+                }
+                Outcome::Missing => tx.send_modify(|c| c.status = ConfigStatus::Missing),
+                Outcome::Unreachable => {}
+            }
+        }
+    }
+
+    /// Reads the node's bytes and its schema (the snapshot keeps only a
+    /// decoded object) and judges them. Retries through a lost connection
+    /// until the registry closes.
+    async fn read(&mut self, mzxid: Option<i64>) -> Outcome<T> {
+        if mzxid.is_none() {
+            self.last_mzxid = None;
+            return Outcome::Missing;
+        }
+        let registry = &self.registry;
+        let layout = registry.layout(&self.path);
+        let mut delay = Duration::from_millis(50);
+        let (bytes, stat, schema) = loop {
+            let attempt = async {
+                let client = registry.shared.lease(registry.deadline()).await?.client;
+                let s = &registry.shared;
+                let (live, schema) = tokio::join!(
+                    s.call("get_data", &self.path, client.get_data(&self.path)),
+                    s.call("get_data", &layout.schema, client.get_data(&layout.schema)),
+                );
+                let schema = match schema {
+                    Ok((bytes, stat)) => Some((bytes, stat.mzxid)),
+                    Err(e) if e.is_no_node() => None,
+                    Err(e) => return Err(e),
+                };
+                Ok::<_, Error>((live, schema))
+            };
+            match attempt.await {
+                Ok((Ok((bytes, stat)), schema)) => break (bytes, stat, schema),
+                Ok((Err(e), _)) if e.is_no_node() => {
+                    self.last_mzxid = None;
+                    return Outcome::Missing;
+                }
+                Err(Error::Closed) | Ok((Err(Error::Closed), _)) => return Outcome::Unreachable,
+                Ok((Err(e), _)) | Err(e) => {
+                    if registry.state() == State::Closed {
+                        return Outcome::Unreachable;
+                    }
+                    tracing::debug!(path = %self.path, "reading the configuration again: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        self.last_mzxid = Some(stat.mzxid);
+        let validator = match &schema {
+            Some((schema, at)) => match registry.schemas.get(&self.path, schema, *at) {
+                Ok(validator) => validator,
+                Err(e) => return self.refuse(stat.version, vec![e.to_string()]),
+            },
+            None => None,
+        };
+        match evaluate::<T>(&bytes, &self.checks, validator.as_deref()) {
+            Ok(value) => {
+                self.last_refused = None;
+                // Saved off the runtime (the file is written under a lock).
+                if registry.shared.cache_file.is_some() {
+                    let shared = registry.shared.clone();
+                    let (path, text) = (self.path.clone(), String::from_utf8_lossy(&bytes).into_owned());
+                    let version = stat.version;
+                    registry.shared.tasks.spawn_blocking(move || {
+                        if let Some(file) = &shared.cache_file {
+                            file.save_config(&path, version, text);
+                        }
+                    });
+                }
+                Outcome::Good(value, stat.version)
+            }
+            Err(reasons) => self.refuse(stat.version, reasons),
+        }
+    }
+
+    fn refuse(&mut self, version: i32, reasons: Vec<String>) -> Outcome<T> {
+        if self.last_refused != Some(version) {
+            self.last_refused = Some(version);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            crate::stats::Counters::bump(&self.registry.shared.counters.config_rejections);
+            tracing::warn!(
+                path = %self.path,
+                version,
+                "configuration refused, keeping the last good value: {}",
+                reasons.join("; ")
+            );
+        }
+        Outcome::Refused(version, reasons)
+    }
+}
+
+/// Judges a value: JSON, then the schema, then the type, then the checks.
+fn evaluate<T: DeserializeOwned>(
+    bytes: &[u8],
+    checks: &[Check<T>],
+    schema: Option<&jsonschema::Validator>,
+) -> std::result::Result<T, Vec<String>> {
+    let json: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| vec![format!("not JSON: {e}")])?;
+    if let Some(schema) = schema {
+        let found = super::schema::violations(schema, &json);
+        if !found.is_empty() {
+            return Err(found
+                .into_iter()
+                .map(|v| format!("schema, at {:?}: {}", v.pointer, v.message))
+                .collect());
+        }
+    }
+    let value: T = serde_json::from_value(json).map_err(|e| vec![format!("does not fit the type: {e}")])?;
+    let failed: Vec<String> = checks.iter().filter_map(|check| check(&value).err()).collect();
+    if failed.is_empty() {
+        Ok(value)
+    } else {
+        Err(failed.into_iter().map(|e| format!("check failed: {e}")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Web {
+        pool: u32,
+    }
+
+    #[test]
+    fn a_value_is_judged_json_then_schema_then_type_then_checks() {
+        let positive: Check<Web> =
+            Arc::new(|w: &Web| if w.pool > 0 { Ok(()) } else { Err("pool must be positive".into()) });
+        let checks = vec![positive];
+        assert_eq!(evaluate::<Web>(b"{\"pool\": 3}", &checks, None), Ok(Web { pool: 3 }));
+        assert!(evaluate::<Web>(b"garbage", &checks, None).unwrap_err()[0].starts_with("not JSON"));
+        assert!(
+            evaluate::<Web>(b"\"text\"", &checks, None).unwrap_err()[0].starts_with("does not fit the type")
+        );
+        assert!(evaluate::<Web>(b"{\"pool\": -1}", &checks, None).unwrap_err()[0].starts_with("does not fit"));
+        assert_eq!(
+            evaluate::<Web>(b"{\"pool\": 0}", &checks, None).unwrap_err(),
+            ["check failed: pool must be positive"]
+        );
+        let schema = super::super::schema::compile(
+            "/c",
+            &serde_json::json!({"properties": {"pool": {"maximum": 10}}}),
+        )
+        .unwrap();
+        let refused = evaluate::<Web>(b"{\"pool\": 11}", &checks, Some(&schema)).unwrap_err();
+        assert!(refused[0].starts_with("schema, at \"/pool\""), "{refused:?}");
+    }
+}
