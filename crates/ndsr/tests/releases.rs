@@ -348,3 +348,47 @@ async fn a_history_the_writer_cannot_write_leaves_the_value_unwritten() {
     assert_eq!((bytes.as_slice(), stat.version), (&b"{\"n\":0}"[..], 0), "the value was not written either");
     r.close().await;
 }
+
+/// A client cut off during five publishes sees all five, in order, then
+/// follows the next one live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cut_off_during_five_publishes_replays_all_five_in_order() {
+    let server = ZkServer::shared();
+    let proxy = ndsr_testkit::FaultProxy::start(&server.connect_string()).unwrap();
+    let writer = registry(&server.connect_string()).await;
+    let reader = registry(&proxy.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-replay"));
+    let first = writer.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    let mut releases = reader.releases(&path, Some(first.version)).unwrap();
+
+    proxy.cut();
+    for n in 1..=5 {
+        writer
+            .publish_value(&path, &json!({"n": n}), PublishOptions::message(format!("#{n}")))
+            .await
+            .unwrap();
+    }
+    proxy.heal();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match tokio::time::timeout(WAIT, releases.next()).await.unwrap().unwrap().unwrap() {
+            HistoryItem::Release(e) => seen.push((e.version, e.message)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let expected: Vec<(i32, String)> = (1..=5).map(|n| (n, format!("#{n}"))).collect();
+    assert_eq!(seen, expected);
+
+    // Then live, and a write made outside ndsr shows as a gap in its place.
+    let zk = other(&server.connect_string()).await;
+    zk.set_data(&path, b"{\"n\": 6}", None).await.unwrap();
+    writer.publish_value(&path, &json!({"n": 7}), PublishOptions::default()).await.unwrap();
+    let mut next = Vec::new();
+    while next.len() < 2 {
+        next.push(tokio::time::timeout(WAIT, releases.next()).await.unwrap().unwrap().unwrap());
+    }
+    assert!(matches!(next[0], HistoryItem::Gap { from: 6, to: 6, reason: GapReason::External }), "{next:?}");
+    assert!(matches!(&next[1], HistoryItem::Release(e) if e.version == 7), "{next:?}");
+    writer.close().await;
+    reader.close().await;
+}
