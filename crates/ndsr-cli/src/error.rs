@@ -25,6 +25,11 @@ pub enum Exit {
     NoNode = 10,
     /// No instance to pick.
     NoInstance = 11,
+    /// A configuration value (or the live value under a schema being set)
+    /// does not fit the schema.
+    Invalid = 12,
+    /// A configuration write's `--if-version` did not match.
+    VersionConflict = 13,
 }
 
 /// An error to report and exit with.
@@ -34,12 +39,20 @@ pub struct CliError {
     pub exit: Exit,
     /// What went wrong and what to do, on one line.
     pub message: String,
+    /// Lines printed under the message (each violation of a schema).
+    pub details: Vec<String>,
 }
 
 impl CliError {
     /// An error of class `exit`.
     pub fn new(exit: Exit, message: impl Into<String>) -> CliError {
-        CliError { exit, message: message.into() }
+        CliError { exit, message: message.into(), details: Vec::new() }
+    }
+
+    /// The same, with lines to print under the message.
+    pub fn with_details(mut self, details: Vec<String>) -> CliError {
+        self.details = details;
+        self
     }
 
     /// The process exit code.
@@ -51,6 +64,19 @@ impl CliError {
 impl From<ndsr::Error> for CliError {
     fn from(e: ndsr::Error) -> CliError {
         use ndsr::Error as E;
+        if let E::Invalid { path, version, violations } = &e {
+            let which =
+                version.map_or_else(|| "the value".to_string(), |v| format!("the live value (version {v})"));
+            let hint = if version.is_some() { " (--force sets the schema anyway)" } else { "" };
+            return CliError::new(
+                Exit::Invalid,
+                format!(
+                    "{which} of {path} does not fit its schema ({}); nothing was written{hint}",
+                    count(violations.len(), "violation")
+                ),
+            )
+            .with_details(violation_lines(violations));
+        }
         let (exit, hint) = match &e {
             E::InvalidPath { .. }
             | E::DataTooLarge { .. }
@@ -61,6 +87,11 @@ impl From<ndsr::Error> for CliError {
             | E::LockMismatch { .. } => (Exit::InvalidInput, ""),
             E::NotEmpty { .. } => (Exit::InvalidInput, ""),
             E::Data { .. } => (Exit::InvalidInput, ""),
+            E::SchemaInvalid { .. } | E::NotInHistory { .. } => (Exit::InvalidInput, ""),
+            E::VersionConflict { .. } => (
+                Exit::VersionConflict,
+                " (read it again, or see who wrote it with `ndsr config history`, then retry)",
+            ),
             E::Tls { .. } => (Exit::InvalidInput, " (check --tls-ca, --tls-cert and --tls-key)"),
             E::NoConnection(_) => {
                 (Exit::NoConnection, " (is ZooKeeper running? check --server, or raise --timeout)")
@@ -81,6 +112,27 @@ impl From<ndsr::Error> for CliError {
             _ => (Exit::Failure, ""),
         };
         CliError::new(exit, format!("{e}{hint}"))
+    }
+}
+
+/// Each violation as `POINTER: message` (the whole value's pointer, `""`,
+/// said in words).
+pub fn violation_lines(violations: &[ndsr::release::Violation]) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| {
+            let pointer = if v.pointer.is_empty() { "(the whole value)" } else { &v.pointer };
+            format!("{pointer}: {}", v.message)
+        })
+        .collect()
+}
+
+/// `1 violation`, `2 violations`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 

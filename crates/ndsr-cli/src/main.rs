@@ -39,6 +39,9 @@ fn main() -> ExitCode {
 
 fn report(e: CliError) -> ExitCode {
     eprintln!("ndsr: {}", e.message);
+    for line in &e.details {
+        eprintln!("  {line}");
+    }
     e.code()
 }
 
@@ -83,5 +86,6 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::Pick(args) => cmd::discovery::pick(global, args).await,
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
         Command::Agent(args) => agent::run(global, args, given).await,
+        Command::Config(args) => cmd::config::run(global, args).await,
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command, and what they share.
 
+pub mod config;
 pub mod discovery;
 pub mod get;
 pub mod lock;
@@ -15,6 +16,11 @@ use crate::error::{CliError, CliResult, Exit};
 
 /// Connects a registry with the global options.
 pub async fn connect(global: &Global, lazy: bool) -> CliResult<Registry> {
+    Ok(builder(global, lazy)?.build().await?)
+}
+
+/// A registry's builder with the global options.
+pub fn builder(global: &Global, lazy: bool) -> CliResult<ndsr::RegistryBuilder> {
     let builder = Registry::builder(&global.server)
         .session_timeout(global.session_timeout)
         .connect_timeout(global.timeout)
@@ -22,7 +28,7 @@ pub async fn connect(global: &Global, lazy: bool) -> CliResult<Registry> {
         .readonly(global.readonly)
         .create_chroot(global.create_chroot)
         .lazy(lazy);
-    Ok(secure(global, builder)?.build().await?)
+    secure(global, builder)
 }
 
 /// The credentials and TLS of the global options, added to `builder`.
