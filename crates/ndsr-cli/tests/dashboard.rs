@@ -152,3 +152,59 @@ async fn the_dashboard_shows_a_new_registration_live_and_marks_stale_data() {
     screenshot(&client, &shots, "dashboard-stale.png").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_node_shows_its_history_with_each_change() {
+    use ndsr::release::PublishOptions;
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("dashboard-config");
+    let path = format!("{root}/web");
+    let registry = ndsr::Registry::builder(&server).author("ops").build().await.unwrap();
+    registry.publish(&path, br#"{"pool": 10}"#, PublishOptions::message("first pool")).await.unwrap();
+    let more = br#"{"pool": 20, "tls": true}"#;
+    registry.publish(&path, more, PublishOptions::message("more connections")).await.unwrap();
+    let config = format!("roots = [\"{root}\"]\n");
+    let agent = {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || Agent::start(&server, &config)).await.unwrap()
+    };
+    let driver = Driver::start();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let client = browser(&driver, &agent.dir.path().join("profile")).await;
+    let wait = || client.wait().at_most(WAIT).every(Duration::from_millis(50));
+    client.goto(&agent.url).await.unwrap();
+    wait().for_element(Locator::Css("#session-state[data-state=connected]")).await.unwrap();
+
+    // Browse the node: its releases, newest first, with who, when, why and what changed.
+    client.execute("browse(arguments[0])", vec![serde_json::json!(path)]).await.unwrap();
+    let newest = wait()
+        .for_element(Locator::Css("[data-testid=history] li[data-version='1']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for says in ["v1", "publish", "live", "ops@", "more connections", "~ /pool: 10 -> 20", "+ /tls: true"] {
+        assert!(newest.contains(says), "no {says:?} in {newest:?}");
+    }
+    let first = client
+        .find(Locator::Css("[data-testid=history] li[data-version='0']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(first.contains("first pool") && !first.contains("live"), "{first:?}");
+    let node = client.find(Locator::Css("#node")).await.unwrap().text().await.unwrap();
+    assert!(!node.contains("null"), "a leaf node shows no stray null: {node:?}");
+
+    // Another client writes: the panel says so on the node's change.
+    let zk = zookeeper_client::Client::connect(&server).await.unwrap();
+    zk.set_data(&path, br#"{"pool": 30}"#, None).await.unwrap();
+    let note =
+        wait().for_element(Locator::Css("[data-testid=history-note]")).await.unwrap().text().await.unwrap();
+    assert_eq!(note, format!("version 2 of {path} was written outside ndsr; its value was not recorded"));
+    screenshot(&client, &shots, "dashboard-history.png").await;
+    client.close().await.unwrap();
+}

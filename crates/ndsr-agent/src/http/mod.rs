@@ -1,7 +1,7 @@
 //! The HTTP layer: the API (`api`, configuration releases in `config`),
 //! the event streams (`events`), the dashboard (`dashboard`), metrics
-//! (`metrics`) and the server (`server`), over the domain. It depends on the domain; nothing in the
-//! domain depends on it.
+//! (`metrics`) and the server (`server`), over the domain. It depends on
+//! the domain; nothing in the domain depends on it.
 
 mod api;
 mod auth;

@@ -8,6 +8,8 @@ let model = null;
 let browsing = null; // the path shown in Browse, null for the roots
 let nodeEvents = null;
 let lastNode = null;
+let historyKey = null; // "<path>@<mzxid>" whose configuration history is shown or being read
+let lastHistory = null; // that history, when it has releases
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -178,13 +180,62 @@ function renderNode(node) {
   });
   const data = node.data === null || node.data === undefined ? el("p", { class: "empty", text: "No data." })
     : el("pre", { class: "data", tabindex: "0", "aria-label": "Node data", text: JSON.stringify(node.data, null, 2) });
-  box.replaceChildren(meta, children.length ? el("ul", { class: "children" }, ...children) : null, data);
+  const history = lastHistory && lastHistory.path === node.path ? renderHistory(lastHistory) : null;
+  // (replaceChildren would show a null as the text "null".)
+  const list = children.length ? el("ul", { class: "children" }, ...children) : null;
+  box.replaceChildren(...[meta, list, data, history].filter(Boolean));
+  loadHistory(node);
+}
+
+function encodePath(path) {
+  return path.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+}
+
+// A configuration node's releases (who, when, why, what changed), read
+// again when the node's version changes; nothing shown for a node that
+// was never published through ndsr.
+function loadHistory(node) {
+  const key = node.exists ? `${node.path}@${node.stat.mzxid}` : null;
+  if (key === historyKey) return;
+  historyKey = key;
+  if (key === null) {
+    lastHistory = null;
+    return;
+  }
+  fetch(`/v1/config/${encodePath(node.path)}?history&diff=1`)
+    .then((r) => (r.ok ? r.json() : null))
+    .then((body) => {
+      if (historyKey !== key) return;
+      lastHistory = body && body.items && body.items.some((i) => i.kind === "release") ? body : null;
+      if (lastNode && lastNode.path === node.path) renderNode(lastNode);
+    })
+    .catch(() => {});
+}
+
+function renderHistory(history) {
+  const items = history.items.slice().reverse().map((item) => {
+    if (item.kind !== "release") return el("li", { class: "muted small", "data-testid": "history-note", text: item.text });
+    const what = item.op === "rollback" ? `rollback to version ${item.rollback_of}` : item.op;
+    const changes = (item.changes || []).map((c) => el("div", { class: `mono small change change-${c.kind}`, text: c.text }));
+    return el("li", { "data-testid": "history-release", "data-version": String(item.version) },
+      el("div", { class: "reg-head" },
+        el("span", { class: "badge small", text: `v${item.version}` }),
+        el("span", { text: what }),
+        item.live ? el("span", { class: "ok small", text: "live" }) : null),
+      el("div", { class: "muted small", text: `${item.author}@${item.host} · ${item.time}` }),
+      item.message ? el("div", { class: "small", text: item.message }) : null,
+      ...changes);
+  });
+  return el("div", { class: "history", "data-testid": "history" },
+    el("h3", { text: "History" }), el("ul", { class: "registrations" }, ...items));
 }
 
 function browse(path) {
   if (nodeEvents) nodeEvents.close();
   nodeEvents = null;
   lastNode = null;
+  historyKey = null;
+  lastHistory = null;
   browsing = path;
   if (path === null) {
     renderRoots();
@@ -193,7 +244,7 @@ function browse(path) {
   }
   renderCrumbs(path);
   $("node").replaceChildren(el("p", { class: "muted", text: "loading…" }));
-  const encoded = path.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+  const encoded = encodePath(path);
   nodeEvents = new EventSource(`/v1/watch/${encoded}`);
   let focused = false;
   nodeEvents.addEventListener("node", (e) => {
