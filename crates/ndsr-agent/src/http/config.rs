@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::common::{block, read_headers, status, zk_path, ApiError, ReadQuery, Streams};
-use crate::state::Agent;
+use crate::state::{Agent, Versioned};
 use crate::views::millis;
 
 /// A refusal of a configuration route: the agent's `{"error", "code"}`
@@ -205,16 +205,41 @@ pub async fn get(
 ) -> ConfigResult<Response> {
     let path = zk_path(&agent, path)?;
     let Query(query) = query.map_err(ApiError::from)?;
+    // The reads of ZooKeeper are boxed: a blocking read's future (one per
+    // waiting client) stays small.
+    match ask(&agent, query)? {
+        Ask::History { since, values, diff } => {
+            Box::pin(history_answer(&agent, &path, since, values, diff)).await
+        }
+        Ask::Diff { from, to } => Box::pin(diff_answer(&agent, &path, from, to)).await,
+        Ask::Value { wait, release } => {
+            let rx = agent.node(&path).await?;
+            let versioned = block(&agent, &streams, rx, wait).await?;
+            Box::pin(value_answer(&agent, &path, &versioned, release)).await
+        }
+    }
+}
+
+/// What a `GET` asks for.
+enum Ask {
+    History { since: Option<i32>, values: bool, diff: bool },
+    Diff { from: Option<i32>, to: Option<i32> },
+    Value { wait: Option<(u64, std::time::Duration)>, release: bool },
+}
+
+/// The query of a `GET`, checked: what it asks for.
+fn ask(agent: &Agent, query: GetQuery) -> ConfigResult<Ask> {
     let history = flag("history", &query.history)?;
     let diff = flag("diff", &query.diff)?;
     let release = flag("release", &query.release)?;
     let values = flag("values", &query.values)?;
     let blocking = query.index.is_some() || query.wait.is_some();
+    let versions = query.from.is_some() || query.to.is_some();
     if history {
-        if release || blocking || query.from.is_some() || query.to.is_some() {
+        if release || blocking || versions {
             return Err(bad("history takes since, values and diff only".into()));
         }
-        return history_answer(&agent, &path, query.since, values, diff).await;
+        return Ok(Ask::History { since: query.since, values, diff });
     }
     if query.since.is_some() || values {
         return Err(bad("since and values are for ?history".into()));
@@ -223,20 +248,26 @@ pub async fn get(
         if release || blocking {
             return Err(bad("diff takes from and to only".into()));
         }
-        let (from, to) = (version_of("from", &query.from)?, version_of("to", &query.to)?);
-        let changes = agent.registry.config_diff(&path, from, to).await?;
-        let changes: Vec<Value> = changes.iter().map(change_view).collect();
-        return Ok(Json(json!({"path": path, "from": from, "to": to, "changes": changes})).into_response());
+        return Ok(Ask::Diff { from: version_of("from", &query.from)?, to: version_of("to", &query.to)? });
     }
-    if query.from.is_some() || query.to.is_some() {
+    if versions {
         return Err(bad("from and to are for ?diff".into()));
     }
-    let wait = ReadQuery { index: query.index, wait: query.wait, format: None }.wait(&agent)?;
+    let wait = ReadQuery { index: query.index, wait: query.wait, format: None }.wait(agent)?;
     if release && wait.is_some() {
         return Err(bad("release=1 reads ZooKeeper; it cannot block (drop index and wait)".into()));
     }
-    let rx = agent.node(&path).await?;
-    let versioned = block(&agent, &streams, rx, wait).await?;
+    Ok(Ask::Value { wait, release })
+}
+
+/// The value of `GET /v1/config/<path>` from the cache, and with
+/// `release` its release, SHA-256 and schema version from ZooKeeper.
+async fn value_answer(
+    agent: &Agent,
+    path: &str,
+    versioned: &Versioned<Arc<ndsr::Snapshot>>,
+    release: bool,
+) -> ConfigResult<Response> {
     let snapshot = &versioned.value;
     let since = agent.stale_since(&snapshot.path);
     let mut body = json!({
@@ -250,7 +281,7 @@ pub async fn get(
         body["stale_since_ms"] = json!(millis(since));
     }
     if release {
-        let (history, schema) = tokio::join!(agent.registry.history(&path), agent.registry.schema(&path));
+        let (history, schema) = tokio::join!(agent.registry.history(path), agent.registry.schema(path));
         let (history, schema) = (history?, schema?);
         if history.live_version.is_none() {
             return Err(ApiError::not_found(format!("{path} does not exist")).into());
@@ -273,6 +304,18 @@ pub async fn get(
         return Err(ApiError::not_found(format!("{path} does not exist")).into());
     }
     Ok((read_headers(versioned.index, since.is_some()), Json(body)).into_response())
+}
+
+/// `GET /v1/config/<path>?diff&from=A&to=B` (`None`: the live value).
+async fn diff_answer(
+    agent: &Agent,
+    path: &str,
+    from: Option<i32>,
+    to: Option<i32>,
+) -> ConfigResult<Response> {
+    let changes = agent.registry.config_diff(path, from, to).await?;
+    let changes: Vec<Value> = changes.iter().map(change_view).collect();
+    Ok(Json(json!({"path": path, "from": from, "to": to, "changes": changes})).into_response())
 }
 
 /// A change as the API shows it: its fields and its line (`~ /a: 1 -> 2`).
@@ -444,6 +487,19 @@ fn release_json(release: &Release, rollback_of: Option<i32>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size of the future a four-argument handler returns.
+    fn future_size<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A blocking read's future lives as long as it waits (one per
+    /// waiting client): as small as `/v1/nodes`' (1,024 bytes), the reads
+    /// of ZooKeeper boxed.
+    #[test]
+    fn a_waiting_config_read_costs_little_memory() {
+        assert!(future_size(get) <= 1024, "get: {} bytes", future_size(get));
+    }
 
     #[test]
     fn if_match_takes_a_version_or_minus_one() {
