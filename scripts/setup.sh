@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
 # Python original (nd-service-registry 1.1.0) in a venv at .venv for the
-# interop tests, .venv-ndsr with maturin and pytest for the Python module,
-# the real Apache Curator 5.4.0 (with a JDK) as the discovery tests'
-# oracle, and Chromium with its WebDriver for the agent dashboard's
-# browser test.
+# interop tests, .venv-ndsr with maturin, pytest, kazoo and pydantic for
+# the Python module, the real Apache Curator 5.4.0 (with a JDK) as the
+# discovery tests' oracle, and Chromium with its WebDriver for the agent
+# dashboard's browser test.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -97,15 +97,21 @@ install_python_build() {
   if [ -n "${NDSR_SETUP_NO_PYTHON:-}" ]; then
     return 0
   fi
+  # pydantic: the typed configuration's model test (ndsr.Registry.config).
   local venv=.venv-ndsr
   if [ -x "$venv/bin/maturin" ] && "$venv/bin/python" -c 'import pytest, kazoo' 2>/dev/null; then
     echo "setup: maturin and pytest are installed in $venv"
+    if ! "$venv/bin/python" -c 'import pydantic' 2>/dev/null; then
+      echo "setup: installing pydantic into $venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check pydantic==2.14.3
+    fi
     return 0
   fi
-  echo "setup: installing maturin, pytest and kazoo into $venv"
+  echo "setup: installing maturin, pytest, kazoo and pydantic into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 kazoo==2.11.0
+  "$venv/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 kazoo==2.11.0 \
+    pydantic==2.14.3
 }
 
 cd "$(dirname "$0")/.."
