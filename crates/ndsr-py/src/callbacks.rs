@@ -21,6 +21,10 @@
 //! another is idle too, or when no path is followed. So a registry with
 //! 10,000 paths with callbacks has at most `size` workers, and one while
 //! nothing happens.
+//!
+//! A typed configuration (`ndsr.Config`) is followed the same way: its
+//! slot is fed by the core's good values (`watch_config`), and its job
+//! carries no snapshot (None): the dispatcher reads the latest value.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -29,14 +33,23 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::release::ConfigCore;
 use crate::{Snapshot, Subscription};
+
+/// What a followed path has for its worker.
+enum Pending {
+    /// The path's latest snapshot.
+    Snapshot(Arc<ndsr::Snapshot>),
+    /// A typed configuration has a new good value (read by the worker).
+    Changed,
+}
 
 /// One followed path.
 struct Slot {
     /// What the worker is given with each snapshot (the Python dispatcher).
     target: Arc<Py<PyAny>>,
     /// The latest snapshot not yet handed out.
-    pending: Option<Arc<ndsr::Snapshot>>,
+    pending: Option<Pending>,
     /// In `ready`.
     queued: bool,
     /// A worker runs its callbacks.
@@ -109,7 +122,7 @@ impl Shared {
 
     /// A snapshot of `key` arrived (`None`: its subscription ended).
     /// Returns whether to keep following it.
-    fn arrived(&self, key: u64, snapshot: Option<Arc<ndsr::Snapshot>>) -> bool {
+    fn arrived(&self, key: u64, snapshot: Option<Pending>) -> bool {
         let mut state = self.lock();
         if state.closed {
             return false;
@@ -146,9 +159,9 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// A job for a worker: the path's key, its dispatcher, the snapshot, and
-/// whether to start another worker first.
-type Job = (u64, Py<PyAny>, Snapshot, bool);
+/// A job for a worker: the path's key, its dispatcher, the snapshot (None
+/// for a typed configuration), and whether to start another worker first.
+type Job = (u64, Py<PyAny>, Option<Py<Snapshot>>, bool);
 
 /// The queue of a registry's callback threads (see the module's doc).
 #[pyclass(module = "ndsr._core", frozen)]
@@ -156,6 +169,52 @@ pub(crate) struct CallbackHub {
     shared: Arc<Shared>,
     size: usize,
     idle: Duration,
+}
+
+impl CallbackHub {
+    /// A new slot for `target`, fed by the task `feed` makes (spawned on
+    /// `runtime`); returns its key and whether the caller must start a
+    /// worker.
+    fn follow<F, Fut>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        target: Py<PyAny>,
+        feed: F,
+    ) -> PyResult<(u64, bool)>
+    where
+        F: FnOnce(Arc<Shared>, u64) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(crate::Closed::new_err("the registry is closed"));
+        }
+        let key = state.next_key;
+        state.next_key += 1;
+        let shared = self.shared.clone();
+        let fed = feed(shared.clone(), key);
+        let task = runtime.spawn(async move {
+            // Also when the task is dropped unfinished (the registry went
+            // without close(), its runtime shut down): the slot must end,
+            // or the last worker would stay for it, holding the callbacks.
+            let _end = EndOnDrop { shared, key };
+            fed.await;
+        });
+        let slot = Slot {
+            target: Arc::new(target),
+            pending: None,
+            queued: false,
+            busy: false,
+            ended: false,
+            task: task.abort_handle(),
+        };
+        state.slots.insert(key, slot);
+        // The first worker (or one more, if none is idle: the others may
+        // all be held by callbacks); later ones are started by workers
+        // taking jobs.
+        let spawn = state.spawn_needed(self.size);
+        Ok((key, spawn))
+    }
 }
 
 #[pymethods]
@@ -182,36 +241,22 @@ impl CallbackHub {
     /// it, or `started(False)` if it could not).
     fn watch(&self, subscription: &Bound<'_, Subscription>, target: Py<PyAny>) -> PyResult<(u64, bool)> {
         let subscription = subscription.get();
-        let mut state = self.shared.lock();
-        if state.closed {
-            return Err(crate::Closed::new_err("the registry is closed"));
-        }
-        let key = state.next_key;
-        state.next_key += 1;
-        let shared = self.shared.clone();
         let inner = subscription.inner.clone();
-        let task = subscription.runtime.handle().spawn(async move {
-            // Also when the task is dropped unfinished (the registry went
-            // without close(), its runtime shut down): the slot must end,
-            // or the last worker would stay for it, holding the callbacks.
-            let _end = EndOnDrop { shared: shared.clone(), key };
+        self.follow(subscription.runtime.handle(), target, move |shared, key| async move {
             let mut sub = inner.lock().await;
-            while shared.arrived(key, sub.next().await) {}
-        });
-        let slot = Slot {
-            target: Arc::new(target),
-            pending: None,
-            queued: false,
-            busy: false,
-            ended: false,
-            task: task.abort_handle(),
-        };
-        state.slots.insert(key, slot);
-        // The first worker (or one more, if none is idle: the others may
-        // all be held by callbacks); later ones are started by workers
-        // taking jobs.
-        let spawn = state.spawn_needed(self.size);
-        Ok((key, spawn))
+            while shared.arrived(key, sub.next().await.map(Pending::Snapshot)) {}
+        })
+    }
+
+    /// Follows the good values of a typed configuration as `watch` follows
+    /// a subscription: each new one is a job (without a snapshot) for
+    /// `target`. Returns as `watch` does.
+    fn watch_config(&self, config: &Bound<'_, ConfigCore>, target: Py<PyAny>) -> PyResult<(u64, bool)> {
+        let config = config.get();
+        let mut changes = config.config.changes();
+        self.follow(config.runtime.handle(), target, move |shared, key| async move {
+            while shared.arrived(key, changes.next().await.map(|_| Pending::Changed)) {}
+        })
     }
 
     /// Stops following `key`: no job of it starts after this (one running
@@ -243,7 +288,7 @@ impl CallbackHub {
     /// (the hub was closed, or it was idle long enough and is not needed),
     /// and is no longer counted.
     #[pyo3(signature = (done=None))]
-    fn take(&self, py: Python<'_>, done: Option<u64>) -> Option<Job> {
+    fn take(&self, py: Python<'_>, done: Option<u64>) -> PyResult<Option<Job>> {
         let shared = &self.shared;
         let (size, idle_for) = (self.size, self.idle);
         let job = py.detach(move || {
@@ -285,7 +330,14 @@ impl CallbackHub {
                 return None;
             }
         });
-        job.map(|(key, target, snapshot, spawn)| (key, target.clone_ref(py), Snapshot(snapshot, None), spawn))
+        job.map(|(key, target, pending, spawn)| {
+            let snapshot = match pending {
+                Pending::Snapshot(snapshot) => Some(Py::new(py, Snapshot(snapshot, None))?),
+                Pending::Changed => None,
+            };
+            Ok((key, target.clone_ref(py), snapshot, spawn))
+        })
+        .transpose()
     }
 
     /// For a worker ending otherwise than by `take` returning None (an

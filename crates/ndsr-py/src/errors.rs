@@ -32,6 +32,39 @@ create_exception!(_core, NoInstance, NdsrError, "No instance of the service is e
 create_exception!(_core, NotEmpty, NdsrError, "The node has children.");
 create_exception!(_core, ChrootMissing, NdsrError, "The chroot of the connection string does not exist.");
 create_exception!(_core, Closed, NdsrError, "The registry is closed.");
+create_exception!(
+    _core,
+    VersionConflict,
+    NdsrError,
+    "A publish conditional on a version found another (`.current`, None: no node); nothing was written."
+);
+create_exception!(
+    _core,
+    Invalid,
+    InvalidArgument,
+    "A configuration value does not fit its schema (`.violations`: (pointer, message) pairs); nothing was written."
+);
+create_exception!(_core, SchemaInvalid, InvalidArgument, "A JSON Schema that cannot be used.");
+create_exception!(
+    _core,
+    NotInHistory,
+    NdsrError,
+    "A version the configuration's history does not hold (`.available`: the versions it holds)."
+);
+create_exception!(
+    _core,
+    ConfigUnavailable,
+    NdsrError,
+    "A typed configuration has no good value to start with, and no default."
+);
+
+/// An exception with attributes set on it.
+fn with_attrs(err: PyErr, attrs: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>) -> PyErr {
+    Python::attach(|py| match attrs(err.value(py).as_any()) {
+        Ok(()) => err,
+        Err(e) => e,
+    })
+}
 
 /// Maps a library error to its Python exception, with the library's message.
 pub(crate) fn to_py(e: ndsr::Error) -> PyErr {
@@ -55,6 +88,33 @@ pub(crate) fn to_py(e: ndsr::Error) -> PyErr {
         E::NotEmpty { .. } => NotEmpty::new_err(message),
         E::ChrootMissing { .. } => ChrootMissing::new_err(message),
         E::Closed => Closed::new_err(message),
+        E::VersionConflict { path, expected, current } => {
+            with_attrs(VersionConflict::new_err(message), |v| {
+                v.setattr("path", path)?;
+                v.setattr("expected", expected)?;
+                v.setattr("current", current)
+            })
+        }
+        E::Invalid { path, version, violations } => with_attrs(Invalid::new_err(message), |v| {
+            v.setattr("path", path)?;
+            v.setattr("version", version)?;
+            let pairs: Vec<(String, String)> =
+                violations.into_iter().map(|v| (v.pointer, v.message)).collect();
+            v.setattr("violations", pairs)
+        }),
+        E::SchemaInvalid { path, reason } => with_attrs(SchemaInvalid::new_err(message), |v| {
+            v.setattr("path", path)?;
+            v.setattr("reason", reason)
+        }),
+        E::NotInHistory { path, version, available } => with_attrs(NotInHistory::new_err(message), |v| {
+            v.setattr("path", path)?;
+            v.setattr("version", version)?;
+            v.setattr("available", available)
+        }),
+        E::ConfigUnavailable { path, reason } => with_attrs(ConfigUnavailable::new_err(message), |v| {
+            v.setattr("path", path)?;
+            v.setattr("reason", reason)
+        }),
         _ => NdsrError::new_err(message),
     }
 }
@@ -80,6 +140,11 @@ pub(crate) fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("NotEmpty", py.get_type::<NotEmpty>()),
         ("ChrootMissing", py.get_type::<ChrootMissing>()),
         ("Closed", py.get_type::<Closed>()),
+        ("VersionConflict", py.get_type::<VersionConflict>()),
+        ("Invalid", py.get_type::<Invalid>()),
+        ("SchemaInvalid", py.get_type::<SchemaInvalid>()),
+        ("NotInHistory", py.get_type::<NotInHistory>()),
+        ("ConfigUnavailable", py.get_type::<ConfigUnavailable>()),
     ] {
         m.add(name, class)?;
     }

@@ -10,7 +10,8 @@
 //! are queued here and emitted to Python's `logging` by a Python thread
 //! (`drain_logs`).
 //!
-//! The pyclasses live in `registry`, `snapshot`, `subscription` and `lock`,
+//! The pyclasses live in `registry`, `snapshot`, `subscription`, `lock`
+//! and `release` (configuration releases),
 //! the exception types in `errors`; this file holds the module itself and
 //! its functions.
 
@@ -26,6 +27,7 @@ mod fork;
 mod lock;
 mod logs;
 mod registry;
+mod release;
 mod snapshot;
 mod subscription;
 mod wait;
@@ -84,6 +86,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Subscription>()?;
     m.add_class::<LockGuard>()?;
     m.add_class::<callbacks::CallbackHub>()?;
+    m.add_class::<release::ReleaseStream>()?;
+    m.add_class::<release::ConfigCore>()?;
+    m.add_class::<release::JsonValue>()?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(drain_logs, m)?)?;

@@ -12,6 +12,7 @@ use crate::convert::{data_from_py, value_to_py};
 use crate::errors::{to_py, Closed, NoInstance};
 use crate::fork::refuse_after_fork;
 use crate::lock::LockGuard;
+use crate::release;
 use crate::snapshot::Snapshot;
 use crate::subscription::Subscription;
 use crate::wait::Runtime;
@@ -430,6 +431,143 @@ impl Registry {
         })?;
         let announced = core.wait(py, announcement.register(&core.registry))?;
         announced.map_err(to_py)
+    }
+
+    /// Publishes `value` as the new release of the configuration node
+    /// `path` (bytes and str are JSON text written exactly; anything else
+    /// is encoded as compact JSON); `if_version` makes it conditional on
+    /// the live version (-1: only if the node does not exist). Returns the
+    /// release: `path`, `version`, `previous_version`, `entry`, `sha256`.
+    #[pyo3(signature = (path, value, message="", if_version=None))]
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        value: &Bound<'_, PyAny>,
+        message: &str,
+        if_version: Option<i32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let bytes = release::publish_bytes(value)?;
+        let options = ndsr::release::PublishOptions { message: message.to_string(), if_version };
+        let core = self.core()?;
+        let written = core.wait(py, core.registry.publish(path, &bytes, options))?.map_err(to_py)?;
+        release::release_to_py(py, &written)
+    }
+
+    /// Publishes the value of release `to_version` again (its exact
+    /// bytes); returns the release as `publish` does.
+    #[pyo3(signature = (path, to_version, message="", if_version=None))]
+    fn rollback<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        to_version: i32,
+        message: &str,
+        if_version: Option<i32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = ndsr::release::PublishOptions { message: message.to_string(), if_version };
+        let core = self.core()?;
+        let written = core.wait(py, core.registry.rollback(path, to_version, options))?.map_err(to_py)?;
+        release::release_to_py(py, &written)
+    }
+
+    /// The history of `path`, oldest first: a dict per item (see
+    /// `release::item_to_py`).
+    fn history<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let core = self.core()?;
+        let history = core.wait(py, core.registry.history(path))?.map_err(to_py)?;
+        history.items.iter().map(|item| release::item_to_py(py, path, item)).collect()
+    }
+
+    /// The changes from release `a` to release `b` of `path` (None: the
+    /// live value), a dict each.
+    #[pyo3(signature = (path, a=None, b=None))]
+    fn diff<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        a: Option<i32>,
+        b: Option<i32>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let core = self.core()?;
+        let changes = core.wait(py, core.registry.config_diff(path, a, b))?.map_err(to_py)?;
+        changes.iter().map(|c| release::change_to_py(py, c)).collect()
+    }
+
+    /// The JSON Schema of `path` (`schema`, `version`), or None.
+    fn schema<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let core = self.core()?;
+        let schema = core.wait(py, core.registry.schema(path))?.map_err(to_py)?;
+        schema.map(|s| release::schema_info_to_py(py, &s)).transpose()
+    }
+
+    /// Sets the JSON Schema of `path` (a JSON-like value, or JSON text).
+    #[pyo3(signature = (path, schema, force=false))]
+    fn set_schema<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        schema: &Bound<'_, PyAny>,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let schema = release::schema_from_py(path, schema)?;
+        let core = self.core()?;
+        let change = core.wait(py, core.registry.set_schema(path, &schema, force))?.map_err(to_py)?;
+        release::schema_change_to_py(py, &change)
+    }
+
+    /// Removes the JSON Schema of `path`.
+    fn remove_schema<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyDict>> {
+        let core = self.core()?;
+        let change = core.wait(py, core.registry.remove_schema(path))?.map_err(to_py)?;
+        release::schema_change_to_py(py, &change)
+    }
+
+    /// Checks `value` (as `publish` takes it) against the schema of `path`
+    /// without writing anything.
+    fn validate_config(&self, py: Python<'_>, path: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = release::publish_bytes(value)?;
+        let core = self.core()?;
+        core.wait(py, core.registry.validate_config(path, &bytes))?.map_err(to_py)
+    }
+
+    /// The releases of `path` after version `since` (all for None), then
+    /// each new one live.
+    #[pyo3(signature = (path, since=None))]
+    fn releases(&self, path: &str, since: Option<i32>) -> PyResult<release::ReleaseStream> {
+        let core = self.core()?;
+        let inner = {
+            let _entered = core.runtime.handle().enter();
+            core.registry.releases(path, since).map_err(to_py)?
+        };
+        Ok(release::ReleaseStream {
+            path: path.to_string(),
+            inner: Arc::new(tokio::sync::Mutex::new(inner)),
+            runtime: core.runtime,
+            ended: Arc::default(),
+        })
+    }
+
+    /// The typed configuration of JSON values at `path`: the last value
+    /// that is JSON and fits the path's schema (`default`, a JSON-like
+    /// value, while there is none).
+    #[pyo3(signature = (path, default=None))]
+    fn config(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        default: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<release::ConfigCore> {
+        let mut builder = {
+            let core = self.core()?;
+            core.registry.config::<serde_json::Value>(path)
+        };
+        if let Some(default) = default {
+            builder = builder.default_value(crate::convert::value_from_py(default)?);
+        }
+        let core = self.core()?;
+        let config = core.wait(py, builder.build())?.map_err(to_py)?;
+        Ok(release::ConfigCore::new(config, core.runtime))
     }
 
     /// (For tests.) Is a children tuple kept for `path`?

@@ -21,24 +21,30 @@ import threading
 import weakref
 
 from ndsr import _core, _dispatch, _logging
+from ndsr._config import Config, ConfigStatus
 from ndsr._core import (
     ChrootMissing,
     Closed,
+    ConfigUnavailable,
     Conflict,
     Contention,
     DataTooLarge,
+    Invalid,
     InvalidArgument,
     InvalidPath,
     LockMismatch,
     LockTimeout,
     NdsrError,
     NoConnection,
+    NotInHistory,
     OutcomeUnknown,
     NoInstance,
     NotALock,
     NotAuthorized,
     NotEmpty,
     ReadOnly,
+    SchemaInvalid,
+    VersionConflict,
 )
 from ndsr._stat import ZnodeStat
 
@@ -49,6 +55,9 @@ __all__ = [
     "Snapshot",
     "Subscription",
     "Lock",
+    "Releases",
+    "Config",
+    "ConfigStatus",
     "ZnodeStat",
     "NdsrError",
     "NoConnection",
@@ -67,6 +76,11 @@ __all__ = [
     "NotEmpty",
     "ChrootMissing",
     "Closed",
+    "VersionConflict",
+    "Invalid",
+    "SchemaInvalid",
+    "NotInHistory",
+    "ConfigUnavailable",
 ]
 
 log = logging.getLogger("ndsr")
@@ -179,6 +193,35 @@ class Subscription(object):
         return Snapshot(snapshot)
 
 
+class Releases(object):
+    """The releases of a configuration path after a version, then each new
+    one as it is written (see :meth:`Registry.releases`): history items as
+    dicts, as :meth:`Registry.history` gives them. Iterate it; it ends when
+    the registry is closed."""
+
+    def __init__(self, core_stream):
+        self._core = core_stream
+
+    def next(self, timeout=None):
+        """The next item, or None after ``timeout`` seconds or at the end."""
+        return self._core.next(timeout)
+
+    @property
+    def ended(self):
+        """Has it ended (the registry closed)?"""
+        return self._core.ended
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        # Waits with the GIL released; Ctrl-C interrupts it.
+        item = self._core.next(None)
+        if item is None:
+            raise StopIteration
+        return item
+
+
 class Lock(object):
     """A lock held with ``with registry.lock(path):``; compatible with
     kazoo's Semaphore (and the original's locks)."""
@@ -244,6 +287,7 @@ class Registry(object):
         self._lock = threading.RLock()
         self._nodes = {}  # path -> ("node" | "data", data)
         self._dispatchers = {}
+        self._configs = weakref.WeakSet()
         self._state_callbacks = []
         self._state_stop = threading.Event()
         self._state_thread = None
@@ -369,6 +413,94 @@ class Registry(object):
             self._dispatchers[path] = dispatcher
         return dispatcher
 
+    # -- configuration releases (docs/CONFIG.md) -------------------------
+
+    def publish(self, path, value, message="", if_version=None):
+        """Publishes ``value`` as the new release of the configuration node
+        ``path``, recorded in its history in the same transaction. ``bytes``
+        and ``str`` are JSON text, written exactly; anything else (a dict,
+        list, number...) is written as compact JSON. Checked against the
+        path's schema first (:class:`Invalid`, nothing written).
+        ``if_version`` makes it conditional on the live version (-1: only if
+        the node does not exist): :class:`VersionConflict` (``.current``)
+        otherwise. Returns a dict: ``path``, ``version``,
+        ``previous_version``, ``entry``, ``sha256``."""
+        return self._core_registry().publish(path, value, message, if_version)
+
+    def rollback(self, path, to_version, message="", if_version=None):
+        """Publishes the exact bytes of release ``to_version`` again, as a
+        new release saying so; returns it as :meth:`publish` does. Raises
+        :class:`NotInHistory` (``.available``) for a version not held."""
+        return self._core_registry().rollback(path, to_version, message, if_version)
+
+    def history(self, path):
+        """The history of ``path``, oldest first: a dict per item, ``kind``
+        "release" (``version``, ``previous_version``, ``op``, ``author``,
+        ``host``, ``time``, ``message``, ``sha256``, ``live``,
+        ``rollback_of``, ``schema_version``, ``name``, ``bytes``: the exact
+        bytes, ``value``: decoded, or None when not JSON), "gap"
+        (``from``, ``to``, ``reason``: versions written outside ndsr),
+        "recreated" or "tampered"; each with ``text``, its line said
+        plainly."""
+        return self._core_registry().history(path)
+
+    def diff(self, path, a=None, b=None):
+        """The changes from release ``a`` to release ``b`` of ``path`` (None:
+        the live value), key by key: dicts with ``pointer``, ``kind``
+        (added, removed, changed), ``old``, ``new`` and ``text``."""
+        return self._core_registry().diff(path, a, b)
+
+    def schema(self, path):
+        """The JSON Schema of ``path`` (a dict: ``schema``, ``version``), or None."""
+        return self._core_registry().schema(path)
+
+    def set_schema(self, path, schema, force=False):
+        """Sets the JSON Schema (draft 2020-12) of ``path``: a dict, or JSON
+        text. Raises :class:`SchemaInvalid` for an unusable schema and
+        :class:`Invalid` when the live value does not fit (unless ``force``;
+        then its violations are returned in ``forced_over``). Returns a
+        dict: ``version`` (the schema's), ``forced_over``."""
+        return self._core_registry().set_schema(path, schema, force)
+
+    def remove_schema(self, path):
+        """Removes the JSON Schema of ``path``; returns as :meth:`set_schema`."""
+        return self._core_registry().remove_schema(path)
+
+    def validate_config(self, path, value):
+        """Checks ``value`` (as :meth:`publish` takes it) against the schema
+        of ``path`` without writing: raises :class:`Invalid` or
+        :class:`InvalidArgument` (not JSON) as a publish would."""
+        self._core_registry().validate_config(path, value)
+
+    def releases(self, path, since=None):
+        """The :class:`Releases` of ``path`` after version ``since`` (all for
+        None), then live: none skipped, in order, with versions written
+        outside ndsr as gaps."""
+        return Releases(self._core_registry().releases(path, since))
+
+    def config(self, path, validate=None, default=None, model=None):
+        """The configuration node ``path`` as a :class:`Config`: its last
+        good value. A value is good when it is JSON, fits the path's schema,
+        passes ``model`` (a class with ``model_validate``, e.g. a pydantic
+        model: :meth:`Config.get` is then its instance) and ``validate`` (a
+        callable given the value or the instance; raising or returning
+        False refuses it). A refused value never replaces the last good one
+        and no callback sees it. ``default`` (JSON-like, itself checked)
+        serves while there is no good value; without one,
+        :class:`ConfigUnavailable` is raised when there is none."""
+        core = self._core_registry().config(path, default)
+        config = Config(
+            core,
+            validate=validate,
+            model=model,
+            default=default,
+            has_default=default is not None,
+            logger=log,
+            pool=self._pool,
+        )
+        self._configs.add(config)
+        return config
+
     # -- state ----------------------------------------------------------
 
     @property
@@ -432,6 +564,8 @@ class Registry(object):
         self._pool.close()
         for dispatcher in dispatchers:
             dispatcher.stop()
+        for config in list(self._configs):
+            config.stop()
         if first and self._core is not None:
             self._core.close()
         return self._callback_threads.wait(timeout)

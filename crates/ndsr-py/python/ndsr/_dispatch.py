@@ -121,14 +121,22 @@ class CallbackPool(object):
     def watch(self, core, path, convert):
         """A :class:`PathDispatcher` of `path` fed by the pool."""
         dispatcher = PathDispatcher(path, convert, self._log)
-        dispatcher.key, start = self._hub.watch(core.subscribe(path), dispatcher)
+        self._follow(dispatcher, self._hub.watch(core.subscribe(path), dispatcher))
+        return dispatcher
+
+    def watch_config(self, config_core, config):
+        """Feeds `config` (an ``ndsr.Config``, whose ``_deliver`` reads the
+        latest value) from the good values of its `config_core`."""
+        self._follow(config, self._hub.watch_config(config_core, config))
+
+    def _follow(self, target, watched):
+        target.key, start = watched
         if start:
             try:
                 self._start_worker()
             except BaseException:
-                self._hub.remove(dispatcher.key)
+                self._hub.remove(target.key)
                 raise
-        return dispatcher
 
     def unwatch(self, dispatcher):
         """Stops `dispatcher`: none of its callbacks starts after this."""
