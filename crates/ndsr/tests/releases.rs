@@ -392,3 +392,34 @@ async fn a_client_cut_off_during_five_publishes_replays_all_five_in_order() {
     writer.close().await;
     reader.close().await;
 }
+
+/// After a release, the next one of the same path by the same registry is
+/// one request (the transaction): what it read before is known. A guess
+/// proved stale by another writer is read afresh, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_publishes_cost_one_request_and_a_stale_guess_is_read_afresh() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-serial"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    r.publish_value(&path, &json!({"n": 1}), PublishOptions::default()).await.unwrap();
+    let before = r.zk_requests();
+    r.publish_value(&path, &json!({"n": 2}), PublishOptions::default()).await.unwrap();
+    assert_eq!(r.zk_requests() - before, 1, "one transaction, no read");
+
+    // Another writer moves the node and sets a schema: the guess fails,
+    // is read afresh, and the new schema judges the value.
+    zk.set_data(&path, b"{\"n\": 3}", None).await.unwrap();
+    let writer = registry(&server.connect_string()).await;
+    writer.set_schema(&path, &json!({"properties": {"n": {"maximum": 5}}}), false).await.unwrap();
+    let refused = r.publish_value(&path, &json!({"n": 9}), PublishOptions::default()).await;
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    let release = r.publish_value(&path, &json!({"n": 4}), PublishOptions::default()).await.unwrap();
+    assert_eq!(release.version, 4);
+    let history = r.history(&path).await.unwrap();
+    assert_eq!(history.versions(), [0, 1, 2, 4]);
+    assert!(history.items.contains(&HistoryItem::Gap { from: 3, to: 3, reason: GapReason::External }));
+    writer.close().await;
+    r.close().await;
+}

@@ -43,6 +43,8 @@ pub struct Registry {
     pub(crate) shared: Arc<Shared>,
     /// Compiled configuration schemas (see `release`).
     pub(crate) schemas: Arc<crate::release::Schemas>,
+    /// What the last release of each path left (see `release`).
+    pub(crate) known: Arc<crate::release::Known>,
     cmds: mpsc::UnboundedSender<Command>,
     callbacks: Arc<Mutex<HashMap<u64, JoinHandle<()>>>>,
 }
@@ -114,7 +116,13 @@ impl Registry {
         if shared.cache_file.is_some() {
             shared.tasks.spawn(save_cache_file(Arc::downgrade(&shared), shared.state.subscribe()));
         }
-        let registry = Registry { shared, cmds, callbacks: Default::default(), schemas: Default::default() };
+        let registry = Registry {
+            shared,
+            cmds,
+            callbacks: Default::default(),
+            schemas: Default::default(),
+            known: Default::default(),
+        };
         if !lazy {
             if let Err(e) = registry.shared.connected_by(Instant::now() + connect_timeout).await {
                 registry.close().await;

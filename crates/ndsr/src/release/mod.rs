@@ -32,6 +32,7 @@ mod typed;
 mod write;
 
 pub(crate) use schema::Schemas;
+pub(crate) use write::Known;
 
 use serde::{Deserialize, Serialize};
 
@@ -202,8 +203,11 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// This host's name, for the record.
-pub(crate) fn host_name() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+pub(crate) fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+    })
 }
 
 #[cfg(test)]

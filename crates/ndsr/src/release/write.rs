@@ -83,12 +83,41 @@ impl<'c> Txn<'c> {
 }
 
 /// What is read before a write: one round trip, pipelined.
-struct Found {
+#[derive(Clone)]
+pub(crate) struct Found {
     live: Option<Stat>,
     meta: bool,
     schema: Option<(Vec<u8>, Stat)>,
     history: Option<Vec<String>>,
     audit: Option<Vec<String>>,
+}
+
+/// What this registry's last release of each path left behind, so that
+/// the next release of it needs no read first: one round trip, as a bare
+/// `setData`. Only a guess: every fact it holds is checked by the
+/// transaction itself (the live node's and the schema's versions; a stale
+/// entry name fails its delete), and a failed guess is read afresh.
+#[derive(Default)]
+pub(crate) struct Known {
+    paths: std::sync::Mutex<std::collections::HashMap<String, Found>>,
+}
+
+/// Paths whose state is kept at most (a registry publishing to more
+/// starts over: a cold cache costs one read per path).
+const KNOWN_PATHS: usize = 1024;
+
+impl Known {
+    fn take(&self, path: &str) -> Option<Found> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).remove(path)
+    }
+
+    fn put(&self, path: &str, found: Found) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        if paths.len() >= KNOWN_PATHS {
+            paths.clear();
+        }
+        paths.insert(path.to_string(), found);
+    }
 }
 
 /// A release to write.
@@ -452,18 +481,32 @@ impl Registry {
         let layout = self.layout(path);
         let client = self.shared.lease(self.deadline()).await?.client;
         let attempts = self.shared.config.reconcile_attempts;
+        // The first attempt goes on what the last release left, if known;
+        // any failure reads afresh.
+        let mut known = self.known.take(path);
         for _ in 0..attempts {
-            let found = self.read_found(&client, &layout, path).await?;
+            let guessed = known.is_some();
+            let found = match known.take() {
+                Some(found) => found,
+                None => self.read_found(&client, &layout, path).await?,
+            };
             let current = found.live.as_ref().map(|s| s.version);
             if let Some(expected) = plan.options.if_version {
                 if current != (expected >= 0).then_some(expected) {
+                    if guessed {
+                        continue;
+                    }
                     return Err(Error::VersionConflict { path: path.into(), expected, current });
                 }
             }
             let schema_version = match &found.schema {
-                Some((bytes, stat)) => {
-                    self.check_schema(path, bytes, stat.mzxid, &plan.value)?.then_some(stat.version)
-                }
+                Some((bytes, stat)) => match self.check_schema(path, bytes, stat.mzxid, &plan.value) {
+                    Ok(has) => has.then_some(stat.version),
+                    // Refused by a schema that may have changed since: judge
+                    // by the one stored now.
+                    Err(_) if guessed => continue,
+                    Err(e) => return Err(e),
+                },
                 None => None,
             };
             if !found.meta {
@@ -485,7 +528,7 @@ impl Registry {
                 sha256: sha256_hex(plan.bytes),
                 size: plan.bytes.len(),
                 author: self.shared.config.author_or_default(),
-                host: host_name(),
+                host: host_name().to_string(),
                 time: now(),
                 message: plan.options.message.clone(),
                 schema_version,
@@ -521,17 +564,27 @@ impl Registry {
                 Ok((results, steps)) => {
                     let mut version = 0;
                     let mut entry_name = String::new();
+                    let mut live = None;
                     for (result, (step, _, _)) in results.into_iter().zip(steps) {
                         match (step, result) {
                             (Step::Live, MultiWriteResult::SetData { stat }) => {
                                 self.shared.saw_zxid(stat.mzxid);
                                 version = stat.version;
+                                live = Some(stat);
                             }
                             (Step::Record, MultiWriteResult::Create { path: made, .. }) => {
                                 entry_name = made.rsplit('/').next().unwrap_or_default().to_string();
                             }
                             _ => {}
                         }
+                    }
+                    // What the next release of the path can go on. Not
+                    // after a create: its stat may be invalid (ZOOKEEPER-4026).
+                    if let (Some(live), Some(mut names)) = (live, found.history) {
+                        names.drain(..over.min(names.len()));
+                        names.push(entry_name.clone());
+                        self.known
+                            .put(path, Found { live: Some(live), meta: true, history: Some(names), ..found });
                     }
                     return Ok(Release {
                         path: path.into(),
@@ -558,6 +611,7 @@ impl Registry {
         let layout = self.layout(path);
         let client = self.shared.lease(self.deadline()).await?.client;
         let attempts = self.shared.config.reconcile_attempts;
+        self.known.take(path);
         for _ in 0..attempts {
             let found = self.read_found(&client, &layout, path).await?;
             let mut forced_over: Vec<Violation> = Vec::new();
