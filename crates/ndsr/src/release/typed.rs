@@ -362,7 +362,7 @@ where
         let mut delay = Duration::from_millis(50);
         let (bytes, stat, schema) = loop {
             let attempt = async {
-                let client = registry.shared.lease(registry.deadline()).await?.client;
+                let client = registry.config_client().await?;
                 let s = &registry.shared;
                 let (live, schema) = tokio::join!(
                     s.call("get_data", &self.path, client.get_data(&self.path)),

@@ -100,6 +100,11 @@ pub(crate) struct Found {
 #[derive(Default)]
 pub(crate) struct Known {
     paths: std::sync::Mutex<std::collections::HashMap<String, Found>>,
+    /// The session's client as last lent by the hub, with its epoch: lent
+    /// again without asking while that session is the registry's and
+    /// connected (asking is a round trip through the hub's queue, about a
+    /// sixth of a publish here).
+    lease: std::sync::Mutex<Option<(u64, Client)>>,
 }
 
 /// Paths whose state is kept at most (a registry publishing to more
@@ -137,6 +142,21 @@ enum Failed {
 }
 
 impl Registry {
+    /// The session's client for configuration calls: the hub's lease for
+    /// the present epoch, kept for that epoch (see [`Known::lease`]).
+    pub(super) async fn config_client(&self) -> Result<Client> {
+        let kept = self.known.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((epoch, client)) = kept {
+            if self.shared.holds(epoch) && self.state() == crate::State::Connected {
+                return Ok(client);
+            }
+        }
+        let lease = self.shared.lease(self.deadline()).await?;
+        *self.known.lease.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((lease.epoch, lease.client.clone()));
+        Ok(lease.client)
+    }
+
     /// Publishes `value` (JSON bytes, written exactly as given) as the new
     /// value of the configuration node `path`, recorded in its history in
     /// the same transaction (see [`release`](crate::release)). The value is
@@ -233,7 +253,7 @@ impl Registry {
     pub async fn history(&self, path: &str) -> Result<History> {
         self.check_config_path(path)?;
         let layout = self.layout(path);
-        let client = self.shared.lease(self.deadline()).await?.client;
+        let client = self.config_client().await?;
         history::read(&self.shared, &client, &layout, path).await
     }
 
@@ -248,7 +268,7 @@ impl Registry {
     pub async fn config_diff(&self, path: &str, from: Option<i32>, to: Option<i32>) -> Result<Vec<Change>> {
         let history = self.history(path).await?;
         let live = if from.is_none() || to.is_none() {
-            let client = self.shared.lease(self.deadline()).await?.client;
+            let client = self.config_client().await?;
             match self.shared.call("get_data", path, client.get_data(path)).await {
                 Ok((bytes, _)) => bytes,
                 Err(e) if e.is_no_node() => b"null".to_vec(),
@@ -286,7 +306,7 @@ impl Registry {
     pub async fn schema(&self, path: &str) -> Result<Option<SchemaInfo>> {
         self.check_config_path(path)?;
         let layout = self.layout(path);
-        let client = self.shared.lease(self.deadline()).await?.client;
+        let client = self.config_client().await?;
         match self.shared.call("get_data", &layout.schema, client.get_data(&layout.schema)).await {
             Ok((bytes, _)) if bytes.is_empty() => Ok(None),
             Ok((bytes, stat)) => {
@@ -311,7 +331,7 @@ impl Registry {
         let parsed = parse_json(path, value)?;
         let layout = self.layout(path);
         self.check_config_path(path)?;
-        let client = self.shared.lease(self.deadline()).await?.client;
+        let client = self.config_client().await?;
         match self.shared.call("get_data", &layout.schema, client.get_data(&layout.schema)).await {
             Ok((bytes, stat)) => self.check_schema(path, &bytes, stat.mzxid, &parsed).map(drop),
             Err(e) if e.is_no_node() => Ok(()),
@@ -479,7 +499,7 @@ impl Registry {
     async fn write_release(&self, plan: Plan<'_>) -> Result<Release> {
         let path = plan.path;
         let layout = self.layout(path);
-        let client = self.shared.lease(self.deadline()).await?.client;
+        let client = self.config_client().await?;
         let attempts = self.shared.config.reconcile_attempts;
         // The first attempt goes on what the last release left, if known;
         // any failure reads afresh.
@@ -609,7 +629,7 @@ impl Registry {
         force: bool,
     ) -> Result<SchemaChange> {
         let layout = self.layout(path);
-        let client = self.shared.lease(self.deadline()).await?.client;
+        let client = self.config_client().await?;
         let attempts = self.shared.config.reconcile_attempts;
         self.known.take(path);
         for _ in 0..attempts {
@@ -729,7 +749,7 @@ impl Registry {
                 match (step, &source) {
                     (_, Zk::NoAuth) => Err(Failed::Fail(Error::NotAuthorized { op, path: node })),
                     (Step::Live, Zk::BadVersion | Zk::NoNode | Zk::NodeExists) if if_version.is_some() => {
-                        let client = self.shared.lease(self.deadline()).await.map_err(Failed::Fail)?.client;
+                        let client = self.config_client().await.map_err(Failed::Fail)?;
                         let current = self
                             .shared
                             .call("exists", path, client.check_stat(path))
