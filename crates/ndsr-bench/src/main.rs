@@ -12,6 +12,7 @@
 mod agent;
 mod cached;
 mod common;
+mod config;
 mod discovery;
 mod dropin;
 mod fanout;
@@ -40,7 +41,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-10, comma separated).
+    /// Run only these cases (1-11, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -119,7 +120,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=10u8 {
+    for case in 1..=11u8 {
         if !wanted(case) {
             continue;
         }
@@ -136,7 +137,8 @@ async fn run(args: Args) -> Result<(), String> {
             7 => dropin::run(&ctx).await,
             8 => growth::run(&ctx).await,
             9 => discovery::run(&ctx).await,
-            _ => agent::run(&ctx).await,
+            10 => agent::run(&ctx).await,
+            _ => config::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),
