@@ -423,3 +423,19 @@ async fn serial_publishes_cost_one_request_and_a_stale_guess_is_read_afresh() {
     writer.close().await;
     r.close().await;
 }
+
+/// Configuration calls keep the session's client between calls; `close`
+/// still ends the session at once: its registrations vanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_the_session_at_once_after_configuration_calls() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let base = unique_path("rel-close");
+    let member = format!("{base}/services/web/h:1");
+    r.set_node(&member, json!({})).await.unwrap();
+    r.publish_value(&format!("{base}/config"), &json!({"n": 1}), PublishOptions::default()).await.unwrap();
+    r.history(&format!("{base}/config")).await.unwrap();
+    r.close().await;
+    assert!(exists(&zk, &member).await.is_none(), "the session ended with close()");
+}

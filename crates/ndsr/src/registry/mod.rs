@@ -385,10 +385,15 @@ impl Registry {
         for (_, task) in self.callbacks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             task.abort();
         }
+        // The session ends when the last clone of its client is dropped:
+        // the configuration calls' kept lease goes before the supervisor
+        // ends it, and again after (a call may have kept it meanwhile).
+        self.known.forget_lease();
         let (reply, done) = oneshot::channel();
         if self.cmds.send(Command::Close(reply)).is_ok() {
             let _ = done.await;
         }
+        self.known.forget_lease();
         // Every clone shares the cache: end the subscriptions here, not
         // when the last clone is dropped.
         self.shared.cache.end_subscriptions();

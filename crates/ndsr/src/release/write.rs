@@ -112,6 +112,11 @@ pub(crate) struct Known {
 const KNOWN_PATHS: usize = 1024;
 
 impl Known {
+    /// Drops the kept client: the session it belongs to can then end.
+    pub(crate) fn forget_lease(&self) {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn take(&self, path: &str) -> Option<Found> {
         self.paths.lock().unwrap_or_else(|e| e.into_inner()).remove(path)
     }
