@@ -10,6 +10,10 @@
 # running on ndsr's core (the drop-in), lets a live `ndsr watch` see the
 # checked one withdraw and return, then registers in Curator's and the
 # ServerSet format and reads them back decoded (`get --instances`, `pick`).
+# Configuration releases come first: `ndsr config publish` with a schema that
+# refuses a bad value, a typed Python reader that keeps the last good value
+# when kazoo writes garbage around ndsr, the history with its diffs and the
+# gap, and a rollback.
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +25,7 @@ echo "== building the ndsr command line"
 cargo build --quiet --locked -p ndsr-cli
 ndsr=target/debug/ndsr
 py=.venv-ndsr/bin/python
-if ! "$py" -c "import ndsr, nd_service_registry" 2>/dev/null; then
+if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.config" 2>/dev/null; then
   echo "== building the Python wheel (once; scripts/python-tests.sh rebuilds it)"
   rm -rf target/wheels
   .venv-ndsr/bin/maturin build --quiet --locked -m crates/ndsr-py/Cargo.toml -o target/wheels -i "$py"
@@ -52,6 +56,44 @@ pids+=($!)
 wait_for "the sandbox" test -s "$work/sandbox.out"
 export NDSR_SERVER=$(head -n 1 "$work/sandbox.out")
 echo "sandbox serving on $NDSR_SERVER"
+
+step "configuration releases (docs/CONFIG.md): ndsr config publish, a schema, a refused value, history, rollback"
+echo '-- ndsr config publish /config/web --data '"'"'{"pool": 10, "host": "db1"}'"'"' -m "first"'
+"$ndsr" config publish /config/web --data '{"pool": 10, "host": "db1"}' -m "first" --author demo
+cat >"$work/web.schema.json" <<'JSON'
+{"type": "object", "required": ["pool", "host"],
+ "properties": {"pool": {"type": "integer", "minimum": 1, "maximum": 50}, "host": {"type": "string"}}}
+JSON
+echo "-- ndsr config schema set /config/web web.schema.json"
+"$ndsr" config schema set /config/web "$work/web.schema.json" --author demo
+echo '-- ndsr config publish /config/web --data '"'"'{"pool": 99, "host": 7}'"'"'   (refused before anything is sent)'
+"$ndsr" config publish /config/web --data '{"pool": 99, "host": 7}' --author demo || echo "(exit $?)"
+echo '-- ndsr config publish /config/web --data '"'"'{"pool": 20, "host": "db1"}'"'"' -m "more connections"'
+"$ndsr" config publish /config/web --data '{"pool": 20, "host": "db1"}' -m "more connections" --author demo
+echo "-- a typed reader (Python, registry.config) keeps the last good value when kazoo writes garbage around ndsr"
+cat >"$work/typed.py" <<'PY'
+import os, time
+import ndsr
+from kazoo.client import KazooClient
+
+with ndsr.Registry(os.environ["NDSR_SERVER"]) as registry:
+    web = registry.config("/config/web", validate=lambda v: v["pool"] > 0)
+    print("  get() ->", web.get(), web.status.kind, "version", web.status.version)
+    zk = KazooClient(hosts=os.environ["NDSR_SERVER"]); zk.start()
+    zk.set("/config/web", b"{not json")  # a client that bypasses ndsr
+    zk.stop()
+    deadline = time.time() + 10
+    while web.status.kind != "rejected" and time.time() < deadline:
+        time.sleep(0.05)
+    print("  after kazoo wrote garbage: get() ->", web.get(), web.status.kind, "-", web.status.reasons[0][:40])
+PY
+"$py" "$work/typed.py"
+echo "-- ndsr config history /config/web --diff   (the garbage is a gap: written outside ndsr)"
+"$ndsr" config history /config/web --diff
+echo "-- ndsr config rollback /config/web --to 1 -m \"back to the good value\""
+"$ndsr" config rollback /config/web --to 1 -m "back to the good value" --author demo
+echo "-- ndsr config diff /config/web 0   (version 0 against the live value)"
+"$ndsr" config diff /config/web 0
 
 step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
 "$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.err" &
