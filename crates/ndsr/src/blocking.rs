@@ -20,8 +20,12 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use config::{Config, ConfigBuilder, ConfigChanges, Releases};
 
 use crate::discovery::{CuratorInstance, Format, Instances, NerveInstance, ServerSetMember};
 use crate::{Data, Error, RegistryBuilder, Result, Snapshot, State};

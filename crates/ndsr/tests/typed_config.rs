@@ -157,3 +157,40 @@ async fn the_last_good_value_survives_a_restart_from_the_cache_file() {
     assert_eq!(web.get().host, "db1");
     cold.close().await;
 }
+
+/// The blocking faces: publish, history, a typed configuration and its
+/// changes, from a thread without a runtime.
+#[test]
+fn the_blocking_registry_publishes_and_follows_a_typed_configuration() {
+    let server = ZkServer::shared();
+    let registry = ndsr::blocking::Registry::connect(Registry::builder(&server.connect_string())).unwrap();
+    let path = format!("{}/web", unique_path("typed-blocking"));
+    registry.publish(&path, b"{\"pool\": 1, \"host\": \"a\"}", PublishOptions::message("one")).unwrap();
+    let web = registry
+        .config::<Web>(&path)
+        .validate(|w: &Web| if w.pool < 100 { Ok(()) } else { Err("too big") })
+        .build()
+        .unwrap();
+    assert_eq!(web.get().pool, 1);
+    let mut changes = web.changes();
+    registry.publish_value(&path, &json!({"pool": 500, "host": "a"}), PublishOptions::default()).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !matches!(web.status(), ConfigStatus::Rejected { version: 1, .. }) {
+        assert!(std::time::Instant::now() < deadline, "refused in time: {:?}", web.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    registry.publish_value(&path, &json!({"pool": 2, "host": "b"}), PublishOptions::default()).unwrap();
+    let next = changes.next_timeout(WAIT).expect("a good value");
+    assert_eq!(*next, Web { pool: 2, host: "b".into() }, "the refused 500 never came");
+    assert_eq!(web.rejected(), 1);
+    assert_eq!(registry.history(&path).unwrap().versions(), [0, 1, 2]);
+    let mut releases = registry.releases(&path, Some(0)).unwrap();
+    let versions: Vec<i32> = (0..2)
+        .map(|_| match releases.next_timeout(WAIT).unwrap().unwrap() {
+            ndsr::release::HistoryItem::Release(e) => e.version,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    registry.close();
+}

@@ -240,7 +240,10 @@ impl<T> Config<T> {
         }
     }
 
-    /// How many values were refused so far.
+    /// How many values were refused so far: each version read and refused
+    /// counts once. Like a watch, it judges the latest value: a version
+    /// replaced before it was read is never judged (see
+    /// [`Registry::releases`] for every release).
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
