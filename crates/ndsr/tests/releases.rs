@@ -439,3 +439,37 @@ async fn close_ends_the_session_at_once_after_configuration_calls() {
     r.close().await;
     assert!(exists(&zk, &member).await.is_none(), "the session ended with close()");
 }
+
+/// A value written outside ndsr can be recorded as an `external` release,
+/// with the bytes of the version it was seen at; recording it twice does
+/// nothing, and it can be rolled back to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_write_is_recorded_as_an_external_release_once() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-external"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    zk.set_data(&path, b"{\"n\": 1}", None).await.unwrap();
+    zk.set_data(&path, b"{\"n\":  2}", None).await.unwrap();
+
+    let recorded = r.record_external(&path).await.unwrap().expect("recorded");
+    assert_eq!(recorded.version, 2);
+    assert!(r.record_external(&path).await.unwrap().is_none(), "once");
+    let history = r.history(&path).await.unwrap();
+    let entry = history.release(2).unwrap();
+    assert_eq!(
+        (entry.op, entry.value.as_slice(), entry.live),
+        (ndsr::release::Operation::External, &b"{\"n\":  2}"[..], true)
+    );
+    // Version 1 was overwritten before it was seen: still a gap.
+    assert!(
+        history.items.contains(&HistoryItem::Gap { from: 1, to: 1, reason: GapReason::External }),
+        "{:?}",
+        history.items
+    );
+    r.publish_value(&path, &json!({"n": 3}), PublishOptions::default()).await.unwrap();
+    r.rollback(&path, 2, PublishOptions::default()).await.unwrap();
+    assert_eq!(zk.get_data(&path).await.unwrap().0, b"{\"n\":  2}");
+    r.close().await;
+}

@@ -46,6 +46,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Did this release create the node (so no version came before it)?
+    pub fn created_node(&self) -> bool {
+        self.previous_version.is_none() && self.op != Operation::External
+    }
+
     /// The value as JSON, if it is JSON.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.value).ok()
@@ -217,7 +222,12 @@ fn parse(path: &str, raw: &RawEntry, live: Option<Live>) -> std::result::Result<
         schema_version: header.schema_version,
         rollback_of: header.rollback_of,
         value,
-        live: live.is_some_and(|l| l.mzxid == raw.czxid),
+        // A release's entry is made by the write itself; an `external`
+        // entry later, of the version it saw.
+        live: live.is_some_and(|l| match header.op {
+            Operation::External => l.version == header.version && l.czxid == node_czxid,
+            _ => l.mzxid == raw.czxid,
+        }),
         node_czxid,
     })
 }
@@ -245,11 +255,11 @@ pub(crate) fn analyse(path: &str, mut raw: Vec<RawEntry>, live: Option<Live>) ->
             }
             Some(_) => {
                 items.push(HistoryItem::Recreated);
-                if entry.version > 0 && entry.previous_version.is_some() {
+                if entry.version > 0 && !entry.created_node() {
                     items.push(gap(0, entry.version - 1, GapReason::External));
                 }
             }
-            None if entry.version > 0 && entry.previous_version.is_some() => {
+            None if entry.version > 0 && !entry.created_node() => {
                 items.push(gap(0, entry.version - 1, GapReason::NotRetained));
             }
             None => {}
