@@ -473,3 +473,16 @@ async fn an_outside_write_is_recorded_as_an_external_release_once() {
     assert_eq!(zk.get_data(&path).await.unwrap().0, b"{\"n\":  2}");
     r.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_raw_gives_the_exact_bytes_or_none() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-raw"));
+    assert!(r.read_raw(&path).await.unwrap().is_none());
+    create(&zk, &path, b"not {json", zookeeper_client::CreateMode::Persistent).await;
+    let (bytes, stat) = r.read_raw(&path).await.unwrap().unwrap();
+    assert_eq!((bytes.as_slice(), stat.version), (&b"not {json"[..], 0));
+    r.close().await;
+}

@@ -99,6 +99,22 @@ impl Registry {
         ))
     }
 
+    /// Reads the exact bytes and the stat of `path` once from ZooKeeper,
+    /// without a watch and without decoding (`None`: no node): for values
+    /// that must round-trip byte for byte.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`], [`Error::NoConnection`], [`Error::NotAuthorized`].
+    pub async fn read_raw(&self, path: &str) -> Result<Option<(Vec<u8>, crate::Stat)>> {
+        validate_path(path)?;
+        let client = self.shared.lease(self.deadline()).await?.client;
+        match self.shared.call("get_data", path, client.get_data(path)).await {
+            Ok((bytes, stat)) => Ok(Some((bytes, crate::Stat::from(&stat)))),
+            Err(e) if e.is_no_node() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Watches `path` and returns its snapshots: the current one first, then
     /// one per change. Does not wait for a connection. The path stays
     /// watched while the subscription lives; dropping the last
