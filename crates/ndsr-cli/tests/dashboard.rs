@@ -163,6 +163,8 @@ async fn a_configuration_node_shows_its_history_with_each_change() {
     registry.publish(&path, br#"{"pool": 10}"#, PublishOptions::message("first pool")).await.unwrap();
     let more = br#"{"pool": 20, "tls": true}"#;
     registry.publish(&path, more, PublishOptions::message("more connections")).await.unwrap();
+    let schema = serde_json::json!({"type": "object", "properties": {"pool": {"maximum": 50}}});
+    registry.set_schema(&path, &schema, false).await.unwrap();
     let config = format!("roots = [\"{root}\"]\n");
     let agent = {
         let server = server.clone();
@@ -198,6 +200,21 @@ async fn a_configuration_node_shows_its_history_with_each_change() {
     assert!(first.contains("first pool") && !first.contains("live"), "{first:?}");
     let node = client.find(Locator::Css("#node")).await.unwrap().text().await.unwrap();
     assert!(!node.contains("null"), "a leaf node shows no stray null: {node:?}");
+
+    // The schema: collapsed, then shown as pretty JSON.
+    let details = client.find(Locator::Css("[data-testid=history-schema]")).await.unwrap();
+    assert_eq!(details.attr("open").await.unwrap(), None, "collapsed by default");
+    let summary = details.find(Locator::Css("summary")).await.unwrap();
+    assert!(summary.text().await.unwrap().starts_with("Schema (version "), "{:?}", summary.text().await);
+    summary.click().await.unwrap();
+    let shown = wait()
+        .for_element(Locator::Css("[data-testid=history-schema][open] pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("\"maximum\": 50") && shown.contains('\n'), "{shown:?}");
 
     // Another client writes: the panel says so on the node's change.
     let zk = zookeeper_client::Client::connect(&server).await.unwrap();

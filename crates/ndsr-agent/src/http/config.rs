@@ -157,6 +157,12 @@ fn version_of(name: &str, value: &Option<String>) -> ConfigResult<Option<i32>> {
     }
 }
 
+/// SHA-256 of `bytes`, in hex (as the library's releases give it).
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A value as the API shows it: its JSON, or its text when it is not JSON.
 fn shown(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
@@ -185,6 +191,7 @@ fn release_view(entry: &Entry) -> Value {
         "op": entry.op,
         "version": entry.version,
         "previous_version": entry.previous_version,
+        "sha256": entry.sha256,
         "author": entry.author,
         "host": entry.host,
         "time": entry.time,
@@ -260,8 +267,10 @@ fn ask(agent: &Agent, query: GetQuery) -> ConfigResult<Ask> {
     Ok(Ask::Value { wait, release })
 }
 
-/// The value of `GET /v1/config/<path>` from the cache, and with
-/// `release` its release, SHA-256 and schema version from ZooKeeper.
+/// The value of `GET /v1/config/<path>` from the cache; with `release`
+/// read from ZooKeeper instead: the exact value (its JSON, or its text),
+/// its SHA-256, the release that records it (`null` when none does: it
+/// was written outside ndsr and not recorded) and the schema.
 async fn value_answer(
     agent: &Agent,
     path: &str,
@@ -281,25 +290,28 @@ async fn value_answer(
         body["stale_since_ms"] = json!(millis(since));
     }
     if release {
-        let (history, schema) = tokio::join!(agent.registry.history(path), agent.registry.schema(path));
-        let (history, schema) = (history?, schema?);
-        if history.live_version.is_none() {
+        let (raw, history, schema) = tokio::join!(
+            agent.registry.read_raw(path),
+            agent.registry.history(path),
+            agent.registry.schema(path)
+        );
+        let Some((bytes, stat)) = raw? else {
             return Err(ApiError::not_found(format!("{path} does not exist")).into());
-        }
-        body["schema_version"] = json!(schema.map(|s| s.version));
-        match history.releases().filter(|e| e.live).last() {
-            Some(live) => {
-                body["value"] = shown(&live.value);
-                body["version"] = json!(live.version);
-                body["sha256"] = json!(live.sha256);
-                body["release"] = release_view(live);
-            }
-            None => {
-                body["version"] = json!(history.live_version);
-                body["sha256"] = Value::Null;
-                body["release"] = Value::Null;
-            }
-        }
+        };
+        let (history, schema) = (history?, schema?);
+        // The live value as ZooKeeper holds it, whoever wrote it; its
+        // release when one records this version of this life of the node.
+        body["value"] = shown(&bytes);
+        body["version"] = json!(stat.version);
+        body["sha256"] = json!(sha256_hex(&bytes));
+        body["schema_version"] = json!(schema.as_ref().map(|s| s.version));
+        body["schema"] = match schema {
+            Some(info) => json!({"schema": info.schema, "version": info.version}),
+            None => Value::Null,
+        };
+        let live =
+            history.releases().filter(|e| e.version == stat.version && e.node_czxid == stat.czxid).last();
+        body["release"] = live.map_or(Value::Null, release_view);
     } else if !snapshot.exists() {
         return Err(ApiError::not_found(format!("{path} does not exist")).into());
     }

@@ -9,7 +9,8 @@ let browsing = null; // the path shown in Browse, null for the roots
 let nodeEvents = null;
 let lastNode = null;
 let historyKey = null; // "<path>@<mzxid>" whose configuration history is shown or being read
-let lastHistory = null; // that history, when it has releases
+let lastHistory = null; // that history, when it has releases or a schema (.schema: {schema, version} or null)
+let schemaOpen = false; // the History panel's schema is shown (kept across renders)
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -193,7 +194,7 @@ function encodePath(path) {
 
 // A configuration node's releases (who, when, why, what changed), read
 // again when the node's version changes; nothing shown for a node that
-// was never published through ndsr.
+// was never published through ndsr and has no schema (shown collapsed).
 function loadHistory(node) {
   const key = node.exists ? `${node.path}@${node.stat.mzxid}` : null;
   if (key === historyKey) return;
@@ -202,11 +203,14 @@ function loadHistory(node) {
     lastHistory = null;
     return;
   }
-  fetch(`/v1/config/${encodePath(node.path)}?history&diff=1`)
-    .then((r) => (r.ok ? r.json() : null))
-    .then((body) => {
+  const route = `/v1/config/${encodePath(node.path)}`;
+  const read = (query) => fetch(`${route}?${query}`).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  Promise.all([read("history&diff=1"), read("release=1")])
+    .then(([body, live]) => {
       if (historyKey !== key) return;
-      lastHistory = body && body.items && body.items.some((i) => i.kind === "release") ? body : null;
+      const schema = live && live.schema ? live.schema : null;
+      const releases = body && body.items && body.items.some((i) => i.kind === "release");
+      lastHistory = body && body.items && (releases || schema) ? { ...body, schema } : null;
       if (lastNode && lastNode.path === node.path) renderNode(lastNode);
     })
     .catch(() => {});
@@ -226,8 +230,14 @@ function renderHistory(history) {
       item.message ? el("div", { class: "small", text: item.message }) : null,
       ...changes);
   });
+  const schema = history.schema ? el("details", {
+    class: "schema", "data-testid": "history-schema", open: schemaOpen,
+    ontoggle: (e) => { schemaOpen = e.target.open; },
+  },
+  el("summary", { class: "small", text: `Schema (version ${history.schema.version})` }),
+  el("pre", { class: "data", tabindex: "0", "aria-label": "Schema", text: JSON.stringify(history.schema.schema, null, 2) })) : null;
   return el("div", { class: "history", "data-testid": "history" },
-    el("h3", { text: "History" }), el("ul", { class: "registrations" }, ...items));
+    el("h3", { text: "History" }), schema, el("ul", { class: "registrations" }, ...items));
 }
 
 function browse(path) {
