@@ -31,6 +31,19 @@ pub struct File {
     pub templates: Vec<TemplateFile>,
     #[serde(default, rename = "register")]
     pub registrations: Vec<RegisterFields>,
+    #[serde(default)]
+    pub config: ConfigReleases,
+}
+
+/// `[config]`: configuration releases (issue 24).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigReleases {
+    /// Configuration paths whose values written outside ndsr the agent
+    /// records as `external` releases: an exact path, or a prefix ending
+    /// in `/` (its direct children).
+    #[serde(default)]
+    pub record_external: Vec<String>,
 }
 
 /// `[zookeeper]`.
@@ -426,6 +439,37 @@ pub struct Config {
     pub services: Vec<Service>,
     pub templates: Vec<TemplateFile>,
     pub registrations: Vec<Registration>,
+    /// `[config]`, checked.
+    pub config: ConfigReleases,
+}
+
+/// A followed path of `[config] record_external`: a node, or the direct
+/// children of a node (given as a prefix ending in `/`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Recorded {
+    /// This node.
+    Node(String),
+    /// Each direct child of this node.
+    Children(String),
+}
+
+impl Recorded {
+    /// An entry of `record_external`, checked against the roots.
+    fn parse(entry: &str, within: impl Fn(&str) -> bool) -> Result<Recorded, String> {
+        let what = format!("[config] record_external {entry:?}");
+        let (path, children) = match entry.strip_suffix('/') {
+            Some(parent) if !parent.is_empty() => (parent, true),
+            _ => (entry, false),
+        };
+        ndsr::validate_path(path).map_err(|e| format!("{what}: {e}"))?;
+        if path == "/" {
+            return Err(format!("{what}: name a configuration node or a prefix under the roots"));
+        }
+        if !within(path) {
+            return Err(format!("{what} is outside the roots"));
+        }
+        Ok(if children { Recorded::Children(path.into()) } else { Recorded::Node(path.into()) })
+    }
 }
 
 /// A registration from the file, checked.
@@ -540,6 +584,14 @@ impl Config {
             }
             registrations.push(Registration { path, what: registration, checked });
         }
+        let mut recorded = Vec::new();
+        for entry in &file.config.record_external {
+            let parsed = Recorded::parse(entry, within)?;
+            if recorded.contains(&parsed) {
+                return Err(format!("[config] record_external {entry:?} is given twice"));
+            }
+            recorded.push(parsed);
+        }
         Ok(Config {
             file_path: path.to_path_buf(),
             servers: file.zookeeper.servers,
@@ -550,7 +602,14 @@ impl Config {
             services: file.services,
             templates,
             registrations,
+            config: file.config,
         })
+    }
+
+    /// `[config] record_external`, parsed (the file was checked).
+    pub fn recorded(&self) -> Vec<Recorded> {
+        let within = |p: &str| self.allows(p);
+        self.config.record_external.iter().filter_map(|e| Recorded::parse(e, within).ok()).collect()
     }
 
     /// Is `path` one of the roots or under one?
@@ -648,6 +707,18 @@ mod tests {
     }
 
     #[test]
+    fn recorded_paths_are_nodes_or_prefixes() {
+        let config =
+            load("roots = [\"/config\"]\n[config]\nrecord_external = [\"/config/web\", \"/config/db/\"]")
+                .unwrap();
+        assert_eq!(
+            config.recorded(),
+            vec![Recorded::Node("/config/web".into()), Recorded::Children("/config/db".into())]
+        );
+        assert!(load("roots = [\"/s\"]").unwrap().recorded().is_empty());
+    }
+
+    #[test]
     fn streams_are_at_most_half_of_the_connections() {
         assert_eq!(Http::default().stream_limit(), 256);
         let small = Http { max_connections: 100, ..Http::default() };
@@ -676,6 +747,13 @@ mod tests {
             ("roots = [\"/s\"]\n[http]\nmax_streams = 0", "max_streams must be 1 to 512"),
             ("roots = [\"/s\"]\n[http]\nmax_connections = 8\nmax_streams = 5", "max_streams must be 1 to 4"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/t\"", "outside the roots"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"/t/a\"]", "record_external \"/t/a\" is outside the roots"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"/t/\"]", "outside the roots"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"/\"]", "record_external"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"s/a\"]", "record_external"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"/s//\"]", "record_external"),
+            ("roots = [\"/s\"]\n[config]\nrecord_external = [\"/s/a\", \"/s/a\"]", "twice"),
+            ("roots = [\"/s\"]\n[config]\nsurprise = 1", "unknown field"),
             ("roots = [\"/s\"]\n[[service]]\npath = \"/s/a\"\nformat = \"x\"", "unknown format"),
             ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ndata = 3", "object, a string"),
             ("roots = [\"/s\"]\n[[register]]\npath = \"/s/a\"\ncheck_tcp = \"x\"", "HOST:PORT"),

@@ -13,6 +13,7 @@ pub mod check;
 mod config;
 mod durations;
 mod error;
+mod external;
 pub mod hold;
 mod http;
 mod metrics;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use self::config::Config;
+use self::external::Recorders;
 use self::registration::{Source, Spec};
 use self::state::Agent;
 
@@ -141,7 +143,9 @@ impl Launch {
             .map_err(|error| RunError::Listen { address: listen, error })?;
         let address = listener.local_addr()?;
         let agent = Agent::new(registry, config);
+        let recorders = Recorders::default();
         apply(&agent).await;
+        recorders.reconcile(&agent).await;
         agent.tasks.spawn(templates::run(agent.clone()));
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
         // The handlers first: a signal sent as soon as the line below is read
@@ -154,7 +158,7 @@ impl Launch {
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
-                _ = hangup.recv() => reload(&agent, &options).await,
+                _ = hangup.recv() => reload(&agent, &options, &recorders).await,
             }
         }
 
@@ -223,7 +227,7 @@ async fn apply(agent: &Arc<Agent>) {
 }
 
 /// SIGHUP: reads the file again; a bad file changes nothing.
-async fn reload(agent: &Arc<Agent>, options: &Options) {
+async fn reload(agent: &Arc<Agent>, options: &Options, recorders: &Recorders) {
     let config = match load(options) {
         Ok(config) => config,
         Err(e) => {
@@ -252,5 +256,6 @@ async fn reload(agent: &Arc<Agent>, options: &Options) {
     config.http.max_connections = old.http.max_connections;
     agent.set_config(config);
     apply(agent).await;
+    recorders.reconcile(agent).await;
     let _ = line(&format!("reloaded {}", options.config.display()));
 }

@@ -1,7 +1,8 @@
 //! `ndsr agent`'s configuration routes (issue 24) against a real
 //! ZooKeeper: publishes with compare-and-set, schema refusals, history
 //! with the versions other clients wrote, rollback to the exact bytes,
-//! diffs, metrics, and the token and read-only checks of every write.
+//! diffs, metrics, the token and read-only checks of every write, the
+//! exact live value of `?release=1`, and `[config] record_external`.
 
 mod common;
 
@@ -79,7 +80,7 @@ fn publish_read_refuse_record_gaps_and_roll_back() {
     assert_eq!(read.status, 200, "{}", read.text);
     assert_eq!((&read.body["value"], &read.body["version"]), (&json!({"pool": 10}), &json!(0)));
     assert_eq!(read.body["sha256"], made.body["sha256"]);
-    assert_eq!(read.body["schema_version"], Value::Null);
+    assert_eq!((&read.body["schema_version"], &read.body["schema"]), (&Value::Null, &Value::Null));
     let release = &read.body["release"];
     assert_eq!(
         (&release["entry"], &release["op"]),
@@ -156,6 +157,8 @@ fn publish_read_refuse_record_gaps_and_roll_back() {
         read.text
     );
     assert!(read.body["schema_version"].as_i64().is_some(), "{}", read.text);
+    assert_eq!(read.body["schema"]["schema"], schema, "{}", read.text);
+    assert_eq!(read.body["schema"]["version"], read.body["schema_version"], "{}", read.text);
     assert_eq!(read.body["release"]["message"], "more connections");
 
     // Another client writes: the live value has no release.
@@ -167,7 +170,8 @@ fn publish_read_refuse_record_gaps_and_roll_back() {
         "{}",
         external.text
     );
-    assert_eq!(external.body["sha256"], Value::Null);
+    assert_eq!(external.body["value"], json!({"pool": 30}), "{}", external.text);
+    assert_eq!(external.body["sha256"], json!(sha256(br#"{"pool": 30}"#)), "the live bytes' digest");
 
     // Rollback to version 0: the exact bytes come back, as a new release that says so.
     let rolled = post(&agent, &format!("{route}?rollback=0"), &[("X-Ndsr-Message", "back to 10")], "", true);
@@ -278,4 +282,158 @@ fn config_writes_need_the_token_a_writable_agent_and_a_path_within_the_roots() {
     let private = Agent::start(&server, &config(&root, "read_token = true"));
     assert_eq!(private.http().get(&format!("{route}?history")).status, 401);
     assert_eq!(private.authorized().get(&format!("{route}?history")).status, 200);
+}
+
+/// The releases of a history (`?history`): (version, op), oldest first.
+fn releases(history: &Answer) -> Vec<(i64, String)> {
+    history.body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| i["kind"] == "release")
+                .map(|i| (i["version"].as_i64().unwrap(), i["op"].as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the history of `route` holds `want` releases, and returns them.
+fn releases_when(http: &common::agent::Http, route: &str, want: usize) -> Vec<(i64, String)> {
+    let mut last = Vec::new();
+    poll(&format!("{want} releases of {route}"), || {
+        last = releases(&http.get(&format!("{route}?history")));
+        last.len() >= want
+    });
+    last
+}
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// How many times `metric{path="path"}` was counted (0 when absent).
+fn counted(http: &common::agent::Http, metric: &str, path: &str) -> u64 {
+    let line = format!("{metric}{{path=\"{path}\"}} ");
+    let text = http.get("/metrics").text;
+    text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn a_value_written_outside_ndsr_is_read_exactly() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("agent-config-raw");
+    let path = format!("{root}/legacy");
+    let route = format!("/v1/config{path}");
+    let agent = Agent::start(&server, &config(&root, ""));
+    let http = agent.http();
+
+    // Not JSON, with what a decoding would lose (a trailing newline, spaces).
+    let text = "pool = 40\n  name = \"web\"\n";
+    rt.block_on(client.mkdir(&root, &persistent())).unwrap();
+    rt.block_on(client.create(&path, text.as_bytes(), &persistent())).unwrap();
+    let read = http.get(&format!("{route}?release=1"));
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!((&read.body["value"], &read.body["version"]), (&json!(text), &json!(0)), "{}", read.text);
+    assert_eq!(read.body["sha256"], json!(sha256(text.as_bytes())), "{}", read.text);
+    assert_eq!((&read.body["release"], &read.body["schema"]), (&Value::Null, &Value::Null), "{}", read.text);
+
+    // JSON written by another client: its value, the digest of its exact bytes.
+    let json_text = "{\"pool\":41 ,\"x\": [1]}";
+    rt.block_on(client.set_data(&path, json_text.as_bytes(), None)).unwrap();
+    let read = http.get(&format!("{route}?release=1"));
+    assert_eq!((&read.body["value"], &read.body["version"]), (&json!({"pool": 41, "x": [1]}), &json!(1)));
+    assert_eq!(read.body["sha256"], json!(sha256(json_text.as_bytes())), "{}", read.text);
+    // Nothing records it: this agent was not asked to.
+    assert_eq!(releases(&http.get(&format!("{route}?history"))), vec![]);
+}
+
+#[test]
+fn record_external_records_each_outside_write_once_and_follows_reloads() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("agent-config-external");
+    let (web, apps, db) = (format!("{root}/web"), format!("{root}/apps"), format!("{root}/db"));
+    let file = |recorded: &str| {
+        format!(
+            "roots = [\"{root}\"]\n[config]\nrecord_external = [{recorded}]\n[http]\ntoken = \"{TOKEN}\"\n"
+        )
+    };
+    rt.block_on(client.mkdir(&apps, &persistent())).unwrap();
+    let child = format!("{apps}/a");
+    // The child twice: as itself and under the prefix (recorded once all the same).
+    let agent = Agent::start(&server, &file(&format!("\"{web}\", \"{apps}/\", \"{child}\"")));
+    let http = agent.http();
+    let web_route = format!("/v1/config{web}");
+
+    // Created outside ndsr: version 0 recorded as it is, not JSON.
+    rt.block_on(client.create(&web, b"pool = 40", &persistent())).unwrap();
+    assert_eq!(releases_when(&http, &web_route, 1), vec![(0, "external".to_string())]);
+    let read = http.get(&format!("{web_route}?release=1"));
+    assert_eq!((&read.body["value"], &read.body["release"]["op"]), (&json!("pool = 40"), &json!("external")));
+    assert_eq!(read.body["release"]["sha256"], json!(sha256(b"pool = 40")), "{}", read.text);
+    assert_eq!(read.body["sha256"], json!(sha256(b"pool = 40")), "{}", read.text);
+
+    // A raw set_data, a publish through the agent, another raw set_data:
+    // each outside write recorded once, the publish not again.
+    rt.block_on(client.set_data(&web, br#"{"pool": 41}"#, None)).unwrap();
+    releases_when(&http, &web_route, 2);
+    let published = post(&agent, &web_route, &[], r#"{"pool": 42}"#, true);
+    assert_eq!(published.status, 200, "{}", published.text);
+    rt.block_on(client.set_data(&web, br#"{"pool": 43}"#, None)).unwrap();
+    let recorded = releases_when(&http, &web_route, 4);
+    let want: Vec<(i64, String)> = [(0, "external"), (1, "external"), (2, "publish"), (3, "external")]
+        .map(|(v, op)| (v, op.into()))
+        .into();
+    assert_eq!(recorded, want);
+    let history = http.get(&format!("{web_route}?history&values=1"));
+    assert_eq!(history.body["items"][3]["value"], json!({"pool": 43}), "{}", history.text);
+    assert!(texts(&history).iter().all(|t| !t.contains("was not recorded")), "no gap: {}", history.text);
+    assert_eq!(counted(&http, "ndsr_config_external_recorded_total", &web), 3);
+
+    // A prefix: each direct child, the prefix's node itself not.
+    rt.block_on(client.create(&child, br#"{"x": 1}"#, &persistent())).unwrap();
+    assert_eq!(releases_when(&http, &format!("/v1/config{child}"), 1), vec![(0, "external".to_string())]);
+    assert_eq!(releases(&http.get(&format!("/v1/config{apps}?history"))), vec![]);
+
+    // A reload stops following web and starts following db.
+    std::fs::write(&agent.config, file(&format!("\"{apps}/\", \"{db}\""))).unwrap();
+    agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.running.line_where("the reload", |l| l.starts_with("reloaded"));
+    rt.block_on(client.create(&db, b"{}", &persistent())).unwrap();
+    assert_eq!(releases_when(&http, &format!("/v1/config{db}"), 1), vec![(0, "external".to_string())]);
+    // web's follower was stopped (and awaited) before the reload said so.
+    rt.block_on(client.set_data(&web, br#"{"pool": 44}"#, None)).unwrap();
+    rt.block_on(client.set_data(&child, br#"{"x": 2}"#, None)).unwrap();
+    releases_when(&http, &format!("/v1/config{child}"), 2);
+    let history = http.get(&format!("{web_route}?history"));
+    assert_eq!(releases(&history).len(), 4, "{}", history.text);
+    assert_eq!(history.body["live_version"], 4, "{}", history.text);
+    assert!(
+        texts(&history).iter().any(|t| t.contains("version 4") && t.contains("not recorded")),
+        "{}",
+        history.text
+    );
+
+    // A read-only agent records nothing (it says so at start).
+    let quiet = format!("{root}/quiet");
+    let readonly = Agent::start_with(&server, &file(&format!("\"{quiet}\"")), &["--readonly"], |_| {});
+    readonly.running.error_where("the warning", |l| l.contains("record_external is ignored"));
+    rt.block_on(client.create(&quiet, b"{}", &persistent())).unwrap();
+    // The writable agent's follower of apps/ sees a change after this one;
+    // the read-only agent has no follower at all.
+    rt.block_on(client.set_data(&child, br#"{"x": 3}"#, None)).unwrap();
+    let want: Vec<(i64, String)> = (0..3).map(|v| (v, "external".into())).collect();
+    assert_eq!(releases_when(&http, &format!("/v1/config{child}"), 3), want, "each version once");
+    assert_eq!(releases(&readonly.http().get(&format!("/v1/config{quiet}?history"))), vec![]);
+    assert_eq!(counted(&readonly.http(), "ndsr_config_external_recorded_total", &quiet), 0);
+
+    // Shutdown ends the followers with the agent's other tasks.
+    agent.running.signal(nix::sys::signal::Signal::SIGTERM);
+    let stopped = agent.running.line_where("the stop", |l| l.contains("ndsr agent stopped"));
+    assert!(stopped.contains("registrations removed"), "{stopped}");
+    assert_eq!(agent.running.wait(), 0);
 }
