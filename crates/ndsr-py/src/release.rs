@@ -74,7 +74,12 @@ pub(crate) fn item_to_py<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let fields = serde_json::to_value(item).unwrap_or(Value::Null);
     let d = value_to_py(py, &fields)?.cast_into::<PyDict>()?;
-    let history = ndsr::release::History { path: path.to_string(), live_version: None, items: Vec::new() };
+    let history = ndsr::release::History {
+        path: path.to_string(),
+        live_version: None,
+        items: Vec::new(),
+        live_czxid: None,
+    };
     d.set_item("text", history.describe(item))?;
     if let ndsr::release::HistoryItem::Release(entry) = item {
         d.set_item("bytes", PyBytes::new(py, &entry.value))?;
@@ -248,6 +253,15 @@ impl ConfigCore {
             S::Rejected { version, reasons } => ("rejected", Some(version), reasons),
             S::Missing => ("missing", None, Vec::new()),
             S::Stale { version } => ("stale", version, Vec::new()),
+        }
+    }
+
+    /// Python accepted the value of generation `gen`: saved to the cache
+    /// file as the last good value, if it is still the core's value.
+    fn save_good(&self, gen: u64) {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.0 == gen && Arc::ptr_eq(&last.1, &self.config.get()) {
+            self.config.save_current();
         }
     }
 

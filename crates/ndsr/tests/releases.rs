@@ -389,6 +389,33 @@ async fn a_client_cut_off_during_five_publishes_replays_all_five_in_order() {
     }
     assert!(matches!(next[0], HistoryItem::Gap { from: 6, to: 6, reason: GapReason::External }), "{next:?}");
     assert!(matches!(&next[1], HistoryItem::Release(e) if e.version == 7), "{next:?}");
+
+    // Deleted and made again outside ndsr, then written twice: the
+    // re-creation is said once, the versions of the new life not recorded
+    // are said once each, then the next release.
+    zk.delete(&path, None).await.unwrap();
+    create(&zk, &path, b"{}", zookeeper_client::CreateMode::Persistent).await;
+    zk.set_data(&path, b"{\"n\": 8}", None).await.unwrap();
+    let last = writer.publish_value(&path, &json!({"n": 9}), PublishOptions::default()).await.unwrap();
+    assert_eq!(last.version, 2);
+    let mut after = Vec::new();
+    loop {
+        let item = tokio::time::timeout(WAIT, releases.next()).await.unwrap().unwrap().unwrap();
+        let done = matches!(&item, HistoryItem::Release(_));
+        after.push(item);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(after.iter().filter(|i| matches!(i, HistoryItem::Recreated)).count(), 1, "{after:?}");
+    let mut covered = Vec::new();
+    for item in &after {
+        if let HistoryItem::Gap { from, to, .. } = item {
+            covered.extend(*from..=*to);
+        }
+    }
+    assert_eq!(covered, [0, 1], "each unrecorded version once: {after:?}");
+    assert!(matches!(after.last(), Some(HistoryItem::Release(e)) if e.version == 2));
     writer.close().await;
     reader.close().await;
 }
@@ -485,4 +512,64 @@ async fn read_raw_gives_the_exact_bytes_or_none() {
     let (bytes, stat) = r.read_raw(&path).await.unwrap().unwrap();
     assert_eq!((bytes.as_slice(), stat.version), (&b"not {json"[..], 0));
     r.close().await;
+}
+
+/// The node deleted and made again outside ndsr at the very version the
+/// last release left: the guessed publish succeeds (a multi cannot check
+/// a node's life), and its entry is corrected to the new life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_creation_at_the_same_version_is_recorded_in_the_right_life() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-life"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    r.publish_value(&path, &json!({"n": 1}), PublishOptions::default()).await.unwrap();
+    zk.delete(&path, None).await.unwrap();
+    create(&zk, &path, b"{}", zookeeper_client::CreateMode::Persistent).await;
+    zk.set_data(&path, b"{\"n\": 1.5}", None).await.unwrap();
+
+    let release = r.publish_value(&path, &json!({"n": 2}), PublishOptions::default()).await.unwrap();
+    assert_eq!(release.version, 2);
+    let history = r.history(&path).await.unwrap();
+    let entry = history.release(2).unwrap();
+    assert_eq!(Some(entry.node_czxid), history.live_czxid, "the new life: {:?}", history.items);
+    assert!(entry.live);
+    assert_eq!(history.items.iter().filter(|i| matches!(i, HistoryItem::Recreated)).count(), 1);
+    assert!(history.items.contains(&HistoryItem::Gap { from: 0, to: 1, reason: GapReason::External }));
+    r.close().await;
+}
+
+/// Two recorders of the same outside write (two agents) record it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_recorders_of_one_outside_write_record_it_once() {
+    let server = ZkServer::shared();
+    let a = registry(&server.connect_string()).await;
+    let b = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    for round in 0..5 {
+        let path = format!("{}/c", unique_path(&format!("rel-recorders-{round}")));
+        a.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+        zk.set_data(&path, b"{\"n\": 1}", None).await.unwrap();
+        let (x, y) = tokio::join!(a.record_external(&path), b.record_external(&path));
+        let recorded = [x.unwrap(), y.unwrap()].iter().filter(|r| r.is_some()).count();
+        assert_eq!(
+            recorded,
+            1,
+            "round {round}: {:?}",
+            a.history(&path)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|i| match i {
+                    HistoryItem::Release(e) => format!("{} {:?} {}", e.version, e.op, e.name),
+                    o => format!("{o:?}"),
+                })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(a.history(&path).await.unwrap().versions(), [0, 1]);
+    }
+    a.close().await;
+    b.close().await;
 }

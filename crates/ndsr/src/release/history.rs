@@ -43,6 +43,9 @@ pub struct Entry {
     /// The czxid of the live node it was written to: the same for every
     /// release of one life of the node, another after a re-creation.
     pub node_czxid: i64,
+    /// The entry's own czxid: when it was recorded (entries are in this
+    /// order, even across a re-creation of the history).
+    pub czxid: i64,
 }
 
 impl Entry {
@@ -107,6 +110,9 @@ pub struct History {
     pub live_version: Option<i32>,
     /// Releases, gaps and tampered entries, oldest first.
     pub items: Vec<HistoryItem>,
+    /// The live node's czxid (its present life), if it exists.
+    #[serde(skip)]
+    pub live_czxid: Option<i64>,
 }
 
 impl History {
@@ -178,12 +184,11 @@ pub(crate) struct RawEntry {
     pub(crate) czxid: i64,
 }
 
-/// The live node as read: version, czxid and mzxid.
+/// The live node as read: its version and the czxid of its life.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Live {
     pub(crate) version: i32,
     pub(crate) czxid: i64,
-    pub(crate) mzxid: i64,
 }
 
 /// Parses one entry, or says why it is not trusted.
@@ -222,19 +227,18 @@ fn parse(path: &str, raw: &RawEntry, live: Option<Live>) -> std::result::Result<
         schema_version: header.schema_version,
         rollback_of: header.rollback_of,
         value,
-        // A release's entry is made by the write itself; an `external`
-        // entry later, of the version it saw.
-        live: live.is_some_and(|l| match header.op {
-            Operation::External => l.version == header.version && l.czxid == node_czxid,
-            _ => l.mzxid == raw.czxid,
-        }),
+        // The live node is at the entry's version, in the entry's life.
+        live: live.is_some_and(|l| l.version == header.version && l.czxid == node_czxid),
         node_czxid,
+        czxid: raw.czxid,
     })
 }
 
 /// Orders the entries and finds the gaps between them and the live node.
 pub(crate) fn analyse(path: &str, mut raw: Vec<RawEntry>, live: Option<Live>) -> History {
-    raw.sort_by(|a, b| a.name.cmp(&b.name));
+    // The order written: by zxid (names restart if the history node is
+    // made again), then by name.
+    raw.sort_by(|a, b| (a.czxid, &a.name).cmp(&(b.czxid, &b.name)));
     let mut items = Vec::new();
     let mut last: Option<(i64, i32)> = None;
     for r in &raw {
@@ -279,7 +283,12 @@ pub(crate) fn analyse(path: &str, mut raw: Vec<RawEntry>, live: Option<Live>) ->
             None => items.push(gap(0, live.version, GapReason::NotRetained)),
         }
     }
-    History { path: path.to_string(), live_version: live.map(|l| l.version), items }
+    History {
+        path: path.to_string(),
+        live_version: live.map(|l| l.version),
+        items,
+        live_czxid: live.map(|l| l.czxid),
+    }
 }
 
 fn gap(from: i32, to: i32, reason: GapReason) -> HistoryItem {
@@ -294,7 +303,7 @@ pub(crate) async fn read(shared: &Shared, client: &Client, layout: &Layout, path
         shared.call("get_children", &layout.history, client.list_children(&layout.history)),
     );
     let live = match live {
-        Ok((_, stat)) => Some(Live { version: stat.version, czxid: stat.czxid, mzxid: stat.mzxid }),
+        Ok((_, stat)) => Some(Live { version: stat.version, czxid: stat.czxid }),
         Err(e) if e.is_no_node() => None,
         Err(e) => return Err(e),
     };
@@ -357,7 +366,7 @@ mod tests {
 
     #[test]
     fn versions_written_outside_ndsr_show_as_gaps_said_plainly() {
-        let live = Live { version: 9, czxid: 100, mzxid: 190 };
+        let live = Live { version: 9, czxid: 100 };
         let raw =
             vec![entry(2, 6, Some(5), 100, 160), entry(1, 0, None, 100, 100), entry(3, 7, Some(6), 100, 170)];
         let h = analyse("/c", raw, Some(live));
@@ -374,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_live_release_is_marked_and_a_pruned_start_is_not_a_gap() {
-        let live = Live { version: 7, czxid: 100, mzxid: 170 };
+        let live = Live { version: 7, czxid: 100 };
         let h =
             analyse("/c", vec![entry(5, 6, Some(5), 100, 160), entry(6, 7, Some(6), 100, 170)], Some(live));
         assert_eq!(lines(&h).len(), 1);
@@ -385,7 +394,7 @@ mod tests {
 
     #[test]
     fn tampered_entries_are_said_and_never_trusted() {
-        let live = Live { version: 1, czxid: 100, mzxid: 110 };
+        let live = Live { version: 1, czxid: 100 };
         let mut changed = entry(2, 1, Some(0), 100, 110);
         let at = changed.bytes.len() - 2;
         changed.bytes[at] = b'9';
@@ -403,14 +412,15 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].contains("SHA-256"));
-        assert!(reasons[1].contains("rewritten"));
+        assert!(reasons[0].contains("not a history entry"), "{reasons:?}");
+        assert!(reasons[1].contains("SHA-256"));
+        assert!(reasons[2].contains("rewritten"));
         assert!(h.release(1).is_none());
     }
 
     #[test]
     fn a_recreation_outside_ndsr_starts_versions_again() {
-        let live = Live { version: 2, czxid: 300, mzxid: 320 };
+        let live = Live { version: 2, czxid: 300 };
         let h = analyse("/c", vec![entry(1, 0, None, 100, 100), entry(2, 1, Some(0), 300, 310)], Some(live));
         assert_eq!(
             lines(&h),

@@ -1,7 +1,7 @@
 //! Every release, none skipped: a watch gives the latest value, this gives
 //! each release after a version in order, then follows new ones live.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use super::history::HistoryItem;
@@ -15,12 +15,22 @@ pub struct Releases {
     path: String,
     subscription: Subscription,
     pending: VecDeque<HistoryItem>,
-    /// The newest entry name given (entries are named in the order written).
-    position: Option<String>,
-    /// The last version covered in the node's present life.
+    /// The czxid of the newest entry given: entries are recorded in zxid
+    /// order, whatever their names (which restart if the history node is
+    /// made again).
+    position: Option<i64>,
+    /// The life of the node (its czxid) the items given are in.
+    life: Option<i64>,
+    /// The last version covered in that life.
     through: i32,
+    /// Tampered entries already said.
+    tampered: HashSet<String>,
     since: Option<i32>,
     started: bool,
+    /// A change was taken from the subscription and its history not yet
+    /// read: read it before waiting again (so a cancelled `next` loses
+    /// nothing).
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Releases {
@@ -59,9 +69,12 @@ impl Registry {
             subscription,
             pending: VecDeque::new(),
             position: None,
+            life: None,
             through: since.unwrap_or(-1),
+            tampered: HashSet::new(),
             since,
             started: false,
+            dirty: true,
         })
     }
 }
@@ -72,7 +85,8 @@ impl Releases {
     /// Waits through a lost connection.
     ///
     /// # Cancellation safety
-    /// Cancel-safe: the position moves only when an item is returned.
+    /// Cancel-safe: the position moves only when an item is returned, and
+    /// a change seen by a cancelled call is read by the next.
     pub async fn next(&mut self) -> Option<Result<HistoryItem>> {
         let mut delay = Duration::from_millis(50);
         loop {
@@ -80,13 +94,15 @@ impl Releases {
                 self.advance(&item);
                 return Some(Ok(item));
             }
-            if self.started {
+            if !self.dirty {
                 // Every release changes the live node: wait for that.
                 self.subscription.next().await?;
+                self.dirty = true;
             }
             match self.refill().await {
                 Ok(()) => {
                     self.started = true;
+                    self.dirty = false;
                     delay = Duration::from_millis(50);
                 }
                 Err(Error::Closed) => return None,
@@ -102,65 +118,78 @@ impl Releases {
     fn advance(&mut self, item: &HistoryItem) {
         match item {
             HistoryItem::Release(e) => {
-                self.position = Some(e.name.clone());
+                self.position = Some(e.czxid);
+                self.life = Some(e.node_czxid);
                 self.through = e.version;
             }
             HistoryItem::Gap { to, .. } => self.through = self.through.max(*to),
-            HistoryItem::Recreated => self.through = -1,
+            HistoryItem::Recreated => {}
             HistoryItem::Tampered { name, .. } => {
-                if self.position.as_ref().is_none_or(|p| name > p) {
-                    self.position = Some(name.clone());
-                }
+                self.tampered.insert(name.clone());
             }
         }
     }
 
-    /// Reads the history and queues what lies after the position.
+    /// Reads the history and queues what lies after the position. Gaps
+    /// are clipped to what was not said yet; a re-creation is said once
+    /// per life.
     async fn refill(&mut self) -> Result<()> {
         let history = self.registry.history(&self.path).await?;
         if !self.started {
             if let Some(since) = self.since {
                 // Start after the newest release at or before `since` in
                 // the node's present life.
-                let life = history.releases().last().map(|e| e.node_czxid);
-                self.position = history
-                    .releases()
-                    .filter(|e| Some(e.node_czxid) == life && e.version <= since)
-                    .last()
-                    .map(|e| e.name.clone());
+                let life = history.live_czxid.or_else(|| history.releases().last().map(|e| e.node_czxid));
+                let at =
+                    history.releases().filter(|e| Some(e.node_czxid) == life && e.version <= since).last();
+                self.position = at.map(|e| e.czxid);
+                self.life = life;
             }
         }
-        let mut through = self.through;
+        let (mut through, mut life) = (self.through, self.life);
         // Is the walk past the position (after the newest entry given)?
         let mut past = self.position.is_none();
-        for item in history.items {
-            match &item {
+        let items: Vec<HistoryItem> = history.items;
+        for (i, item) in items.iter().enumerate() {
+            match item {
                 HistoryItem::Release(e) => {
-                    if self.position.as_ref().is_some_and(|p| &e.name <= p) {
-                        past = self.position.as_ref() == Some(&e.name);
+                    if self.position.is_some_and(|p| e.czxid <= p) {
+                        past = self.position == Some(e.czxid);
                         continue;
                     }
                     past = true;
                     through = e.version;
-                    self.pending.push_back(item);
+                    life = Some(e.node_czxid);
+                    self.pending.push_back(item.clone());
                 }
                 HistoryItem::Tampered { name, .. } => {
-                    if self.position.as_ref().is_some_and(|p| name <= p) {
-                        continue;
+                    if !self.tampered.contains(name) {
+                        self.pending.push_back(item.clone());
                     }
-                    past = true;
-                    self.pending.push_back(item);
                 }
-                HistoryItem::Gap { to, .. } => {
+                HistoryItem::Gap { from, to, reason } => {
                     if past && *to > through {
+                        let from = (*from).max(through + 1);
                         through = *to;
-                        self.pending.push_back(item);
+                        self.pending.push_back(HistoryItem::Gap { from, to: *to, reason: *reason });
                     }
                 }
                 HistoryItem::Recreated => {
-                    if past {
+                    // The life it starts: the next release's, else the
+                    // live node's.
+                    let next = items[i + 1..].iter().find_map(|item| match item {
+                        HistoryItem::Release(e) => Some(e.node_czxid),
+                        _ => None,
+                    });
+                    let new_life = next.or(history.live_czxid);
+                    if past && new_life.is_some() && new_life != life {
+                        life = new_life;
                         through = -1;
-                        self.pending.push_back(item);
+                        self.pending.push_back(item.clone());
+                        // Said: `advance` need not know of it, but the
+                        // handle must not say it again.
+                        self.life = new_life;
+                        self.through = -1;
                     }
                 }
             }

@@ -268,6 +268,9 @@ impl Registry {
         let attempts = self.shared.config.reconcile_attempts;
         self.known.take(path);
         for _ in 0..attempts {
+            // The history node's version before its entries are read: the
+            // transaction holds if no recorder wrote since.
+            let dir = self.shared.call("exists", &layout.history, client.check_stat(&layout.history)).await?;
             let history = history::read(&self.shared, &client, &layout, path).await?;
             let (bytes, stat) = match self.shared.call("get_data", path, client.get_data(path)).await {
                 Ok(read) => read,
@@ -305,6 +308,12 @@ impl Registry {
             let mut txn = Txn::new(&client, self.acl_size());
             self.add_layout(&mut txn, &layout, path, &found, b"")?;
             txn.check(Step::Live, path, stat.version)?;
+            // Two recorders of the same version (two agents) race: the
+            // history node's own version serializes them (a publish does
+            // not touch it; its entry's version check does the same).
+            if let (Some(dir), true) = (&dir, found.history.is_some()) {
+                txn.set(Step::Layout, &layout.history, b"", dir.version)?;
+            }
             let sequential = self.shared.create_options(CreateMode::PersistentSequential);
             txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
             let names = found.history.as_deref().unwrap_or_default();
@@ -316,7 +325,7 @@ impl Registry {
             if txn.size > limit {
                 return Err(Error::DataTooLarge { path: path.into(), size: txn.size, limit });
             }
-            match self.commit(txn, path, None).await {
+            match self.commit(txn, "record_external", path, None).await {
                 Ok((results, _)) => {
                     let entry = results.into_iter().find_map(|r| match r {
                         MultiWriteResult::Create { path: made, .. } if made.contains("/history/r-") => {
@@ -602,13 +611,17 @@ impl Registry {
         let client = self.config_client().await?;
         let attempts = self.shared.config.reconcile_attempts;
         // The first attempt goes on what the last release left, if known;
-        // any failure reads afresh.
+        // any failure reads afresh. A failed guess is not an attempt.
         let mut known = self.known.take(path);
-        for _ in 0..attempts {
+        let mut tried = 0;
+        while tried < attempts {
             let guessed = known.is_some();
             let found = match known.take() {
                 Some(found) => found,
-                None => self.read_found(&client, &layout, path).await?,
+                None => {
+                    tried += 1;
+                    self.read_found(&client, &layout, path).await?
+                }
             };
             let current = found.live.as_ref().map(|s| s.version);
             if let Some(expected) = plan.options.if_version {
@@ -629,14 +642,7 @@ impl Registry {
                 },
                 None => None,
             };
-            if !found.meta {
-                self.ensure(&client, &layout.dir).await?;
-            }
-            if found.live.is_none() {
-                if let Some(parent) = crate::path::parent(path).filter(|p| *p != "/") {
-                    self.ensure(&client, parent).await?;
-                }
-            }
+            let guessed_life = found.live.as_ref().map(|s| s.czxid);
             let header = Header {
                 format: ENTRY_FORMAT.into(),
                 v: 1,
@@ -644,7 +650,7 @@ impl Registry {
                 op: plan.op,
                 version: current.map_or(0, |v| v + 1),
                 from_version: current,
-                node_czxid: found.live.as_ref().map(|s| s.czxid),
+                node_czxid: guessed_life,
                 sha256: sha256_hex(plan.bytes),
                 size: plan.bytes.len(),
                 author: self.shared.config.author_or_default(),
@@ -654,10 +660,7 @@ impl Registry {
                 schema_version,
                 rollback_of: plan.rollback_of,
             };
-            let mut entry = serde_json::to_vec(&header)
-                .map_err(|e| Error::Data { path: path.into(), reason: e.to_string() })?;
-            entry.push(b'\n');
-            entry.extend_from_slice(plan.bytes);
+            let entry = entry_bytes(path, &header, plan.bytes)?;
 
             let mut txn = Txn::new(&client, self.acl_size());
             self.add_layout(&mut txn, &layout, path, &found, b"")?;
@@ -676,11 +679,21 @@ impl Registry {
             for name in names.iter().take(over) {
                 txn.delete(Step::Prune, &format!("{}/{name}", layout.history))?;
             }
+            // Checked before anything is made: a refused value leaves no
+            // directory behind either.
             let limit = self.shared.config.max_request_size;
             if txn.size > limit {
                 return Err(Error::DataTooLarge { path: path.into(), size: txn.size, limit });
             }
-            match self.commit(txn, path, plan.options.if_version).await {
+            if !found.meta {
+                self.ensure(&client, &layout.dir).await?;
+            }
+            if found.live.is_none() {
+                if let Some(parent) = crate::path::parent(path).filter(|p| *p != "/") {
+                    self.ensure(&client, parent).await?;
+                }
+            }
+            match self.commit(txn, "publish", path, plan.options.if_version).await {
                 Ok((results, steps)) => {
                     let mut version = 0;
                     let mut entry_name = String::new();
@@ -698,20 +711,32 @@ impl Registry {
                             _ => {}
                         }
                     }
-                    // What the next release of the path can go on. Not
-                    // after a create: its stat may be invalid (ZOOKEEPER-4026).
-                    if let (Some(live), Some(mut names)) = (live, found.history) {
+                    if let Some(live) = live.filter(|l| Some(l.czxid) != guessed_life) {
+                        // The node was deleted and made again at the same
+                        // version since it was read (nothing in a multi
+                        // can check a node's life): the entry names the
+                        // wrong life. Corrected, and nothing is guessed.
+                        self.correct_life(&client, &layout, &entry_name, header, plan.bytes, live).await;
+                    } else if let (Some(live), Some(mut names)) = (live, found.history) {
+                        // What the next release of the path can go on. Not
+                        // after a create: its stat may be invalid (ZOOKEEPER-4026).
                         names.drain(..over.min(names.len()));
                         names.push(entry_name.clone());
-                        self.known
-                            .put(path, Found { live: Some(live), meta: true, history: Some(names), ..found });
+                        let next = Found {
+                            live: Some(live),
+                            meta: true,
+                            schema: found.schema,
+                            history: Some(names),
+                            audit: found.audit,
+                        };
+                        self.known.put(path, next);
                     }
                     return Ok(Release {
                         path: path.into(),
                         version,
                         previous_version: current,
                         entry: entry_name,
-                        sha256: header.sha256,
+                        sha256: sha256_hex(plan.bytes),
                     });
                 }
                 Err(Failed::Retry) => continue,
@@ -719,6 +744,49 @@ impl Registry {
             }
         }
         Err(Error::Contention { path: path.into(), during: "while being published", attempts })
+    }
+
+    /// Replaces an entry that names the wrong life of the node with one
+    /// that names `live`'s, while the node is still at that version; if it
+    /// has moved on, removes the entry (the version then shows as not
+    /// recorded rather than recorded wrong). Best effort: said at WARN.
+    async fn correct_life(
+        &self,
+        client: &Client,
+        layout: &Layout,
+        entry_name: &str,
+        mut header: Header,
+        value: &[u8],
+        live: Stat,
+    ) {
+        let path = header.path.clone();
+        header.node_czxid = Some(live.czxid);
+        let wrong = format!("{}/{entry_name}", layout.history);
+        let sequential = self.shared.create_options(CreateMode::PersistentSequential);
+        let fixed = async {
+            let entry = entry_bytes(&path, &header, value)?;
+            let mut txn = Txn::new(client, self.acl_size());
+            txn.check(Step::Live, &path, live.version)?;
+            txn.delete(Step::Prune, &wrong)?;
+            txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
+            match self.commit(txn, "publish", &path, None).await {
+                Ok(_) => Ok(true),
+                Err(Failed::Retry) => Ok(false),
+                Err(Failed::Fail(e)) => Err(e),
+            }
+        };
+        let outcome = match fixed.await {
+            Ok(true) => Ok("corrected"),
+            Ok(false) => match self.shared.call("delete", &wrong, client.delete(&wrong, None)).await {
+                Ok(()) => Ok("removed (the node has moved on)"),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(what) => tracing::warn!(path, entry = entry_name, "the node was re-created outside ndsr at the version read; its entry {what}"),
+            Err(e) => tracing::warn!(path, entry = entry_name, "the node was re-created outside ndsr at the version read, and its entry names the old life: {e}"),
+        }
     }
 
     async fn write_schema(
@@ -795,7 +863,7 @@ impl Registry {
             if txn.size > limit {
                 return Err(Error::DataTooLarge { path: layout.schema, size: txn.size, limit });
             }
-            match self.commit(txn, path, None).await {
+            match self.commit(txn, "set_schema", path, None).await {
                 Ok(_) => {
                     if !forced_over.is_empty() {
                         tracing::warn!(
@@ -819,6 +887,7 @@ impl Registry {
     async fn commit(
         &self,
         mut txn: Txn<'_>,
+        what: &'static str,
         path: &str,
         if_version: Option<i32>,
     ) -> std::result::Result<(Vec<MultiWriteResult>, Vec<(Step, &'static str, String)>), Failed> {
@@ -827,7 +896,7 @@ impl Registry {
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
         let steps = std::mem::take(&mut txn.steps);
         let sent = tokio::time::timeout(self.shared.op_timeout(), txn.multi.commit()).await;
-        let unknown = || Failed::Fail(Error::OutcomeUnknown { op: "publish", path: path.to_string() });
+        let unknown = || Failed::Fail(Error::OutcomeUnknown { op: what, path: path.to_string() });
         match sent {
             Ok(Ok(results)) => {
                 if let Some(MultiWriteResult::SetData { stat }) =
@@ -861,7 +930,7 @@ impl Registry {
                     }
                     // Another writer changed what was read: read again.
                     (Step::Live | Step::Schema, Zk::BadVersion | Zk::NoNode | Zk::NodeExists)
-                    | (Step::Layout, Zk::NodeExists)
+                    | (Step::Layout, Zk::NodeExists | Zk::BadVersion | Zk::NoNode)
                     | (Step::Prune, Zk::NoNode) => Err(Failed::Retry),
                     // A record node of ours deleted by another client
                     // (`history` under an entry): made again on the next read.
@@ -871,6 +940,15 @@ impl Registry {
             }
         }
     }
+}
+
+/// A history entry: the header line, then the value's exact bytes.
+fn entry_bytes(path: &str, header: &Header, value: &[u8]) -> Result<Vec<u8>> {
+    let mut entry =
+        serde_json::to_vec(header).map_err(|e| Error::Data { path: path.into(), reason: e.to_string() })?;
+    entry.push(b'\n');
+    entry.extend_from_slice(value);
+    Ok(entry)
 }
 
 fn parse_json(path: &str, value: &[u8]) -> Result<Value> {
