@@ -550,17 +550,20 @@ impl Registry {
 
     /// The typed configuration of JSON values at `path`: the last value
     /// that is JSON and fits the path's schema (`default`, a JSON-like
-    /// value, while there is none).
-    #[pyo3(signature = (path, default=None))]
+    /// value, while there is none). `saves`: whether the core saves each
+    /// such value to the cache file (off when Python judges values further
+    /// and saves what it accepts with `ConfigCore.save_good`).
+    #[pyo3(signature = (path, default=None, saves=true))]
     fn config(
         &self,
         py: Python<'_>,
         path: &str,
         default: Option<&Bound<'_, PyAny>>,
+        saves: bool,
     ) -> PyResult<release::ConfigCore> {
         let mut builder = {
             let core = self.core()?;
-            core.registry.config::<serde_json::Value>(path)
+            core.registry.config::<serde_json::Value>(path).saves_good_values(saves)
         };
         if let Some(default) = default {
             builder = builder.default_value(crate::convert::value_from_py(default)?);

@@ -288,3 +288,22 @@ def _ask(proc):
     proc.stdin.write("\n")
     proc.stdin.flush()
     return json.loads(proc.stdout.readline())
+
+
+def test_a_value_refused_by_validate_never_reaches_the_cache_file(zk, base, other, tmp_path):
+    """The cold start from the cache file gives the last value Python's
+    checks accepted, not the latest the core found JSON."""
+    path = base + "/web"
+    cache = str(tmp_path / "cache.json")
+    with ndsr.Registry(zk, cache_file=cache) as r:
+        r.publish(path, {"pool": 1})
+        config = r.config(path, validate=lambda v: v["pool"] > 0)
+        wait_for(lambda: '"pool":1' in open(cache).read().replace(" ", ""), what="the good value saved")
+        other.set(path, b'{"pool": -1}')
+        wait_for(lambda: config.status.kind == "rejected", what="refused by validate")
+        assert config.get() == {"pool": 1}
+    # ZooKeeper unreachable: the saved value, the one validate accepted.
+    with ndsr.Registry("127.0.0.1:1", cache_file=cache, lazy=True, connect_timeout=1) as cold:
+        config = cold.config(path, validate=lambda v: v["pool"] > 0)
+        assert config.get() == {"pool": 1}
+        assert config.status.kind == "stale"

@@ -64,6 +64,10 @@ pub(crate) struct GoodConfig {
     pub(crate) saved_at_ms: u64,
     /// The live node's version it was read at.
     pub(crate) version: i32,
+    /// The zxid of the write that made it: of two saves, the later write
+    /// wins, whatever order the saves ran in.
+    #[serde(default)]
+    pub(crate) mzxid: i64,
     /// Its exact text.
     pub(crate) value: String,
 }
@@ -133,10 +137,12 @@ impl CacheFile {
 
     /// Merges the last good value of the typed configuration at `path`
     /// into the file. Blocking: run it off the runtime.
-    pub(crate) fn save_config(&self, path: &str, version: i32, value: String) {
+    pub(crate) fn save_config(&self, path: &str, version: i32, mzxid: i64, value: String) {
         let saved_at_ms = now_ms();
         self.merge(|contents| {
-            contents.configs.insert(path.to_string(), GoodConfig { saved_at_ms, version, value });
+            if contents.configs.get(path).is_none_or(|saved| saved.mzxid <= mzxid) {
+                contents.configs.insert(path.to_string(), GoodConfig { saved_at_ms, version, mzxid, value });
+            }
         });
     }
 
@@ -244,7 +250,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.json");
         let file = CacheFile::open(&path, Duration::from_secs(3600));
-        file.save_config("/config/web", 4, "{\"pool\": 3}".into());
+        file.save_config("/config/web", 4, 40, "{\"pool\": 3}".into());
+        // An older write saved later does not replace it.
+        file.save_config("/config/web", 3, 30, "{\"pool\": 2}".into());
         file.save(&[snapshot("/services/web", &["a"])]);
         let reopened = CacheFile::open(&path, Duration::from_secs(3600));
         let good = reopened.lookup_config("/config/web").expect("kept across a snapshot save");

@@ -488,7 +488,10 @@ class Registry(object):
         and no callback sees it. ``default`` (JSON-like, itself checked)
         serves while there is no good value; without one,
         :class:`ConfigUnavailable` is raised when there is none."""
-        core = self._core_registry().config(path, default)
+        # With Python-side checks, the core saves nothing to the cache file
+        # itself: Config saves only what those checks accept.
+        checked = validate is not None or model is not None
+        core = self._core_registry().config(path, default, saves=not checked)
         config = Config(
             core,
             validate=validate,

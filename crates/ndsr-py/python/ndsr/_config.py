@@ -142,6 +142,9 @@ class Config(object):
             self._good = good
             self._good_version = version
             self._good_gen += 1
+            if version is not None and (self._validate is not None or self._model is not None):
+                # The core saves nothing itself when Python judges further.
+                self._core.save_good(gen)
 
     def _current(self):
         """(good, generation) of the last good value, judged first."""

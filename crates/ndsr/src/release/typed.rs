@@ -48,6 +48,8 @@ struct Current<T> {
     value: Arc<T>,
     /// The version `value` came from (`None`: the default).
     version: Option<i32>,
+    /// The zxid of the write of that version (0: not from the node).
+    mzxid: i64,
     status: ConfigStatus,
     /// Bumped for each new good value.
     seq: u64,
@@ -59,6 +61,7 @@ pub struct ConfigBuilder<T> {
     path: String,
     default: Option<T>,
     checks: Vec<Check<T>>,
+    saves: bool,
 }
 
 impl Registry {
@@ -89,7 +92,13 @@ impl Registry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        ConfigBuilder { registry: self.clone(), path: path.to_string(), default: None, checks: Vec::new() }
+        ConfigBuilder {
+            registry: self.clone(),
+            path: path.to_string(),
+            default: None,
+            checks: Vec::new(),
+            saves: true,
+        }
     }
 }
 
@@ -115,6 +124,15 @@ where
         self
     }
 
+    /// Whether each good value is saved to the registry's cache file
+    /// (default yes). A caller that judges values further, after this
+    /// handle (the Python module's `validate` and `model`), turns it off
+    /// and saves what it accepts with [`Config::save_current`].
+    pub fn saves_good_values(mut self, saves: bool) -> Self {
+        self.saves = saves;
+        self
+    }
+
     /// Reads the node (within the connect timeout) and starts following
     /// it. Returns once there is a value: the node's if it is good, else
     /// the default, else the cache file's last good value.
@@ -124,7 +142,7 @@ where
     /// why (missing, refused and the reasons, or no connection);
     /// [`Error::InvalidPath`]; [`Error::Closed`].
     pub async fn build(self) -> Result<Config<T>> {
-        let ConfigBuilder { registry, path, default, checks } = self;
+        let ConfigBuilder { registry, path, default, checks, saves } = self;
         let mut subscription = registry.subscribe(&path)?;
         let mut follower = Follower {
             registry: registry.clone(),
@@ -133,29 +151,43 @@ where
             last_mzxid: None,
             last_refused: None,
             rejected: Arc::new(AtomicU64::new(0)),
+            saves,
         };
         // Cold start with ZooKeeper unreachable: the saved good value, at
         // once (as `get` serves the saved snapshot); the node replaces it
         // once connected.
         if registry.state() != State::Connected {
-            if let Some((value, version)) = follower.saved() {
+            if let Some((value, version, mzxid)) = follower.saved() {
                 let status = ConfigStatus::Stale { version: Some(version) };
-                let (tx, rx) = watch::channel(Current { value, version: Some(version), status, seq: 0 });
+                let (tx, rx) =
+                    watch::channel(Current { value, version: Some(version), mzxid, status, seq: 0 });
                 let rejected = follower.rejected.clone();
                 registry.shared.tasks.spawn(follower.run(subscription, tx));
                 return Ok(Config { rx, registry, path, rejected });
             }
         }
-        // The first snapshot, within the connect timeout.
-        let first = tokio::time::timeout(registry.connect_timeout(), subscription.next()).await;
+        // The first snapshot and its bytes, within the connect timeout (a
+        // read that keeps failing, say on an ACL, is retried in the
+        // background, not here).
+        let first = tokio::time::timeout_at(registry.deadline(), async {
+            match subscription.next().await {
+                Some(snapshot) => Some(follower.read(snapshot.stat.map(|s| s.mzxid)).await),
+                None => None,
+            }
+        })
+        .await;
         let outcome = match first {
-            Ok(Some(snapshot)) => follower.read(snapshot.stat.map(|s| s.mzxid)).await,
+            Ok(Some(outcome)) => outcome,
             Ok(None) => return Err(Error::Closed),
-            Err(_) => Outcome::Unreachable,
+            Err(_) => {
+                // Whatever was half read is read again by the follower.
+                follower.last_mzxid = None;
+                Outcome::Unreachable
+            }
         };
-        let (value, version, status) = match outcome {
-            Outcome::Good(value, version) => {
-                (Arc::new(value), Some(version), ConfigStatus::Valid { version })
+        let (value, version, mzxid, status) = match outcome {
+            Outcome::Good(value, version, mzxid) => {
+                (Arc::new(value), Some(version), mzxid, ConfigStatus::Valid { version })
             }
             other => {
                 let status = match &other {
@@ -166,9 +198,9 @@ where
                     _ => ConfigStatus::Stale { version: None },
                 };
                 if let Some(value) = default {
-                    (Arc::new(value), None, status)
-                } else if let Some((value, version)) = follower.saved() {
-                    (value, Some(version), ConfigStatus::Stale { version: Some(version) })
+                    (Arc::new(value), None, 0, status)
+                } else if let Some((value, version, mzxid)) = follower.saved() {
+                    (value, Some(version), mzxid, ConfigStatus::Stale { version: Some(version) })
                 } else {
                     let why = match other {
                         Outcome::Refused(version, reasons) => {
@@ -181,7 +213,7 @@ where
                 }
             }
         };
-        let (tx, rx) = watch::channel(Current { value, version, status, seq: 0 });
+        let (tx, rx) = watch::channel(Current { value, version, mzxid, status, seq: 0 });
         let rejected = follower.rejected.clone();
         registry.shared.tasks.spawn(follower.run(subscription, tx));
         Ok(Config { rx, registry, path, rejected })
@@ -253,6 +285,20 @@ impl<T> Config<T> {
         &self.path
     }
 
+    /// Saves the value held now to the cache file as the last good one,
+    /// if it came from the node (see
+    /// [`ConfigBuilder::saves_good_values`]). Called outside a Tokio
+    /// runtime, it writes the file on the calling thread.
+    pub fn save_current(&self)
+    where
+        T: serde::Serialize,
+    {
+        let current = self.rx.borrow();
+        if let (Some(version), Ok(text)) = (current.version, serde_json::to_string(&*current.value)) {
+            save(&self.registry.shared, &self.path, version, current.mzxid, text);
+        }
+    }
+
     /// The good values from now on, one per new good value (a value
     /// refused is never seen here). Ends when the registry closes.
     pub fn changes(&self) -> ConfigChanges<T> {
@@ -289,7 +335,7 @@ impl<T> ConfigChanges<T> {
 
 /// What one read of the node came to.
 enum Outcome<T> {
-    Good(T, i32),
+    Good(T, i32, i64),
     Refused(i32, Vec<String>),
     Missing,
     Unreachable,
@@ -304,6 +350,8 @@ struct Follower<T> {
     last_mzxid: Option<i64>,
     last_refused: Option<i32>,
     rejected: Arc<AtomicU64>,
+    /// Save each good value to the cache file.
+    saves: bool,
 }
 
 impl<T> Follower<T>
@@ -312,10 +360,10 @@ where
 {
     /// The last good value saved in the cache file, if it still passes the
     /// type and the checks.
-    fn saved(&self) -> Option<(Arc<T>, i32)> {
+    fn saved(&self) -> Option<(Arc<T>, i32, i64)> {
         let good = self.registry.shared.cache_file.as_ref()?.lookup_config(&self.path)?;
         let value = evaluate::<T>(good.value.as_bytes(), &self.checks, None).ok()?;
-        Some((Arc::new(value), good.version))
+        Some((Arc::new(value), good.version, good.mzxid))
     }
 
     /// Follows the node until every handle is gone or the registry closes.
@@ -337,9 +385,10 @@ where
                 () = tx.closed() => return,
             };
             match outcome {
-                Outcome::Good(value, version) => tx.send_modify(|c| {
+                Outcome::Good(value, version, mzxid) => tx.send_modify(|c| {
                     c.value = Arc::new(value);
                     c.version = Some(version);
+                    c.mzxid = mzxid;
                     c.status = ConfigStatus::Valid { version };
                     c.seq += 1;
                 }),
@@ -389,6 +438,9 @@ where
                     if registry.state() == State::Closed {
                         return Outcome::Unreachable;
                     }
+                    if matches!(e, Error::NotAuthorized { .. }) && delay == Duration::from_millis(50) {
+                        tracing::warn!(path = %self.path, "cannot read the configuration (retrying): {e}");
+                    }
                     tracing::debug!(path = %self.path, "reading the configuration again: {e}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
@@ -406,18 +458,16 @@ where
         match evaluate::<T>(&bytes, &self.checks, validator.as_deref()) {
             Ok(value) => {
                 self.last_refused = None;
-                // Saved off the runtime (the file is written under a lock).
-                if registry.shared.cache_file.is_some() {
-                    let shared = registry.shared.clone();
-                    let (path, text) = (self.path.clone(), String::from_utf8_lossy(&bytes).into_owned());
-                    let version = stat.version;
-                    registry.shared.tasks.spawn_blocking(move || {
-                        if let Some(file) = &shared.cache_file {
-                            file.save_config(&path, version, text);
-                        }
-                    });
+                if self.saves {
+                    save(
+                        &registry.shared,
+                        &self.path,
+                        stat.version,
+                        stat.mzxid,
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    );
                 }
-                Outcome::Good(value, stat.version)
+                Outcome::Good(value, stat.version, stat.mzxid)
             }
             Err(reasons) => self.refuse(stat.version, reasons),
         }
@@ -437,6 +487,28 @@ where
         }
         Outcome::Refused(version, reasons)
     }
+}
+
+/// Saves a good value to the cache file, off the runtime (the file is
+/// written under a lock); of two saves, the later write wins.
+fn save(shared: &Arc<crate::session::Shared>, path: &str, version: i32, mzxid: i64, text: String) {
+    if shared.cache_file.is_none() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        // A caller's own thread (`Config::save_current` from the blocking
+        // or Python faces): save here.
+        if let Some(file) = &shared.cache_file {
+            file.save_config(path, version, mzxid, text);
+        }
+        return;
+    }
+    let (shared_, path) = (shared.clone(), path.to_string());
+    shared.tasks.spawn_blocking(move || {
+        if let Some(file) = &shared_.cache_file {
+            file.save_config(&path, version, mzxid, text);
+        }
+    });
 }
 
 /// Judges a value: JSON, then the schema, then the type, then the checks.
