@@ -327,6 +327,8 @@ async fn bad_input_is_refused_before_anything_is_sent() {
         other => panic!("{other:?}"),
     }
     assert!(exists(&zk, &path).await.is_none());
+    let parent = path.rsplit_once('/').unwrap().0;
+    assert!(exists(&zk, parent).await.is_none(), "no parent made for a refused value either");
     r.close().await;
 }
 
