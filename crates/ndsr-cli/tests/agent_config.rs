@@ -437,3 +437,105 @@ fn record_external_records_each_outside_write_once_and_follows_reloads() {
     assert!(stopped.contains("registrations removed"), "{stopped}");
     assert_eq!(agent.running.wait(), 0);
 }
+
+/// Issue 24's forms of the routes: `GET <path>/history` is `?history` and
+/// `POST <path>/rollback` (`{"to": N}` or `?to=N`) is `?rollback=N` on a
+/// configuration path with releases; elsewhere `.../rollback` and
+/// `.../history` are ordinary nodes, and under such a path a node of those
+/// names cannot be published.
+#[test]
+fn history_and_rollback_sub_routes_serve_a_configuration_path_with_releases() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("agent-config-routes");
+    let path = format!("{root}/web");
+    let route = format!("/v1/config{path}");
+    let agent = Agent::start(&server, &config(&root, ""));
+    let http = agent.http();
+
+    let first = r#"{"pool":  10 }"#;
+    assert_eq!(post(&agent, &route, &[("X-Ndsr-Message", "first")], first, true).status, 200);
+    assert_eq!(post(&agent, &route, &[], r#"{"pool": 20}"#, true).status, 200);
+    assert_eq!(post(&agent, &route, &[], r#"{"pool": 30}"#, true).status, 200);
+
+    // GET .../history is ?history, with since, values and diff.
+    for (sub, plain) in [("", ""), ("?since=0", "&since=0"), ("?values=1&diff=1", "&values=1&diff=1")] {
+        let (sub, plain) =
+            (http.get(&format!("{route}/history{sub}")), http.get(&format!("{route}?history{plain}")));
+        assert_eq!((sub.status, plain.status), (200, 200), "{}", sub.text);
+        assert_eq!(sub.body, plain.body);
+    }
+    assert_eq!(releases(&http.get(&format!("{route}/history?since=0"))).len(), 2);
+    let wrong = http.get(&format!("{route}/history?release=1"));
+    assert_eq!((wrong.status, &wrong.body["code"]), (400, &json!("bad_request")), "{}", wrong.text);
+
+    // A bad version: 404 with what the history holds, nothing written.
+    let unknown = post(&agent, &format!("{route}/rollback"), &[], r#"{"to": 7}"#, true);
+    assert_eq!((unknown.status, &unknown.body["code"]), (404, &json!("not_in_history")), "{}", unknown.text);
+    assert_eq!(unknown.body["available"], json!([0, 1, 2]), "{}", unknown.text);
+    // No version, a version given twice, a stale If-Match, ?rollback= on the sub-route: refused.
+    for (query, headers, body, status) in [
+        ("", &[][..], "", 400),
+        ("?to=0", &[][..], r#"{"to": 0}"#, 400),
+        ("?rollback=0", &[][..], "", 400),
+        ("", &[][..], r#"{"to": 0, "extra": 1}"#, 400),
+        ("", &[("If-Match", "1")][..], r#"{"to": 0}"#, 409),
+    ] {
+        let refused = post(&agent, &format!("{route}/rollback{query}"), headers, body, true);
+        assert_eq!(refused.status, status, "{query} {body}: {}", refused.text);
+    }
+    let (_, stat) = rt.block_on(client.get_data(&path)).unwrap();
+    assert_eq!(stat.version, 2, "nothing refused was written");
+
+    // POST .../rollback {"to": 0}: version 0's exact bytes again, the release answered.
+    let rolled = post(
+        &agent,
+        &format!("{route}/rollback"),
+        &[("If-Match", "2")],
+        r#"{"to": 0, "message": "back to 10"}"#,
+        true,
+    );
+    assert_eq!(rolled.status, 200, "{}", rolled.text);
+    assert_eq!(
+        (&rolled.body["path"], &rolled.body["version"], &rolled.body["op"], &rolled.body["rollback_of"]),
+        (&json!(path), &json!(3), &json!("rollback"), &json!(0)),
+        "{}",
+        rolled.text
+    );
+    assert_eq!(rolled.body["sha256"], json!(sha256(first.as_bytes())));
+    let (bytes, stat) = rt.block_on(client.get_data(&path)).unwrap();
+    assert_eq!((bytes.as_slice(), stat.version), (first.as_bytes(), 3));
+    // ?to= and the message as a parameter work the same.
+    let again = post(&agent, &format!("{route}/rollback?to=1&message=twenty"), &[], "", true);
+    assert_eq!((again.status, &again.body["rollback_of"]), (200, &json!(1)), "{}", again.text);
+    let history = http.get(&format!("{route}/history"));
+    let lines = texts(&history);
+    assert!(lines[3].contains("rollback to version 0") && lines[3].ends_with("back to 10"), "{lines:?}");
+    assert!(lines[4].contains("rollback to version 1") && lines[4].ends_with("twenty"), "{lines:?}");
+    assert!(
+        rt.block_on(client.get_data(&format!("{path}/rollback"))).is_err(),
+        "no node /rollback was published"
+    );
+
+    // A node named history or rollback under it cannot be published: rename it.
+    let reserved = post(&agent, &format!("{route}/history"), &[], r#"{"a": 1}"#, true);
+    assert_eq!((reserved.status, &reserved.body["code"]), (400, &json!("bad_request")), "{}", reserved.text);
+    assert!(reserved.body["error"].as_str().unwrap().contains("rename"), "{}", reserved.text);
+    assert!(rt.block_on(client.get_data(&format!("{path}/history"))).is_err());
+
+    // Under a path without releases they are ordinary nodes, as before.
+    let plain = format!("{root}/plain");
+    let plain_route = format!("/v1/config{plain}");
+    for name in ["rollback", "history"] {
+        let made = post(&agent, &format!("{plain_route}/{name}"), &[], r#"{"to": 0}"#, true);
+        assert_eq!((made.status, &made.body["op"]), (200, &json!("publish")), "{name}: {}", made.text);
+        assert_eq!(made.body["path"], json!(format!("{plain}/{name}")));
+        let (bytes, _) = rt.block_on(client.get_data(&format!("{plain}/{name}"))).unwrap();
+        assert_eq!(bytes, br#"{"to": 0}"#);
+    }
+    let node = http.get(&format!("{plain_route}/history?release=1"));
+    assert_eq!((node.status, &node.body["value"]), (200, &json!({"to": 0})), "{}", node.text);
+    let wrong = post(&agent, &format!("{plain_route}/rollback?to=0"), &[], "", true);
+    assert_eq!((wrong.status, &wrong.body["code"]), (400, &json!("bad_request")), "{}", wrong.text);
+}

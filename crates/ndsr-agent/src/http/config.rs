@@ -7,6 +7,13 @@
 //! `?index=&wait=` blocks as on `/v1/nodes`); `?release=1` reads the
 //! history, which is every kept entry with its value, so it is asked for,
 //! not done on every read.
+//!
+//! Issue 24's sub-routes are served too: `GET <path>/history` is
+//! `<path>?history` and `POST <path>/rollback` (`{"to": N}`) is
+//! `<path>?rollback=N`, when `<path>` is a configuration path with
+//! releases. Otherwise `.../history` and `.../rollback` are ordinary node
+//! paths; under a configuration path with releases, a publish to a node
+//! named `history` or `rollback` is refused (rename it).
 
 use std::sync::Arc;
 
@@ -134,6 +141,39 @@ pub struct GetQuery {
 pub struct PostQuery {
     message: Option<String>,
     rollback: Option<i32>,
+    /// `POST <path>/rollback?to=N`: the version to roll back to.
+    to: Option<i32>,
+}
+
+/// The body of `POST <path>/rollback` (it may be empty, with `?to=N`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    to: Option<i32>,
+    message: Option<String>,
+}
+
+/// The parent of `path` when its last segment is `name` (`/a/b/history`
+/// and `history`: `/a/b`); `None` for another name or a parent that is the
+/// root.
+fn sub_route<'p>(path: &'p str, name: &str) -> Option<&'p str> {
+    let parent = path.strip_suffix(name)?.strip_suffix('/')?;
+    (!parent.is_empty()).then_some(parent)
+}
+
+/// The history of `parent` when it is a configuration path with releases
+/// (and within the agent's roots), so that `parent/history` and
+/// `parent/rollback` are its sub-routes; `None` otherwise: they are
+/// ordinary node paths.
+async fn with_releases(agent: &Agent, parent: &str) -> ConfigResult<Option<History>> {
+    if !agent.config().allows(parent) {
+        return Ok(None);
+    }
+    match agent.registry.history(parent).await {
+        Ok(history) if history.releases().next().is_some() => Ok(Some(history)),
+        Ok(_) | Err(ndsr::Error::InvalidPath { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A flag of the query: `?name`, `?name=1` or `?name=true` (`0` and
@@ -214,6 +254,11 @@ pub async fn get(
     let Query(query) = query.map_err(ApiError::from)?;
     // The reads of ZooKeeper are boxed: a blocking read's future (one per
     // waiting client) stays small.
+    if let Some(parent) = sub_route(&path, "history") {
+        if let Some(history) = Box::pin(with_releases(&agent, parent)).await? {
+            return history_route(&history, query);
+        }
+    }
     match ask(&agent, query)? {
         Ask::History { since, values, diff } => {
             Box::pin(history_answer(&agent, &path, since, values, diff)).await
@@ -225,6 +270,17 @@ pub async fn get(
             Box::pin(value_answer(&agent, &path, &versioned, release)).await
         }
     }
+}
+
+/// `GET <path>/history[?since=N][&values=1][&diff=1]` on a configuration
+/// path with releases: as `<path>?history`.
+fn history_route(history: &History, query: GetQuery) -> ConfigResult<Response> {
+    let GetQuery { index: None, wait: None, release: None, history: None, from: None, to: None, .. } = query
+    else {
+        return Err(bad(format!("{}/history takes since, values and diff only", history.path)));
+    };
+    let (values, diff) = (flag("values", &query.values)?, flag("diff", &query.diff)?);
+    Ok(history_view(history, query.since, values, diff))
 }
 
 /// What a `GET` asks for.
@@ -370,13 +426,17 @@ async fn history_answer(
     diff: bool,
 ) -> ConfigResult<Response> {
     let history = agent.registry.history(path).await?;
+    Ok(history_view(&history, since, values, diff))
+}
+
+/// A history as `?history` answers it.
+fn history_view(history: &History, since: Option<i32>, values: bool, diff: bool) -> Response {
     let items = match since {
         Some(since) => after(&history.items, since),
         None => &history.items,
     };
-    let views: Vec<Value> = items.iter().map(|item| item_view(&history, item, values, diff)).collect();
-    Ok(Json(json!({"path": history.path, "live_version": history.live_version, "items": views}))
-        .into_response())
+    let views: Vec<Value> = items.iter().map(|item| item_view(history, item, values, diff)).collect();
+    Json(json!({"path": history.path, "live_version": history.live_version, "items": views})).into_response()
 }
 
 /// One history item: as the library serializes it, with its line
@@ -411,7 +471,9 @@ fn item_view(history: &History, item: &HistoryItem, values: bool, diff: bool) ->
 /// `POST /v1/config/<path>`: publish the body (JSON), or `?rollback=N`
 /// publish release N's value again. `If-Match: N` makes it conditional on
 /// the live version (`-1`: only if the node does not exist); the message
-/// is `X-Ndsr-Message` or `?message=`.
+/// is `X-Ndsr-Message` or `?message=`. `POST <path>/rollback` with
+/// `{"to": N, "message": "..."}` (or `?to=N`) is `<path>?rollback=N` when
+/// `<path>` is a configuration path with releases.
 pub async fn post(
     State(agent): State<Arc<Agent>>,
     headers: HeaderMap,
@@ -420,7 +482,7 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> ConfigResult<Response> {
     let path = zk_path(&agent, path)?;
-    let result = publish(&agent, &path, &headers, query, body).await;
+    let (path, result) = Box::pin(write(&agent, path, &headers, query, body)).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code,
@@ -428,6 +490,98 @@ pub async fn post(
     ::metrics::counter!("ndsr_config_publishes_total", "path" => path, "result" => outcome).increment(1);
     let release = result?;
     Ok(Json(release).into_response())
+}
+
+/// What a `POST` to `path` writes: the path written (the parent for
+/// `<config path>/rollback`) and the release, or why not.
+async fn write(
+    agent: &Agent,
+    path: String,
+    headers: &HeaderMap,
+    query: Result<Query<PostQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> (String, ConfigResult<Value>) {
+    for name in ["rollback", "history"] {
+        let Some(parent) = sub_route(&path, name) else {
+            continue;
+        };
+        match with_releases(agent, parent).await {
+            Ok(None) => {}
+            Ok(Some(_)) if name == "history" => {
+                let message = format!(
+                    "{path} is the history route of the configuration path {parent}; \
+                     a node named history cannot be written under it through the agent: rename it"
+                );
+                return (path, Err(bad(message)));
+            }
+            Ok(Some(_)) => {
+                let parent = parent.to_string();
+                let result = rollback_route(agent, &parent, headers, query, body).await;
+                return (parent, result);
+            }
+            Err(e) => return (path, Err(e)),
+        }
+    }
+    let result = publish(agent, &path, headers, query, body).await;
+    (path, result)
+}
+
+/// The message of a write: `X-Ndsr-Message`, or `given` (the query's or
+/// the body's), not both.
+fn message_of(headers: &HeaderMap, given: Option<String>) -> ConfigResult<String> {
+    match (headers.get("x-ndsr-message"), given) {
+        (Some(_), Some(_)) => {
+            Err(bad("give the message once: X-Ndsr-Message, or ?message= (or the body's)".into()))
+        }
+        (Some(header), None) => Ok(header
+            .to_str()
+            .map_err(|_| bad("X-Ndsr-Message is not plain ASCII text; send the message as ?message=".into()))?
+            .to_string()),
+        (None, message) => Ok(message.unwrap_or_default()),
+    }
+}
+
+/// `If-Match` of a write, when given.
+fn if_version(headers: &HeaderMap) -> ConfigResult<Option<i32>> {
+    headers.get(header::IF_MATCH).map(if_match).transpose()
+}
+
+/// `POST <path>/rollback` on a configuration path with releases: the
+/// version from the body (`{"to": N, "message": "..."}`) or `?to=N`.
+async fn rollback_route(
+    agent: &Agent,
+    path: &str,
+    headers: &HeaderMap,
+    query: Result<Query<PostQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ConfigResult<Value> {
+    let Query(query) = query.map_err(ApiError::from)?;
+    let body = body.map_err(ApiError::from)?;
+    if query.rollback.is_some() {
+        return Err(bad(format!(
+            "POST {path}/rollback takes the version as {{\"to\": N}} or ?to=N, not ?rollback="
+        )));
+    }
+    let given: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| bad(format!("the body is not {{\"to\": N, \"message\": \"...\"}} ({e})")))?
+    };
+    let to = match (given.to, query.to) {
+        (Some(_), Some(_)) => return Err(bad("give the version once: {\"to\": N} or ?to=N".into())),
+        (Some(to), None) | (None, Some(to)) => to,
+        (None, None) => {
+            return Err(bad("a rollback needs the version to roll back to: {\"to\": N} or ?to=N".into()))
+        }
+    };
+    let message = match (given.message, query.message) {
+        (Some(_), Some(_)) => return Err(bad("give the message once: in the body or as ?message=".into())),
+        (body, query) => message_of(headers, body.or(query))?,
+    };
+    let options = PublishOptions { message, if_version: if_version(headers)? };
+    let release = agent.registry.rollback(path, to, options).await?;
+    Ok(release_json(&release, Some(to)))
 }
 
 /// The publish or rollback of a `POST`, and the release it wrote.
@@ -440,19 +594,14 @@ async fn publish(
 ) -> ConfigResult<Value> {
     let Query(query) = query.map_err(ApiError::from)?;
     let body = body.map_err(ApiError::from)?;
-    let message = match (headers.get("x-ndsr-message"), query.message) {
-        (Some(_), Some(_)) => return Err(bad("give the message once: X-Ndsr-Message or ?message=".into())),
-        (Some(header), None) => header
-            .to_str()
-            .map_err(|_| bad("X-Ndsr-Message is not plain ASCII text; send the message as ?message=".into()))?
-            .to_string(),
-        (None, message) => message.unwrap_or_default(),
-    };
-    let if_version = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(value) => Some(if_match(value)?),
-    };
-    let options = PublishOptions { message, if_version };
+    if query.to.is_some() {
+        return Err(bad(format!(
+            "?to= is for POST <configuration path>/rollback, and {path} is not one (no releases); \
+             roll back with ?rollback=N"
+        )));
+    }
+    let message = message_of(headers, query.message)?;
+    let options = PublishOptions { message, if_version: if_version(headers)? };
     let release = match query.rollback {
         Some(to) => {
             if !body.is_empty() {
@@ -522,6 +671,16 @@ mod tests {
             let e = if_match(&HeaderValue::from_static(given)).unwrap_err();
             assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_request"), "{given}");
         }
+    }
+
+    #[test]
+    fn sub_routes_are_the_last_segment_under_a_parent() {
+        assert_eq!(sub_route("/app/web/history", "history"), Some("/app/web"));
+        assert_eq!(sub_route("/app/web/rollback", "rollback"), Some("/app/web"));
+        assert_eq!(sub_route("/history", "history"), None, "the root is no configuration path");
+        assert_eq!(sub_route("/app/webhistory", "history"), None);
+        assert_eq!(sub_route("/app/history/x", "history"), None);
+        assert_eq!(sub_route("/app/rollback", "history"), None);
     }
 
     #[test]
