@@ -575,3 +575,27 @@ async fn two_recorders_of_one_outside_write_record_it_once() {
     a.close().await;
     b.close().await;
 }
+
+/// `apply_value` (configuration as code) writes any bytes as an `apply`
+/// release where there is no schema, and a schema refuses what is not
+/// JSON; a rollback brings such bytes back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_writes_any_bytes_with_history_and_a_schema_refuses_what_is_not_json() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-apply"));
+    let text = b"plain text, not JSON";
+    let applied = r.apply_value(&path, text, PublishOptions::message("from git")).await.unwrap();
+    assert_eq!(applied.version, 0);
+    r.apply_value(&path, b"{\"n\": 1}", PublishOptions::default()).await.unwrap();
+    let history = r.history(&path).await.unwrap();
+    assert_eq!(history.release(0).unwrap().op, ndsr::release::Operation::Apply);
+    r.rollback(&path, 0, PublishOptions::default()).await.unwrap();
+    assert_eq!(zk.get_data(&path).await.unwrap().0, text);
+
+    r.set_schema(&path, &json!({"type": "object"}), true).await.unwrap();
+    let refused = r.apply_value(&path, text, PublishOptions::default()).await;
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    r.close().await;
+}

@@ -134,7 +134,9 @@ impl Known {
 struct Plan<'a> {
     path: &'a str,
     bytes: &'a [u8],
-    value: Value,
+    /// The value as JSON (`None`: bytes that are not JSON, which only
+    /// `apply` writes, and only where there is no schema).
+    value: Option<Value>,
     op: Operation,
     options: &'a PublishOptions,
     rollback_of: Option<i32>,
@@ -203,7 +205,7 @@ impl Registry {
         let plan = Plan {
             path,
             bytes: value,
-            value: parsed,
+            value: Some(parsed),
             op: Operation::Publish,
             options: &options,
             rollback_of: None,
@@ -219,6 +221,31 @@ impl Registry {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| Error::Data { path: path.to_string(), reason: e.to_string() })?;
         self.publish(path, &bytes, options).await
+    }
+
+    /// Writes `value` (any bytes) to `path` as an `apply` release: what
+    /// configuration as code (`ndsr apply`) writes. As
+    /// [`publish`](Self::publish), with its history entry, schema check and
+    /// compare-and-set, except that bytes that are not JSON are written too
+    /// where the path has no schema (a schema refuses them).
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish), but for [`Error::Data`].
+    pub async fn apply_value(&self, path: &str, value: &[u8], options: PublishOptions) -> Result<Release> {
+        let parsed = match self.check_release(path, value, &options) {
+            Ok(parsed) => Some(parsed),
+            Err(Error::Data { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let plan = Plan {
+            path,
+            bytes: value,
+            value: parsed,
+            op: Operation::Apply,
+            options: &options,
+            rollback_of: None,
+        };
+        self.write_release(plan).await
     }
 
     /// Publishes the value of release `to_version` again, as a new
@@ -237,7 +264,12 @@ impl Registry {
             version: to_version,
             available: history.versions(),
         })?;
-        let value = self.check_release(path, &entry.value, &options)?;
+        // An applied value may not be JSON: it comes back as it was.
+        let value = match self.check_release(path, &entry.value, &options) {
+            Ok(value) => Some(value),
+            Err(Error::Data { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let plan = Plan {
             path,
             bytes: &entry.value,
@@ -515,6 +547,20 @@ impl Registry {
 
     /// Validates `value` against the schema node's bytes; the schema
     /// version to record (`None`: no schema).
+    /// As [`check_schema`](Self::check_schema), for a value that may not
+    /// be JSON: refused by any schema.
+    fn check_schema_of(&self, path: &str, schema: &[u8], mzxid: i64, value: Option<&Value>) -> Result<bool> {
+        match value {
+            Some(value) => self.check_schema(path, schema, mzxid, value),
+            None if schema.is_empty() => Ok(false),
+            None => Err(Error::Invalid {
+                path: path.to_string(),
+                version: None,
+                violations: vec![Violation { pointer: String::new(), message: "not JSON".into() }],
+            }),
+        }
+    }
+
     fn check_schema(&self, path: &str, schema: &[u8], mzxid: i64, value: &Value) -> Result<bool> {
         match self.schemas.get(path, schema, mzxid)? {
             None => Ok(false),
@@ -633,13 +679,15 @@ impl Registry {
                 }
             }
             let schema_version = match &found.schema {
-                Some((bytes, stat)) => match self.check_schema(path, bytes, stat.mzxid, &plan.value) {
-                    Ok(has) => has.then_some(stat.version),
-                    // Refused by a schema that may have changed since: judge
-                    // by the one stored now.
-                    Err(_) if guessed => continue,
-                    Err(e) => return Err(e),
-                },
+                Some((bytes, stat)) => {
+                    match self.check_schema_of(path, bytes, stat.mzxid, plan.value.as_ref()) {
+                        Ok(has) => has.then_some(stat.version),
+                        // Refused by a schema that may have changed since: judge
+                        // by the one stored now.
+                        Err(_) if guessed => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
                 None => None,
             };
             let guessed_life = found.live.as_ref().map(|s| s.czxid);
