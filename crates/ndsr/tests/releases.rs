@@ -420,6 +420,8 @@ async fn a_client_cut_off_during_five_publishes_replays_all_five_in_order() {
     assert!(matches!(after.last(), Some(HistoryItem::Release(e)) if e.version == 2));
     writer.close().await;
     reader.close().await;
+    let ended = tokio::time::timeout(WAIT, releases.next()).await.expect("releases end on close");
+    assert!(ended.is_none());
 }
 
 /// After a release, the next one of the same path by the same registry is

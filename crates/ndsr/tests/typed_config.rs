@@ -112,6 +112,9 @@ async fn a_missing_node_gives_the_default_or_says_why_there_is_no_value() {
     assert_eq!(tokio::time::timeout(WAIT, changes.next()).await.unwrap().unwrap().pool, 2);
     assert_eq!(web.version(), Some(0));
     r.close().await;
+    let ended = tokio::time::timeout(WAIT, changes.next()).await.expect("changes end on close");
+    assert!(ended.is_none());
+    assert_eq!(web.get().pool, 2, "the last good value stays readable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,7 +187,8 @@ impl Registry {
     ///   when the connection was lost with the transaction sent (it was
     ///   applied whole or not at all: read the history to know).
     ///
-    /// In every error case but the last, nothing was written.
+    /// In every error case but the last, neither the value nor a record
+    /// was written (missing parents of a new node, made first, may stay).
     ///
     /// # Example
     ///
@@ -490,7 +491,8 @@ impl Registry {
     /// [`Error::SchemaInvalid`] when `schema` is not a usable schema;
     /// [`Error::Invalid`] when the live value does not fit it and `force`
     /// is false (with `force`, the violations are returned and recorded);
-    /// otherwise as [`publish`](Self::publish). Nothing is written on error.
+    /// otherwise as [`publish`](Self::publish). On error neither the schema
+    /// nor a record is written.
     pub async fn set_schema(&self, path: &str, schema: &Value, force: bool) -> Result<SchemaChange> {
         self.check_config_path(path)?;
         self.check_writable("set_schema")?;
