@@ -27,7 +27,9 @@ EXIT CODES:
          the schema; each violation is listed as POINTER: message (a schema that is not a
          usable schema is 3)
     13   version conflict (config --if-version): the node is not at that version; nothing
-         was written
+         was written. apply: a node changed since the plan (the message names it and both
+         versions); the steps before it are written, none after
+    14   diff: the plan has changes (0: the live tree matches the file)
 
 ENVIRONMENT:
     NDSR_SERVER      default for --server
@@ -172,6 +174,99 @@ pub enum Command {
     /// message in the same transaction, under --config-root. See
     /// docs/CONFIG.md.
     Config(ConfigArgs),
+    /// Write a subtree as one YAML or JSON document (configuration as code).
+    ///
+    /// Each node's exact bytes, tagged `json`, `text` or `base64` so they
+    /// round-trip. Ephemeral nodes are left out unless --ephemeral; the
+    /// --config-root tree always. See docs/CONFIG.md.
+    Export(ExportArgs),
+    /// Compare a tree file with the live tree and print the plan.
+    ///
+    /// `+` create, `~` update (with the JSON changes), `-` delete (--prune).
+    /// Exit 0 when there is nothing to do, 14 when there is.
+    Diff(TreeDiffArgs),
+    /// Apply a tree file (planned now) or a saved plan to the live tree.
+    ///
+    /// Each node is written as an `apply` release (history, schema,
+    /// compare-and-set on the planned version); a node changed since the
+    /// plan stops the apply (exit 13). Values are checked against their
+    /// schemas before anything is written (exit 12). Re-running converges.
+    Apply(ApplyArgs),
+}
+
+/// Where histories and schemas are kept, and who writes (the tree commands).
+#[derive(Debug, Args)]
+pub struct TreeConfig {
+    /// Where histories and schemas are kept (left out of exports and plans)
+    #[arg(long, env = "NDSR_CONFIG_ROOT", default_value = "/ndsr", value_name = "PATH")]
+    pub config_root: String,
+    /// Who applies, as recorded in the history (default: $USER)
+    #[arg(long, env = "NDSR_AUTHOR", value_name = "NAME")]
+    pub author: Option<String>,
+}
+
+/// Formats of `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TreeFormat {
+    /// YAML (the default).
+    Yaml,
+    /// Pretty JSON.
+    Json,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The subtree's root, e.g. /app
+    pub path: String,
+    /// Write to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The document's format
+    #[arg(long, value_enum, default_value_t = TreeFormat::Yaml)]
+    pub format: TreeFormat,
+    /// Include ephemeral nodes (registrations)
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Where histories and schemas are kept, and who writes.
+    #[command(flatten)]
+    pub tree: TreeConfig,
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct TreeDiffArgs {
+    /// The tree file (YAML or JSON, as `export` writes it)
+    pub file: PathBuf,
+    /// Also delete live persistent nodes under the root that the file does not have
+    #[arg(long)]
+    pub prune: bool,
+    /// Save the plan (with the versions it was made against) for `apply --plan`
+    #[arg(long, value_name = "PLAN")]
+    pub plan_out: Option<PathBuf>,
+    /// Where histories and schemas are kept, and who writes.
+    #[command(flatten)]
+    pub tree: TreeConfig,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).multiple(true).args(["file", "plan"]))]
+pub struct ApplyArgs {
+    /// The tree file (planned now); with --plan, checked to be the plan's tree
+    pub file: Option<PathBuf>,
+    /// Apply a plan saved by `diff --plan-out`
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Also delete live persistent nodes under the root that the file does not have
+    #[arg(long, conflicts_with = "plan")]
+    pub prune: bool,
+    /// Why: recorded in each node's history
+    #[arg(short, long, default_value = "", hide_default_value = true)]
+    pub message: String,
+    /// Where histories and schemas are kept, and who writes.
+    #[command(flatten)]
+    pub tree: TreeConfig,
 }
 
 /// Arguments of `unset`.

@@ -30,6 +30,8 @@ pub enum Exit {
     Invalid = 12,
     /// A configuration write's `--if-version` did not match.
     VersionConflict = 13,
+    /// `diff`: the plan has changes.
+    PlanHasChanges = 14,
 }
 
 /// An error to report and exit with.

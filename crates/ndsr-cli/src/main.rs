@@ -87,5 +87,8 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
         Command::Agent(args) => agent::run(global, args, given).await,
         Command::Config(args) => cmd::config::run(global, args).await,
+        Command::Export(args) => cmd::tree::export(global, args).await,
+        Command::Diff(args) => cmd::tree::diff(global, args).await,
+        Command::Apply(args) => cmd::tree::apply(global, args).await,
     }
 }

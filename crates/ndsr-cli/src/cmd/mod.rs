@@ -6,6 +6,7 @@ pub mod get;
 pub mod lock;
 pub mod register;
 pub mod sandbox;
+pub mod tree;
 pub mod watch;
 pub mod write;
 

@@ -1,0 +1,685 @@
+//! Configuration as code: `ndsr export`, `ndsr diff` and `ndsr apply`.
+//!
+//! A tree file holds a subtree's nodes, each with its exact bytes tagged
+//! `json` (the bytes are the compact JSON of the value), `text` (UTF-8) or
+//! `base64`; no tag is empty data. A plan is the steps that bring the live
+//! tree to the file, with the version each was made against.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use base64::Engine;
+use ndsr::release::PublishOptions;
+use ndsr::Registry;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::args::{ApplyArgs, ExportArgs, Global, TreeConfig, TreeDiffArgs, TreeFormat};
+use crate::cmd::{builder, check_path};
+use crate::error::{count, violation_lines, CliError, CliResult, Exit};
+use crate::output;
+
+/// How many nodes are read at once.
+const CONCURRENCY: usize = 16;
+
+/// A node's data as written in a tree or a plan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tagged {
+    #[serde(default, deserialize_with = "present")]
+    json: Option<Value>,
+    text: Option<String>,
+    base64: Option<String>,
+}
+
+/// `json: null` is the value null, not "no tag".
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Tagged {
+    /// The exact bytes, or why not.
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        match (&self.json, &self.text, &self.base64) {
+            (None, None, None) => Ok(Vec::new()),
+            (Some(v), None, None) => serde_json::to_vec(v).map_err(|e| e.to_string()),
+            (None, Some(t), None) => Ok(t.as_bytes().to_vec()),
+            (None, None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map_err(|e| format!("base64 is not valid ({e})")),
+            _ => Err("give one of json, text or base64, not two".into()),
+        }
+    }
+}
+
+/// The tag of `bytes` as a JSON object: `{json: V}`, `{text: S}`,
+/// `{base64: S}` or `{}`, the first that gives the bytes back when read.
+fn tag(bytes: &[u8], format: TreeFormat) -> Value {
+    if bytes.is_empty() {
+        return json!({});
+    }
+    let mut candidates = Vec::new();
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        if serde_json::to_vec(&value).is_ok_and(|v| v == bytes) {
+            candidates.push(json!({ "json": value }));
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        candidates.push(json!({ "text": text }));
+    }
+    for candidate in candidates {
+        if reads_back(&candidate, format).as_deref() == Some(bytes) {
+            return candidate;
+        }
+    }
+    json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+}
+
+/// The bytes `tagged` gives when written in `format` and read again.
+fn reads_back(tagged: &Value, format: TreeFormat) -> Option<Vec<u8>> {
+    let parsed: Tagged = match format {
+        TreeFormat::Json => serde_json::from_str(&serde_json::to_string(tagged).ok()?).ok()?,
+        TreeFormat::Yaml => serde_yaml_ng::from_str(&(output::yaml(tagged) + "\n")).ok()?,
+    };
+    parsed.bytes().ok()
+}
+
+/// The `nodes` map, in file order, duplicates refused.
+struct Nodes(Vec<(String, Tagged)>);
+
+impl<'de> Deserialize<'de> for Nodes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Nodes, D::Error> {
+        struct NodesVisitor;
+        impl<'de> Visitor<'de> for NodesVisitor {
+            type Value = Nodes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of relative paths to node data")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Nodes, A::Error> {
+                let mut seen = HashSet::new();
+                let mut nodes = Vec::new();
+                while let Some(path) = map.next_key::<String>()? {
+                    if !seen.insert(path.clone()) {
+                        return Err(de::Error::custom(format!("two entries for the node \"{path}\"")));
+                    }
+                    let tagged: Option<Tagged> = map.next_value()?;
+                    nodes.push((path, tagged.unwrap_or_default()));
+                }
+                Ok(Nodes(nodes))
+            }
+        }
+        d.deserialize_map(NodesVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeDoc {
+    format: String,
+    version: u32,
+    root: String,
+    nodes: Nodes,
+}
+
+/// A tree file, read and checked: full paths to bytes.
+struct Tree {
+    root: String,
+    nodes: BTreeMap<String, Vec<u8>>,
+}
+
+/// The text of `file` parsed as YAML, or as JSON when it starts with `{`.
+fn parse_doc<T: for<'de> Deserialize<'de>>(file: &Path) -> CliResult<T> {
+    let bad = |e: String| CliError::new(Exit::InvalidInput, format!("{}: {e}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it ({e})")))?;
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))
+    }
+}
+
+/// `root` joined with a relative path of the file; refuses paths that
+/// are absolute or leave the root.
+fn join(root: &str, rel: &str) -> Result<String, String> {
+    if rel.is_empty() {
+        return Ok(root.to_string());
+    }
+    if rel.starts_with('/') {
+        return Err("is absolute; paths in nodes are relative to root".into());
+    }
+    if rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err("is not a plain relative path (an empty, . or .. segment: it would leave the root or name a node twice)".into());
+    }
+    let full = if root == "/" { format!("/{rel}") } else { format!("{root}/{rel}") };
+    ndsr::validate_path(&full).map_err(|e| e.to_string())?;
+    Ok(full)
+}
+
+/// The path of `full` relative to `root`.
+fn relative<'a>(root: &str, full: &'a str) -> &'a str {
+    if full == root {
+        return "";
+    }
+    let rest = full.strip_prefix(root).unwrap_or(full);
+    rest.strip_prefix('/').unwrap_or(rest)
+}
+
+fn read_tree(file: &Path) -> CliResult<Tree> {
+    let doc: TreeDoc = parse_doc(file)?;
+    let bad = |e: String| CliError::new(Exit::InvalidInput, format!("{}: {e}", file.display()));
+    if doc.format != "ndsr-tree" || doc.version != 1 {
+        return Err(bad(format!(
+            "format {:?} version {} is not a tree file (format: ndsr-tree, version: 1)",
+            doc.format, doc.version
+        )));
+    }
+    ndsr::validate_path(&doc.root).map_err(|e| bad(format!("root: {e}")))?;
+    let mut nodes = BTreeMap::new();
+    for (rel, tagged) in doc.nodes.0 {
+        let full = join(&doc.root, &rel).map_err(|e| bad(format!("node \"{rel}\" {e}")))?;
+        let bytes = tagged.bytes().map_err(|e| bad(format!("node \"{rel}\": {e}")))?;
+        nodes.insert(full, bytes);
+    }
+    Ok(Tree { root: doc.root, nodes })
+}
+
+/// A live node as the walk found it.
+struct Live {
+    bytes: Vec<u8>,
+    version: i32,
+    ephemeral: bool,
+    /// Children the walk left out (the configuration root, /zookeeper).
+    hidden_children: bool,
+}
+
+/// Whether `path` is `root` or under it.
+fn under(path: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/')) || root.is_empty()
+}
+
+/// Reads the subtree at `root` breadth-first, `CONCURRENCY` nodes at a
+/// time, leaving out `config_root` and `/zookeeper`.
+async fn walk(registry: &Registry, root: &str, config_root: &str) -> CliResult<BTreeMap<String, Live>> {
+    let mut found = BTreeMap::new();
+    let mut level = vec![root.to_string()];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for chunk in level.chunks(CONCURRENCY) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, path) in chunk.iter().enumerate() {
+                let registry = registry.clone();
+                let path = path.clone();
+                tasks.spawn(async move {
+                    let raw = registry.read_raw(&path).await?;
+                    let children = match &raw {
+                        Some((_, stat)) if stat.num_children > 0 => registry.read(&path).await?.children,
+                        _ => Vec::new(),
+                    };
+                    Ok::<_, ndsr::Error>((i, path, raw, children))
+                });
+            }
+            let mut results = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let done = joined.map_err(|e| CliError::new(Exit::Failure, format!("a read failed: {e}")))?;
+                results.push(done?);
+            }
+            results.sort_by_key(|r| r.0);
+            for (_, path, raw, children) in results {
+                let Some((bytes, stat)) = raw else { continue };
+                let mut hidden = false;
+                for child in children {
+                    let child = if path == "/" { format!("/{child}") } else { format!("{path}/{child}") };
+                    if under(&child, config_root) || child == "/zookeeper" {
+                        hidden = true;
+                    } else {
+                        next.push(child);
+                    }
+                }
+                let live = Live {
+                    bytes,
+                    version: stat.version,
+                    ephemeral: stat.ephemeral_owner != 0,
+                    hidden_children: hidden,
+                };
+                found.insert(path, live);
+            }
+        }
+        level = next;
+    }
+    Ok(found)
+}
+
+async fn connect(global: &Global, tree: &TreeConfig) -> CliResult<Registry> {
+    check_path(&tree.config_root)
+        .map_err(|e| CliError::new(Exit::InvalidInput, format!("--config-root: {}", e.message)))?;
+    let mut builder = builder(global, false)?.config_root(tree.config_root.clone());
+    if let Some(author) = &tree.author {
+        builder = builder.author(author.clone());
+    }
+    Ok(builder.build().await?)
+}
+
+/// `ndsr export`.
+pub async fn export(global: &Global, args: ExportArgs) -> CliResult<ExitCode> {
+    check_path(&args.path)?;
+    let registry = connect(global, &args.tree).await?;
+    let result = walk(&registry, &args.path, &args.tree.config_root).await;
+    registry.close().await;
+    let live = result?;
+    if live.is_empty() {
+        return Err(CliError::new(Exit::NoNode, format!("{} does not exist", args.path)));
+    }
+    let mut nodes = Map::new();
+    for (path, node) in &live {
+        if node.ephemeral && !args.ephemeral {
+            continue;
+        }
+        nodes.insert(relative(&args.path, path).to_string(), tag(&node.bytes, args.format));
+    }
+    let doc = json!({"format": "ndsr-tree", "version": 1, "root": args.path, "nodes": nodes});
+    let text = match args.format {
+        TreeFormat::Yaml => output::yaml(&doc) + "\n",
+        TreeFormat::Json => output::json_pretty(&doc) + "\n",
+    };
+    match &args.output {
+        Some(file) => std::fs::write(file, text)
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot write {}: {e}", file.display())))?,
+        None => output::line(text.trim_end_matches('\n'))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug)]
+struct Step {
+    op: Op,
+    /// The full path.
+    path: String,
+    expected_version: i32,
+    /// What create and update write.
+    bytes: Vec<u8>,
+    /// The live bytes an update replaces.
+    before: Vec<u8>,
+}
+
+/// The steps that bring the live tree to `tree`: creates and updates in
+/// path order (parents first), then deletes deepest first. Also the live
+/// ephemeral nodes the file names, which are left alone.
+fn plan(tree: &Tree, live: &BTreeMap<String, Live>, prune: bool) -> (Vec<Step>, Vec<String>) {
+    let mut steps = Vec::new();
+    let mut skipped = Vec::new();
+    for (path, bytes) in &tree.nodes {
+        match live.get(path) {
+            None => steps.push(Step {
+                op: Op::Create,
+                path: path.clone(),
+                expected_version: -1,
+                bytes: bytes.clone(),
+                before: Vec::new(),
+            }),
+            Some(node) if node.ephemeral => skipped.push(path.clone()),
+            Some(node) if node.bytes != *bytes => steps.push(Step {
+                op: Op::Update,
+                path: path.clone(),
+                expected_version: node.version,
+                bytes: bytes.clone(),
+                before: node.bytes.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    if prune {
+        // Deepest first: a node goes only when everything under it goes.
+        let mut order: Vec<&String> = live.keys().collect();
+        order.sort_by_key(|p| (std::cmp::Reverse(p.matches('/').count()), (*p).clone()));
+        let mut kept: HashSet<String> = HashSet::new();
+        let mut deletes = Vec::new();
+        for path in order {
+            let node = &live[path];
+            let keep = path == &tree.root
+                || tree.nodes.contains_key(path)
+                || node.ephemeral
+                || node.hidden_children
+                || kept.contains(path);
+            if keep {
+                if let Some((parent, _)) = path.rsplit_once('/') {
+                    kept.insert(if parent.is_empty() { "/".into() } else { parent.to_string() });
+                }
+            } else {
+                deletes.push(Step {
+                    op: Op::Delete,
+                    path: path.clone(),
+                    expected_version: node.version,
+                    bytes: Vec::new(),
+                    before: node.bytes.clone(),
+                });
+            }
+        }
+        steps.extend(deletes);
+    }
+    (steps, skipped)
+}
+
+/// The JSON value of `bytes`, if they are JSON.
+fn json_of(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// The plan's lines: `+ path`, `~ path` and its changes, `- path`.
+fn plan_lines(steps: &[Step]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for step in steps {
+        match step.op {
+            Op::Create => lines.push(format!("+ {}", step.path)),
+            Op::Delete => lines.push(format!("- {}", step.path)),
+            Op::Update => {
+                lines.push(format!("~ {} (version {})", step.path, step.expected_version));
+                match (json_of(&step.before), json_of(&step.bytes)) {
+                    (Some(before), Some(after)) => {
+                        lines.extend(ndsr::release::diff(&before, &after).iter().map(|c| format!("    {c}")))
+                    }
+                    _ => lines.push(format!(
+                        "    {} bytes -> {} bytes (not both JSON)",
+                        step.before.len(),
+                        step.bytes.len()
+                    )),
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn summary(steps: &[Step]) -> String {
+    let n = |op: Op| steps.iter().filter(|s| s.op == op).count();
+    format!("{} to create, {} to update, {} to delete", n(Op::Create), n(Op::Update), n(Op::Delete))
+}
+
+fn note_skipped(global: &Global, skipped: &[String]) {
+    if !global.quiet {
+        for path in skipped {
+            eprintln!("ndsr: {path} is an ephemeral node live; left alone");
+        }
+    }
+}
+
+/// `ndsr diff`.
+pub async fn diff(global: &Global, args: TreeDiffArgs) -> CliResult<ExitCode> {
+    let tree = read_tree(&args.file)?;
+    let registry = connect(global, &args.tree).await?;
+    let live = walk(&registry, &tree.root, &args.tree.config_root).await;
+    registry.close().await;
+    let (steps, skipped) = plan(&tree, &live?, args.prune);
+    note_skipped(global, &skipped);
+    if let Some(out) = &args.plan_out {
+        let text = output::json_pretty(&plan_doc(&tree.root, &steps)) + "\n";
+        std::fs::write(out, text)
+            .map_err(|e| CliError::new(Exit::Failure, format!("cannot write {}: {e}", out.display())))?;
+    }
+    if steps.is_empty() {
+        output::line(&format!("no changes: {} matches {}", tree.root, args.file.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut lines = plan_lines(&steps);
+    lines.push(format!("plan: {}", summary(&steps)));
+    output::line(&lines.join("\n"))?;
+    Ok(ExitCode::from(Exit::PlanHasChanges as u8))
+}
+
+fn plan_doc(root: &str, steps: &[Step]) -> Value {
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            let mut step = json!({
+                "op": s.op,
+                "path": relative(root, &s.path),
+                "expected_version": s.expected_version,
+            });
+            if s.op != Op::Delete {
+                if let (Value::Object(step), Value::Object(tag)) =
+                    (&mut step, tag(&s.bytes, TreeFormat::Json))
+                {
+                    step.extend(tag);
+                }
+            }
+            step
+        })
+        .collect();
+    json!({"format": "ndsr-plan", "version": 1, "root": root, "steps": steps})
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanDoc {
+    format: String,
+    version: u32,
+    root: String,
+    steps: Vec<PlanStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanStep {
+    op: Op,
+    path: String,
+    expected_version: i32,
+    #[serde(flatten)]
+    data: PlanData,
+}
+
+/// A step's data (`deny_unknown_fields` cannot go with `flatten`: the
+/// tags are listed here).
+#[derive(Deserialize, Default)]
+struct PlanData {
+    #[serde(default, deserialize_with = "present")]
+    json: Option<Value>,
+    text: Option<String>,
+    base64: Option<String>,
+}
+
+fn read_plan(file: &Path) -> CliResult<(String, Vec<Step>)> {
+    let doc: PlanDoc = parse_doc(file)?;
+    let bad = |e: String| CliError::new(Exit::InvalidInput, format!("{}: {e}", file.display()));
+    if doc.format != "ndsr-plan" || doc.version != 1 {
+        return Err(bad(format!(
+            "format {:?} version {} is not a plan (format: ndsr-plan, version: 1; `ndsr diff --plan-out` writes one)",
+            doc.format, doc.version
+        )));
+    }
+    ndsr::validate_path(&doc.root).map_err(|e| bad(format!("root: {e}")))?;
+    let mut steps = Vec::new();
+    for step in doc.steps {
+        let path = join(&doc.root, &step.path).map_err(|e| bad(format!("step \"{}\" {e}", step.path)))?;
+        let tagged = Tagged { json: step.data.json, text: step.data.text, base64: step.data.base64 };
+        let bytes = tagged.bytes().map_err(|e| bad(format!("step \"{}\": {e}", step.path)))?;
+        steps.push(Step {
+            op: step.op,
+            path,
+            expected_version: step.expected_version,
+            bytes,
+            before: Vec::new(),
+        });
+    }
+    Ok((doc.root, steps))
+}
+
+/// Refuses the apply when any value fails its path's schema (or is not
+/// JSON where there is a schema), before anything is written.
+async fn check_schemas(registry: &Registry, steps: &[Step]) -> CliResult {
+    let mut details = Vec::new();
+    let mut failed = 0;
+    for step in steps.iter().filter(|s| s.op != Op::Delete) {
+        let refused = match registry.validate_config(&step.path, &step.bytes).await {
+            Ok(()) => None,
+            Err(ndsr::Error::Invalid { violations, .. }) => Some(violation_lines(&violations)),
+            Err(ndsr::Error::Data { .. }) => registry
+                .schema(&step.path)
+                .await?
+                .map(|_| vec!["(the whole value): not JSON, and the path has a schema".to_string()]),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(lines) = refused {
+            failed += 1;
+            details.push(format!("{}:", step.path));
+            details.extend(lines.into_iter().map(|l| format!("  {l}")));
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::new(
+            Exit::Invalid,
+            format!("{} do not fit their schemas; nothing was written", count(failed, "value")),
+        )
+        .with_details(details));
+    }
+    Ok(())
+}
+
+/// `ndsr apply`.
+pub async fn apply(global: &Global, args: ApplyArgs) -> CliResult<ExitCode> {
+    let tree = args.file.as_deref().map(read_tree).transpose()?;
+    let saved = args.plan.as_deref().map(read_plan).transpose()?;
+    if let (Some(tree), Some((root, steps)), Some(plan_file)) = (&tree, &saved, &args.plan) {
+        let file = args.file.as_deref().unwrap_or(Path::new(""));
+        if tree.root != *root {
+            return Err(CliError::new(
+                Exit::InvalidInput,
+                format!(
+                    "{} is a plan for {root}, but {} is the tree of {}",
+                    plan_file.display(),
+                    file.display(),
+                    tree.root
+                ),
+            ));
+        }
+        for step in steps.iter().filter(|s| s.op != Op::Delete) {
+            if tree.nodes.get(&step.path) != Some(&step.bytes) {
+                return Err(CliError::new(
+                    Exit::InvalidInput,
+                    format!(
+                        "{} was not made from {}: its value of {} is not the file's",
+                        plan_file.display(),
+                        file.display(),
+                        step.path
+                    ),
+                ));
+            }
+        }
+    }
+    let registry = connect(global, &args.tree).await?;
+    let result = apply_with(global, &registry, args, tree, saved).await;
+    registry.close().await;
+    result
+}
+
+async fn apply_with(
+    global: &Global,
+    registry: &Registry,
+    args: ApplyArgs,
+    tree: Option<Tree>,
+    saved: Option<(String, Vec<Step>)>,
+) -> CliResult<ExitCode> {
+    let (root, steps) = match (saved, tree) {
+        (Some(saved), _) => saved,
+        (None, Some(tree)) => {
+            let live = walk(registry, &tree.root, &args.tree.config_root).await?;
+            let (steps, skipped) = plan(&tree, &live, args.prune);
+            note_skipped(global, &skipped);
+            (tree.root, steps)
+        }
+        (None, None) => return Err(CliError::new(Exit::InvalidInput, "apply needs a FILE or --plan PLAN")),
+    };
+    check_schemas(registry, &steps).await?;
+    let mut done = Vec::new();
+    let mut already = 0;
+    for step in &steps {
+        let live = registry.read_raw(&step.path).await?;
+        let conflict = |current: Option<i32>| {
+            let found =
+                current.map_or_else(|| "does not exist".to_string(), |v| format!("is at version {v}"));
+            let planned = match step.expected_version {
+                -1 => "not to exist".to_string(),
+                v => format!("at version {v}"),
+            };
+            CliError::new(
+                Exit::VersionConflict,
+                format!(
+                    "{} changed since the plan: planned {planned}, it {found}; stopped before it ({} done); make a new plan",
+                    step.path,
+                    count(done.len(), "step")
+                ),
+            )
+            .with_details(done.clone())
+        };
+        match step.op {
+            Op::Create | Op::Update => {
+                if let Some((bytes, stat)) = &live {
+                    if *bytes == step.bytes {
+                        already += 1;
+                        continue;
+                    }
+                    if stat.ephemeral_owner != 0 {
+                        return Err(CliError::new(
+                            Exit::Conflict,
+                            format!("{} is an ephemeral node: apply never touches one", step.path),
+                        ));
+                    }
+                }
+                let options =
+                    PublishOptions { message: args.message.clone(), if_version: Some(step.expected_version) };
+                match registry.apply_value(&step.path, &step.bytes, options).await {
+                    Ok(release) => {
+                        let what = if step.op == Op::Create { "created" } else { "updated" };
+                        done.push(format!("{what} {} (version {})", step.path, release.version));
+                    }
+                    Err(ndsr::Error::VersionConflict { current, .. }) => return Err(conflict(current)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Op::Delete => {
+                let Some((_, stat)) = live else {
+                    already += 1;
+                    continue;
+                };
+                if stat.version != step.expected_version {
+                    return Err(conflict(Some(stat.version)));
+                }
+                if stat.ephemeral_owner != 0 || stat.num_children > 0 {
+                    return Err(CliError::new(
+                        Exit::Conflict,
+                        format!(
+                            "{} is ephemeral or has children now; not deleted ({} done); make a new plan",
+                            step.path,
+                            count(done.len(), "step")
+                        ),
+                    )
+                    .with_details(done.clone()));
+                }
+                registry.unset(&step.path).await?;
+                done.push(format!("deleted {}", step.path));
+            }
+        }
+    }
+    let mut lines = done.clone();
+    let n = |w: &str| done.iter().filter(|l| l.starts_with(w)).count();
+    lines.push(format!(
+        "applied to {root}: {} created, {} updated, {} deleted, {} already done",
+        n("created"),
+        n("updated"),
+        n("deleted"),
+        already
+    ));
+    output::line(&lines.join("\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
