@@ -19,8 +19,9 @@ EXIT CODES:
     6    read-only: a write was attempted with --readonly
     7    lock not obtained within --wait
     8    lock lost while the command ran (session expired); the command was killed
-    9    the node is held by another session, or a service directory holds another format
-    10   no such node (get, unless --allow-missing); config history: no release and no
+    9    the node is held by another session, or a service directory holds another format;
+         apply: a planned node is ephemeral, or a node to delete has children now
+    10   no such node (get, unless --allow-missing; export); config history: no release and no
          node; config schema get: no schema
     11   no instance to pick (pick): none serving, none matching, or all failing
     12   invalid (config): the value, or the live value a schema is set over, does not fit
