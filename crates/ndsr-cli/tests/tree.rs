@@ -74,11 +74,14 @@ fn export_then_apply_to_a_fresh_server_then_export_gives_the_same_document() {
     put(&rt, &zk, &format!("{root}/spaced"), b"{ \"pool\": 1 }");
     put(&rt, &zk, &format!("{root}/blob"), &[0, 1, 2, 255]);
     put(&rt, &zk, &format!("{root}/services"), b"");
+    // JSON that YAML cannot hold exactly, and JSON with a key twice.
+    put(&rt, &zk, &format!("{root}/zbig"), b"{\"n\":12345678901234567890123,\"f\":1.0}");
+    put(&rt, &zk, &format!("{root}/zdup"), b"{\"a\":1,\"a\":2}");
     ephemeral(&rt, &zk, &format!("{root}/services/i1"));
 
     let exported = ok(&source, &["export", &root]);
     let expected = format!(
-        "format: ndsr-tree\nversion: 1\nroot: {root}\nnodes:\n  '': {{}}\n  blob:\n    base64: AAEC/w==\n  config: {{}}\n  config/web:\n    json:\n      pool: 20\n      hosts:\n      - a\n      - b\n  notes:\n    text: |\n      hello\n  services: {{}}\n  spaced:\n    text: '{{ \"pool\": 1 }}'\n"
+        "format: ndsr-tree\nversion: 1\nroot: {root}\nnodes:\n  '': {{}}\n  blob:\n    base64: AAEC/w==\n  config: {{}}\n  config/web:\n    json:\n      pool: 20\n      hosts:\n      - a\n      - b\n  notes:\n    text: |\n      hello\n  services: {{}}\n  spaced:\n    text: '{{ \"pool\": 1 }}'\n  zbig:\n    text: '{{\"n\":12345678901234567890123,\"f\":1.0}}'\n  zdup:\n    text: '{{\"a\":1,\"a\":2}}'\n"
     );
     assert_eq!(exported, expected);
     let with_ephemeral = ok(&source, &["export", &root, "--ephemeral"]);
@@ -92,7 +95,7 @@ fn export_then_apply_to_a_fresh_server_then_export_gives_the_same_document() {
         let applied = ok(&dest, &["apply", path_str(&file), "-m", "from git"]);
         if format == "yaml" {
             assert!(applied.contains(&format!("created {root}/blob (version 0)")), "{applied}");
-            assert!(applied.ends_with("7 created, 0 updated, 0 deleted, 0 already done\n"), "{applied}");
+            assert!(applied.ends_with("9 created, 0 updated, 0 deleted, 0 already done\n"), "{applied}");
         } else {
             // The same tree again: nothing to do.
             assert_eq!(
@@ -108,6 +111,11 @@ fn export_then_apply_to_a_fresh_server_then_export_gives_the_same_document() {
     assert_eq!(data(&rt, &fresh_zk, &format!("{root}/blob")).unwrap(), [0, 1, 2, 255]);
     assert_eq!(data(&rt, &fresh_zk, &format!("{root}/spaced")).unwrap(), b"{ \"pool\": 1 }");
     assert_eq!(data(&rt, &fresh_zk, &format!("{root}/services/i1")), None);
+    assert_eq!(
+        data(&rt, &fresh_zk, &format!("{root}/zbig")).unwrap(),
+        b"{\"n\":12345678901234567890123,\"f\":1.0}"
+    );
+    assert_eq!(data(&rt, &fresh_zk, &format!("{root}/zdup")).unwrap(), b"{\"a\":1,\"a\":2}");
     // The configuration root (where apply kept the histories) and
     // /zookeeper are never exported.
     let everything = ok(&dest, &["export", "/"]);
