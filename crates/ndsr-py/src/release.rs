@@ -259,9 +259,13 @@ impl ConfigCore {
     /// Python accepted the value of generation `gen`: saved to the cache
     /// file as the last good value, if it is still the core's value.
     fn save_good(&self, gen: u64) {
-        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.0 == gen && Arc::ptr_eq(&last.1, &self.config.get()) {
-            self.config.save_current();
+        let judged = {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            (last.0 == gen).then(|| last.1.clone())
+        };
+        // Saved only if the core still holds the very value judged.
+        if let Some(judged) = judged {
+            self.config.save_if(&judged);
         }
     }
 

@@ -539,6 +539,7 @@ async fn a_re_creation_at_the_same_version_is_recorded_in_the_right_life() {
     let entry = history.release(2).unwrap();
     assert_eq!(Some(entry.node_czxid), history.live_czxid, "the new life: {:?}", history.items);
     assert!(entry.live);
+    assert_eq!(release.entry, entry.name, "the release names the corrected entry");
     assert_eq!(history.items.iter().filter(|i| matches!(i, HistoryItem::Recreated)).count(), 1);
     assert!(history.items.contains(&HistoryItem::Gap { from: 0, to: 1, reason: GapReason::External }));
     r.close().await;
@@ -599,5 +600,42 @@ async fn apply_writes_any_bytes_with_history_and_a_schema_refuses_what_is_not_js
     r.set_schema(&path, &json!({"type": "object"}), true).await.unwrap();
     let refused = r.apply_value(&path, text, PublishOptions::default()).await;
     assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    r.close().await;
+}
+
+/// A reader started on a history whose node was re-created outside ndsr
+/// (no release in the new life yet) says the re-creation once, and each
+/// unrecorded version of the new life once, as more outside writes come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_across_a_re_creation_says_it_once() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/c", unique_path("rel-replay-life"));
+    r.publish_value(&path, &json!({"n": 0}), PublishOptions::default()).await.unwrap();
+    r.publish_value(&path, &json!({"n": 1}), PublishOptions::default()).await.unwrap();
+    zk.delete(&path, None).await.unwrap();
+    create(&zk, &path, b"{}", zookeeper_client::CreateMode::Persistent).await;
+    zk.set_data(&path, b"{\"n\": 2}", None).await.unwrap();
+
+    let mut releases = r.releases(&path, None).unwrap();
+    let mut seen = Vec::new();
+    let mut next = async || tokio::time::timeout(WAIT, releases.next()).await.unwrap().unwrap().unwrap();
+    for _ in 0..4 {
+        seen.push(next().await);
+    }
+    zk.set_data(&path, b"{\"n\": 3}", None).await.unwrap();
+    seen.push(next().await);
+    r.publish_value(&path, &json!({"n": 4}), PublishOptions::default()).await.unwrap();
+    seen.push(next().await);
+    assert_eq!(seen.iter().filter(|i| matches!(i, HistoryItem::Recreated)).count(), 1, "{seen:?}");
+    let mut covered = Vec::new();
+    for item in &seen {
+        if let HistoryItem::Gap { from, to, .. } = item {
+            covered.extend(*from..=*to);
+        }
+    }
+    assert_eq!(covered, [0, 1, 2], "{seen:?}");
+    assert!(matches!(seen.last(), Some(HistoryItem::Release(e)) if e.version == 3), "{seen:?}");
     r.close().await;
 }

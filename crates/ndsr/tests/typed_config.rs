@@ -197,3 +197,31 @@ fn the_blocking_registry_publishes_and_follows_a_typed_configuration() {
     assert_eq!(versions, [1, 2]);
     registry.close();
 }
+
+/// A first read that cannot finish within the connect timeout (here the
+/// schema is unreadable) gives the default, and the node is read in the
+/// background until it can be: no write of the node is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_that_times_out_is_finished_in_the_background() {
+    use zookeeper_client::{Acl, AuthId, Permission};
+    let server = ZkServer::shared();
+    let r = Registry::builder(&server.connect_string())
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    let zk = other(&server.connect_string()).await;
+    let path = format!("{}/web", unique_path("typed-slow"));
+    r.publish_value(&path, &json!({"pool": 7, "host": "db"}), PublishOptions::default()).await.unwrap();
+    let schema = format!("/ndsr/config/{}/schema", path.replace('/', "%2F"));
+    let no_read = Permission::WRITE | Permission::CREATE | Permission::DELETE | Permission::ADMIN;
+    zk.set_acl(&schema, &[Acl::new(no_read, AuthId::anyone())], None).await.unwrap();
+
+    let web =
+        r.config::<Web>(&path).default_value(Web { pool: 1, host: "default".into() }).build().await.unwrap();
+    assert_eq!(web.get().host, "default");
+    zk.set_acl(&schema, &[Acl::new(Permission::ALL, AuthId::anyone())], None).await.unwrap();
+    until_status(&web, "read in the background", |s| matches!(s, ConfigStatus::Valid { version: 0 })).await;
+    assert_eq!(web.get().pool, 7);
+    r.close().await;
+}

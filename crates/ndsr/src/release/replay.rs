@@ -14,7 +14,8 @@ pub struct Releases {
     registry: Registry,
     path: String,
     subscription: Subscription,
-    pending: VecDeque<HistoryItem>,
+    /// Items to give, each with the life it starts (for a re-creation).
+    pending: VecDeque<(HistoryItem, Option<i64>)>,
     /// The czxid of the newest entry given: entries are recorded in zxid
     /// order, whatever their names (which restart if the history node is
     /// made again).
@@ -90,8 +91,8 @@ impl Releases {
     pub async fn next(&mut self) -> Option<Result<HistoryItem>> {
         let mut delay = Duration::from_millis(50);
         loop {
-            if let Some(item) = self.pending.pop_front() {
-                self.advance(&item);
+            if let Some((item, starts)) = self.pending.pop_front() {
+                self.advance(&item, starts);
                 return Some(Ok(item));
             }
             if !self.dirty {
@@ -115,7 +116,7 @@ impl Releases {
         }
     }
 
-    fn advance(&mut self, item: &HistoryItem) {
+    fn advance(&mut self, item: &HistoryItem, starts: Option<i64>) {
         match item {
             HistoryItem::Release(e) => {
                 self.position = Some(e.czxid);
@@ -123,7 +124,10 @@ impl Releases {
                 self.through = e.version;
             }
             HistoryItem::Gap { to, .. } => self.through = self.through.max(*to),
-            HistoryItem::Recreated => {}
+            HistoryItem::Recreated => {
+                self.life = starts;
+                self.through = -1;
+            }
             HistoryItem::Tampered { name, .. } => {
                 self.tampered.insert(name.clone());
             }
@@ -160,18 +164,18 @@ impl Releases {
                     past = true;
                     through = e.version;
                     life = Some(e.node_czxid);
-                    self.pending.push_back(item.clone());
+                    self.pending.push_back((item.clone(), None));
                 }
                 HistoryItem::Tampered { name, .. } => {
                     if !self.tampered.contains(name) {
-                        self.pending.push_back(item.clone());
+                        self.pending.push_back((item.clone(), None));
                     }
                 }
                 HistoryItem::Gap { from, to, reason } => {
                     if past && *to > through {
                         let from = (*from).max(through + 1);
                         through = *to;
-                        self.pending.push_back(HistoryItem::Gap { from, to: *to, reason: *reason });
+                        self.pending.push_back((HistoryItem::Gap { from, to: *to, reason: *reason }, None));
                     }
                 }
                 HistoryItem::Recreated => {
@@ -185,11 +189,10 @@ impl Releases {
                     if past && new_life.is_some() && new_life != life {
                         life = new_life;
                         through = -1;
-                        self.pending.push_back(item.clone());
-                        // Said: `advance` need not know of it, but the
-                        // handle must not say it again.
-                        self.life = new_life;
-                        self.through = -1;
+                        // The handle moves to the new life when it is
+                        // given (`advance`), in order with what is queued
+                        // before it.
+                        self.pending.push_back((item.clone(), new_life));
                     }
                 }
             }

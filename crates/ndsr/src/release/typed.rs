@@ -162,7 +162,7 @@ where
                 let (tx, rx) =
                     watch::channel(Current { value, version: Some(version), mzxid, status, seq: 0 });
                 let rejected = follower.rejected.clone();
-                registry.shared.tasks.spawn(follower.run(subscription, tx));
+                registry.shared.tasks.spawn(follower.run(subscription, tx, false));
                 return Ok(Config { rx, registry, path, rejected });
             }
         }
@@ -176,12 +176,15 @@ where
             }
         })
         .await;
+        let mut unread = false;
         let outcome = match first {
             Ok(Some(outcome)) => outcome,
             Ok(None) => return Err(Error::Closed),
             Err(_) => {
-                // Whatever was half read is read again by the follower.
+                // Whatever was half read is read again by the follower,
+                // first thing.
                 follower.last_mzxid = None;
+                unread = true;
                 Outcome::Unreachable
             }
         };
@@ -215,7 +218,7 @@ where
         };
         let (tx, rx) = watch::channel(Current { value, version, mzxid, status, seq: 0 });
         let rejected = follower.rejected.clone();
-        registry.shared.tasks.spawn(follower.run(subscription, tx));
+        registry.shared.tasks.spawn(follower.run(subscription, tx, unread));
         Ok(Config { rx, registry, path, rejected })
     }
 }
@@ -293,9 +296,31 @@ impl<T> Config<T> {
     where
         T: serde::Serialize,
     {
-        let current = self.rx.borrow();
-        if let (Some(version), Ok(text)) = (current.version, serde_json::to_string(&*current.value)) {
-            save(&self.registry.shared, &self.path, version, current.mzxid, text);
+        let held = self.get();
+        self.save_if(&held);
+    }
+
+    /// As [`save_current`](Self::save_current), only if the value held is
+    /// still `judged` (the same `Arc`, from [`get`](Self::get)): what a
+    /// caller that judged a value saves, never a newer one it has not
+    /// judged. Returns whether it saved.
+    pub fn save_if(&self, judged: &Arc<T>) -> bool
+    where
+        T: serde::Serialize,
+    {
+        let (version, mzxid) = {
+            let current = self.rx.borrow();
+            if !Arc::ptr_eq(&current.value, judged) {
+                return false;
+            }
+            (current.version, current.mzxid)
+        };
+        match (version, serde_json::to_string(&**judged)) {
+            (Some(version), Ok(text)) => {
+                save(&self.registry.shared, &self.path, version, mzxid, text);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -367,14 +392,20 @@ where
     }
 
     /// Follows the node until every handle is gone or the registry closes.
-    async fn run(mut self, mut subscription: Subscription, tx: watch::Sender<Current<T>>) {
+    /// `unread`: the snapshot last taken from `subscription` was not read
+    /// through (`build` gave up on its first read): read it first.
+    async fn run(mut self, mut subscription: Subscription, tx: watch::Sender<Current<T>>, unread: bool) {
+        let mut unread = unread.then(|| subscription.latest()).flatten();
         loop {
-            let snapshot = tokio::select! {
-                next = subscription.next() => match next {
-                    Some(snapshot) => snapshot,
-                    None => return,
+            let snapshot = match unread.take() {
+                Some(snapshot) => snapshot,
+                None => tokio::select! {
+                    next = subscription.next() => match next {
+                        Some(snapshot) => snapshot,
+                        None => return,
+                    },
+                    () = tx.closed() => return,
                 },
-                () = tx.closed() => return,
             };
             let mzxid = snapshot.stat.map(|s| s.mzxid);
             if mzxid.is_some() && mzxid == self.last_mzxid {

@@ -766,7 +766,8 @@ impl Registry {
                         // version since it was read (nothing in a multi
                         // can check a node's life): the entry names the
                         // wrong life. Corrected, and nothing is guessed.
-                        self.correct_life(&client, &layout, &entry_name, header, plan.bytes, live).await;
+                        entry_name =
+                            self.correct_life(&client, &layout, &entry_name, header, plan.bytes, live).await;
                     } else if let (Some(live), Some(mut names)) = (live, found.history) {
                         // What the next release of the path can go on. Not
                         // after a create: its stat may be invalid (ZOOKEEPER-4026).
@@ -800,6 +801,7 @@ impl Registry {
     /// that names `live`'s, while the node is still at that version; if it
     /// has moved on, removes the entry (the version then shows as not
     /// recorded rather than recorded wrong). Best effort: said at WARN.
+    /// Returns the entry's name now (empty when it was removed).
     async fn correct_life(
         &self,
         client: &Client,
@@ -808,34 +810,57 @@ impl Registry {
         mut header: Header,
         value: &[u8],
         live: Stat,
-    ) {
+    ) -> String {
         let path = header.path.clone();
         header.node_czxid = Some(live.czxid);
         let wrong = format!("{}/{entry_name}", layout.history);
         let sequential = self.shared.create_options(CreateMode::PersistentSequential);
         let fixed = async {
+            // The history node's version, as `record_external` sets it: a
+            // recorder that saw the new life unrecorded meanwhile wins, and
+            // the wrong entry is then only removed.
+            let dir = self.shared.call("exists", &layout.history, client.check_stat(&layout.history)).await?;
+            let Some(dir) = dir else { return Ok(None) };
             let entry = entry_bytes(&path, &header, value)?;
             let mut txn = Txn::new(client, self.acl_size());
             txn.check(Step::Live, &path, live.version)?;
+            txn.set(Step::Layout, &layout.history, b"", dir.version)?;
             txn.delete(Step::Prune, &wrong)?;
             txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
             match self.commit(txn, "publish", &path, None).await {
-                Ok(_) => Ok(true),
-                Err(Failed::Retry) => Ok(false),
+                Ok((results, _)) => Ok(results.into_iter().find_map(|r| match r {
+                    MultiWriteResult::Create { path: made, .. } => {
+                        Some(made.rsplit('/').next().unwrap_or_default().to_string())
+                    }
+                    _ => None,
+                })),
+                Err(Failed::Retry) => Ok(None),
                 Err(Failed::Fail(e)) => Err(e),
             }
         };
         let outcome = match fixed.await {
-            Ok(true) => Ok("corrected"),
-            Ok(false) => match self.shared.call("delete", &wrong, client.delete(&wrong, None)).await {
-                Ok(()) => Ok("removed (the node has moved on)"),
+            Ok(Some(name)) => Ok(("corrected", name)),
+            Ok(None) => match self.shared.call("delete", &wrong, client.delete(&wrong, None)).await {
+                Ok(()) => {
+                    Ok(("removed (the node has moved on, or another recorder recorded it)", String::new()))
+                }
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(what) => tracing::warn!(path, entry = entry_name, "the node was re-created outside ndsr at the version read; its entry {what}"),
-            Err(e) => tracing::warn!(path, entry = entry_name, "the node was re-created outside ndsr at the version read, and its entry names the old life: {e}"),
+            Ok((what, name)) => {
+                tracing::warn!(
+                    path,
+                    entry = entry_name,
+                    "the node was re-created outside ndsr at the version read; its entry {what}"
+                );
+                name
+            }
+            Err(e) => {
+                tracing::warn!(path, entry = entry_name, "the node was re-created outside ndsr at the version read, and its entry names the old life: {e}");
+                entry_name.to_string()
+            }
         }
     }
 
