@@ -25,14 +25,18 @@
 //! and a schema change races no write. See `docs/CONFIG.md`.
 
 mod diff;
+mod external;
 mod history;
+mod read;
 mod replay;
 mod schema;
+mod schema_write;
+mod txn;
 mod typed;
 mod write;
 
 pub(crate) use schema::Schemas;
-pub(crate) use write::Known;
+pub(crate) use txn::Known;
 
 use serde::{Deserialize, Serialize};
 
