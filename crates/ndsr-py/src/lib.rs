@@ -24,6 +24,7 @@ mod callbacks;
 mod convert;
 mod errors;
 mod fork;
+mod instances;
 mod lock;
 mod logs;
 mod registry;
