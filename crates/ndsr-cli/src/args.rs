@@ -29,7 +29,7 @@ EXIT CODES:
          usable schema is 3)
     13   version conflict (config --if-version): the node is not at that version; nothing
          was written. apply: a node changed since the plan (the message names it and both
-         versions); the steps before it are written, none after
+         versions); nothing of its batch is written (earlier batches are)
     14   diff: the plan has changes (0: the live tree matches the file)
 
 ENVIRONMENT:

@@ -163,7 +163,7 @@ fn diff_exits_0_when_nothing_to_do_and_14_with_the_plan_lines() {
 }
 
 #[test]
-fn a_node_changed_since_the_plan_stops_the_apply_there_and_a_rerun_converges() {
+fn a_node_changed_since_the_plan_fails_its_whole_batch_and_a_rerun_converges() {
     let rt = runtime();
     let server = ZkServer::shared().connect_string();
     let zk = zk(&rt, &server);
@@ -194,16 +194,18 @@ fn a_node_changed_since_the_plan_stops_the_apply_there_and_a_rerun_converges() {
         err.contains(&format!("{root}/b changed since the plan: planned at version 0, it is at version 1")),
         "{err}"
     );
-    assert_eq!(data(&rt, &zk, &format!("{root}/a")).unwrap(), b"{\"v\":2}");
+    assert!(err.contains("nothing of its batch of 3 steps was written"), "{err}");
+    // The batch is all or nothing: a, before b, is not written either.
+    assert_eq!(data(&rt, &zk, &format!("{root}/a")).unwrap(), b"{\"v\":1}");
     assert_eq!(data(&rt, &zk, &format!("{root}/b")).unwrap(), b"{\"v\":9}");
-    assert_eq!(data(&rt, &zk, &format!("{root}/c")).unwrap(), b"{\"v\":1}", "nothing after b is written");
+    assert_eq!(data(&rt, &zk, &format!("{root}/c")).unwrap(), b"{\"v\":1}");
 
-    // Re-planned from the file, the apply finishes the job.
+    // Re-planned from the file, the apply does the job.
     let out = ok(&server, &["apply", path_str(&file)]);
     assert_eq!(
         out,
         format!(
-            "updated {root}/b (version 2)\nupdated {root}/c (version 1)\napplied to {root}: 0 created, 2 updated, 0 deleted, 0 already done\n"
+            "updated {root}/a (version 1)\nupdated {root}/b (version 2)\nupdated {root}/c (version 1)\napplied to {root}: 0 created, 3 updated, 0 deleted, 0 already done\n"
         )
     );
     assert_eq!(tree(&server, &["diff", path_str(&file)]).0, 0);

@@ -639,3 +639,50 @@ async fn a_replay_across_a_re_creation_says_it_once() {
     assert!(matches!(seen.last(), Some(HistoryItem::Release(e)) if e.version == 3), "{seen:?}");
     r.close().await;
 }
+
+/// `apply_batch`: every node's release and every delete in one
+/// transaction, each checked against its planned version; a node changed
+/// since the plan fails the whole batch, and nothing of it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applies_all_of_its_nodes_or_none() {
+    use ndsr::release::{BatchChange, BatchStep};
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let base = unique_path("rel-batch");
+    let (a, b, gone) = (format!("{base}/a"), format!("{base}/a/b"), format!("{base}/gone"));
+    r.publish_value(&a, &json!({"v": 0}), PublishOptions::default()).await.unwrap();
+    create(&zk, &gone, b"old", zookeeper_client::CreateMode::Persistent).await;
+
+    let steps = [
+        BatchStep { path: &a, change: BatchChange::Write(b"{\"v\":1}"), expected_version: 0 },
+        BatchStep { path: &b, change: BatchChange::Write(b"text"), expected_version: -1 },
+        BatchStep { path: &gone, change: BatchChange::Delete, expected_version: 0 },
+    ];
+    let done = r.apply_batch(&steps, "from git").await.unwrap();
+    assert_eq!(done, [Some(1), Some(0), None]);
+    assert_eq!(zk.get_data(&a).await.unwrap().0, b"{\"v\":1}");
+    assert_eq!(zk.get_data(&b).await.unwrap().0, b"text");
+    assert!(exists(&zk, &gone).await.is_none());
+    let history = r.history(&b).await.unwrap();
+    assert_eq!(
+        (history.release(0).unwrap().op, history.release(0).unwrap().message.as_str()),
+        (ndsr::release::Operation::Apply, "from git")
+    );
+
+    // Planned against a@1 and b@0; b changes meanwhile.
+    zk.set_data(&b, b"changed", None).await.unwrap();
+    let steps = [
+        BatchStep { path: &a, change: BatchChange::Write(b"{\"v\":2}"), expected_version: 1 },
+        BatchStep { path: &b, change: BatchChange::Write(b"text 2"), expected_version: 0 },
+    ];
+    match r.apply_batch(&steps, "").await {
+        Err(Error::VersionConflict { path, expected: 0, current: Some(1) }) => assert_eq!(path, b),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(zk.get_data(&a).await.unwrap().0, b"{\"v\":1}", "nothing of the batch was written");
+    assert_eq!(r.history(&a).await.unwrap().versions(), [0, 1]);
+    let twice = [steps[0], steps[0]];
+    assert!(matches!(r.apply_batch(&twice, "").await, Err(Error::InvalidArgument(_))));
+    r.close().await;
+}

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use base64::Engine;
-use ndsr::release::PublishOptions;
 use ndsr::Registry;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -294,7 +293,7 @@ pub async fn export(global: &Global, args: ExportArgs) -> CliResult<ExitCode> {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Op {
     Create,

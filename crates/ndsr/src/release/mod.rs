@@ -24,6 +24,7 @@
 //! recorded without being written, nor written without being recorded,
 //! and a schema change races no write. See `docs/CONFIG.md`.
 
+mod batch;
 mod diff;
 mod external;
 mod history;
@@ -40,6 +41,7 @@ pub(crate) use txn::Known;
 
 use serde::{Deserialize, Serialize};
 
+pub use batch::{BatchChange, BatchResult, BatchStep};
 pub use diff::{diff, Change, ChangeKind};
 pub use history::{Entry, GapReason, History, HistoryItem};
 pub use replay::Releases;

@@ -71,6 +71,12 @@ impl<'c> Txn<'c> {
         self.push(step, "check", path, added)
     }
 
+    /// Deletes `path` only at `version`.
+    pub(super) fn delete_at(&mut self, step: Step, path: &str, version: i32) -> Result<()> {
+        let added = self.multi.add_delete(path, Some(version));
+        self.push(step, "delete", path, added)
+    }
+
     pub(super) fn delete(&mut self, step: Step, path: &str) -> Result<()> {
         let added = self.multi.add_delete(path, None);
         self.push(step, "delete", path, added)

@@ -1,5 +1,9 @@
-//! `ndsr apply`: the schemas checked first, then each step through the
-//! release path, compare-and-set on the plan's versions.
+//! `ndsr apply`: the schemas checked first, then the steps in
+//! all-or-nothing batches through the release path
+//! ([`Registry::apply_batch`](ndsr::Registry::apply_batch)), each node
+//! checked against its planned version.
+
+use ndsr::release::{BatchChange, BatchStep};
 
 use super::*;
 
@@ -32,6 +36,30 @@ async fn check_schemas(registry: &Registry, steps: &[Step]) -> CliResult {
         .with_details(details));
     }
     Ok(())
+}
+
+/// The steps in batches that fit one transaction: at most 200 steps, and
+/// about half of ZooKeeper's request limit (each value travels twice,
+/// with its history entry).
+fn batches<'s>(steps: &[&'s Step]) -> Vec<Vec<&'s Step>> {
+    const STEPS: usize = 200;
+    const BYTES: usize = 450 * 1024;
+    let mut out: Vec<Vec<&Step>> = Vec::new();
+    let mut size = 0;
+    for step in steps {
+        let cost = 2 * step.bytes.len() + 2 * step.path.len() + 1024;
+        match out.last_mut() {
+            Some(last) if last.len() < STEPS && size + cost <= BYTES => {
+                last.push(step);
+                size += cost;
+            }
+            _ => {
+                out.push(vec![step]);
+                size = cost;
+            }
+        }
+    }
+    out
 }
 
 /// `ndsr apply`.
@@ -89,74 +117,76 @@ async fn apply_with(
         (None, None) => return Err(CliError::new(Exit::InvalidInput, "apply needs a FILE or --plan PLAN")),
     };
     check_schemas(registry, &steps).await?;
-    let mut done = Vec::new();
+    // Each step checked now: done already (skipped), or an ephemeral node
+    // (refused); what is left goes in all-or-nothing batches.
+    let mut pending = Vec::new();
     let mut already = 0;
     for step in &steps {
         let live = registry.read_raw(&step.path).await?;
-        let conflict = |current: Option<i32>| {
-            let found =
-                current.map_or_else(|| "does not exist".to_string(), |v| format!("is at version {v}"));
-            let planned = match step.expected_version {
-                -1 => "not to exist".to_string(),
-                v => format!("at version {v}"),
-            };
-            CliError::new(
-                Exit::VersionConflict,
-                format!(
-                    "{} changed since the plan: planned {planned}, it {found}; stopped before it ({} done); make a new plan",
-                    step.path,
-                    count(done.len(), "step")
-                ),
-            )
-            .with_details(done.clone())
-        };
-        match step.op {
-            Op::Create | Op::Update => {
-                if let Some((bytes, stat)) = &live {
-                    if *bytes == step.bytes {
-                        already += 1;
-                        continue;
-                    }
-                    if stat.ephemeral_owner != 0 {
-                        return Err(CliError::new(
-                            Exit::Conflict,
-                            format!("{} is an ephemeral node: apply never touches one", step.path),
-                        ));
-                    }
-                }
-                let options =
-                    PublishOptions { message: args.message.clone(), if_version: Some(step.expected_version) };
-                match registry.apply_value(&step.path, &step.bytes, options).await {
-                    Ok(release) => {
-                        let what = if step.op == Op::Create { "created" } else { "updated" };
-                        done.push(format!("{what} {} (version {})", step.path, release.version));
-                    }
-                    Err(ndsr::Error::VersionConflict { current, .. }) => return Err(conflict(current)),
-                    Err(e) => return Err(e.into()),
+        match (step.op, &live) {
+            (Op::Create | Op::Update, Some((bytes, _))) if *bytes == step.bytes => already += 1,
+            (Op::Create | Op::Update, Some((_, stat))) if stat.ephemeral_owner != 0 => {
+                return Err(CliError::new(
+                    Exit::Conflict,
+                    format!(
+                        "{} is an ephemeral node: apply never touches one; nothing was written",
+                        step.path
+                    ),
+                ));
+            }
+            (Op::Delete, None) => already += 1,
+            // (A node that still has children when its delete commits,
+            // children not in the plan, fails the whole batch.)
+            (Op::Delete, Some((_, stat))) if stat.ephemeral_owner != 0 => {
+                return Err(CliError::new(
+                    Exit::Conflict,
+                    format!("{} is ephemeral now; nothing was written; make a new plan", step.path),
+                ));
+            }
+            _ => pending.push(step),
+        }
+    }
+    let mut done: Vec<String> = Vec::new();
+    for batch in batches(&pending) {
+        let asked: Vec<BatchStep<'_>> = batch
+            .iter()
+            .map(|step| BatchStep {
+                path: &step.path,
+                change: match step.op {
+                    Op::Delete => BatchChange::Delete,
+                    Op::Create | Op::Update => BatchChange::Write(&step.bytes),
+                },
+                expected_version: step.expected_version,
+            })
+            .collect();
+        match registry.apply_batch(&asked, &args.message).await {
+            Ok(versions) => {
+                for (step, version) in batch.iter().zip(versions) {
+                    done.push(match (step.op, version) {
+                        (Op::Create, Some(v)) => format!("created {} (version {v})", step.path),
+                        (Op::Update, Some(v)) => format!("updated {} (version {v})", step.path),
+                        _ => format!("deleted {}", step.path),
+                    });
                 }
             }
-            Op::Delete => {
-                let Some((_, stat)) = live else {
-                    already += 1;
-                    continue;
+            Err(ndsr::Error::VersionConflict { path, expected, current }) => {
+                let found =
+                    current.map_or_else(|| "does not exist".to_string(), |v| format!("is at version {v}"));
+                let planned = match expected {
+                    -1 => "not to exist".to_string(),
+                    v => format!("at version {v}"),
                 };
-                if stat.version != step.expected_version {
-                    return Err(conflict(Some(stat.version)));
-                }
-                if stat.ephemeral_owner != 0 || stat.num_children > 0 {
-                    return Err(CliError::new(
-                        Exit::Conflict,
-                        format!(
-                            "{} is ephemeral or has children now; not deleted ({} done); make a new plan",
-                            step.path,
-                            count(done.len(), "step")
-                        ),
-                    )
-                    .with_details(done.clone()));
-                }
-                registry.unset(&step.path).await?;
-                done.push(format!("deleted {}", step.path));
+                return Err(CliError::new(
+                    Exit::VersionConflict,
+                    format!(
+                        "{path} changed since the plan: planned {planned}, it {found}; nothing of its batch of {} was written ({} done before); make a new plan",
+                        count(batch.len(), "step"),
+                        count(done.len(), "step")
+                    ),
+                )
+                .with_details(done));
             }
+            Err(e) => return Err(CliError::from(e).with_details(done)),
         }
     }
     let mut lines = done.clone();
