@@ -684,5 +684,22 @@ async fn a_batch_applies_all_of_its_nodes_or_none() {
     assert_eq!(r.history(&a).await.unwrap().versions(), [0, 1]);
     let twice = [steps[0], steps[0]];
     assert!(matches!(r.apply_batch(&twice, "").await, Err(Error::InvalidArgument(_))));
+
+    // A new node under a new one with a gap between: the gap is made in
+    // the transaction, after its ancestor.
+    let (g, y) = (format!("{base}/g"), format!("{base}/g/x/y"));
+    let steps = [
+        BatchStep { path: &g, change: BatchChange::Write(b"{}"), expected_version: -1 },
+        BatchStep { path: &y, change: BatchChange::Write(b"{}"), expected_version: -1 },
+    ];
+    assert_eq!(r.apply_batch(&steps, "").await.unwrap(), [Some(0), Some(0)]);
+    assert_eq!(zk.get_data(&format!("{base}/g/x")).await.unwrap().0, b"");
+
+    // An ephemeral node (a registration) is never written, whatever its version.
+    let member = format!("{base}/member");
+    create(&zk, &member, b"{}", zookeeper_client::CreateMode::Ephemeral).await;
+    let steps = [BatchStep { path: &member, change: BatchChange::Write(b"{\"x\":1}"), expected_version: 0 }];
+    assert!(matches!(r.apply_batch(&steps, "").await, Err(Error::Conflict { .. })));
+    assert_eq!(zk.get_data(&member).await.unwrap().0, b"{}");
     r.close().await;
 }

@@ -42,9 +42,10 @@ impl Registry {
     /// oldest entry beyond `history_keep` removed, the schema's version
     /// checked), each delete of a node, every node checked against the
     /// version it was planned at. Either every step is done or none.
-    /// Parents of new nodes that are not in the batch are made first.
-    /// Steps apply in the order given (a parent's create before its
-    /// children's).
+    /// The missing parents of a new node up to the nearest ancestor the
+    /// batch creates are made in the transaction; with no such ancestor,
+    /// they are made before it. Steps apply in the order given (a parent's
+    /// create before its children's).
     ///
     /// # Errors
     /// - [`Error::VersionConflict`] naming the first node that is not at
@@ -54,6 +55,8 @@ impl Registry {
     ///   (bytes that are not JSON where there is one).
     /// - [`Error::DataTooLarge`] when the batch does not fit one request:
     ///   split it.
+    /// - [`Error::Conflict`] for a node that is ephemeral (a registration):
+    ///   never written nor deleted.
     /// - [`Error::InvalidArgument`] for a path given twice or a message
     ///   over 4 KiB; [`Error::Contention`] when a schema or a history
     ///   changed meanwhile (plan again); others as
@@ -93,6 +96,10 @@ impl Registry {
             found.push(read?);
         }
         for (step, found) in steps.iter().zip(&found) {
+            // Never an ephemeral node (a registration), whatever its version.
+            if let Some(owner) = found.live.as_ref().map(|s| s.ephemeral_owner).filter(|o| *o != 0) {
+                return Err(Error::Conflict { path: step.path.into(), owner });
+            }
             let current = found.live.as_ref().map(|s| s.version);
             if current != (step.expected_version >= 0).then_some(step.expected_version) {
                 return Err(Error::VersionConflict {
@@ -112,6 +119,7 @@ impl Registry {
             .map(|s| s.path)
             .collect();
         let mut parents = Vec::new();
+        let mut made_in_txn: HashSet<String> = HashSet::new();
         let mut any_layout = false;
         for (step, found) in steps.iter().zip(&found) {
             let layout = self.layout(step.path);
@@ -131,10 +139,31 @@ impl Registry {
             };
             any_layout |= !found.meta;
             if found.live.is_none() {
-                if let Some(parent) =
-                    crate::path::parent(step.path).filter(|p| *p != "/" && !created.contains(p))
-                {
-                    parents.push(parent.to_string());
+                // The parents up to the nearest ancestor this batch creates
+                // are made in the transaction (they cannot exist yet); with
+                // no such ancestor, they are made before it.
+                let mut gap = Vec::new();
+                let mut at = crate::path::parent(step.path);
+                while let Some(dir) = at.filter(|p| *p != "/") {
+                    if created.contains(dir) {
+                        break;
+                    }
+                    gap.push(dir);
+                    at = crate::path::parent(dir);
+                }
+                match at.filter(|p| *p != "/") {
+                    Some(_) => {
+                        for dir in gap.into_iter().rev() {
+                            if made_in_txn.insert(dir.to_string()) {
+                                txn.create(Step::Layout, dir, b"", &persistent)?;
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(parent) = crate::path::parent(step.path).filter(|p| *p != "/") {
+                            parents.push(parent.to_string());
+                        }
+                    }
                 }
             }
             let current = found.live.as_ref().map(|s| s.version);
@@ -222,6 +251,14 @@ impl Registry {
                 let expected = steps.iter().find(|s| s.path == node).map_or(-1, |s| s.expected_version);
                 let current =
                     self.shared.call("exists", &node, client.check_stat(&node)).await?.map(|s| s.version);
+                if current == (expected >= 0).then_some(expected) {
+                    // The node is as planned: its parent went meanwhile.
+                    return Err(Error::Contention {
+                        path: node,
+                        during: "while a batch was applied (its parent was removed): plan again",
+                        attempts: 1,
+                    });
+                }
                 Err(Error::VersionConflict { path: node, expected, current })
             }
             (Step::Live, Zk::NotEmpty) => Err(Error::NotEmpty { path: node }),

@@ -41,13 +41,15 @@ async fn check_schemas(registry: &Registry, steps: &[Step]) -> CliResult {
 /// The steps in batches that fit one transaction: at most 200 steps, and
 /// about half of ZooKeeper's request limit (each value travels twice,
 /// with its history entry).
-fn batches<'s>(steps: &[&'s Step]) -> Vec<Vec<&'s Step>> {
+fn batches<'s>(steps: &[&'s Step], message: &str) -> Vec<Vec<&'s Step>> {
     const STEPS: usize = 200;
     const BYTES: usize = 450 * 1024;
     let mut out: Vec<Vec<&Step>> = Vec::new();
     let mut size = 0;
     for step in steps {
-        let cost = 2 * step.bytes.len() + 2 * step.path.len() + 1024;
+        // The value twice (node and entry), the message in the entry's
+        // header, the path in each of the node's records, and the rest.
+        let cost = 2 * step.bytes.len() + message.len() + 8 * step.path.len() + 1024;
         match out.last_mut() {
             Some(last) if last.len() < STEPS && size + cost <= BYTES => {
                 last.push(step);
@@ -147,7 +149,8 @@ async fn apply_with(
         }
     }
     let mut done: Vec<String> = Vec::new();
-    for batch in batches(&pending) {
+    let mut queue: std::collections::VecDeque<Vec<&Step>> = batches(&pending, &args.message).into();
+    while let Some(batch) = queue.pop_front() {
         let asked: Vec<BatchStep<'_>> = batch
             .iter()
             .map(|step| BatchStep {
@@ -185,6 +188,12 @@ async fn apply_with(
                     ),
                 )
                 .with_details(done));
+            }
+            // Larger than estimated: in halves, in order.
+            Err(ndsr::Error::DataTooLarge { .. }) if batch.len() > 1 => {
+                let (first, second) = batch.split_at(batch.len() / 2);
+                queue.push_front(second.to_vec());
+                queue.push_front(first.to_vec());
             }
             Err(e) => return Err(CliError::from(e).with_details(done)),
         }
