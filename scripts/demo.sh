@@ -13,7 +13,7 @@
 # Configuration releases come first: `ndsr config publish` with a schema that
 # refuses a bad value, a typed Python reader that keeps the last good value
 # when kazoo writes garbage around ndsr, the history with its diffs and the
-# gap, and a rollback.
+# gap, and a rollback; then configuration as code: export, a plan, apply.
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +94,20 @@ echo "-- ndsr config rollback /config/web --to 1 -m \"back to the good value\""
 "$ndsr" config rollback /config/web --to 1 -m "back to the good value" --author demo
 echo "-- ndsr config diff /config/web 0   (version 0 against the live value)"
 "$ndsr" config diff /config/web 0
+
+step "configuration as code: ndsr export, then a reviewed plan (ndsr diff), then ndsr apply"
+"$ndsr" config publish /config/db --data '{"replicas":2}' -m "first" --author demo >/dev/null
+echo "-- ndsr export /config -o config.yaml"
+"$ndsr" export /config -o "$work/config.yaml"
+sed -n '1,20p' "$work/config.yaml" | sed 's/^/  /'
+echo "-- (edited in git: db gets 3 replicas, a new feature flag)"
+sed -i 's/replicas: 2/replicas: 3/' "$work/config.yaml"
+printf '  flags:\n    json:\n      beta: true\n' >>"$work/config.yaml"
+echo "-- ndsr diff config.yaml --plan-out plan.json   (exit 14: there are changes)"
+"$ndsr" diff "$work/config.yaml" --plan-out "$work/plan.json" || echo "(exit $?)"
+echo "-- ndsr apply --plan plan.json -m \"from git\"   (one transaction, each node checked against the plan)"
+"$ndsr" apply --plan "$work/plan.json" -m "from git" --author demo
+"$ndsr" diff "$work/config.yaml" && echo "(exit 0: the live tree matches the file)"
 
 step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
 "$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.err" &
