@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use futures::StreamExt;
 use zookeeper_client::{CreateMode, Error as Zk, MultiWriteError, MultiWriteResult};
 
-use super::txn::{entry_bytes, now, Step, Txn};
-use super::{host_name, sha256_hex, Header, Operation, ENTRY_FORMAT, MAX_MESSAGE};
+use super::txn::{entry_bytes, Step, Txn};
+use super::{Header, Operation, MAX_MESSAGE};
 use crate::{Error, Registry, Result};
 
 /// One node of a batch (see [`Registry::apply_batch`]).
@@ -168,21 +168,11 @@ impl Registry {
             }
             let current = found.live.as_ref().map(|s| s.version);
             let header = Header {
-                format: ENTRY_FORMAT.into(),
-                v: 1,
-                path: step.path.into(),
-                op: Operation::Apply,
                 version: current.map_or(0, |v| v + 1),
                 from_version: current,
                 node_czxid: found.live.as_ref().map(|s| s.czxid),
-                sha256: sha256_hex(bytes),
-                size: bytes.len(),
-                author: self.shared.config.author_or_default(),
-                host: host_name().to_string(),
-                time: now(),
-                message: message.to_string(),
                 schema_version,
-                rollback_of: None,
+                ..self.entry_header(step.path, Operation::Apply, bytes, message)
             };
             let entry = entry_bytes(step.path, &header, bytes)?;
             self.add_layout(&mut txn, &layout, step.path, found, b"")?;
@@ -193,17 +183,10 @@ impl Registry {
                 Some(stat) => txn.set(Step::Live, step.path, bytes, stat.version)?,
                 None => txn.create(Step::Live, step.path, bytes, &persistent)?,
             }
-            txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
             let names = found.history.as_deref().unwrap_or_default();
-            let over = (names.len() + 1).saturating_sub(self.shared.config.history_keep);
-            for name in names.iter().take(over) {
-                txn.delete(Step::Prune, &format!("{}/{name}", layout.history))?;
-            }
+            txn.record(&layout.history, "r-", &entry, names, self.shared.config.history_keep, &sequential)?;
         }
-        let limit = self.shared.config.max_request_size;
-        if txn.size > limit {
-            return Err(Error::DataTooLarge { path: steps[0].path.into(), size: txn.size, limit });
-        }
+        txn.fits(steps[0].path, self.shared.config.max_request_size)?;
         if any_layout {
             self.ensure(&client, &self.layout(steps[0].path).dir).await?;
         }

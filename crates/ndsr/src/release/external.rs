@@ -3,8 +3,8 @@
 use zookeeper_client::{CreateMode, MultiWriteResult};
 
 use super::history;
-use super::txn::{entry_bytes, now, Failed, Step, Txn};
-use super::{host_name, sha256_hex, Header, Operation, Release, ENTRY_FORMAT};
+use super::txn::{entry_bytes, Failed, Step, Txn};
+use super::{Header, Operation, Release};
 use crate::{Error, Registry, Result};
 
 impl Registry {
@@ -44,21 +44,9 @@ impl Registry {
                 self.ensure(&client, &layout.dir).await?;
             }
             let header = Header {
-                format: ENTRY_FORMAT.into(),
-                v: 1,
-                path: path.into(),
-                op: Operation::External,
                 version: stat.version,
-                from_version: None,
                 node_czxid: Some(stat.czxid),
-                sha256: sha256_hex(&bytes),
-                size: bytes.len(),
-                author: self.shared.config.author_or_default(),
-                host: host_name().to_string(),
-                time: now(),
-                message: "seen written outside ndsr".into(),
-                schema_version: None,
-                rollback_of: None,
+                ..self.entry_header(path, Operation::External, &bytes, "seen written outside ndsr")
             };
             let entry = entry_bytes(path, &header, &bytes)?;
             let mut txn = Txn::new(&client, self.acl_size());
@@ -71,16 +59,9 @@ impl Registry {
                 txn.set(Step::Layout, &layout.history, b"", dir.version)?;
             }
             let sequential = self.shared.create_options(CreateMode::PersistentSequential);
-            txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
             let names = found.history.as_deref().unwrap_or_default();
-            let over = (names.len() + 1).saturating_sub(self.shared.config.history_keep);
-            for name in names.iter().take(over) {
-                txn.delete(Step::Prune, &format!("{}/{name}", layout.history))?;
-            }
-            let limit = self.shared.config.max_request_size;
-            if txn.size > limit {
-                return Err(Error::DataTooLarge { path: path.into(), size: txn.size, limit });
-            }
+            txn.record(&layout.history, "r-", &entry, names, self.shared.config.history_keep, &sequential)?;
+            txn.fits(path, self.shared.config.max_request_size)?;
             match self.commit(txn, "record_external", path, None).await {
                 Ok((results, _)) => {
                     let entry = results.into_iter().find_map(|r| match r {

@@ -100,21 +100,10 @@ impl Registry {
                 txn.check(Step::Live, path, live.version)?;
             }
             let sequential = self.shared.create_options(CreateMode::PersistentSequential);
-            txn.create(
-                Step::Record,
-                &format!("{}/s-", layout.audit),
-                record.to_string().as_bytes(),
-                &sequential,
-            )?;
             let names = found.audit.as_deref().unwrap_or_default();
-            let over = (names.len() + 1).saturating_sub(self.shared.config.history_keep);
-            for name in names.iter().take(over) {
-                txn.delete(Step::Prune, &format!("{}/{name}", layout.audit))?;
-            }
-            let limit = self.shared.config.max_request_size;
-            if txn.size > limit {
-                return Err(Error::DataTooLarge { path: layout.schema, size: txn.size, limit });
-            }
+            let keep = self.shared.config.history_keep;
+            txn.record(&layout.audit, "s-", record.to_string().as_bytes(), names, keep, &sequential)?;
+            txn.fits(&layout.schema, self.shared.config.max_request_size)?;
             match self.commit(txn, "set_schema", path, None).await {
                 Ok(_) => {
                     if !forced_over.is_empty() {

@@ -4,7 +4,7 @@
 
 use zookeeper_client::{Client, CreateMode, Error as Zk, MultiWriteError, MultiWriteResult, Stat};
 
-use super::{Header, Layout};
+use super::{host_name, sha256_hex, Header, Layout, Operation, ENTRY_FORMAT};
 use crate::{Error, Registry, Result};
 
 /// What a step of a transaction is, to name the step that failed.
@@ -69,6 +69,35 @@ impl<'c> Txn<'c> {
     pub(super) fn check(&mut self, step: Step, path: &str, version: i32) -> Result<()> {
         let added = self.multi.add_check_version(path, version);
         self.push(step, "check", path, added)
+    }
+
+    /// Creates a record (`<dir>/<prefix><sequence>`) holding `data`, and
+    /// removes the oldest of `names` (the records there now, sorted) so
+    /// that at most `keep` remain; returns how many it removes.
+    pub(super) fn record(
+        &mut self,
+        dir: &str,
+        prefix: &str,
+        data: &[u8],
+        names: &[String],
+        keep: usize,
+        options: &zookeeper_client::CreateOptions<'_>,
+    ) -> Result<usize> {
+        self.create(Step::Record, &format!("{dir}/{prefix}"), data, options)?;
+        let over = (names.len() + 1).saturating_sub(keep);
+        for name in names.iter().take(over) {
+            self.delete(Step::Prune, &format!("{dir}/{name}"))?;
+        }
+        Ok(over)
+    }
+
+    /// Refuses a transaction over `limit` bytes (ZooKeeper's request
+    /// limit), naming `path`, before anything is sent.
+    pub(super) fn fits(&self, path: &str, limit: usize) -> Result<()> {
+        if self.size > limit {
+            return Err(Error::DataTooLarge { path: path.into(), size: self.size, limit });
+        }
+        Ok(())
     }
 
     /// Deletes `path` only at `version`.
@@ -138,6 +167,29 @@ pub(super) enum Failed {
 }
 
 impl Registry {
+    /// A history entry's header for `bytes` at `path`, by this registry's
+    /// author and host, now; the versions, the life, the schema's version
+    /// and what it rolls back are the caller's to set.
+    pub(super) fn entry_header(&self, path: &str, op: Operation, bytes: &[u8], message: &str) -> Header {
+        Header {
+            format: ENTRY_FORMAT.into(),
+            v: 1,
+            path: path.into(),
+            op,
+            version: 0,
+            from_version: None,
+            node_czxid: None,
+            sha256: sha256_hex(bytes),
+            size: bytes.len(),
+            author: self.shared.config.author_or_default(),
+            host: host_name().to_string(),
+            time: now(),
+            message: message.into(),
+            schema_version: None,
+            rollback_of: None,
+        }
+    }
+
     /// The session's client for configuration calls: the hub's lease for
     /// the present epoch, kept for that epoch (see [`Known::lease`]).
     pub(super) async fn config_client(&self) -> Result<Client> {

@@ -5,11 +5,8 @@ use serde_json::Value;
 use zookeeper_client::{Client, CreateMode, MultiWriteResult, Stat};
 
 use super::schema::violations;
-use super::txn::{entry_bytes, now, Failed, Found, Step, Txn};
-use super::{
-    host_name, sha256_hex, Header, Layout, Operation, PublishOptions, Release, Violation, ENTRY_FORMAT,
-    MAX_MESSAGE,
-};
+use super::txn::{entry_bytes, Failed, Found, Step, Txn};
+use super::{sha256_hex, Header, Layout, Operation, PublishOptions, Release, Violation, MAX_MESSAGE};
 use crate::path::validate_path;
 use crate::{Error, Registry, Result};
 
@@ -256,21 +253,12 @@ impl Registry {
             };
             let guessed_life = found.live.as_ref().map(|s| s.czxid);
             let header = Header {
-                format: ENTRY_FORMAT.into(),
-                v: 1,
-                path: path.into(),
-                op: plan.op,
                 version: current.map_or(0, |v| v + 1),
                 from_version: current,
                 node_czxid: guessed_life,
-                sha256: sha256_hex(plan.bytes),
-                size: plan.bytes.len(),
-                author: self.shared.config.author_or_default(),
-                host: host_name().to_string(),
-                time: now(),
-                message: plan.options.message.clone(),
                 schema_version,
                 rollback_of: plan.rollback_of,
+                ..self.entry_header(path, plan.op, plan.bytes, &plan.options.message)
             };
             let entry = entry_bytes(path, &header, plan.bytes)?;
 
@@ -285,18 +273,12 @@ impl Registry {
                 None => txn.create(Step::Live, path, plan.bytes, &persistent)?,
             }
             let sequential = self.shared.create_options(CreateMode::PersistentSequential);
-            txn.create(Step::Record, &format!("{}/r-", layout.history), &entry, &sequential)?;
             let names = found.history.as_deref().unwrap_or_default();
-            let over = (names.len() + 1).saturating_sub(self.shared.config.history_keep);
-            for name in names.iter().take(over) {
-                txn.delete(Step::Prune, &format!("{}/{name}", layout.history))?;
-            }
+            let keep = self.shared.config.history_keep;
+            let over = txn.record(&layout.history, "r-", &entry, names, keep, &sequential)?;
             // Checked before anything is made: a refused value leaves no
             // directory behind either.
-            let limit = self.shared.config.max_request_size;
-            if txn.size > limit {
-                return Err(Error::DataTooLarge { path: path.into(), size: txn.size, limit });
-            }
+            txn.fits(path, self.shared.config.max_request_size)?;
             if !found.meta {
                 self.ensure(&client, &layout.dir).await?;
             }
