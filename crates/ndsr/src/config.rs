@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::acl::{Acl, Credentials};
 use crate::{Registry, Result};
 
+mod release;
+
 /// Default ZooKeeper session timeout.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit on encoded node data: 1 MiB less 1 KiB for the request
@@ -98,6 +100,8 @@ pub struct RegistryBuilder {
     pub(crate) config_root: String,
     pub(crate) history_keep: usize,
     pub(crate) author: Option<String>,
+    pub(crate) identity: Option<String>,
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
 }
 
 impl RegistryBuilder {
@@ -133,6 +137,8 @@ impl RegistryBuilder {
             config_root: DEFAULT_CONFIG_ROOT.to_string(),
             history_keep: DEFAULT_HISTORY_KEEP,
             author: None,
+            identity: None,
+            labels: std::collections::BTreeMap::new(),
         }
     }
 
@@ -400,40 +406,6 @@ impl RegistryBuilder {
     pub fn reconcile_attempts(mut self, rounds: u32) -> Self {
         self.reconcile_attempts = rounds.max(1);
         self
-    }
-
-    /// Where configuration releases keep their history and schemas (see
-    /// [`Registry::publish`](crate::Registry::publish)): default `/ndsr`,
-    /// under the chroot if there is one. Every client of a configuration
-    /// path must use the same root to share its history. Checked when the
-    /// registry is built.
-    pub fn config_root(mut self, root: impl Into<String>) -> Self {
-        self.config_root = root.into();
-        self
-    }
-
-    /// How many releases each configuration path keeps in its history
-    /// (default 100, at least 1): a publish that goes over removes the
-    /// oldest in the same transaction.
-    pub fn history_keep(mut self, releases: usize) -> Self {
-        self.history_keep = releases.max(1);
-        self
-    }
-
-    /// The author recorded with each release (default: `$USER`, else
-    /// `$LOGNAME`, else `unknown`). Not authenticated: ZooKeeper's ACLs
-    /// decide who may write; this says who did.
-    pub fn author(mut self, author: impl Into<String>) -> Self {
-        self.author = Some(author.into());
-        self
-    }
-
-    pub(crate) fn author_or_default(&self) -> String {
-        self.author
-            .clone()
-            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-            .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| "unknown".to_string())
     }
 
     pub(crate) fn share_parent_watch_at_or_default(&self) -> usize {

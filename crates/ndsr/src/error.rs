@@ -247,6 +247,22 @@ pub enum Error {
         available: Vec<i32>,
     },
 
+    /// A canary needs a path that has an ndsr release (its history is
+    /// where the canary's promotion is recorded, and what `status` compares
+    /// with): publish or apply one first.
+    #[error("{path} has no ndsr release yet: publish or apply one before a canary")]
+    NoRelease {
+        /// The configuration path.
+        path: String,
+    },
+
+    /// There is no canary of the path to promote.
+    #[error("{path} has no canary")]
+    NoCanary {
+        /// The configuration path.
+        path: String,
+    },
+
     /// A typed configuration has no value to start with: the node holds
     /// nothing good, and there is no default and no saved good value.
     #[error("configuration {path} has no usable value: {reason}")]

@@ -72,6 +72,7 @@ impl Registry {
         if config.readonly && config.create_chroot {
             return Err(Error::InvalidArgument("a read-only registry cannot create its chroot"));
         }
+        crate::release::check_identity(&config.identity_or_default(), &config.labels)?;
         validate_path(&config.config_root)?;
         if config.config_root == "/" {
             return Err(Error::InvalidPath {

@@ -15,6 +15,8 @@
 //! | `<root>/config/<K>/schema` | the JSON Schema, or nothing (no schema) |
 //! | `<root>/config/<K>/history/r-<seq>` | one release: a header line, then the value's exact bytes |
 //! | `<root>/config/<K>/audit/s-<seq>` | one change of the schema |
+//! | `<root>/config/<K>/canary` | the canary, if any: a header line, then the value's bytes |
+//! | `<root>/config/<K>/clients/<id>~<n>` | ephemeral: what one ndsr client runs (once it has seen a canary) |
 //!
 //! A release is written in one ZooKeeper transaction (`multi`) with the
 //! value: the live node's write (conditional on its version), the history
@@ -25,6 +27,7 @@
 //! and a schema change races no write. See `docs/CONFIG.md`.
 
 mod batch;
+mod canary;
 mod diff;
 mod external;
 mod history;
@@ -42,6 +45,8 @@ pub(crate) use txn::Known;
 use serde::{Deserialize, Serialize};
 
 pub use batch::{BatchChange, BatchResult, BatchStep};
+pub(crate) use canary::check_identity;
+pub use canary::{percent_bucket, Applied, Canary, CanaryRule, CanaryStatus, ClientReport, Refusal};
 pub use diff::{diff, Change, ChangeKind};
 pub use history::{Entry, GapReason, History, HistoryItem};
 pub use replay::Releases;
@@ -101,6 +106,8 @@ pub enum Operation {
     Apply,
     /// A value written outside ndsr, recorded as it was seen.
     External,
+    /// A canary made the next release.
+    Promote,
 }
 
 impl std::fmt::Display for Operation {
@@ -110,6 +117,7 @@ impl std::fmt::Display for Operation {
             Operation::Rollback => "rollback",
             Operation::Apply => "apply",
             Operation::External => "external",
+            Operation::Promote => "promote",
         })
     }
 }
@@ -179,6 +187,10 @@ pub(crate) struct Layout {
     pub(crate) schema: String,
     pub(crate) history: String,
     pub(crate) audit: String,
+    /// `<root>/config/<K>/canary`.
+    pub(crate) canary: String,
+    /// `<root>/config/<K>/clients`: the reports of clients.
+    pub(crate) clients: String,
 }
 
 impl Layout {
@@ -189,6 +201,8 @@ impl Layout {
             schema: format!("{meta}/schema"),
             history: format!("{meta}/history"),
             audit: format!("{meta}/audit"),
+            canary: format!("{meta}/canary"),
+            clients: format!("{meta}/clients"),
             meta,
             dir,
         }

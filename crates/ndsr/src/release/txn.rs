@@ -20,6 +20,8 @@ pub(super) enum Step {
     Record,
     /// Removing the oldest entries beyond the limit.
     Prune,
+    /// Writing or removing the path's canary.
+    Canary,
 }
 
 /// A transaction being built, with what each step is and where.
@@ -332,6 +334,16 @@ impl Registry {
                     (Step::Live | Step::Schema, Zk::BadVersion | Zk::NoNode | Zk::NodeExists)
                     | (Step::Layout, Zk::NodeExists | Zk::BadVersion | Zk::NoNode)
                     | (Step::Prune, Zk::NoNode) => Err(Failed::Retry),
+                    // The canary changed since read: a new canary reads
+                    // again; a promote does not promote what it did not read.
+                    (Step::Canary, Zk::BadVersion | Zk::NoNode | Zk::NodeExists) if what == "canary" => {
+                        Err(Failed::Retry)
+                    }
+                    (Step::Canary, Zk::BadVersion | Zk::NoNode) => Err(Failed::Fail(Error::Contention {
+                        path: path.into(),
+                        during: "while its canary was promoted: the canary changed or was aborted meanwhile",
+                        attempts: 1,
+                    })),
                     // A record node of ours deleted by another client
                     // (`history` under an entry): made again on the next read.
                     (Step::Record, Zk::NoNode) => Err(Failed::Retry),

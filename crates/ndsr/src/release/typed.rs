@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::release::Applied;
 use crate::session::State;
 use crate::subscription::Subscription;
 use crate::{Error, Registry, Result};
@@ -51,9 +52,14 @@ struct Current<T> {
     /// The zxid of the write of that version (0: not from the node).
     mzxid: i64,
     status: ConfigStatus,
+    /// Whether `value` is the live value, a canary's, or neither.
+    applied: Applied,
     /// Bumped for each new good value.
     seq: u64,
 }
+
+mod follow;
+use follow::{save, Follower, Outcome};
 
 /// A typed configuration being set up (see [`Registry::config`]).
 pub struct ConfigBuilder<T> {
@@ -144,25 +150,19 @@ where
     pub async fn build(self) -> Result<Config<T>> {
         let ConfigBuilder { registry, path, default, checks, saves } = self;
         let mut subscription = registry.subscribe(&path)?;
-        let mut follower = Follower {
-            registry: registry.clone(),
-            path: path.clone(),
-            checks,
-            last_mzxid: None,
-            last_refused: None,
-            rejected: Arc::new(AtomicU64::new(0)),
-            saves,
-        };
+        let canary = registry.subscribe(&registry.layout(&path).canary)?;
+        let mut follower = Follower::new(registry.clone(), path.clone(), checks, saves);
         // Cold start with ZooKeeper unreachable: the saved good value, at
         // once (as `get` serves the saved snapshot); the node replaces it
         // once connected.
         if registry.state() != State::Connected {
             if let Some((value, version, mzxid)) = follower.saved() {
                 let status = ConfigStatus::Stale { version: Some(version) };
+                let applied = Applied::Other;
                 let (tx, rx) =
-                    watch::channel(Current { value, version: Some(version), mzxid, status, seq: 0 });
+                    watch::channel(Current { value, version: Some(version), mzxid, status, applied, seq: 0 });
                 let rejected = follower.rejected.clone();
-                registry.shared.tasks.spawn(follower.run(subscription, tx, false));
+                registry.shared.tasks.spawn(follower.run(subscription, canary, tx, false));
                 return Ok(Config { rx, registry, path, rejected });
             }
         }
@@ -183,13 +183,15 @@ where
             Err(_) => {
                 // Whatever was half read is read again by the follower,
                 // first thing.
-                follower.last_mzxid = None;
+                follower.forget();
                 unread = true;
                 Outcome::Unreachable
             }
         };
+        let mut applied = Applied::Other;
         let (value, version, mzxid, status) = match outcome {
-            Outcome::Good(value, version, mzxid) => {
+            Outcome::Good(value, version, mzxid, from) => {
+                applied = from;
                 (Arc::new(value), Some(version), mzxid, ConfigStatus::Valid { version })
             }
             other => {
@@ -216,9 +218,9 @@ where
                 }
             }
         };
-        let (tx, rx) = watch::channel(Current { value, version, mzxid, status, seq: 0 });
+        let (tx, rx) = watch::channel(Current { value, version, mzxid, status, applied, seq: 0 });
         let rejected = follower.rejected.clone();
-        registry.shared.tasks.spawn(follower.run(subscription, tx, unread));
+        registry.shared.tasks.spawn(follower.run(subscription, canary, tx, unread));
         Ok(Config { rx, registry, path, rejected })
     }
 }
@@ -260,6 +262,14 @@ impl<T> Config<T> {
     /// default).
     pub fn version(&self) -> Option<i32> {
         self.rx.borrow().version
+    }
+
+    /// Whether the value held is the live node's, a canary's (see
+    /// [`Registry::start_canary`]: this client's identity and labels
+    /// matched the canary's rule and the value passed every check), or
+    /// neither (a default or a saved value).
+    pub fn applied(&self) -> Applied {
+        self.rx.borrow().applied.clone()
     }
 
     /// Where the configuration stands. [`ConfigStatus::Stale`] while the
@@ -355,249 +365,5 @@ impl<T> ConfigChanges<T> {
             }
             self.rx.changed().await.ok()?;
         }
-    }
-}
-
-/// What one read of the node came to.
-enum Outcome<T> {
-    Good(T, i32, i64),
-    Refused(i32, Vec<String>),
-    Missing,
-    Unreachable,
-}
-
-/// The task that follows the node for the handles.
-struct Follower<T> {
-    registry: Registry,
-    path: String,
-    checks: Vec<Check<T>>,
-    /// The node's zxid of the last write read (`None`: missing).
-    last_mzxid: Option<i64>,
-    last_refused: Option<i32>,
-    rejected: Arc<AtomicU64>,
-    /// Save each good value to the cache file.
-    saves: bool,
-}
-
-impl<T> Follower<T>
-where
-    T: DeserializeOwned + Send + Sync + 'static,
-{
-    /// The last good value saved in the cache file, if it still passes the
-    /// type and the checks.
-    fn saved(&self) -> Option<(Arc<T>, i32, i64)> {
-        let good = self.registry.shared.cache_file.as_ref()?.lookup_config(&self.path)?;
-        let value = evaluate::<T>(good.value.as_bytes(), &self.checks, None).ok()?;
-        Some((Arc::new(value), good.version, good.mzxid))
-    }
-
-    /// Follows the node until every handle is gone or the registry closes.
-    /// `unread`: the snapshot last taken from `subscription` was not read
-    /// through (`build` gave up on its first read): read it first.
-    async fn run(mut self, mut subscription: Subscription, tx: watch::Sender<Current<T>>, unread: bool) {
-        let mut unread = unread.then(|| subscription.latest()).flatten();
-        loop {
-            let snapshot = match unread.take() {
-                Some(snapshot) => snapshot,
-                None => tokio::select! {
-                    next = subscription.next() => match next {
-                        Some(snapshot) => snapshot,
-                        None => return,
-                    },
-                    () = tx.closed() => return,
-                },
-            };
-            let mzxid = snapshot.stat.map(|s| s.mzxid);
-            if mzxid.is_some() && mzxid == self.last_mzxid {
-                continue;
-            }
-            let outcome = tokio::select! {
-                outcome = self.read(mzxid) => outcome,
-                () = tx.closed() => return,
-            };
-            match outcome {
-                Outcome::Good(value, version, mzxid) => tx.send_modify(|c| {
-                    c.value = Arc::new(value);
-                    c.version = Some(version);
-                    c.mzxid = mzxid;
-                    c.status = ConfigStatus::Valid { version };
-                    c.seq += 1;
-                }),
-                Outcome::Refused(version, reasons) => {
-                    tx.send_modify(|c| c.status = ConfigStatus::Rejected { version, reasons });
-                }
-                Outcome::Missing => tx.send_modify(|c| c.status = ConfigStatus::Missing),
-                Outcome::Unreachable => {}
-            }
-        }
-    }
-
-    /// Reads the node's bytes and its schema (the snapshot keeps only a
-    /// decoded object) and judges them. Retries through a lost connection
-    /// until the registry closes.
-    async fn read(&mut self, mzxid: Option<i64>) -> Outcome<T> {
-        if mzxid.is_none() {
-            self.last_mzxid = None;
-            return Outcome::Missing;
-        }
-        let registry = &self.registry;
-        let layout = registry.layout(&self.path);
-        let mut delay = Duration::from_millis(50);
-        let (bytes, stat, schema) = loop {
-            let attempt = async {
-                let client = registry.config_client().await?;
-                let s = &registry.shared;
-                let (live, schema) = tokio::join!(
-                    s.call("get_data", &self.path, client.get_data(&self.path)),
-                    s.call("get_data", &layout.schema, client.get_data(&layout.schema)),
-                );
-                let schema = match schema {
-                    Ok((bytes, stat)) => Some((bytes, stat.mzxid)),
-                    Err(e) if e.is_no_node() => None,
-                    Err(e) => return Err(e),
-                };
-                Ok::<_, Error>((live, schema))
-            };
-            match attempt.await {
-                Ok((Ok((bytes, stat)), schema)) => break (bytes, stat, schema),
-                Ok((Err(e), _)) if e.is_no_node() => {
-                    self.last_mzxid = None;
-                    return Outcome::Missing;
-                }
-                Err(Error::Closed) | Ok((Err(Error::Closed), _)) => return Outcome::Unreachable,
-                Ok((Err(e), _)) | Err(e) => {
-                    if registry.state() == State::Closed {
-                        return Outcome::Unreachable;
-                    }
-                    if matches!(e, Error::NotAuthorized { .. }) && delay == Duration::from_millis(50) {
-                        tracing::warn!(path = %self.path, "cannot read the configuration (retrying): {e}");
-                    }
-                    tracing::debug!(path = %self.path, "reading the configuration again: {e}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        };
-        self.last_mzxid = Some(stat.mzxid);
-        let validator = match &schema {
-            Some((schema, at)) => match registry.schemas.get(&self.path, schema, *at) {
-                Ok(validator) => validator,
-                Err(e) => return self.refuse(stat.version, vec![e.to_string()]),
-            },
-            None => None,
-        };
-        match evaluate::<T>(&bytes, &self.checks, validator.as_deref()) {
-            Ok(value) => {
-                self.last_refused = None;
-                if self.saves {
-                    save(
-                        &registry.shared,
-                        &self.path,
-                        stat.version,
-                        stat.mzxid,
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    );
-                }
-                Outcome::Good(value, stat.version, stat.mzxid)
-            }
-            Err(reasons) => self.refuse(stat.version, reasons),
-        }
-    }
-
-    fn refuse(&mut self, version: i32, reasons: Vec<String>) -> Outcome<T> {
-        if self.last_refused != Some(version) {
-            self.last_refused = Some(version);
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            crate::stats::Counters::bump(&self.registry.shared.counters.config_rejections);
-            tracing::warn!(
-                path = %self.path,
-                version,
-                "configuration refused, keeping the last good value: {}",
-                reasons.join("; ")
-            );
-        }
-        Outcome::Refused(version, reasons)
-    }
-}
-
-/// Saves a good value to the cache file, off the runtime (the file is
-/// written under a lock); of two saves, the later write wins.
-fn save(shared: &Arc<crate::session::Shared>, path: &str, version: i32, mzxid: i64, text: String) {
-    if shared.cache_file.is_none() {
-        return;
-    }
-    if tokio::runtime::Handle::try_current().is_err() {
-        // A caller's own thread (`Config::save_current` from the blocking
-        // or Python faces): save here.
-        if let Some(file) = &shared.cache_file {
-            file.save_config(path, version, mzxid, text);
-        }
-        return;
-    }
-    let (shared_, path) = (shared.clone(), path.to_string());
-    shared.tasks.spawn_blocking(move || {
-        if let Some(file) = &shared_.cache_file {
-            file.save_config(&path, version, mzxid, text);
-        }
-    });
-}
-
-/// Judges a value: JSON, then the schema, then the type, then the checks.
-fn evaluate<T: DeserializeOwned>(
-    bytes: &[u8],
-    checks: &[Check<T>],
-    schema: Option<&jsonschema::Validator>,
-) -> std::result::Result<T, Vec<String>> {
-    let json: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| vec![format!("not JSON: {e}")])?;
-    if let Some(schema) = schema {
-        let found = super::schema::violations(schema, &json);
-        if !found.is_empty() {
-            return Err(found
-                .into_iter()
-                .map(|v| format!("schema, at {:?}: {}", v.pointer, v.message))
-                .collect());
-        }
-    }
-    let value: T = serde_json::from_value(json).map_err(|e| vec![format!("does not fit the type: {e}")])?;
-    let failed: Vec<String> = checks.iter().filter_map(|check| check(&value).err()).collect();
-    if failed.is_empty() {
-        Ok(value)
-    } else {
-        Err(failed.into_iter().map(|e| format!("check failed: {e}")).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(serde::Deserialize, Debug, PartialEq)]
-    struct Web {
-        pool: u32,
-    }
-
-    #[test]
-    fn a_value_is_judged_json_then_schema_then_type_then_checks() {
-        let positive: Check<Web> =
-            Arc::new(|w: &Web| if w.pool > 0 { Ok(()) } else { Err("pool must be positive".into()) });
-        let checks = vec![positive];
-        assert_eq!(evaluate::<Web>(b"{\"pool\": 3}", &checks, None), Ok(Web { pool: 3 }));
-        assert!(evaluate::<Web>(b"garbage", &checks, None).unwrap_err()[0].starts_with("not JSON"));
-        assert!(
-            evaluate::<Web>(b"\"text\"", &checks, None).unwrap_err()[0].starts_with("does not fit the type")
-        );
-        assert!(evaluate::<Web>(b"{\"pool\": -1}", &checks, None).unwrap_err()[0].starts_with("does not fit"));
-        assert_eq!(
-            evaluate::<Web>(b"{\"pool\": 0}", &checks, None).unwrap_err(),
-            ["check failed: pool must be positive"]
-        );
-        let schema = super::super::schema::compile(
-            "/c",
-            &serde_json::json!({"properties": {"pool": {"maximum": 10}}}),
-        )
-        .unwrap();
-        let refused = evaluate::<Web>(b"{\"pool\": 11}", &checks, Some(&schema)).unwrap_err();
-        assert!(refused[0].starts_with("schema, at \"/pool\""), "{refused:?}");
     }
 }

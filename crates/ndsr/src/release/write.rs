@@ -20,6 +20,9 @@ struct Plan<'a> {
     op: Operation,
     options: &'a PublishOptions,
     rollback_of: Option<i32>,
+    /// A canary node removed in the same transaction, at its version (a
+    /// promote).
+    canary: Option<(String, i32)>,
 }
 
 impl Registry {
@@ -69,6 +72,7 @@ impl Registry {
             op: Operation::Publish,
             options: &options,
             rollback_of: None,
+            canary: None,
         };
         self.write_release(plan).await
     }
@@ -104,6 +108,7 @@ impl Registry {
             op: Operation::Apply,
             options: &options,
             rollback_of: None,
+            canary: None,
         };
         self.write_release(plan).await
     }
@@ -137,8 +142,26 @@ impl Registry {
             op: Operation::Rollback,
             options: &options,
             rollback_of: Some(to_version),
+            canary: None,
         };
         self.write_release(plan).await
+    }
+
+    /// Writes a release of `bytes` (see [`Plan`]).
+    pub(super) async fn release_with(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        value: Option<Value>,
+        op: Operation,
+        options: &PublishOptions,
+        canary: Option<(String, i32)>,
+    ) -> Result<Release> {
+        self.check_release(path, bytes, options).or_else(|e| match e {
+            Error::Data { .. } if value.is_none() => Ok(Value::Null),
+            e => Err(e),
+        })?;
+        self.write_release(Plan { path, bytes, value, op, options, rollback_of: None, canary }).await
     }
 
     pub(super) fn layout(&self, path: &str) -> Layout {
@@ -276,6 +299,9 @@ impl Registry {
             let names = found.history.as_deref().unwrap_or_default();
             let keep = self.shared.config.history_keep;
             let over = txn.record(&layout.history, "r-", &entry, names, keep, &sequential)?;
+            if let Some((node, version)) = &plan.canary {
+                txn.delete_at(Step::Canary, node, *version)?;
+            }
             // Checked before anything is made: a refused value leaves no
             // directory behind either.
             txn.fits(path, self.shared.config.max_request_size)?;
