@@ -90,6 +90,8 @@ impl From<ndsr::Error> for CliError {
             E::NotEmpty { .. } => (Exit::InvalidInput, ""),
             E::Data { .. } => (Exit::InvalidInput, ""),
             E::SchemaInvalid { .. } | E::NotInHistory { .. } => (Exit::InvalidInput, ""),
+            E::NoRelease { .. } => (Exit::InvalidInput, " (`ndsr config publish` it first)"),
+            E::NoCanary { .. } => (Exit::NoNode, " (start one with `ndsr config canary`)"),
             E::VersionConflict { .. } => (
                 Exit::VersionConflict,
                 " (read it again, or see who wrote it with `ndsr config history`, then retry)",

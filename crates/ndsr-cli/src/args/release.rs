@@ -40,6 +40,75 @@ pub enum ConfigCommand {
     Schema(SchemaArgs),
     /// Check a value against PATH's schema without writing (exit 12 if it does not fit).
     Validate(ValidateArgs),
+    /// Start (or replace) a canary: FILE's value goes to the ndsr clients
+    /// a rule picks; the live node keeps the stable value for every other
+    /// reader.
+    ///
+    /// Clients (Rust and Python `config()`) pick by their identity (the
+    /// host name unless set) and labels; a percentage is sticky per
+    /// identity. Checked against PATH's schema first (exit 12). PATH needs
+    /// an ndsr release first (exit 3).
+    Canary(CanaryArgs),
+    /// Make PATH's canary its next release, in one transaction; every
+    /// client then runs it.
+    ///
+    /// Exit 13 (nothing written) if the live value changed since the
+    /// canary began: start the canary again over it.
+    Promote(PromoteArgs),
+    /// Remove PATH's canary: its clients go back to the live value.
+    Abort(CanaryPathArgs),
+    /// PATH's canary, and what each ndsr client following PATH runs: how
+    /// many the stable value, how many the canary, and who refused it.
+    Status(CanaryPathArgs),
+}
+
+/// Arguments of `config canary`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("rule").required(true).args(["hosts", "labels", "percent"]))]
+pub struct CanaryArgs {
+    /// The configuration path
+    pub path: String,
+    /// The canary value's file (`-`: stdin); its bytes are used exactly
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// The clients with these identities
+    #[arg(long, value_delimiter = ',', value_name = "H1,H2")]
+    pub hosts: Vec<String>,
+    /// The clients that have all these labels
+    #[arg(long, value_delimiter = ',', value_name = "K=V,...")]
+    pub labels: Vec<String>,
+    /// This share of clients, 0 to 100, chosen by a stable hash of PATH and each identity
+    #[arg(long, value_name = "P")]
+    pub percent: Option<f64>,
+    /// Message and --if-version (of the live node)
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Output
+    #[command(flatten)]
+    pub output: ConfigOutput,
+}
+
+/// Arguments of `config promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The configuration path
+    pub path: String,
+    /// Why: recorded in the history (default: the canary's own message)
+    #[arg(short, long, default_value = "", hide_default_value = true)]
+    pub message: String,
+    /// Output
+    #[command(flatten)]
+    pub output: ConfigOutput,
+}
+
+/// Arguments of `config abort` and `config status`.
+#[derive(Debug, Args)]
+pub struct CanaryPathArgs {
+    /// The configuration path
+    pub path: String,
+    /// Output
+    #[command(flatten)]
+    pub output: ConfigOutput,
 }
 
 /// Output formats of the `config` commands.

@@ -17,6 +17,8 @@ use crate::cmd::{builder, check_path};
 use crate::error::{count, violation_lines, CliError, CliResult, Exit};
 use crate::output;
 
+mod canary;
+
 /// Runs one `config` command.
 pub async fn run(global: &Global, args: ConfigArgs) -> CliResult<ExitCode> {
     let path = match &args.command {
@@ -29,6 +31,9 @@ pub async fn run(global: &Global, args: ConfigArgs) -> CliResult<ExitCode> {
             SchemaCommand::Get(a) | SchemaCommand::Rm(a) => &a.path,
         },
         ConfigCommand::Validate(a) => &a.path,
+        ConfigCommand::Canary(a) => &a.path,
+        ConfigCommand::Promote(a) => &a.path,
+        ConfigCommand::Abort(a) | ConfigCommand::Status(a) => &a.path,
     };
     check_path(path)?;
     check_path(&args.config_root)
@@ -41,6 +46,7 @@ pub async fn run(global: &Global, args: ConfigArgs) -> CliResult<ExitCode> {
             _ => None,
         },
         ConfigCommand::Validate(a) => Some(read_input(&a.file)?),
+        ConfigCommand::Canary(a) => Some(read_input(&a.file)?),
         _ => None,
     };
     let mut builder = builder(global, false)?.config_root(args.config_root.clone());
@@ -60,6 +66,10 @@ pub async fn run(global: &Global, args: ConfigArgs) -> CliResult<ExitCode> {
             SchemaCommand::Rm(a) => schema_rm(&registry, &a.path).await,
         },
         ConfigCommand::Validate(a) => validate(&registry, a, &input).await,
+        ConfigCommand::Canary(a) => canary::start(&registry, a, &input).await,
+        ConfigCommand::Promote(a) => canary::promote(&registry, a).await,
+        ConfigCommand::Abort(a) => canary::abort(&registry, a).await,
+        ConfigCommand::Status(a) => canary::status(&registry, a).await,
     };
     registry.close().await;
     result
@@ -89,12 +99,12 @@ fn read_input(file: &Path) -> CliResult<Vec<u8>> {
         .map_err(|e| CliError::new(Exit::InvalidInput, format!("cannot read {}: {e}", file.display())))
 }
 
-fn options(args: &ReleaseArgs) -> PublishOptions {
+pub(crate) fn options(args: &ReleaseArgs) -> PublishOptions {
     PublishOptions { message: args.message.clone(), if_version: args.if_version }
 }
 
 /// Prints a release written: one line, or JSON.
-fn print_release(release: &Release, rollback_of: Option<i32>, output: &ConfigOutput) -> CliResult {
+pub(crate) fn print_release(release: &Release, rollback_of: Option<i32>, output: &ConfigOutput) -> CliResult {
     if output.is_json() {
         let mut view = json!({
             "path": release.path,
