@@ -1,6 +1,7 @@
 //! [`Registry`]: the cheap, cloneable handle programs hold.
 
 mod monitoring;
+pub mod raw;
 mod reads;
 mod sequential;
 
