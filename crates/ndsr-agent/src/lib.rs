@@ -17,6 +17,7 @@ mod external;
 pub mod hold;
 mod http;
 mod metrics;
+pub mod mirror;
 mod registration;
 mod registrations;
 mod state;
