@@ -21,6 +21,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 mod callbacks;
+mod canary;
 mod convert;
 mod errors;
 mod fork;

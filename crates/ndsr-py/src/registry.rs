@@ -21,15 +21,15 @@ use crate::{logs, seconds};
 
 /// The core of an open registry: the async registry and its runtime.
 #[derive(Clone, Debug)]
-struct Core {
-    registry: ndsr::Registry,
-    runtime: Arc<Runtime>,
+pub(crate) struct Core {
+    pub(crate) registry: ndsr::Registry,
+    pub(crate) runtime: Arc<Runtime>,
 }
 
 impl Core {
     /// Runs `fut` on the registry's runtime, interruptible (see
     /// [`Runtime::wait`]).
-    fn wait<F>(&self, py: Python<'_>, fut: F) -> PyResult<F::Output>
+    pub(crate) fn wait<F>(&self, py: Python<'_>, fut: F) -> PyResult<F::Output>
     where
         F: std::future::Future + Send,
         F::Output: Send,
@@ -60,7 +60,7 @@ pub(crate) struct Registry {
 type ChildrenOf = (Arc<ndsr::Snapshot>, Py<PyTuple>);
 
 impl Registry {
-    fn core(&self) -> PyResult<Core> {
+    pub(crate) fn core(&self) -> PyResult<Core> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clone().ok_or_else(|| Closed::new_err("the registry is closed"))
     }
@@ -94,7 +94,8 @@ impl Registry {
     /// (Ctrl-C), it closes what it opened.
     #[new]
     #[pyo3(signature = (servers, *, session_timeout=10.0, connect_timeout=None, readonly=false, lazy=false,
-        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None, acl=None))]
+        username=None, password=None, cache_file=None, create_chroot=false, rate_limit=None, acl=None,
+        identity=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -109,6 +110,8 @@ impl Registry {
         create_chroot: bool,
         rate_limit: Option<u32>,
         acl: Option<Vec<(u32, String, String)>>,
+        identity: Option<String>,
+        labels: Option<std::collections::BTreeMap<String, String>>,
     ) -> PyResult<Registry> {
         let mut builder = ndsr::Registry::builder(servers)
             .session_timeout(seconds(session_timeout, "session_timeout")?)
@@ -129,6 +132,12 @@ impl Registry {
         }
         if let Some(acl) = acl {
             builder = builder.acl(acl_of(acl)?);
+        }
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        for (name, value) in labels.unwrap_or_default() {
+            builder = builder.label(name, value);
         }
         if let Some(n) = rate_limit.and_then(std::num::NonZeroU32::new) {
             builder = builder.rate_limit(n);

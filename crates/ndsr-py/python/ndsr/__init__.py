@@ -270,7 +270,9 @@ class Registry(object):
     ``lazy`` (connect in the background), ``username``/``password``
     (digest auth), ``cache_file``, ``create_chroot``, ``rate_limit``
     (calls per second of background work), ``callback_threads`` (the
-    most threads that run callbacks at once, default 16).
+    most threads that run callbacks at once, default 16), ``identity``
+    (who this client is to configuration canaries, default the host name)
+    and ``labels`` (a dict, matched by a canary by labels).
 
     Use it as a context manager, or call :meth:`close`. Every call that can
     wait releases the GIL, and Ctrl-C interrupts it (``KeyboardInterrupt``
@@ -426,6 +428,46 @@ class Registry(object):
         otherwise. Returns a dict: ``path``, ``version``,
         ``previous_version``, ``entry``, ``sha256``."""
         return self._core_registry().publish(path, value, message, if_version)
+
+    def start_canary(self, path, value, hosts=None, labels=None, percent=None, message="", if_version=None):
+        """Starts (or replaces) a canary of ``path``: ``value`` (as
+        :meth:`publish` takes it) is applied by the ndsr clients that the
+        rule picks (:meth:`config` in Rust or Python, by the ``identity``
+        and ``labels`` given to :class:`Registry`; the identity defaults to
+        the host name), while the live node keeps the stable value for every
+        other reader. Give exactly one of ``hosts`` (identities),
+        ``labels`` (a dict every one of which must match) and ``percent``
+        (0-100, sticky per identity). Checked against the schema first.
+        Raises :class:`NdsrError` when ``path`` has no ndsr release yet.
+        Returns the canary as a dict (``rule``, ``base_version``,
+        ``revision``, ``sha256``, ``value``, ...)."""
+        return self._core_registry().start_canary(
+            path, value, hosts=hosts, labels=labels, percent=percent, message=message, if_version=if_version
+        )
+
+    def canary(self, path):
+        """The canary of ``path`` as a dict, or None."""
+        return self._core_registry().canary(path)
+
+    def promote_canary(self, path, message=""):
+        """Makes the canary of ``path`` its next release in one transaction
+        (recorded as ``promote``); every client then runs it. Raises
+        :class:`VersionConflict` when the live value changed since the
+        canary began (nothing written). Returns the release."""
+        return self._core_registry().promote_canary(path, message)
+
+    def abort_canary(self, path):
+        """Removes the canary of ``path``; its clients go back to the live
+        value. Returns whether there was one."""
+        return self._core_registry().abort_canary(path)
+
+    def canary_status(self, path):
+        """The canary of ``path`` (or None), the live version, and what each
+        ndsr client following it reports: ``on_stable``, ``on_canary``,
+        ``refused_canary`` (counts) and ``clients`` (a dict each:
+        ``identity``, ``labels``, ``host``, ``pid``, ``applied``,
+        ``refused``, ``since``)."""
+        return self._core_registry().canary_status(path)
 
     def rollback(self, path, to_version, message="", if_version=None):
         """Publishes the exact bytes of release ``to_version`` again, as a

@@ -173,6 +173,17 @@ class Config(object):
             return self._good_version
 
     @property
+    def applied(self):
+        """What the core holds: ``{"kind": "stable", "version": N}`` (the
+        live value), ``{"kind": "canary", "base_version": N, "sha256": S}``
+        (a canary this client's identity and labels matched, see
+        :meth:`Registry.start_canary`) or ``{"kind": "other"}`` (a default
+        or saved value). A canary that ``validate`` or ``model`` refuses
+        keeps the last good value here, but the core still reports it as
+        applied."""
+        return self._core.applied()
+
+    @property
     def status(self):
         """Where it stands: a :data:`ConfigStatus` (kind, version, reasons)."""
         kind, version, reasons = self._core.status()
