@@ -271,3 +271,31 @@ async fn bad_canaries_are_refused_and_write_nothing() {
         assert!(matches!(built, Err(Error::InvalidArgument(_))), "identity {bad:?}");
     }
 }
+
+/// The blocking faces: a canary started, applied by a reader of the same
+/// identity, counted, and promoted, from a thread without a runtime.
+#[test]
+fn the_blocking_registry_runs_a_canary() {
+    let server = ZkServer::shared();
+    let builder = Registry::builder(&server.connect_string()).identity("blocking-1");
+    let registry = ndsr::blocking::Registry::connect(builder).unwrap();
+    let path = format!("{}/web", unique_path("canary-blocking"));
+    registry.publish(&path, br#"{"pool": 1}"#, PublishOptions::default()).unwrap();
+    let config = registry.config::<Value>(&path).build().unwrap();
+    let hosts = CanaryRule::Hosts(vec!["blocking-1".into()]);
+    registry.start_canary(&path, br#"{"pool": 2}"#, hosts, PublishOptions::default()).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while registry.canary_status(&path).unwrap().on_canary() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader reports the canary: {:?}",
+            config.applied()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(config.get()["pool"], json!(2));
+    assert!(registry.canary(&path).unwrap().is_some());
+    assert_eq!(registry.promote_canary(&path, PublishOptions::default()).unwrap().version, 1);
+    assert!(!registry.abort_canary(&path).unwrap(), "promote removed it");
+    registry.close();
+}

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use super::{refuse_inside_a_runtime, Registry, Runtime};
 use crate::release::{
-    Change, ConfigStatus, History, HistoryItem, PublishOptions, Release, SchemaChange, SchemaInfo,
+    Applied, Canary, CanaryRule, CanaryStatus, Change, ConfigStatus, History, HistoryItem, PublishOptions,
+    Release, SchemaChange, SchemaInfo,
 };
 use crate::Result;
 
@@ -48,6 +49,52 @@ impl Registry {
     /// As [`crate::Registry::rollback`].
     pub fn rollback(&self, path: &str, to_version: i32, options: PublishOptions) -> Result<Release> {
         self.block(self.inner.rollback(path, to_version, options))
+    }
+
+    /// [`crate::Registry::start_canary`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::start_canary`].
+    pub fn start_canary(
+        &self,
+        path: &str,
+        value: &[u8],
+        rule: CanaryRule,
+        options: PublishOptions,
+    ) -> Result<Canary> {
+        self.block(self.inner.start_canary(path, value, rule, options))
+    }
+
+    /// [`crate::Registry::canary`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::canary`].
+    pub fn canary(&self, path: &str) -> Result<Option<Canary>> {
+        self.block(self.inner.canary(path))
+    }
+
+    /// [`crate::Registry::promote_canary`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::promote_canary`].
+    pub fn promote_canary(&self, path: &str, options: PublishOptions) -> Result<Release> {
+        self.block(self.inner.promote_canary(path, options))
+    }
+
+    /// [`crate::Registry::abort_canary`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::abort_canary`].
+    pub fn abort_canary(&self, path: &str) -> Result<bool> {
+        self.block(self.inner.abort_canary(path))
+    }
+
+    /// [`crate::Registry::canary_status`], blocking.
+    ///
+    /// # Errors
+    /// As [`crate::Registry::canary_status`].
+    pub fn canary_status(&self, path: &str) -> Result<CanaryStatus> {
+        self.block(self.inner.canary_status(path))
     }
 
     /// [`crate::Registry::config_diff`], blocking.
@@ -166,6 +213,11 @@ impl<T> Config<T> {
     /// As [`crate::release::Config::status`].
     pub fn status(&self) -> ConfigStatus {
         self.inner.status()
+    }
+
+    /// As [`crate::release::Config::applied`].
+    pub fn applied(&self) -> Applied {
+        self.inner.applied()
     }
 
     /// As [`crate::release::Config::version`].
