@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 EXIT CODES:
     0    success (for `lock`: the command's own exit code)
-    1    unexpected ZooKeeper or system error
+    1    unexpected ZooKeeper or system error; mirror --once: a write to the destination was refused
     2    usage error (unknown command or option)
     3    invalid input: bad path or server list, missing chroot, TLS files or certificates, invalid JSON data,
          data too large, a node with children for unset, a lock path that is not
@@ -21,8 +21,8 @@ EXIT CODES:
     8    lock lost while the command ran (session expired); the command was killed
     9    the node is held by another session, or a service directory holds another format;
          apply: a planned node is ephemeral, or a node to delete has children now
-    10   no such node (get, unless --allow-missing; export); config history: no release and no
-         node; config schema get: no schema
+    10   no such node (get, unless --allow-missing; export; mirror: the source path); config
+         history: no release and no node; config schema get: no schema
     11   no instance to pick (pick): none serving, none matching, or all failing
     12   invalid (config): the value, or the live value a schema is set over, does not fit
          the schema; each violation is listed as POINTER: message (a schema that is not a
@@ -193,6 +193,14 @@ pub enum Command {
     /// plan stops the apply (exit 13). Values are checked against their
     /// schemas before anything is written (exit 12). Re-running converges.
     Apply(ApplyArgs),
+    /// Keep a one-way copy of a subtree on another ensemble.
+    ///
+    /// Persistent nodes copied byte for byte (created, updated, deleted);
+    /// with --registrations, the source's ephemeral nodes held on the
+    /// destination by the mirror's session. Rides out either side's outage
+    /// and expiry; prints a line per pass that changed something, with the
+    /// lag. SIGINT or SIGTERM exits 0. See docs/CONFIG.md.
+    Mirror(MirrorArgs),
 }
 
 /// Where histories and schemas are kept, and who writes (the tree commands).
@@ -581,6 +589,8 @@ fn parse_part(text: &str) -> Result<f64, String> {
     }
 }
 
+mod mirror;
 mod release;
 
+pub use mirror::*;
 pub use release::*;

@@ -90,5 +90,6 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::Export(args) => cmd::tree::export(global, args).await,
         Command::Diff(args) => cmd::tree::diff(global, args).await,
         Command::Apply(args) => cmd::tree::apply(global, args).await,
+        Command::Mirror(args) => cmd::mirror::run(global, args).await,
     }
 }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod discovery;
 pub mod get;
 pub mod lock;
+pub mod mirror;
 pub mod register;
 pub mod sandbox;
 pub mod tree;
