@@ -44,6 +44,13 @@ pub struct ConfigReleases {
     /// in `/` (its direct children).
     #[serde(default)]
     pub record_external: Vec<String>,
+    /// Who this agent is to configuration canaries (default: the host
+    /// name); read at start.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// This agent's labels, matched by a canary by labels; read at start.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `[zookeeper]`.

@@ -137,6 +137,12 @@ impl Launch {
             .readonly(config.http.readonly)
             // The agent starts (and serves its dashboard) with ZooKeeper down.
             .lazy(true);
+        if let Some(identity) = &config.config.identity {
+            builder = builder.identity(identity.clone());
+        }
+        for (name, value) in &config.config.labels {
+            builder = builder.label(name.clone(), value.clone());
+        }
         let registry = builder.build().await?;
         let listen = config.http.listen;
         let listener = tokio::net::TcpListener::bind(listen)

@@ -163,6 +163,10 @@ pub struct Agent {
     changes: watch::Sender<u64>,
     /// Ends streams and tasks at shutdown.
     pub cancel: CancellationToken,
+    /// The canaries of configuration paths read through `/v1/config`, by
+    /// canary node and the zxid of its last write (`None`: a node that is
+    /// not a canary), so that a canary is read once per change.
+    pub canaries: Mutex<HashMap<String, (i64, Option<Arc<ndsr::release::Canary>>)>>,
     /// Every task the agent spawns; shutdown waits for them.
     pub tasks: TaskTracker,
     pub started: SystemTime,
@@ -188,6 +192,7 @@ impl Agent {
             index: AtomicU64::new(0),
             changes: watch::channel(0).0,
             cancel: CancellationToken::new(),
+            canaries: Default::default(),
             tasks: TaskTracker::new(),
             started: SystemTime::now(),
         });

@@ -8,6 +8,10 @@
 //! history, which is every kept entry with its value, so it is asked for,
 //! not done on every read.
 //!
+//! Canaries (issue 25): `GET <path>/canary`, `POST <path>/canary` (see
+//! the `canary` module); a plain `GET` of a path whose canary picks this
+//! agent answers the canary's value, with `"canary"` saying so.
+//!
 //! Issue 24's sub-routes are served too: `GET <path>/history` is
 //! `<path>?history` and `POST <path>/rollback` (`{"to": N}`) is
 //! `<path>?rollback=N`, when `<path>` is a configuration path with
@@ -84,6 +88,10 @@ impl From<ndsr::Error> for ConfigError {
             E::SchemaInvalid { .. } => {
                 ConfigError::with(StatusCode::CONFLICT, "schema_invalid", message, Value::Null)
             }
+            E::NoCanary { .. } => ConfigError::with(StatusCode::NOT_FOUND, "no_canary", message, Value::Null),
+            E::NoRelease { .. } => {
+                ConfigError::with(StatusCode::CONFLICT, "no_release", message, Value::Null)
+            }
             E::Contention { .. } => {
                 ConfigError::with(StatusCode::CONFLICT, "contention", message, Value::Null)
             }
@@ -143,6 +151,13 @@ pub struct PostQuery {
     rollback: Option<i32>,
     /// `POST <path>/rollback?to=N`: the version to roll back to.
     to: Option<i32>,
+    /// `POST <path>/canary`: its rule, one of three.
+    hosts: Option<String>,
+    labels: Option<String>,
+    percent: Option<f64>,
+    /// `POST <path>/canary?promote` or `?abort`.
+    promote: Option<String>,
+    abort: Option<String>,
 }
 
 /// The body of `POST <path>/rollback` (it may be empty, with `?to=N`).
@@ -254,6 +269,12 @@ pub async fn get(
     let Query(query) = query.map_err(ApiError::from)?;
     // The reads of ZooKeeper are boxed: a blocking read's future (one per
     // waiting client) stays small.
+    if let Some(parent) = sub_route(&path, "canary") {
+        if Box::pin(with_releases(&agent, parent)).await?.is_some() {
+            let status = Box::pin(agent.registry.canary_status(parent)).await?;
+            return Ok(Json(canary::status_view(&status)).into_response());
+        }
+    }
     if let Some(parent) = sub_route(&path, "history") {
         if let Some(history) = Box::pin(with_releases(&agent, parent)).await? {
             return history_route(&history, query);
@@ -267,7 +288,8 @@ pub async fn get(
         Ask::Value { wait, release } => {
             let rx = agent.node(&path).await?;
             let versioned = block(&agent, &streams, rx, wait).await?;
-            Box::pin(value_answer(&agent, &path, &versioned, release)).await
+            let canary = if release { None } else { Box::pin(canary::applied(&agent, &path)).await };
+            Box::pin(value_answer(&agent, &path, &versioned, release, canary)).await
         }
     }
 }
@@ -332,6 +354,7 @@ async fn value_answer(
     path: &str,
     versioned: &Versioned<Arc<ndsr::Snapshot>>,
     release: bool,
+    canary: Option<Arc<ndsr::release::Canary>>,
 ) -> ConfigResult<Response> {
     let snapshot = &versioned.value;
     let since = agent.stale_since(&snapshot.path);
@@ -344,6 +367,16 @@ async fn value_answer(
     });
     if let Some(since) = since {
         body["stale_since_ms"] = json!(millis(since));
+    }
+    if let Some(canary) = canary.filter(|_| snapshot.exists()) {
+        // This agent is picked by the path's canary: its value, said so.
+        body["value"] = shown(&canary.value);
+        body["canary"] = json!({
+            "base_version": canary.base_version,
+            "revision": canary.revision,
+            "sha256": canary.sha256,
+            "rule": canary.rule,
+        });
     }
     if release {
         let (raw, history, schema) = tokio::join!(
@@ -468,6 +501,7 @@ fn item_view(history: &History, item: &HistoryItem, values: bool, diff: bool) ->
     view
 }
 
+mod canary;
 mod write;
 
 #[cfg(test)]

@@ -309,6 +309,30 @@ pub(crate) fn check_identity(identity: &str, labels: &BTreeMap<String, String>) 
 }
 
 impl Registry {
+    /// Who this client is to canaries (see
+    /// [`RegistryBuilder::identity`](crate::RegistryBuilder::identity)).
+    pub fn identity(&self) -> String {
+        self.shared.config.identity_or_default()
+    }
+
+    /// This client's labels (see
+    /// [`RegistryBuilder::label`](crate::RegistryBuilder::label)).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.shared.config.labels
+    }
+
+    /// The node that holds the canary of `path` (see the module's
+    /// layout): follow it to learn when a canary starts, changes or ends.
+    pub fn canary_node(&self, path: &str) -> String {
+        self.layout(path).canary
+    }
+
+    /// Does this client apply `canary` (by its rule, this client's
+    /// identity and labels)?
+    pub fn picked_by(&self, canary: &Canary) -> bool {
+        canary.rule.matches(&canary.path, &self.identity(), self.labels())
+    }
+
     /// Starts (or replaces) a canary of the configuration node `path`:
     /// `value` is applied by the ndsr clients that `rule` picks (see
     /// [`Registry::config`]), while the live node keeps the stable value

@@ -36,7 +36,7 @@ async fn write(
     query: Result<Query<PostQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> (String, ConfigResult<Value>) {
-    for name in ["rollback", "history"] {
+    for name in ["rollback", "history", "canary"] {
         let Some(parent) = sub_route(&path, name) else {
             continue;
         };
@@ -48,6 +48,11 @@ async fn write(
                      a node named history cannot be written under it through the agent: rename it"
                 );
                 return (path, Err(bad(message)));
+            }
+            Ok(Some(_)) if name == "canary" => {
+                let parent = parent.to_string();
+                let result = super::canary::post(agent, &parent, headers, query, body).await;
+                return (parent, result);
             }
             Ok(Some(_)) => {
                 let parent = parent.to_string();
@@ -63,7 +68,7 @@ async fn write(
 
 /// The message of a write: `X-Ndsr-Message`, or `given` (the query's or
 /// the body's), not both.
-fn message_of(headers: &HeaderMap, given: Option<String>) -> ConfigResult<String> {
+pub(super) fn message_of(headers: &HeaderMap, given: Option<String>) -> ConfigResult<String> {
     match (headers.get("x-ndsr-message"), given) {
         (Some(_), Some(_)) => {
             Err(bad("give the message once: X-Ndsr-Message, or ?message= (or the body's)".into()))
@@ -77,7 +82,7 @@ fn message_of(headers: &HeaderMap, given: Option<String>) -> ConfigResult<String
 }
 
 /// `If-Match` of a write, when given.
-fn if_version(headers: &HeaderMap) -> ConfigResult<Option<i32>> {
+pub(super) fn if_version(headers: &HeaderMap) -> ConfigResult<Option<i32>> {
     headers.get(header::IF_MATCH).map(if_match).transpose()
 }
 
@@ -168,7 +173,7 @@ pub(super) fn if_match(value: &HeaderValue) -> ConfigResult<i32> {
 }
 
 /// A release written, as the API answers it.
-fn release_json(release: &Release, rollback_of: Option<i32>) -> Value {
+pub(super) fn release_json(release: &Release, rollback_of: Option<i32>) -> Value {
     json!({
         "path": release.path,
         "version": release.version,
