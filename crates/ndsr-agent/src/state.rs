@@ -141,6 +141,10 @@ struct Picker {
     used: Arc<Use>,
 }
 
+/// A canary node as last read: the zxid of its last write, and the canary
+/// (`None`: not a canary).
+pub type KnownCanary = (i64, Option<Arc<ndsr::release::Canary>>);
+
 /// The agent.
 pub struct Agent {
     pub registry: Registry,
@@ -166,7 +170,7 @@ pub struct Agent {
     /// The canaries of configuration paths read through `/v1/config`, by
     /// canary node and the zxid of its last write (`None`: a node that is
     /// not a canary), so that a canary is read once per change.
-    pub canaries: Mutex<HashMap<String, (i64, Option<Arc<ndsr::release::Canary>>)>>,
+    pub canaries: Mutex<HashMap<String, KnownCanary>>,
     /// Every task the agent spawns; shutdown waits for them.
     pub tasks: TaskTracker,
     pub started: SystemTime,
