@@ -33,6 +33,8 @@ pub struct File {
     pub registrations: Vec<RegisterFields>,
     #[serde(default)]
     pub config: ConfigReleases,
+    #[serde(default, rename = "mirror")]
+    pub mirrors: Vec<MirrorFields>,
 }
 
 /// `[config]`: configuration releases (issue 24).
@@ -233,8 +235,10 @@ pub struct TemplateFile {
     pub wait_limit: Option<Duration>,
 }
 
+mod mirror;
 mod register;
 
+pub use mirror::*;
 pub use register::*;
 
 /// The configuration in force: the file, checked, with paths resolved.
@@ -252,6 +256,8 @@ pub struct Config {
     pub registrations: Vec<Registration>,
     /// `[config]`, checked.
     pub config: ConfigReleases,
+    /// `[[mirror]]`, checked.
+    pub mirrors: Vec<MirrorSpec>,
 }
 
 /// A followed path of `[config] record_external`: a node, or the direct
@@ -414,6 +420,7 @@ impl Config {
             templates,
             registrations,
             config: file.config,
+            mirrors: check_mirrors(file.mirrors)?,
         })
     }
 

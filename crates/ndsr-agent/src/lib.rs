@@ -154,6 +154,7 @@ impl Launch {
         apply(&agent).await;
         recorders.reconcile(&agent).await;
         agent.tasks.spawn(templates::run(agent.clone()));
+        mirror::agent::start(&agent);
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
         // The handlers first: a signal sent as soon as the line below is read
         // must find them (SIGHUP's default would end the process).
