@@ -121,3 +121,27 @@ fn running_it_follows_changes_and_registrations_and_exits_0_on_sigterm() {
     assert_eq!(data(&rt, &dst, "/svc/web/10.0.0.2:80"), None, "the mirror's session ended with it");
     assert_eq!(data(&rt, &dst, "/svc/web/dir"), Some((Vec::new(), 0)), "persistent nodes stay");
 }
+
+#[test]
+fn the_agent_runs_its_mirrors_with_their_lag_as_metrics() {
+    let (a, b) = (ZkServer::new().unwrap(), ZkServer::new().unwrap());
+    let rt = runtime();
+    let (src, dst) = (zk(&rt, &a.connect_string()), zk(&rt, &b.connect_string()));
+    put(&rt, &src, "/m/config", b"{\"v\":1}");
+    let config = format!(
+        "roots = [\"/m\"]\n\n[[mirror]]\nname = \"dc2\"\nsource = \"{}:/m\"\ndestination = \"{}:/m\"\n\
+         registrations = true\ninterval = \"1s\"\n",
+        a.connect_string(),
+        b.connect_string()
+    );
+    let agent = common::agent::Agent::start(&a.connect_string(), &config);
+    poll("the tree on DST", || data(&rt, &dst, "/m/config").is_some());
+    rt.block_on(src.set_data("/m/config", b"{\"v\":2}", None)).unwrap();
+    poll("the change on DST", || data(&rt, &dst, "/m/config") == Some((b"{\"v\":2}".to_vec(), 0)));
+    poll("the metrics say converged", || {
+        let text = agent.http().get("/metrics").text;
+        text.lines().any(|l| l == "ndsr_mirror_lag_seconds{mirror=\"dc2\"} 0")
+            && text.lines().any(|l| l == "ndsr_mirror_nodes_behind{mirror=\"dc2\"} 0")
+    });
+    drop(agent);
+}

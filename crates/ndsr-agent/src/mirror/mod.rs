@@ -11,8 +11,9 @@
 //! back-off; a mirror never stops on a transient error.
 //!
 //! Layout: this file (endpoints, options, status, the loop), `pass.rs`
-//! (one read-compare-write pass).
+//! (one read-compare-write pass), `agent.rs` (the agent's `[[mirror]]`).
 
+pub(crate) mod agent;
 mod pass;
 
 use std::collections::BTreeMap;
