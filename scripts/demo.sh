@@ -13,7 +13,8 @@
 # Configuration releases come first: `ndsr config publish` with a schema that
 # refuses a bad value, a typed Python reader that keeps the last good value
 # when kazoo writes garbage around ndsr, the history with its diffs and the
-# gap, and a rollback; then configuration as code: export, a plan, apply.
+# gap, and a rollback; then configuration as code: export, a plan, apply;
+# then a canary release to one zone, its status, and the promote.
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ echo "== building the ndsr command line"
 cargo build --quiet --locked -p ndsr-cli
 ndsr=target/debug/ndsr
 py=.venv-ndsr/bin/python
-if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.config" 2>/dev/null; then
+if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.start_canary" 2>/dev/null; then
   echo "== building the Python wheel (once; scripts/python-tests.sh rebuilds it)"
   rm -rf target/wheels
   .venv-ndsr/bin/maturin build --quiet --locked -m crates/ndsr-py/Cargo.toml -o target/wheels -i "$py"
@@ -108,6 +109,42 @@ echo "-- ndsr diff config.yaml --plan-out plan.json   (exit 14: there are change
 echo "-- ndsr apply --plan plan.json -m \"from git\"   (one transaction, each node checked against the plan)"
 "$ndsr" apply --plan "$work/plan.json" -m "from git" --author demo
 "$ndsr" diff "$work/config.yaml" && echo "(exit 0: the live tree matches the file)"
+
+step "a canary release: the new value to zone a first (two Python readers, zones a and b), status, then promote"
+printf '{"pool": 30, "host": "db1"}' >"$work/web.next.json"
+cat >"$work/canary.py" <<'PY'
+import os, subprocess, sys, time
+import ndsr
+
+ndsr_bin, next_file = sys.argv[1], sys.argv[2]
+server = os.environ["NDSR_SERVER"]
+
+def run(*args):
+    print("-- ndsr " + " ".join(args).replace(next_file, "web.next.json"))
+    out = subprocess.run([ndsr_bin, *args, "--author", "demo"], capture_output=True, text=True)
+    print("".join("  " + line + "\n" for line in (out.stdout + out.stderr).splitlines()), end="")
+
+def until(check):
+    deadline = time.time() + 10
+    while not check() and time.time() < deadline:
+        time.sleep(0.05)
+
+with ndsr.Registry(server, identity="web-a1", labels={"zone": "a"}) as a, ndsr.Registry(
+    server, identity="web-b1", labels={"zone": "b"}
+) as b:
+    in_a, in_b = a.config("/config/web"), b.config("/config/web")
+    run("config", "canary", "/config/web", "--file", next_file, "--labels", "zone=a", "-m", "pool 30, zone a first")
+    until(lambda: in_a.get()["pool"] == 30)
+    print("  zone a reads", in_a.get(), in_a.applied["kind"], "| zone b reads", in_b.get(), in_b.applied["kind"])
+    until(lambda: a.canary_status("/config/web")["on_canary"] == 1 and len(a.canary_status("/config/web")["clients"]) == 2)
+    run("config", "status", "/config/web")
+    run("config", "promote", "/config/web")
+    until(lambda: in_b.get()["pool"] == 30)
+    print("  after promote, zone b reads", in_b.get(), in_b.applied)
+PY
+"$py" "$work/canary.py" "$ndsr" "$work/web.next.json"
+echo "-- ndsr get /config/web   (plain readers saw only the stable value until the promote)"
+"$ndsr" get /config/web -d
 
 step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
 "$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.err" &

@@ -225,3 +225,67 @@ async fn a_configuration_node_shows_its_history_with_each_change() {
     screenshot(&client, &shots, "dashboard-history.png").await;
     client.close().await.unwrap();
 }
+
+/// A configuration node with a canary: the History panel shows the canary
+/// (rule, base version, value) and what each reporting client runs, and
+/// follows a promote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_node_shows_its_canary_and_what_each_client_runs() {
+    use ndsr::release::{CanaryRule, PublishOptions};
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("dashboard-canary");
+    let path = format!("{root}/web");
+    let registry = ndsr::Registry::builder(&server).author("ops").build().await.unwrap();
+    registry.publish(&path, br#"{"pool": 10}"#, PublishOptions::message("first pool")).await.unwrap();
+    let reader = ndsr::Registry::builder(&server).identity("web-a").label("zone", "a").build().await.unwrap();
+    let _config = reader.config::<serde_json::Value>(&path).build().await.unwrap();
+    let rule = CanaryRule::Labels([("zone".to_string(), "a".to_string())].into());
+    registry
+        .start_canary(&path, br#"{"pool": 30}"#, rule, PublishOptions::message("zone a first"))
+        .await
+        .unwrap();
+    let config = format!("roots = [\"{root}\"]\n");
+    let agent = {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || Agent::start(&server, &config)).await.unwrap()
+    };
+    let driver = Driver::start();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let client = browser(&driver, &agent.dir.path().join("profile")).await;
+    let wait = || client.wait().at_most(WAIT).every(Duration::from_millis(50));
+    client.goto(&agent.url).await.unwrap();
+    wait().for_element(Locator::Css("#session-state[data-state=connected]")).await.unwrap();
+    client.execute("browse(arguments[0])", vec![serde_json::json!(path)]).await.unwrap();
+
+    let panel = wait().for_element(Locator::Css("[data-testid=canary]")).await.unwrap();
+    let text = panel.text().await.unwrap();
+    for says in ["canary r0", "labels zone=a", "over v0", "ops@", "zone a first", "\"pool\": 30"] {
+        assert!(text.contains(says), "no {says:?} in {text:?}");
+    }
+    let reported = |expected: &'static str| {
+        let client = client.clone();
+        async move {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let shown = match client.find(Locator::Css("[data-testid=canary]")).await {
+                    Ok(panel) => panel.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if shown.contains(expected) {
+                    return shown;
+                }
+                assert!(std::time::Instant::now() < deadline, "no {expected:?} in {shown:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let shown = reported("1 client: 0 on the stable value, 1 on the canary, 0 refused it").await;
+    assert!(shown.contains("web-a ("), "{shown:?}");
+    screenshot(&client, &shots, "dashboard-canary.png").await;
+
+    registry.promote_canary(&path, PublishOptions::default()).await.unwrap();
+    let shown = reported("No canary.").await;
+    assert!(shown.contains("1 on the stable value"), "{shown:?}");
+    client.close().await.unwrap();
+}

@@ -11,6 +11,8 @@ let lastNode = null;
 let historyKey = null; // "<path>@<mzxid>" whose configuration history is shown or being read
 let lastHistory = null; // that history, when it has releases or a schema (.schema: {schema, version} or null)
 let schemaOpen = false; // the History panel's schema is shown (kept across renders)
+let lastCanary = null; // the shown configuration node's canary status (GET <path>/canary), when it has a canary or reports
+let canaryTimer = null; // re-reads that status while a configuration node with releases is shown
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -212,8 +214,56 @@ function loadHistory(node) {
       const releases = body && body.items && body.items.some((i) => i.kind === "release");
       lastHistory = body && body.items && (releases || schema) ? { ...body, schema } : null;
       if (lastNode && lastNode.path === node.path) renderNode(lastNode);
+      if (releases) watchCanary(node.path);
     })
     .catch(() => {});
+}
+
+// A configuration node's canary and what its clients run: read now, then
+// every 3 s while the node is shown (clients report as they apply).
+function watchCanary(path) {
+  if (canaryTimer) clearInterval(canaryTimer);
+  const route = `/v1/config/${encodePath(path)}/canary`;
+  const read = () => fetch(route).then((r) => (r.ok ? r.json() : null)).catch(() => null).then((body) => {
+    if (browsing !== path) return;
+    const shown = body && (body.canary || body.counts.clients > 0) ? body : null;
+    if (JSON.stringify(shown) === JSON.stringify(lastCanary)) return;
+    lastCanary = shown;
+    if (lastNode && lastNode.path === path) renderNode(lastNode);
+  });
+  read();
+  canaryTimer = setInterval(read, 3000);
+}
+
+function renderCanary(status) {
+  const c = status.counts;
+  const canary = status.canary;
+  const head = canary
+    ? el("div", { class: "reg-head" },
+      el("span", { class: "badge small", "data-state": "pending", text: `canary r${canary.revision}` }),
+      el("span", { text: `${ruleText(canary.rule)} · over v${canary.base_version}` }))
+    : el("div", { class: "muted small", text: "No canary." });
+  const counts = el("div", { class: "small", "data-testid": "canary-counts",
+    text: `${c.clients} client${c.clients === 1 ? "" : "s"}: ${c.on_stable} on the stable value` +
+      (canary ? `, ${c.on_canary} on the canary, ${c.refused_canary} refused it` : "") });
+  const clients = status.clients.map((r) => {
+    const runs = r.applied.kind === "canary" ? "canary" : r.applied.kind === "stable" ? `v${r.applied.version}` : "default";
+    const refused = r.refused ? ` · refused ${r.refused.canary ? "the canary" : "the live value"}: ${r.refused.reasons.join("; ")}` : "";
+    return el("li", { class: "small mono", text: `${r.identity} (${r.host}, pid ${r.pid}): ${runs}${refused}` });
+  });
+  return el("div", { class: "canary", "data-testid": "canary" },
+    el("h3", { text: "Canary" }),
+    head,
+    canary && canary.message ? el("div", { class: "small", text: `${canary.author}@${canary.host} · ${canary.message}` }) : null,
+    canary ? el("pre", { class: "data", tabindex: "0", "aria-label": "Canary value", text: JSON.stringify(canary.value, null, 2) }) : null,
+    counts,
+    clients.length ? el("ul", { class: "registrations" }, ...clients) : null);
+}
+
+function ruleText(rule) {
+  if (rule.hosts) return `hosts ${rule.hosts.join(", ")}`;
+  if (rule.labels) return `labels ${Object.entries(rule.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
+  return `${rule.percent}% of clients`;
 }
 
 function renderHistory(history) {
@@ -236,8 +286,9 @@ function renderHistory(history) {
   },
   el("summary", { class: "small", text: `Schema (version ${history.schema.version})` }),
   el("pre", { class: "data", tabindex: "0", "aria-label": "Schema", text: JSON.stringify(history.schema.schema, null, 2) })) : null;
+  const canary = lastCanary && lastCanary.path === history.path ? renderCanary(lastCanary) : null;
   return el("div", { class: "history", "data-testid": "history" },
-    el("h3", { text: "History" }), schema, el("ul", { class: "registrations" }, ...items));
+    ...[canary, el("h3", { text: "History" }), schema, el("ul", { class: "registrations" }, ...items)].filter(Boolean));
 }
 
 function browse(path) {
@@ -246,6 +297,9 @@ function browse(path) {
   lastNode = null;
   historyKey = null;
   lastHistory = null;
+  lastCanary = null;
+  if (canaryTimer) clearInterval(canaryTimer);
+  canaryTimer = null;
   browsing = path;
   if (path === null) {
     renderRoots();
