@@ -83,6 +83,7 @@ async fn ten_thousand_nodes_converge_in_one_pass() {
     assert_eq!(persistent(&tree(&dst, "/m").await), expected);
     let status = mirror.status().borrow().clone();
     assert_eq!((status.nodes_behind, status.behind_since, status.passes), (0, None, 1));
+    assert!(status.caught_up.is_some(), "{status:?}");
 
     let again = mirror.pass().await.expect("second pass");
     assert_eq!(again.changes(), 0, "{again:?}");

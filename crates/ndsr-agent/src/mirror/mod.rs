@@ -129,6 +129,9 @@ pub struct Status {
     pub nodes: usize,
     /// The last error, until a pass completes.
     pub error: Option<String>,
+    /// How long DST had been behind when the last pass that made it equal
+    /// ended (`None` before that).
+    pub caught_up: Option<Duration>,
 }
 
 impl Status {
@@ -205,7 +208,9 @@ impl Mirror {
                     s.behind_since.get_or_insert(started);
                 }
                 if pass.failed == 0 {
-                    s.behind_since = None;
+                    if let Some(since) = s.behind_since.take() {
+                        s.caught_up = Some(since.elapsed().unwrap_or_default());
+                    }
                 }
             }
             Err(e) => s.error = Some(e.to_string()),

@@ -25,11 +25,16 @@ async fn side(global: &Global, end: &Endpoint, lazy: bool, src: bool) -> CliResu
     Ok(secure(global, builder)?.build().await?)
 }
 
-/// The line of a pass: what it did, and the lag.
+/// The line of a pass: what it did, and how far behind DST is (or how
+/// long it was behind, once equal).
 fn line(pass: &Pass, status: &Status) -> String {
     let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-    let lag = Duration::from_millis(status.lag().as_millis() as u64);
-    format!("{time} {pass}; lag {}, {} behind", humantime::format_duration(lag), status.nodes_behind)
+    let show = |d: Duration| humantime::format_duration(Duration::from_millis(d.as_millis() as u64));
+    match (status.behind_since, status.caught_up) {
+        (None, Some(took)) => format!("{time} {pass}; caught up in {}", show(took)),
+        (None, None) => format!("{time} {pass}; equal"),
+        (Some(_), _) => format!("{time} {pass}; lag {}, {} behind", show(status.lag()), status.nodes_behind),
+    }
 }
 
 pub async fn run(global: &Global, args: MirrorArgs) -> CliResult<ExitCode> {
