@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
 # Python original (nd-service-registry 1.1.0) in a venv at .venv for the
-# interop tests, .venv-ndsr with maturin, pytest, kazoo and pydantic for
-# the Python module, the real Apache Curator 5.4.0 (with a JDK) as the
-# discovery tests' oracle, and Chromium with its WebDriver for the agent
-# dashboard's browser test.
+# interop tests (and zk-shell 1.3.4 there, a peer in the bench), .venv-ndsr
+# with maturin, pytest, kazoo and pydantic for the Python module, the real
+# Apache Curator 5.4.0 (with a JDK) as the discovery tests' oracle, and
+# Chromium with its WebDriver for the agent dashboard's browser test.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -22,6 +22,7 @@ install_python_original() {
   local venv=.venv
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import nd_service_registry, pytest, pytest_rerunfailures' 2>/dev/null; then
     echo "setup: the Python original is installed in $venv"
+    install_zk_shell "$venv"
     return 0
   fi
   if ! python3 -m venv --help >/dev/null 2>&1; then
@@ -41,6 +42,18 @@ install_python_original() {
     echo "setup: the Python original did not install" >&2
     exit 1
   }
+  install_zk_shell "$venv"
+}
+
+install_zk_shell() {
+  # zk-shell's `cp` (on kazoo, beside the original) is the bench's peer for
+  # export and apply of a tree (crates/ndsr-bench, case 12).
+  local venv=$1
+  if [ -x "$venv/bin/zk-shell" ]; then
+    return 0
+  fi
+  echo "setup: installing zk-shell==1.3.4 into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check zk-shell==1.3.4
 }
 
 install_curator() {

@@ -26,7 +26,7 @@ use crate::propagation::{measure, rust_observer, started, Seen};
 use crate::stats::quantile;
 
 /// The `ndsr` binary: `NDSR_BIN`, or built now with this bench's profile.
-fn ndsr_binary() -> Result<PathBuf, String> {
+pub fn ndsr_binary() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("NDSR_BIN") {
         return Ok(bin.into());
     }

@@ -22,6 +22,7 @@ mod propagation;
 mod python;
 mod registration;
 mod stats;
+mod tree;
 
 use std::path::PathBuf;
 
@@ -41,7 +42,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-11, comma separated).
+    /// Run only these cases (1-12, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -116,11 +117,11 @@ async fn run(args: Args) -> Result<(), String> {
     // fails with a message and the others still run.
     let ctx = Ctx { server, python, dropin: args.dropin_python.clone(), quick: args.quick };
     if !args.json {
-        println!("ndsr-bench{}: ZooKeeper {version}; {cores} cores; peers: nd_service_registry 1.1.0 (Python, kazoo), raw zookeeper-client", if args.quick { " --quick" } else { "" });
+        println!("ndsr-bench{}: ZooKeeper {version}; {cores} cores; peers: nd_service_registry 1.1.0 (Python, kazoo), raw zookeeper-client, zk-shell 1.3.4", if args.quick { " --quick" } else { "" });
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=11u8 {
+    for case in 1..=12u8 {
         if !wanted(case) {
             continue;
         }
@@ -138,7 +139,8 @@ async fn run(args: Args) -> Result<(), String> {
             8 => growth::run(&ctx).await,
             9 => discovery::run(&ctx).await,
             10 => agent::run(&ctx).await,
-            _ => config::run(&ctx).await,
+            11 => config::run(&ctx).await,
+            _ => tree::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),
