@@ -1,7 +1,7 @@
 //! The mirror engine against two real ZooKeeper servers: a 10,000-node
-//! tree converges in one pass and the next finds nothing to do; changes,
-//! deletes and registrations are followed while it runs; a restart of
-//! each side and it converges again.
+//! tree converges in one pass, the next finds nothing to do, and running it
+//! stays converged through a restart of each side; changes, deletes,
+//! registrations, restarts and expiries are followed on a small tree.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,17 +21,25 @@ async fn registry(server: &ZkServer) -> Registry {
         .expect("registry")
 }
 
-/// The subtree at `root`: relative path to (bytes, ephemeral owner).
+/// The subtree at `root`: relative path to (bytes, ephemeral owner); read
+/// level by level, 32 nodes at a time.
 async fn tree(registry: &Registry, root: &str) -> BTreeMap<String, (Vec<u8>, i64)> {
+    use futures::StreamExt;
     let mut found = BTreeMap::new();
     let mut level = vec![String::new()];
-    while let Some(rel) = level.pop() {
-        let path = format!("{root}{rel}");
-        let Some(node) = registry.read_node_raw(&path).await.expect("read") else { continue };
-        for child in &node.children {
-            level.push(format!("{rel}/{child}"));
+    while !level.is_empty() {
+        let reads = level.into_iter().map(|rel| async move {
+            let node = registry.read_node_raw(&format!("{root}{rel}")).await.expect("read");
+            (rel, node)
+        });
+        let mut reads = futures::stream::iter(reads).buffer_unordered(32);
+        let mut next = Vec::new();
+        while let Some((rel, node)) = reads.next().await {
+            let Some(node) = node else { continue };
+            next.extend(node.children.iter().map(|child| format!("{rel}/{child}")));
+            found.insert(rel, (node.bytes, node.stat.ephemeral_owner));
         }
-        found.insert(rel, (node.bytes, node.stat.ephemeral_owner));
+        level = next;
     }
     found
 }
@@ -51,7 +59,7 @@ fn bytes_of(i: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_nodes_converge_in_one_pass() {
+async fn ten_thousand_nodes_converge_and_stay_converged_through_restarts() {
     let (a, b) = (ZkServer::new().expect("src"), ZkServer::new().expect("dst"));
     let (src, dst) = (registry(&a).await, registry(&b).await);
     // 100 directories of 99 leaves, the root and its directories: 10,001.
@@ -87,6 +95,45 @@ async fn ten_thousand_nodes_converge_in_one_pass() {
 
     let again = mirror.pass().await.expect("second pass");
     assert_eq!(again.changes(), 0, "{again:?}");
+
+    // Running, it keeps the tree converged through a restart of each side.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(mirror.run(
+        async {
+            let _ = stopped.await;
+        },
+        |_, _| {},
+    ));
+    let converged = |what: &'static str| {
+        let (src, dst) = (src.clone(), dst.clone());
+        async move {
+            let expected = persistent(&tree(&src, "/m").await);
+            eventually(Duration::from_secs(60), what, || {
+                let (dst, expected) = (dst.clone(), &expected);
+                async move { persistent(&tree(&dst, "/m").await) == *expected }
+            })
+            .await
+            .unwrap();
+            expected.len()
+        }
+    };
+    // DST is down while SRC changes 100 nodes and loses a directory of 100.
+    b.stop().unwrap();
+    let mut changes: Vec<RawWrite> =
+        (0..100).map(|d| RawWrite::Set { path: format!("/m/d{d}/n5"), bytes: b"changed".to_vec() }).collect();
+    changes.extend((0..99).map(|n| RawWrite::Delete { path: format!("/m/d99/n{n}") }));
+    changes.push(RawWrite::Delete { path: "/m/d99".into() });
+    src.write_raw(&changes).await.expect("changes");
+    b.start().unwrap();
+    assert_eq!(converged("converged after DST's restart").await, 9_901);
+    // SRC restarts, then changes.
+    a.stop().unwrap();
+    a.start().unwrap();
+    src.put_raw("/m/d0/n0", b"after the restart").await.expect("a change after SRC's restart");
+    src.put_raw("/m/d100/n0", b"new").await.expect("a new directory");
+    assert_eq!(converged("converged after SRC's restart").await, 9_903);
+    let _ = stop.send(());
+    running.await.expect("the mirror ends on shutdown");
     src.close().await;
     dst.close().await;
 }
