@@ -245,7 +245,12 @@ impl Mirror {
                     Err(_) => {} // not connected: set at the next pass
                 }
             }
-            let result = self.pass().await;
+            // Shutdown does not wait for a pass (one waiting for a side
+            // that is down waits up to the connect timeout).
+            let result = tokio::select! {
+                result = self.pass() => result,
+                () = &mut shutdown => return,
+            };
             let wait = match &result {
                 Ok(_) => {
                     backoff = BACKOFF.0;
