@@ -1,5 +1,6 @@
 //! [`Registry`]: the cheap, cloneable handle programs hold.
 
+mod acls;
 mod monitoring;
 pub mod raw;
 mod reads;

@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 
 use futures::StreamExt;
-use zookeeper_client::{CreateMode, Error as Zk, MultiWriteError, MultiWriteResult};
+use zookeeper_client::{Acls, CreateMode, Error as Zk, MultiWriteError, MultiWriteResult};
 
 use super::txn::{entry_bytes, Step, Txn};
 use super::{Header, Operation, MAX_MESSAGE};
+use crate::acl::Acl;
 use crate::{Error, Registry, Result};
 
 /// One node of a batch (see [`Registry::apply_batch`]).
@@ -29,8 +30,27 @@ pub struct BatchStep<'a> {
 pub enum BatchChange<'a> {
     /// Write these bytes (as an `apply` release, with its history entry).
     Write(&'a [u8]),
+    /// Write these bytes, as `Write`; a node the step creates gets `acl`
+    /// instead of the registry's ACL, in the same transaction (an existing
+    /// node's ACL is left alone).
+    WriteWithAcl {
+        /// The bytes.
+        bytes: &'a [u8],
+        /// The ACL of a node created.
+        acl: &'a [Acl],
+    },
     /// Delete the node (its history stays).
     Delete,
+}
+
+impl<'a> BatchChange<'a> {
+    /// The bytes a write writes (`None`: a delete).
+    fn bytes(self) -> Option<&'a [u8]> {
+        match self {
+            BatchChange::Write(bytes) | BatchChange::WriteWithAcl { bytes, .. } => Some(bytes),
+            BatchChange::Delete => None,
+        }
+    }
 }
 
 /// What a step did: the version written, or `None` for a delete.
@@ -72,7 +92,7 @@ impl Registry {
             if !seen.insert(step.path) {
                 return Err(Error::InvalidArgument("a batch names a node twice"));
             }
-            if let BatchChange::Write(bytes) = step.change {
+            if let Some(bytes) = step.change.bytes() {
                 let limit = self.shared.config.max_data_size;
                 if bytes.len() > limit {
                     return Err(Error::DataTooLarge { path: step.path.into(), size: bytes.len(), limit });
@@ -115,7 +135,7 @@ impl Registry {
         let sequential = self.shared.create_options(CreateMode::PersistentSequential);
         let created: HashSet<&str> = steps
             .iter()
-            .filter(|s| matches!(s.change, BatchChange::Write(_)) && s.expected_version < 0)
+            .filter(|s| s.change.bytes().is_some() && s.expected_version < 0)
             .map(|s| s.path)
             .collect();
         let mut parents = Vec::new();
@@ -123,12 +143,9 @@ impl Registry {
         let mut any_layout = false;
         for (step, found) in steps.iter().zip(&found) {
             let layout = self.layout(step.path);
-            let bytes = match step.change {
-                BatchChange::Delete => {
-                    txn.delete_at(Step::Live, step.path, step.expected_version)?;
-                    continue;
-                }
-                BatchChange::Write(bytes) => bytes,
+            let Some(bytes) = step.change.bytes() else {
+                txn.delete_at(Step::Live, step.path, step.expected_version)?;
+                continue;
             };
             let value = serde_json::from_slice(bytes).ok();
             let schema_version = match &found.schema {
@@ -181,7 +198,13 @@ impl Registry {
             }
             match &found.live {
                 Some(stat) => txn.set(Step::Live, step.path, bytes, stat.version)?,
-                None => txn.create(Step::Live, step.path, bytes, &persistent)?,
+                None => match step.change {
+                    BatchChange::WriteWithAcl { acl, .. } => {
+                        let options = CreateMode::Persistent.with_acls(Acls::new(acl));
+                        txn.create(Step::Live, step.path, bytes, &options)?
+                    }
+                    _ => txn.create(Step::Live, step.path, bytes, &persistent)?,
+                },
             }
             let names = found.history.as_deref().unwrap_or_default();
             txn.record(&layout.history, "r-", &entry, names, self.shared.config.history_keep, &sequential)?;
