@@ -264,6 +264,19 @@ impl Agent {
         }
     }
 
+    /// Follows `path` (once), without waiting: its snapshot so far (`None`
+    /// until the first one is read).
+    pub fn node_now(self: &Arc<Self>, path: &str) -> Result<Option<Arc<Snapshot>>, AgentError> {
+        let start = || {
+            let subscription = self.registry.subscribe(path)?;
+            Ok(futures::stream::unfold(subscription, |mut s| async move { s.next().await.map(|v| (v, s)) })
+                .boxed())
+        };
+        let rx = self.follow(&self.nodes, path.to_string(), |p| self.registered(p), start)?;
+        let now = rx.borrow().as_ref().map(|v| v.value.clone());
+        Ok(now)
+    }
+
     /// Follows `path` (once), and waits for its first snapshot.
     pub async fn node(self: &Arc<Self>, path: &str) -> Result<Held<Arc<Snapshot>>, AgentError> {
         let start = || {

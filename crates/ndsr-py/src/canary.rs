@@ -122,4 +122,16 @@ impl ConfigCore {
     fn applied<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_dict(py, &applied_json(&self.config.applied()))
     }
+
+    /// Python refused the value of generation `gen` (`validate` or
+    /// `model`): a canary goes back to the live value and is reported as
+    /// refused; a live value is reported as refused. Whether it was still
+    /// the core's value.
+    fn refuse(&self, gen: u64, reasons: Vec<String>) -> bool {
+        let judged = {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            (last.0 == gen).then(|| last.1.clone())
+        };
+        judged.is_some_and(|judged| self.config.refuse_if(&judged, reasons))
+    }
 }

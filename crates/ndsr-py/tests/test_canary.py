@@ -57,3 +57,22 @@ def test_bad_canaries_raise_and_write_nothing(zk, base, other):
         assert r.abort_canary(path) is False
     with pytest.raises(ndsr.InvalidArgument):
         ndsr.Registry(zk, identity="a/b")
+
+
+def test_a_canary_that_validate_refuses_is_reported_and_not_applied(zk, base):
+    path = base + "/web"
+    with ndsr.Registry(zk) as admin, ndsr.Registry(zk, identity="py-strict") as strict:
+        admin.publish(path, {"pool": 4})
+        config = strict.config(path, validate=lambda v: v["pool"] < 10)
+        admin.start_canary(path, {"pool": 50}, hosts=["py-strict"])
+
+        def refused():
+            config.get()  # judging happens as the program reads
+            return admin.canary_status(path)["refused_canary"] == 1
+
+        wait_for(refused, what="the refusal is reported")
+        wait_for(lambda: config.applied == {"kind": "stable", "version": 0}, what="back on the live value")
+        assert config.get() == {"pool": 4}
+        client = admin.canary_status(path)["clients"][0]
+        assert client["refused"]["canary"] is True
+        assert client["refused"]["reasons"] == ["validate returned False"]

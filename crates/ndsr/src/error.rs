@@ -174,7 +174,7 @@ pub enum Error {
     /// The node kept changing under a read-then-write (another client
     /// wrote it between each of our reads and writes): nothing of ours was
     /// written; trying again later can succeed.
-    #[error("{path} kept changing {during} ({attempts} attempts); nothing was written, try again")]
+    #[error("{path} kept changing {during} ({}); nothing was written, try again", attempts_text(*.attempts))]
     Contention {
         /// The node.
         path: String,
@@ -286,6 +286,15 @@ pub enum Error {
         #[source]
         source: zookeeper_client::Error,
     },
+}
+
+/// "1 attempt", "3 attempts".
+fn attempts_text(attempts: u32) -> String {
+    if attempts == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{attempts} attempts")
+    }
 }
 
 impl Error {

@@ -299,3 +299,101 @@ fn the_blocking_registry_runs_a_canary() {
     assert!(!registry.abort_canary(&path).unwrap(), "promote removed it");
     registry.close();
 }
+
+/// A canary's revisions only grow, through an abort too, so a promote of
+/// what was read can never promote a canary started again in its place; a
+/// value equal to the live one is refused; a canary over an older live
+/// version applies to no one (a hotfix reaches everyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revisions_only_grow_and_a_hotfix_reaches_everyone() {
+    let server = ZkServer::shared();
+    let servers = server.connect_string();
+    let admin = registry(&servers).await;
+    let path = format!("{}/web", unique_path("canary-rev"));
+    let hosts = || CanaryRule::Hosts(vec!["picked".into()]);
+    admin.publish_value(&path, &json!({"pool": 1}), PublishOptions::default()).await.unwrap();
+    let same = admin.start_canary(&path, br#"{"pool":1}"#, hosts(), PublishOptions::default()).await;
+    assert!(matches!(same, Err(Error::InvalidArgument(m)) if m.contains("live value")), "{same:?}");
+
+    let first =
+        admin.start_canary(&path, br#"{"pool": 2}"#, hosts(), PublishOptions::default()).await.unwrap();
+    assert!(admin.abort_canary(&path).await.unwrap());
+    assert!(admin.canary(&path).await.unwrap().is_none());
+    let again =
+        admin.start_canary(&path, br#"{"pool": 3}"#, hosts(), PublishOptions::default()).await.unwrap();
+    assert!(again.revision > first.revision + 1, "{} after {}", again.revision, first.revision);
+
+    let r = client(&servers, "picked", &[]).await;
+    let config = r.config::<Value>(&path).build().await.unwrap();
+    assert_eq!(config.get()["pool"], json!(3));
+    admin.publish_value(&path, &json!({"pool": 9}), PublishOptions::message("hotfix")).await.unwrap();
+    until_pool(&config, 9, "the hotfix reaches a client the canary picked").await;
+    assert_eq!(config.applied(), Applied::Stable { version: 1 });
+}
+
+/// A caller that judges values itself (the Python face) refuses the canary:
+/// the handle goes back to the live value and the report says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_the_caller_refuses_goes_back_to_the_live_value() {
+    let server = ZkServer::shared();
+    let servers = server.connect_string();
+    let admin = registry(&servers).await;
+    let path = format!("{}/web", unique_path("canary-caller"));
+    admin.publish_value(&path, &json!({"pool": 1}), PublishOptions::default()).await.unwrap();
+    let r = client(&servers, "judge", &[]).await;
+    let config = r.config::<Value>(&path).build().await.unwrap();
+    admin
+        .start_canary(
+            &path,
+            br#"{"pool": 2}"#,
+            CanaryRule::Hosts(vec!["judge".into()]),
+            PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    until_pool(&config, 2, "the canary is applied").await;
+    let held = config.get();
+    assert!(config.refuse_if(&held, vec!["pool 2 is too many".into()]));
+    until_pool(&config, 1, "back on the live value").await;
+    assert_eq!(config.applied(), Applied::Stable { version: 0 });
+    eventually(WAIT, "the refusal is reported", || async {
+        let status = admin.canary_status(&path).await.unwrap();
+        status.refused_canary().len() == 1 && status.on_stable() == 1
+    })
+    .await
+    .unwrap();
+    let status = admin.canary_status(&path).await.unwrap();
+    assert_eq!(status.clients[0].refused.as_ref().unwrap().reasons, ["pool 2 is too many"]);
+    assert!(!config.refuse_if(&held, vec![]), "the refused value is no longer held");
+}
+
+/// A client's report goes when its last handle is dropped, while its
+/// registry lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_goes_with_the_last_handle() {
+    let server = ZkServer::shared();
+    let servers = server.connect_string();
+    let admin = registry(&servers).await;
+    let path = format!("{}/web", unique_path("canary-drop"));
+    admin.publish_value(&path, &json!({"pool": 1}), PublishOptions::default()).await.unwrap();
+    admin
+        .start_canary(&path, br#"{"pool": 2}"#, CanaryRule::Percent(100.0), PublishOptions::default())
+        .await
+        .unwrap();
+    let r = client(&servers, "leaver", &[]).await;
+    let config = r.config::<Value>(&path).build().await.unwrap();
+    let clone = config.clone();
+    eventually(WAIT, "one report", || async { admin.canary_status(&path).await.unwrap().clients.len() == 1 })
+        .await
+        .unwrap();
+    drop(config);
+    assert_eq!(clone.get()["pool"], json!(2), "a clone keeps it");
+    assert_eq!(admin.canary_status(&path).await.unwrap().clients.len(), 1);
+    drop(clone);
+    eventually(WAIT, "the report is gone", || async {
+        admin.canary_status(&path).await.unwrap().clients.is_empty()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.state(), ndsr::State::Connected, "the registry lives on");
+}

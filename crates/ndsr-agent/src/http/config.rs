@@ -288,7 +288,11 @@ pub async fn get(
         Ask::Value { wait, release } => {
             let rx = agent.node(&path).await?;
             let versioned = block(&agent, &streams, rx, wait).await?;
-            let canary = if release { None } else { Box::pin(canary::applied(&agent, &path)).await };
+            let live = versioned.value.stat.as_ref().map(|s| s.version);
+            let canary = match live {
+                Some(version) if !release => Box::pin(canary::applied(&agent, &path, version)).await,
+                _ => None,
+            };
             Box::pin(value_answer(&agent, &path, &versioned, release, canary)).await
         }
     }

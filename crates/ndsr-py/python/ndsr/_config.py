@@ -130,6 +130,9 @@ class Config(object):
                 if reasons:
                     self._refused = (version, reasons)
                     self._refusals += 1
+                    # The core reports it (a canary refused here goes back
+                    # to the live value, judged next).
+                    self._core.refuse(gen, reasons)
                     if self._log is not None:
                         self._log.warning(
                             "configuration %s version %s refused, keeping the last good value: %s",
@@ -179,8 +182,9 @@ class Config(object):
         (a canary this client's identity and labels matched, see
         :meth:`Registry.start_canary`) or ``{"kind": "other"}`` (a default
         or saved value). A canary that ``validate`` or ``model`` refuses
-        keeps the last good value here, but the core still reports it as
-        applied."""
+        is not applied: the core goes back to the live value (judged in
+        turn) and reports the canary as refused."""
+        self._judge()
         return self._core.applied()
 
     @property

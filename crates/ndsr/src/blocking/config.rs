@@ -51,6 +51,26 @@ impl Registry {
         self.block(self.inner.rollback(path, to_version, options))
     }
 
+    /// As [`crate::Registry::identity`].
+    pub fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
+    /// As [`crate::Registry::labels`].
+    pub fn labels(&self) -> &std::collections::BTreeMap<String, String> {
+        self.inner.labels()
+    }
+
+    /// As [`crate::Registry::picked_by`].
+    pub fn picked_by(&self, canary: &Canary) -> bool {
+        self.inner.picked_by(canary)
+    }
+
+    /// As [`crate::Registry::canary_node`].
+    pub fn canary_node(&self, path: &str) -> String {
+        self.inner.canary_node(path)
+    }
+
     /// [`crate::Registry::start_canary`], blocking.
     ///
     /// # Errors
@@ -218,6 +238,11 @@ impl<T> Config<T> {
     /// As [`crate::release::Config::applied`].
     pub fn applied(&self) -> Applied {
         self.inner.applied()
+    }
+
+    /// As [`crate::release::Config::refuse_if`].
+    pub fn refuse_if(&self, judged: &Arc<T>, reasons: Vec<String>) -> bool {
+        self.inner.refuse_if(judged, reasons)
     }
 
     /// As [`crate::release::Config::version`].

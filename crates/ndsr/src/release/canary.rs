@@ -133,10 +133,18 @@ struct Header {
 }
 
 impl Canary {
-    /// Reads a canary node's bytes; `None` (said at WARN by the caller)
-    /// for what is not a canary of `path`, or whose value does not match
-    /// its digest.
-    pub(crate) fn parse(path: &str, bytes: &[u8], revision: i32) -> std::result::Result<Canary, String> {
+    /// Reads a canary node's bytes: `Ok(None)` for an empty node (no
+    /// canary: a promote or an abort leaves the node empty, so that its
+    /// version only grows), `Err` saying why for what is not a canary of
+    /// `path`, or whose value does not match its digest.
+    pub(crate) fn parse(
+        path: &str,
+        bytes: &[u8],
+        revision: i32,
+    ) -> std::result::Result<Option<Canary>, String> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         let split = bytes.iter().position(|&b| b == b'\n').ok_or("no header line")?;
         let header: Header = serde_json::from_slice(&bytes[..split])
             .map_err(|e| format!("a header that cannot be read: {e}"))?;
@@ -147,7 +155,7 @@ impl Canary {
         if header.sha256 != sha256_hex(&value) {
             return Err("its value does not match its SHA-256 (changed outside ndsr?)".into());
         }
-        Ok(Canary {
+        Ok(Some(Canary {
             path: header.path,
             rule: header.rule,
             base_version: header.base_version,
@@ -158,7 +166,7 @@ impl Canary {
             time: header.time,
             message: header.message,
             revision,
-        })
+        }))
     }
 }
 
@@ -427,8 +435,11 @@ impl Registry {
                             _ => None,
                         })
                         .unwrap_or(0);
-                    return Canary::parse(path, &node, revision)
-                        .map_err(|reason| Error::Data { path: path.into(), reason });
+                    return match Canary::parse(path, &node, revision) {
+                        Ok(Some(canary)) => Ok(canary),
+                        Ok(None) => Err(Error::Data { path: path.into(), reason: "an empty canary".into() }),
+                        Err(reason) => Err(Error::Data { path: path.into(), reason }),
+                    };
                 }
                 // The live node, the schema or the canary changed since
                 // read: read again.
@@ -450,7 +461,6 @@ impl Registry {
         let client = self.config_client().await?;
         match self.shared.call("get_data", &layout.canary, client.get_data(&layout.canary)).await {
             Ok((bytes, stat)) => Canary::parse(path, &bytes, stat.version)
-                .map(Some)
                 .map_err(|reason| Error::Data { path: layout.canary.clone(), reason }),
             Err(e) if e.is_no_node() => Ok(None),
             Err(e) => Err(e),
@@ -460,8 +470,11 @@ impl Registry {
     /// Makes the canary of `path` its next release, in one transaction: the
     /// live node takes the canary's value (conditional on the live version
     /// the canary was started over), the history records it (`promote`),
-    /// and the canary is removed. Every client then applies it. An empty
-    /// message records the canary's own.
+    /// and the canary is removed (conditional on its revision: the node is
+    /// emptied, never deleted, so a canary aborted and started again
+    /// meanwhile has another revision and is not promoted in its place).
+    /// Every client then applies it. An empty message records the
+    /// canary's own.
     ///
     /// # Errors
     /// [`Error::NoCanary`]; [`Error::VersionConflict`] (both versions
@@ -488,21 +501,39 @@ impl Registry {
     }
 
     /// Removes the canary of `path`: its clients go back to the live
-    /// value. Returns whether there was one.
+    /// value. Returns whether there was one. The canary node is emptied at
+    /// the revision read, not deleted, so that its revisions only grow.
     ///
     /// # Errors
     /// [`Error::InvalidPath`], [`Error::ReadOnly`], [`Error::NoConnection`],
-    /// [`Error::NotAuthorized`].
+    /// [`Error::NotAuthorized`]; [`Error::Contention`] when the canary kept
+    /// changing through every attempt.
     pub async fn abort_canary(&self, path: &str) -> Result<bool> {
         self.check_writable("abort_canary")?;
         self.check_config_path(path)?;
         let layout = self.layout(path);
         let client = self.config_client().await?;
-        match self.shared.call("delete", &layout.canary, client.delete(&layout.canary, None)).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_no_node() => Ok(false),
-            Err(e) => Err(e),
+        let attempts = self.shared.config.reconcile_attempts;
+        for _ in 0..attempts {
+            let stat =
+                match self.shared.call("get_data", &layout.canary, client.get_data(&layout.canary)).await {
+                    Ok((bytes, _)) if bytes.is_empty() => return Ok(false),
+                    Ok((_, stat)) => stat,
+                    Err(e) if e.is_no_node() => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+            let emptied = client.set_data(&layout.canary, b"", Some(stat.version));
+            match self.shared.call("set_data", &layout.canary, emptied).await {
+                Ok(_) => return Ok(true),
+                // Changed (or removed) since read: read again.
+                Err(Error::ZooKeeper {
+                    source: zookeeper_client::Error::BadVersion | zookeeper_client::Error::NoNode,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            }
         }
+        Err(Error::Contention { path: path.into(), during: "while its canary was being aborted", attempts })
     }
 
     /// The canary of `path`, the live version, and what each ndsr client
@@ -604,7 +635,8 @@ mod tests {
         };
         let mut bytes = serde_json::to_vec(&header).unwrap();
         bytes.extend_from_slice(b"\n{}");
-        let canary = Canary::parse("/c", &bytes, 2).unwrap();
+        let canary = Canary::parse("/c", &bytes, 2).unwrap().unwrap();
+        assert_eq!(Canary::parse("/c", b"", 3), Ok(None), "an empty node is no canary");
         assert_eq!((canary.base_version, canary.revision, canary.value.as_slice()), (3, 2, &b"{}"[..]));
         assert!(Canary::parse("/d", &bytes, 2).is_err());
         bytes.push(b' ');

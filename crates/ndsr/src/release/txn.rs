@@ -341,7 +341,7 @@ impl Registry {
                     }
                     (Step::Canary, Zk::BadVersion | Zk::NoNode) => Err(Failed::Fail(Error::Contention {
                         path: path.into(),
-                        during: "while its canary was promoted: the canary changed or was aborted meanwhile",
+                        during: "its canary while it was being promoted (changed or aborted meanwhile; read it again)",
                         attempts: 1,
                     })),
                     // A record node of ours deleted by another client

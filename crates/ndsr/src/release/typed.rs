@@ -162,8 +162,9 @@ where
                 let (tx, rx) =
                     watch::channel(Current { value, version: Some(version), mzxid, status, applied, seq: 0 });
                 let rejected = follower.rejected.clone();
+                let refusals = follower.refusals();
                 registry.shared.tasks.spawn(follower.run(subscription, canary, tx, false));
-                return Ok(Config { rx, registry, path, rejected });
+                return Ok(Config { rx, registry, path, rejected, refusals });
             }
         }
         // The first snapshot and its bytes, within the connect timeout (a
@@ -220,8 +221,9 @@ where
         };
         let (tx, rx) = watch::channel(Current { value, version, mzxid, status, applied, seq: 0 });
         let rejected = follower.rejected.clone();
+        let refusals = follower.refusals();
         registry.shared.tasks.spawn(follower.run(subscription, canary, tx, unread));
-        Ok(Config { rx, registry, path, rejected })
+        Ok(Config { rx, registry, path, rejected, refusals })
     }
 }
 
@@ -233,6 +235,8 @@ pub struct Config<T> {
     registry: Registry,
     path: String,
     rejected: Arc<AtomicU64>,
+    /// Values a caller refused (see [`Config::refuse_if`]), by generation.
+    refusals: tokio::sync::mpsc::UnboundedSender<(u64, Vec<String>)>,
 }
 
 impl<T> Clone for Config<T> {
@@ -242,6 +246,7 @@ impl<T> Clone for Config<T> {
             registry: self.registry.clone(),
             path: self.path.clone(),
             rejected: self.rejected.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -259,7 +264,8 @@ impl<T> Config<T> {
     }
 
     /// The version of the node the value held came from (`None`: the
-    /// default).
+    /// default). For a canary's value ([`applied`](Self::applied)), the
+    /// live version the canary runs over.
     pub fn version(&self) -> Option<i32> {
         self.rx.borrow().version
     }
@@ -332,6 +338,24 @@ impl<T> Config<T> {
             }
             _ => false,
         }
+    }
+
+    /// A caller that judges values further, after this handle (the Python
+    /// module's `validate` and `model`), refuses the value held, if it is
+    /// still `judged` (the same `Arc`, from [`get`](Self::get)). A canary
+    /// refused so is never applied again by this handle: it goes back to
+    /// the live value (a new good value), and its report says the canary
+    /// was refused, with `reasons`. A live value refused so is reported as
+    /// refused. Returns whether `judged` was still held.
+    pub fn refuse_if(&self, judged: &Arc<T>, reasons: Vec<String>) -> bool {
+        let seq = {
+            let current = self.rx.borrow();
+            if !Arc::ptr_eq(&current.value, judged) {
+                return false;
+            }
+            current.seq
+        };
+        self.refusals.send((seq, reasons)).is_ok()
     }
 
     /// The good values from now on, one per new good value (a value

@@ -20,7 +20,7 @@ struct Plan<'a> {
     op: Operation,
     options: &'a PublishOptions,
     rollback_of: Option<i32>,
-    /// A canary node removed in the same transaction, at its version (a
+    /// A canary node emptied in the same transaction, at its version (a
     /// promote).
     canary: Option<(String, i32)>,
 }
@@ -300,7 +300,9 @@ impl Registry {
             let keep = self.shared.config.history_keep;
             let over = txn.record(&layout.history, "r-", &entry, names, keep, &sequential)?;
             if let Some((node, version)) = &plan.canary {
-                txn.delete_at(Step::Canary, node, *version)?;
+                // Emptied, not deleted: its version keeps growing (see
+                // `promote_canary`).
+                txn.set(Step::Canary, node, b"", *version)?;
             }
             // Checked before anything is made: a refused value leaves no
             // directory behind either.
@@ -313,7 +315,8 @@ impl Registry {
                     self.ensure(&client, parent).await?;
                 }
             }
-            match self.commit(txn, "publish", path, plan.options.if_version).await {
+            let what = if plan.op == Operation::Promote { "promote" } else { "publish" };
+            match self.commit(txn, what, path, plan.options.if_version).await {
                 Ok((results, steps)) => {
                     let mut version = 0;
                     let mut entry_name = String::new();

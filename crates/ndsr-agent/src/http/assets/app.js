@@ -215,6 +215,7 @@ function loadHistory(node) {
       lastHistory = body && body.items && (releases || schema) ? { ...body, schema } : null;
       if (lastNode && lastNode.path === node.path) renderNode(lastNode);
       if (releases) watchCanary(node.path);
+      else if (canaryTimer) { clearInterval(canaryTimer); canaryTimer = null; lastCanary = null; }
     })
     .catch(() => {});
 }

@@ -112,13 +112,13 @@ pub(super) async fn post(
 /// Canaries remembered at most (then forgotten all at once).
 const REMEMBERED: usize = 1024;
 
-/// The canary of `path` that this agent applies, if any: its node is
-/// followed (from the cache, as the value is), and read again only when it
-/// changes.
-pub(super) async fn applied(agent: &Arc<Agent>, path: &str) -> Option<Arc<Canary>> {
+/// The canary of `path` that this agent applies, if any, for a live value
+/// at `version`: its node is followed (from the cache, as the value is:
+/// not waited for, so an outage costs nothing here), and read again only
+/// when it changes. A canary over another live version applies to no one.
+pub(super) async fn applied(agent: &Arc<Agent>, path: &str, version: i32) -> Option<Arc<Canary>> {
     let node = agent.registry.canary_node(path);
-    let held = agent.node(&node).await.ok()?;
-    let snapshot = held.borrow().as_ref().map(|v| v.value.clone())?;
+    let snapshot = agent.node_now(&node).ok()??;
     let mzxid = snapshot.stat.as_ref()?.mzxid;
     let known = agent.canaries.lock().unwrap_or_else(|e| e.into_inner()).get(&node).cloned();
     let canary = match known {
@@ -126,9 +126,14 @@ pub(super) async fn applied(agent: &Arc<Agent>, path: &str) -> Option<Arc<Canary
         _ => {
             let canary = match agent.registry.canary(path).await {
                 Ok(canary) => canary.map(Arc::new),
-                Err(e) => {
+                Err(e @ ndsr::Error::Data { .. }) => {
                     tracing::warn!(path, "ignoring the canary, which cannot be read: {e}");
                     None
+                }
+                // Not remembered: read again on the next request.
+                Err(e) => {
+                    tracing::debug!(path, "the canary could not be read now: {e}");
+                    return None;
                 }
             };
             let mut memo = agent.canaries.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,5 +144,5 @@ pub(super) async fn applied(agent: &Arc<Agent>, path: &str) -> Option<Arc<Canary
             canary
         }
     };
-    canary.filter(|c| agent.registry.picked_by(c))
+    canary.filter(|c| c.base_version == version && agent.registry.picked_by(c))
 }

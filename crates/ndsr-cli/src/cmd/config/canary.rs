@@ -57,7 +57,7 @@ fn canary_line(canary: &Canary) -> String {
         canary.rule,
         canary.base_version,
         canary.revision,
-        &canary.sha256[..12.min(canary.sha256.len())],
+        canary.sha256.get(..12).unwrap_or(&canary.sha256),
         canary.author,
         canary.host,
         canary.time
@@ -128,7 +128,7 @@ fn applied_text(applied: &Applied, status: &CanaryStatus) -> String {
         Applied::Stable { version } => format!("v{version} (an older value)"),
         Applied::Canary { sha256, .. } => match &status.canary {
             Some(c) if c.sha256 == *sha256 => "canary".to_string(),
-            _ => format!("an older canary ({})", &sha256[..12.min(sha256.len())]),
+            _ => format!("an older canary ({})", sha256.get(..12).unwrap_or(sha256)),
         },
         Applied::Other => "a default or saved value".to_string(),
     }

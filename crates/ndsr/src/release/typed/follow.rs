@@ -33,7 +33,22 @@ pub(super) struct Follower<T> {
     /// What this client reports, once it has seen a canary (read-only
     /// registries report nothing).
     report: Option<watch::Sender<Vec<u8>>>,
+    /// Values a caller refused after this handle judged them (see
+    /// `Config::refuse_if`): their generation and why.
+    refusals: (UnboundedSender<Refused>, UnboundedReceiver<Refused>),
+    /// Canaries a caller refused, by SHA-256 (the newest few), and why.
+    caller_refused: Vec<(String, Vec<String>)>,
+    /// SHA-256 of the live value last read.
+    live_sha: String,
 }
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// A value a caller refused: its generation, and why.
+pub(super) type Refused = (u64, Vec<String>);
+
+/// Canaries remembered as refused by the caller, at most.
+const CALLER_REFUSED: usize = 8;
 
 impl<T> Follower<T>
 where
@@ -52,6 +67,39 @@ where
             saves,
             applied: Applied::Other,
             report: None,
+            refusals: tokio::sync::mpsc::unbounded_channel(),
+            caller_refused: Vec::new(),
+            live_sha: String::new(),
+        }
+    }
+
+    /// Where a handle sends the values its caller refused.
+    pub(super) fn refusals(&self) -> UnboundedSender<Refused> {
+        self.refusals.0.clone()
+    }
+
+    /// The caller refused the value of generation `seq`: a canary is not
+    /// applied again (read again: back to the live value); a live value is
+    /// reported as refused.
+    fn caller_refused(&mut self, seq: u64, reasons: Vec<String>, held: u64) -> bool {
+        if seq != held {
+            return false;
+        }
+        match self.applied.clone() {
+            Applied::Canary { sha256, .. } => {
+                if self.caller_refused.len() >= CALLER_REFUSED {
+                    self.caller_refused.remove(0);
+                }
+                self.caller_refused.push((sha256, reasons));
+                self.forget();
+                true
+            }
+            Applied::Stable { .. } => {
+                let refusal = Refusal { canary: false, sha256: self.live_sha.clone(), reasons };
+                self.send_report(Some(refusal));
+                false
+            }
+            Applied::Other => false,
         }
     }
 
@@ -80,10 +128,18 @@ where
     ) {
         let mut pending = unread;
         loop {
-            if !pending {
+            // Nothing read yet to read through: wait for it.
+            if !pending || live.latest().is_none() {
                 tokio::select! {
                     next = live.next() => if next.is_none() { return },
                     next = canary.next() => if next.is_none() { return },
+                    refused = self.refusals.1.recv() => {
+                        let Some((seq, reasons)) = refused else { return };
+                        let held = tx.borrow().seq;
+                        if !self.caller_refused(seq, reasons, held) {
+                            continue;
+                        }
+                    }
                     () = tx.closed() => return,
                 }
             }
@@ -165,7 +221,7 @@ where
         };
         self.last_read = (Some(stat.mzxid), canary.as_ref().map(|(_, s)| s.mzxid));
         let canary = canary.and_then(|(bytes, cstat)| match Canary::parse(&self.path, &bytes, cstat.version) {
-            Ok(canary) => Some(canary),
+            Ok(canary) => canary,
             Err(reason) => {
                 if self.last_bad_canary != Some(cstat.mzxid) {
                     self.last_bad_canary = Some(cstat.mzxid);
@@ -186,10 +242,23 @@ where
         };
         let config = &registry.shared.config;
         let identity = config.identity_or_default();
-        let mine = canary.filter(|c| c.rule.matches(&self.path, &identity, &config.labels));
+        // A canary over an older live version applies to no one: a value
+        // published since (a hotfix) reaches every client.
+        let mine = canary.filter(|c| {
+            c.base_version == stat.version && c.rule.matches(&self.path, &identity, &config.labels)
+        });
         let mut refused_canary = None;
+        self.live_sha = crate::release::sha256_hex(&bytes);
         if let Some(canary) = mine {
-            match evaluate::<T>(&canary.value, &self.checks, validator.as_deref()) {
+            let by_caller = self.caller_refused.iter().find(|(sha, _)| *sha == canary.sha256);
+            let judged = match by_caller {
+                // Counted by the caller, and said by it.
+                Some((_, reasons)) => Err((reasons.clone(), false)),
+                None => {
+                    evaluate::<T>(&canary.value, &self.checks, validator.as_deref()).map_err(|r| (r, true))
+                }
+            };
+            match judged {
                 Ok(value) => {
                     let applied =
                         Applied::Canary { base_version: canary.base_version, sha256: canary.sha256.clone() };
@@ -197,8 +266,8 @@ where
                     self.send_report(None);
                     return Outcome::Good(value, stat.version, stat.mzxid, applied);
                 }
-                Err(reasons) => {
-                    if self.last_refused_canary.as_deref() != Some(canary.sha256.as_str()) {
+                Err((reasons, ours)) => {
+                    if ours && self.last_refused_canary.as_deref() != Some(canary.sha256.as_str()) {
                         self.last_refused_canary = Some(canary.sha256.clone());
                         self.rejected.fetch_add(1, Ordering::Relaxed);
                         crate::stats::Counters::bump(&self.registry.shared.counters.config_rejections);
