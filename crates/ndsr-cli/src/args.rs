@@ -237,6 +237,9 @@ pub struct ExportArgs {
     /// Include ephemeral nodes (registrations)
     #[arg(long)]
     pub ephemeral: bool,
+    /// Include each node's ACL (`acl: [{perms: rwcda, scheme: world, id: anyone}]`)
+    #[arg(long)]
+    pub acls: bool,
     /// Where histories and schemas are kept, and who writes.
     #[command(flatten)]
     pub tree: TreeConfig,

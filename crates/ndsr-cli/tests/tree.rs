@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use common::*;
 use ndsr_testkit::{unique_path, ZkServer};
-use zookeeper_client::{Acls, Client, CreateMode};
+use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, Permission};
 
 /// `ndsr --server SERVER ARGS...` without the environment's config
 /// defaults: (exit code, stdout, stderr).
@@ -312,4 +312,195 @@ fn bad_files_are_refused_with_what_is_wrong_before_connecting() {
     let (code, _, err) = tree(server, &["apply", "--plan", path_str(&not_a_plan)]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("is not a plan"), "{err}");
+}
+
+fn create_with(rt: &tokio::runtime::Runtime, zk: &Client, path: &str, bytes: &[u8], acl: &[Acl]) {
+    rt.block_on(zk.create(path, bytes, &CreateMode::Persistent.with_acls(Acls::new(acl)))).unwrap();
+}
+
+fn acl_of(rt: &tokio::runtime::Runtime, zk: &Client, path: &str) -> (Vec<Acl>, i32) {
+    let (acl, stat) = rt.block_on(zk.get_acl(path)).unwrap();
+    (acl, stat.aversion)
+}
+
+/// The digest id of owner:secret.
+fn owner() -> String {
+    ndsr::acl::Credentials::new("owner", "secret").digest_id()
+}
+
+#[test]
+fn export_with_acls_then_apply_to_a_fresh_server_gives_the_same_acls() {
+    let rt = runtime();
+    let source = ZkServer::shared().connect_string();
+    let zk = zk(&rt, &source);
+    let root = unique_path("cli-tree-acl-export");
+    rt.block_on(zk.mkdir(&root, &persistent())).unwrap();
+    let read = Acl::new(Permission::READ, AuthId::anyone());
+    let digest = [Acl::new(Permission::ALL, AuthId::new("digest", &owner())), read.clone()];
+    create_with(&rt, &zk, &format!("{root}/secret"), b"{\"key\":1}", &digest);
+    let local =
+        [Acl::new(Permission::READ | Permission::WRITE, AuthId::new("ip", "127.0.0.1")), read.clone()];
+    create_with(&rt, &zk, &format!("{root}/local"), b"", &local);
+    // A parent that lets no one create under it but its owner: the apply
+    // creates its child before it sets that ACL.
+    put(&rt, &zk, &format!("{root}/locked"), b"");
+    put(&rt, &zk, &format!("{root}/locked/child"), b"c");
+    rt.block_on(zk.set_acl(&format!("{root}/locked"), &digest, None)).unwrap();
+
+    // Without --acls, no ACL.
+    assert!(!ok(&source, &["export", &root]).contains("acl:"));
+    // ZooKeeper hides a digest's hash from a client without ADMIN (owner:x).
+    let (code, out, err) = tree(&source, &["export", &root, "--acls"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(err.contains(&format!("{root}/locked: ZooKeeper hides the digest hashes of its ACL from a client without ADMIN on it (it shows owner:x)")), "{err}");
+    let as_owner = ["-u", "owner", "-p", "secret", "export", &root, "--acls"];
+    let exported = ok(&source, &as_owner);
+    let anyone_all = "    - perms: rwcda\n      scheme: world\n      id: anyone\n";
+    let owned = format!(
+        "    - perms: rwcda\n      scheme: digest\n      id: {}\n    - perms: r\n      scheme: world\n      id: anyone\n",
+        owner()
+    );
+    let expected = format!(
+        "format: ndsr-tree\nversion: 1\nroot: {root}\nnodes:\n  '':\n    acl:\n{anyone_all}  local:\n    acl:\n    - perms: rw\n      scheme: ip\n      id: 127.0.0.1\n    - perms: r\n      scheme: world\n      id: anyone\n  locked:\n    acl:\n{owned}  locked/child:\n    text: c\n    acl:\n{anyone_all}  secret:\n    json:\n      key: 1\n    acl:\n{owned}"
+    );
+    assert_eq!(exported, expected);
+
+    let fresh = ZkServer::new().unwrap();
+    let dest = fresh.connect_string();
+    for format in ["yaml", "json"] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        ok(&source, &[&as_owner[..], &["--format", format, "-o", path_str(&file)]].concat());
+        // Applied without credentials: the ACLs give the applier ADMIN
+        // nowhere but on local and locked/child.
+        let applied = ok(&dest, &["apply", path_str(&file)]);
+        if format == "yaml" {
+            // The locked parent's ACL is set after its child was created;
+            // the others are created with theirs.
+            assert!(
+                applied.contains(&format!("set the ACL of {root}/locked (acl version 1)\n")),
+                "{applied}"
+            );
+            assert!(
+                applied.ends_with("5 created, 0 updated, 0 deleted, 1 ACL set, 0 already done\n"),
+                "{applied}"
+            );
+        } else {
+            assert_eq!(
+                applied,
+                format!("applied to {root}: 0 created, 0 updated, 0 deleted, 0 already done\n")
+            );
+        }
+        let again = tempfile::NamedTempFile::new().unwrap();
+        ok(&dest, &[&as_owner[..], &["--format", format, "-o", path_str(&again)]].concat());
+        assert_eq!(std::fs::read(again.path()).unwrap(), std::fs::read(file.path()).unwrap(), "{format}");
+        assert_eq!(tree(&dest, &["diff", path_str(&file)]).0, 0);
+    }
+    let dest_zk = common::zk(&rt, &dest);
+    rt.block_on(dest_zk.auth("digest", b"owner:secret")).unwrap();
+    // Created with its ACL (in the batch's transaction): ACL version 0.
+    assert_eq!(acl_of(&rt, &dest_zk, &format!("{root}/secret")), (digest.to_vec(), 0));
+    assert_eq!(acl_of(&rt, &dest_zk, &format!("{root}/local")), (local.to_vec(), 0));
+    assert_eq!(acl_of(&rt, &dest_zk, &format!("{root}/locked")), (digest.to_vec(), 1));
+    assert_eq!(data(&rt, &dest_zk, &format!("{root}/locked/child")).unwrap(), b"c");
+}
+
+#[test]
+fn diff_shows_an_acl_change_and_apply_sets_it_conditional_on_the_acl_version() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let zk = zk(&rt, &server);
+    let root = unique_path("cli-tree-acl-diff");
+    rt.block_on(zk.mkdir(&root, &persistent())).unwrap();
+    put(&rt, &zk, &format!("{root}/web"), b"{\"pool\":20}");
+    // Not in the file with an acl: its ACL is not compared.
+    let read_only = [Acl::new(Permission::READ | Permission::ADMIN, AuthId::anyone())];
+    create_with(&rt, &zk, &format!("{root}/other"), b"o", &read_only);
+    let file = file_with(&format!(
+        "format: ndsr-tree\nversion: 1\nroot: {root}\nnodes:\n  web:\n    json: {{pool: 20}}\n    acl: [{{perms: ra, scheme: world, id: anyone}}, {{perms: rwcda, scheme: digest, id: '{}'}}]\n  other: {{text: o}}\n",
+        owner()
+    ));
+    let plan = tempfile::NamedTempFile::new().unwrap();
+    let (code, out, err) = tree(&server, &["diff", path_str(&file), "--plan-out", path_str(&plan)]);
+    assert_eq!(code, 14, "{out}{err}");
+    assert_eq!(
+        out,
+        format!(
+            "~ {root}/web (acl, acl version 0)\n    old: world:anyone rwcda\n    new: world:anyone ra, digest:{} rwcda\nplan: 0 to create, 0 to update, 0 to delete, 1 ACL to set\n",
+            owner()
+        )
+    );
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(plan.path()).unwrap()).unwrap();
+    assert_eq!(
+        saved["steps"][0],
+        serde_json::json!({"op": "acl", "path": "web", "expected_aversion": 0, "acl": [
+            {"perms": "ra", "scheme": "world", "id": "anyone"},
+            {"perms": "rwcda", "scheme": "digest", "id": owner()},
+        ]})
+    );
+
+    // Someone changes web's ACL after the review: the saved plan stops.
+    rt.block_on(zk.set_acl(&format!("{root}/web"), &[Acl::new(Permission::ALL, AuthId::anyone())], Some(0)))
+        .unwrap();
+    let (code, out, err) = tree(&server, &["apply", "--plan", path_str(&plan), path_str(&file)]);
+    assert_eq!(code, 13, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{root}/web's ACL changed since the plan: planned at acl version 0, it is at acl version 1"
+        )),
+        "{err}"
+    );
+    assert_eq!(acl_of(&rt, &zk, &format!("{root}/web")).1, 1);
+
+    // Planned again with a value change too: the value, then the ACL.
+    let both = file_with(&format!(
+        "format: ndsr-tree\nversion: 1\nroot: {root}\nnodes:\n  web:\n    json: {{pool: 30}}\n    acl: [{{perms: ra, scheme: world, id: anyone}}, {{perms: rwcda, scheme: digest, id: '{}'}}]\n",
+        owner()
+    ));
+    let out = ok(&server, &["apply", path_str(&both)]);
+    assert_eq!(
+        out,
+        format!(
+            "updated {root}/web (version 1)\nset the ACL of {root}/web (acl version 2)\napplied to {root}: 0 created, 1 updated, 0 deleted, 1 ACL set, 0 already done\n"
+        )
+    );
+    let (acl, aversion) = acl_of(&rt, &zk, &format!("{root}/web"));
+    assert_eq!(aversion, 2);
+    assert_eq!(
+        acl,
+        [
+            Acl::new(Permission::READ | Permission::ADMIN, AuthId::anyone()),
+            Acl::new(Permission::ALL, AuthId::new("digest", &owner())),
+        ]
+    );
+    assert_eq!(data(&rt, &zk, &format!("{root}/web")).unwrap(), b"{\"pool\":30}");
+    assert_eq!(acl_of(&rt, &zk, &format!("{root}/other")), (read_only.to_vec(), 0));
+    assert_eq!(tree(&server, &["diff", path_str(&both)]).0, 0);
+}
+
+#[test]
+fn bad_acl_entries_are_refused_naming_the_node_and_the_line() {
+    // Nothing listens here: every refusal comes before a connection.
+    let server = "127.0.0.1:1";
+    let head = "format: ndsr-tree\nversion: 1\nroot: /app\nnodes:\n  a: {text: x}\n";
+    let cases = [
+        ("  b:\n    acl: [{perms: rwx, scheme: world, id: anyone}]\n", "nodes.b: acl entry 1: perms \"rwx\": 'x' is not one of r w c d a at line 7"),
+        ("  b:\n    text: y\n    acl:\n    - {perms: r, scheme: world, id: anyone}\n    - {perms: r, scheme: ip}\n", "nodes.b.acl[1]: missing field `id` at line 10"),
+        ("  b: {acl: []}\n", "nodes.b: acl: an ACL needs at least one entry at line 6"),
+        ("  b: {acl: [{perms: r, scheme: world, id: someone}]}\n", "the world scheme's only id is anyone"),
+        ("  b: {acl: [{perms: r, scheme: digest, id: bob}]}\n", "a digest id is user:base64(sha1(user:password))"),
+    ];
+    for (text, message) in cases {
+        let file = file_with(&format!("{head}{text}"));
+        for command in ["diff", "apply"] {
+            let (code, out, err) = tree(server, &[command, path_str(&file)]);
+            assert_eq!(code, 3, "{command} {text}: {out}{err}");
+            assert!(err.contains(message), "{command} {text}: {err}");
+        }
+    }
+    let json = file_with(
+        "{\"format\": \"ndsr-tree\", \"version\": 1, \"root\": \"/app\", \"nodes\": {\n  \"b\": {\"acl\": [{\"perms\": \"r\", \"id\": \"anyone\"}]}}}",
+    );
+    let (code, _, err) = tree(server, &["diff", path_str(&json)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("node \"b\": missing field `scheme` at line 2"), "{err}");
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use base64::Engine;
+use ndsr::acl::Acl;
 use ndsr::Registry;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -32,6 +33,18 @@ struct Tagged {
     json: Option<Value>,
     text: Option<String>,
     base64: Option<String>,
+    /// The node's ACL (`None`: not compared, not set).
+    #[serde(default, deserialize_with = "acl::acl_list")]
+    acl: Option<Vec<Acl>>,
+}
+
+/// `message` without a trailing ` at line L column C` (an error told
+/// again gets its location again).
+fn strip_location(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(at) if message[at + 9..].split(" column ").count() == 2 => &message[..at],
+        _ => message,
+    }
 }
 
 /// `json: null` is the value null, not "no tag".
@@ -104,7 +117,17 @@ impl<'de> Deserialize<'de> for Nodes {
                     if !seen.insert(path.clone()) {
                         return Err(de::Error::custom(format!("two entries for the node \"{path}\"")));
                     }
-                    let tagged: Option<Tagged> = map.next_value()?;
+                    // YAML's errors name the node (`nodes.a: ...`) and
+                    // the line; JSON's only the line: the node is added.
+                    let tagged: Option<Tagged> = map.next_value().map_err(|e| {
+                        let message = e.to_string();
+                        match message.starts_with("nodes.") {
+                            true => e,
+                            false => {
+                                de::Error::custom(format!("node \"{path}\": {}", strip_location(&message)))
+                            }
+                        }
+                    })?;
                     nodes.push((path, tagged.unwrap_or_default()));
                 }
                 Ok(Nodes(nodes))
@@ -123,10 +146,12 @@ struct TreeDoc {
     nodes: Nodes,
 }
 
-/// A tree file, read and checked: full paths to bytes.
+/// A tree file, read and checked: full paths to bytes, and to the ACLs
+/// of the nodes that have one.
 struct Tree {
     root: String,
     nodes: BTreeMap<String, Vec<u8>>,
+    acls: BTreeMap<String, Vec<Acl>>,
 }
 
 /// The text of `file` parsed as YAML, or as JSON when it starts with `{`.
@@ -177,12 +202,16 @@ fn read_tree(file: &Path) -> CliResult<Tree> {
     }
     ndsr::validate_path(&doc.root).map_err(|e| bad(format!("root: {e}")))?;
     let mut nodes = BTreeMap::new();
+    let mut acls = BTreeMap::new();
     for (rel, tagged) in doc.nodes.0 {
         let full = join(&doc.root, &rel).map_err(|e| bad(format!("node \"{rel}\" {e}")))?;
         let bytes = tagged.bytes().map_err(|e| bad(format!("node \"{rel}\": {e}")))?;
+        if let Some(acl) = tagged.acl {
+            acls.insert(full.clone(), acl);
+        }
         nodes.insert(full, bytes);
     }
-    Ok(Tree { root: doc.root, nodes })
+    Ok(Tree { root: doc.root, nodes, acls })
 }
 
 /// A live node as the walk found it.
@@ -192,6 +221,8 @@ struct Live {
     ephemeral: bool,
     /// Children the walk left out (the configuration root, /zookeeper).
     hidden_children: bool,
+    /// The ACL and its version, when asked for.
+    acl: Option<(Vec<Acl>, i32)>,
 }
 
 /// Whether `path` is `root` or under it.
@@ -201,8 +232,14 @@ fn under(path: &str, root: &str) -> bool {
 }
 
 /// Reads the subtree at `root` breadth-first, `CONCURRENCY` nodes at a
-/// time, leaving out `config_root` and `/zookeeper`.
-async fn walk(registry: &Registry, root: &str, config_root: &str) -> CliResult<BTreeMap<String, Live>> {
+/// time, leaving out `config_root` and `/zookeeper`; the ACLs of the
+/// nodes `acls` picks.
+async fn walk(
+    registry: &Registry,
+    root: &str,
+    config_root: &str,
+    acls: &dyn Fn(&str) -> bool,
+) -> CliResult<BTreeMap<String, Live>> {
     let mut found = BTreeMap::new();
     let mut level = vec![root.to_string()];
     while !level.is_empty() {
@@ -212,13 +249,18 @@ async fn walk(registry: &Registry, root: &str, config_root: &str) -> CliResult<B
             for (i, path) in chunk.iter().enumerate() {
                 let registry = registry.clone();
                 let path = path.clone();
+                let want_acl = acls(&path);
                 tasks.spawn(async move {
                     let raw = registry.read_raw(&path).await?;
                     let children = match &raw {
                         Some((_, stat)) if stat.num_children > 0 => registry.read(&path).await?.children,
                         _ => Vec::new(),
                     };
-                    Ok::<_, ndsr::Error>((i, path, raw, children))
+                    let acl = match raw.is_some() && want_acl {
+                        true => registry.read_acl(&path).await?.map(|(acl, stat)| (acl, stat.aversion)),
+                        false => None,
+                    };
+                    Ok::<_, ndsr::Error>((i, path, raw, children, acl))
                 });
             }
             let mut results = Vec::new();
@@ -227,7 +269,7 @@ async fn walk(registry: &Registry, root: &str, config_root: &str) -> CliResult<B
                 results.push(done?);
             }
             results.sort_by_key(|r| r.0);
-            for (_, path, raw, children) in results {
+            for (_, path, raw, children, acl) in results {
                 let Some((bytes, stat)) = raw else { continue };
                 let mut hidden = false;
                 for child in children {
@@ -243,6 +285,7 @@ async fn walk(registry: &Registry, root: &str, config_root: &str) -> CliResult<B
                     version: stat.version,
                     ephemeral: stat.ephemeral_owner != 0,
                     hidden_children: hidden,
+                    acl,
                 };
                 found.insert(path, live);
             }
@@ -266,7 +309,7 @@ async fn connect(global: &Global, tree: &TreeConfig) -> CliResult<Registry> {
 pub async fn export(global: &Global, args: ExportArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     let registry = connect(global, &args.tree).await?;
-    let result = walk(&registry, &args.path, &args.tree.config_root).await;
+    let result = walk(&registry, &args.path, &args.tree.config_root, &|_| args.acls).await;
     registry.close().await;
     let live = result?;
     if live.is_empty() {
@@ -277,7 +320,20 @@ pub async fn export(global: &Global, args: ExportArgs) -> CliResult<ExitCode> {
         if node.ephemeral && !args.ephemeral {
             continue;
         }
-        nodes.insert(relative(&args.path, path).to_string(), tag(&node.bytes, args.format));
+        if let Some(entry) = node.acl.iter().flat_map(|(acl, _)| acl).find(|a| acl::hidden(a)) {
+            return Err(CliError::new(
+                Exit::NotAuthorized,
+                format!(
+                    "{path}: ZooKeeper hides the digest hashes of its ACL from a client without ADMIN on it (it shows {}); export --acls with credentials (-u, -p) that have ADMIN there",
+                    entry.id()
+                ),
+            ));
+        }
+        let mut tagged = tag(&node.bytes, args.format);
+        if let (Value::Object(fields), Some((acl, _))) = (&mut tagged, &node.acl) {
+            fields.insert("acl".into(), acl::to_value(acl));
+        }
+        nodes.insert(relative(&args.path, path).to_string(), tagged);
     }
     let doc = json!({"format": "ndsr-tree", "version": 1, "root": args.path, "nodes": nodes});
     let text = match args.format {
@@ -299,6 +355,8 @@ enum Op {
     Create,
     Update,
     Delete,
+    /// Set an existing node's ACL (`expected_version` is its ACL version).
+    Acl,
 }
 
 #[derive(Debug)]
@@ -311,6 +369,10 @@ struct Step {
     bytes: Vec<u8>,
     /// The live bytes an update replaces.
     before: Vec<u8>,
+    /// The ACL a create gives or an `acl` step sets (`None`: the registry's).
+    acl: Option<Vec<Acl>>,
+    /// The live ACL an `acl` step replaces.
+    before_acl: Vec<Acl>,
 }
 
 /// The steps that bring the live tree to `tree`: creates and updates in
@@ -327,16 +389,36 @@ fn plan(tree: &Tree, live: &BTreeMap<String, Live>, prune: bool) -> (Vec<Step>, 
                 expected_version: -1,
                 bytes: bytes.clone(),
                 before: Vec::new(),
+                acl: tree.acls.get(path).cloned(),
+                before_acl: Vec::new(),
             }),
             Some(node) if node.ephemeral => skipped.push(path.clone()),
-            Some(node) if node.bytes != *bytes => steps.push(Step {
-                op: Op::Update,
-                path: path.clone(),
-                expected_version: node.version,
-                bytes: bytes.clone(),
-                before: node.bytes.clone(),
-            }),
-            Some(_) => {}
+            Some(node) => {
+                if node.bytes != *bytes {
+                    steps.push(Step {
+                        op: Op::Update,
+                        path: path.clone(),
+                        expected_version: node.version,
+                        bytes: bytes.clone(),
+                        before: node.bytes.clone(),
+                        acl: None,
+                        before_acl: Vec::new(),
+                    });
+                }
+                if let (Some(acl), Some((live, aversion))) = (tree.acls.get(path), &node.acl) {
+                    if !acl::same(acl, live) {
+                        steps.push(Step {
+                            op: Op::Acl,
+                            path: path.clone(),
+                            expected_version: *aversion,
+                            bytes: Vec::new(),
+                            before: Vec::new(),
+                            acl: Some(acl.clone()),
+                            before_acl: live.clone(),
+                        });
+                    }
+                }
+            }
         }
     }
     if prune {
@@ -363,6 +445,8 @@ fn plan(tree: &Tree, live: &BTreeMap<String, Live>, prune: bool) -> (Vec<Step>, 
                     expected_version: node.version,
                     bytes: Vec::new(),
                     before: node.bytes.clone(),
+                    acl: None,
+                    before_acl: Vec::new(),
                 });
             }
         }
@@ -381,8 +465,18 @@ fn plan_lines(steps: &[Step]) -> Vec<String> {
     let mut lines = Vec::new();
     for step in steps {
         match step.op {
-            Op::Create => lines.push(format!("+ {}", step.path)),
+            Op::Create => {
+                lines.push(format!("+ {}", step.path));
+                if let Some(acl) = &step.acl {
+                    lines.push(format!("    acl: {}", acl::show(acl)));
+                }
+            }
             Op::Delete => lines.push(format!("- {}", step.path)),
+            Op::Acl => {
+                lines.push(format!("~ {} (acl, acl version {})", step.path, step.expected_version));
+                lines.push(format!("    old: {}", acl::show(&step.before_acl)));
+                lines.push(format!("    new: {}", acl::show(step.acl.as_deref().unwrap_or_default())));
+            }
             Op::Update => {
                 lines.push(format!("~ {} (version {})", step.path, step.expected_version));
                 match (json_of(&step.before), json_of(&step.bytes)) {
@@ -403,7 +497,11 @@ fn plan_lines(steps: &[Step]) -> Vec<String> {
 
 fn summary(steps: &[Step]) -> String {
     let n = |op: Op| steps.iter().filter(|s| s.op == op).count();
-    format!("{} to create, {} to update, {} to delete", n(Op::Create), n(Op::Update), n(Op::Delete))
+    let acls = match n(Op::Acl) {
+        0 => String::new(),
+        k => format!(", {} to set", count(k, "ACL")),
+    };
+    format!("{} to create, {} to update, {} to delete{acls}", n(Op::Create), n(Op::Update), n(Op::Delete))
 }
 
 fn note_skipped(global: &Global, skipped: &[String]) {
@@ -418,7 +516,7 @@ fn note_skipped(global: &Global, skipped: &[String]) {
 pub async fn diff(global: &Global, args: TreeDiffArgs) -> CliResult<ExitCode> {
     let tree = read_tree(&args.file)?;
     let registry = connect(global, &args.tree).await?;
-    let live = walk(&registry, &tree.root, &args.tree.config_root).await;
+    let live = walk(&registry, &tree.root, &args.tree.config_root, &|p| tree.acls.contains_key(p)).await;
     registry.close().await;
     let (steps, skipped) = plan(&tree, &live?, args.prune);
     note_skipped(global, &skipped);
@@ -437,83 +535,10 @@ pub async fn diff(global: &Global, args: TreeDiffArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::from(Exit::PlanHasChanges as u8))
 }
 
-fn plan_doc(root: &str, steps: &[Step]) -> Value {
-    let steps: Vec<Value> = steps
-        .iter()
-        .map(|s| {
-            let mut step = json!({
-                "op": s.op,
-                "path": relative(root, &s.path),
-                "expected_version": s.expected_version,
-            });
-            if s.op != Op::Delete {
-                if let (Value::Object(step), Value::Object(tag)) =
-                    (&mut step, tag(&s.bytes, TreeFormat::Json))
-                {
-                    step.extend(tag);
-                }
-            }
-            step
-        })
-        .collect();
-    json!({"format": "ndsr-plan", "version": 1, "root": root, "steps": steps})
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanDoc {
-    format: String,
-    version: u32,
-    root: String,
-    steps: Vec<PlanStep>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanStep {
-    op: Op,
-    path: String,
-    expected_version: i32,
-    #[serde(flatten)]
-    data: PlanData,
-}
-
-/// A step's data (`deny_unknown_fields` cannot go with `flatten`: the
-/// tags are listed here).
-#[derive(Deserialize, Default)]
-struct PlanData {
-    #[serde(default, deserialize_with = "present")]
-    json: Option<Value>,
-    text: Option<String>,
-    base64: Option<String>,
-}
-
-fn read_plan(file: &Path) -> CliResult<(String, Vec<Step>)> {
-    let doc: PlanDoc = parse_doc(file)?;
-    let bad = |e: String| CliError::new(Exit::InvalidInput, format!("{}: {e}", file.display()));
-    if doc.format != "ndsr-plan" || doc.version != 1 {
-        return Err(bad(format!(
-            "format {:?} version {} is not a plan (format: ndsr-plan, version: 1; `ndsr diff --plan-out` writes one)",
-            doc.format, doc.version
-        )));
-    }
-    ndsr::validate_path(&doc.root).map_err(|e| bad(format!("root: {e}")))?;
-    let mut steps = Vec::new();
-    for step in doc.steps {
-        let path = join(&doc.root, &step.path).map_err(|e| bad(format!("step \"{}\" {e}", step.path)))?;
-        let tagged = Tagged { json: step.data.json, text: step.data.text, base64: step.data.base64 };
-        let bytes = tagged.bytes().map_err(|e| bad(format!("step \"{}\": {e}", step.path)))?;
-        steps.push(Step {
-            op: step.op,
-            path,
-            expected_version: step.expected_version,
-            bytes,
-            before: Vec::new(),
-        });
-    }
-    Ok((doc.root, steps))
-}
-
+mod acl;
 mod apply;
+mod plan_file;
+
+use plan_file::{plan_doc, read_plan};
 
 pub use apply::apply;

@@ -12,7 +12,7 @@ use super::*;
 async fn check_schemas(registry: &Registry, steps: &[Step]) -> CliResult {
     let mut details = Vec::new();
     let mut failed = 0;
-    for step in steps.iter().filter(|s| s.op != Op::Delete) {
+    for step in steps.iter().filter(|s| matches!(s.op, Op::Create | Op::Update)) {
         let refused = match registry.validate_config(&step.path, &step.bytes).await {
             Ok(()) => None,
             Err(ndsr::Error::Invalid { violations, .. }) => Some(violation_lines(&violations)),
@@ -81,12 +81,21 @@ pub async fn apply(global: &Global, args: ApplyArgs) -> CliResult<ExitCode> {
                 ),
             ));
         }
-        for step in steps.iter().filter(|s| s.op != Op::Delete) {
-            if tree.nodes.get(&step.path) != Some(&step.bytes) {
+        for step in steps {
+            let same = match step.op {
+                Op::Delete => true,
+                Op::Acl => tree.acls.get(&step.path) == step.acl.as_ref(),
+                Op::Create => {
+                    tree.nodes.get(&step.path) == Some(&step.bytes)
+                        && tree.acls.get(&step.path) == step.acl.as_ref()
+                }
+                Op::Update => tree.nodes.get(&step.path) == Some(&step.bytes),
+            };
+            if !same {
                 return Err(CliError::new(
                     Exit::InvalidInput,
                     format!(
-                        "{} was not made from {}: its value of {} is not the file's",
+                        "{} was not made from {}: its value or ACL of {} is not the file's",
                         plan_file.display(),
                         file.display(),
                         step.path
@@ -111,7 +120,8 @@ async fn apply_with(
     let (root, steps) = match (saved, tree) {
         (Some(saved), _) => saved,
         (None, Some(tree)) => {
-            let live = walk(registry, &tree.root, &args.tree.config_root).await?;
+            let live =
+                walk(registry, &tree.root, &args.tree.config_root, &|p| tree.acls.contains_key(p)).await?;
             let (steps, skipped) = plan(&tree, &live, args.prune);
             note_skipped(global, &skipped);
             (tree.root, steps)
@@ -123,10 +133,32 @@ async fn apply_with(
     // (refused); what is left goes in all-or-nothing batches.
     let mut pending = Vec::new();
     let mut already = 0;
+    // The ACLs set after all values: the acl steps, and at ACL version 0
+    // those of nodes to create that exist already (an apply re-run) or
+    // whose ACL would keep the apply from creating under them.
+    let mut acls: Vec<(&str, &[ndsr::acl::Acl], i32)> = Vec::new();
+    let deferred = deferred_acls(global, &steps);
     for step in &steps {
+        match (step.op, &step.acl) {
+            (Op::Acl, Some(acl)) => acls.push((&step.path, acl, step.expected_version)),
+            (Op::Create, Some(acl)) if deferred.contains(step.path.as_str()) => {
+                acls.push((&step.path, acl, 0))
+            }
+            _ => {}
+        }
+        if step.op == Op::Acl {
+            continue;
+        }
         let live = registry.read_raw(&step.path).await?;
         match (step.op, &live) {
-            (Op::Create | Op::Update, Some((bytes, _))) if *bytes == step.bytes => already += 1,
+            (Op::Create | Op::Update, Some((bytes, _))) if *bytes == step.bytes => {
+                already += 1;
+                if let (Op::Create, Some(acl)) = (step.op, &step.acl) {
+                    if !deferred.contains(step.path.as_str()) {
+                        acls.push((&step.path, acl, 0));
+                    }
+                }
+            }
             (Op::Create | Op::Update, Some((_, stat))) if stat.ephemeral_owner != 0 => {
                 return Err(CliError::new(
                     Exit::Conflict,
@@ -155,9 +187,13 @@ async fn apply_with(
             .iter()
             .map(|step| BatchStep {
                 path: &step.path,
-                change: match step.op {
-                    Op::Delete => BatchChange::Delete,
-                    Op::Create | Op::Update => BatchChange::Write(&step.bytes),
+                change: match (step.op, &step.acl) {
+                    // (Acl steps are not in batches: set after them.)
+                    (Op::Delete | Op::Acl, _) => BatchChange::Delete,
+                    (Op::Create, Some(acl)) if !deferred.contains(step.path.as_str()) => {
+                        BatchChange::WriteWithAcl { bytes: &step.bytes, acl }
+                    }
+                    _ => BatchChange::Write(&step.bytes),
                 },
                 expected_version: step.expected_version,
             })
@@ -198,10 +234,15 @@ async fn apply_with(
             Err(e) => return Err(CliError::from(e).with_details(done)),
         }
     }
+    let acls_set = set_acls(registry, &acls, &mut done).await?;
     let mut lines = done.clone();
     let n = |w: &str| done.iter().filter(|l| l.starts_with(w)).count();
+    let acls_set = match acls_set {
+        0 => String::new(),
+        k => format!(", {} set", count(k, "ACL")),
+    };
     lines.push(format!(
-        "applied to {root}: {} created, {} updated, {} deleted, {} already done",
+        "applied to {root}: {} created, {} updated, {} deleted{acls_set}, {} already done",
         n("created"),
         n("updated"),
         n("deleted"),
@@ -209,4 +250,57 @@ async fn apply_with(
     ));
     output::line(&lines.join("\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The created nodes whose ACL is set after all values rather than by
+/// their create: those under which the apply creates nodes and whose ACL
+/// does not surely let the applier create them.
+fn deferred_acls<'s>(global: &Global, steps: &'s [Step]) -> HashSet<&'s str> {
+    let created: Vec<&str> = steps.iter().filter(|s| s.op == Op::Create).map(|s| s.path.as_str()).collect();
+    steps
+        .iter()
+        .filter(|s| s.op == Op::Create)
+        .filter_map(|s| s.acl.as_ref().map(|acl| (s.path.as_str(), acl)))
+        .filter(|(path, acl)| {
+            created.iter().any(|c| c != path && under(c, path)) && !acl::lets_create(acl, global)
+        })
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// Sets each ACL that differs from the live one, conditional on its ACL
+/// version, after all values (ZooKeeper cannot set an ACL in a `multi`);
+/// how many it set.
+async fn set_acls(
+    registry: &Registry,
+    acls: &[(&str, &[ndsr::acl::Acl], i32)],
+    done: &mut Vec<String>,
+) -> CliResult<usize> {
+    let mut set = 0;
+    for (path, acl, expected) in acls {
+        let live = registry.read_acl(path).await.map_err(|e| CliError::from(e).with_details(done.clone()))?;
+        if live.as_ref().is_some_and(|(live, _)| acl::same(acl, live)) {
+            continue;
+        }
+        match registry.set_acl(path, acl, *expected).await {
+            Ok(stat) => {
+                set += 1;
+                done.push(format!("set the ACL of {path} (acl version {})", stat.aversion));
+            }
+            Err(ndsr::Error::VersionConflict { current, .. }) => {
+                let found = current
+                    .map_or_else(|| "does not exist".to_string(), |v| format!("is at acl version {v}"));
+                return Err(CliError::new(
+                    Exit::VersionConflict,
+                    format!(
+                        "{path}'s ACL changed since the plan: planned at acl version {expected}, it {found}; its ACL was not set ({} done before: ACLs are set after all values, one call each); make a new plan",
+                        count(done.len(), "step")
+                    ),
+                )
+                .with_details(done.clone()));
+            }
+            Err(e) => return Err(CliError::from(e).with_details(done.clone())),
+        }
+    }
+    Ok(set)
 }
