@@ -145,3 +145,22 @@ fn the_agent_runs_its_mirrors_with_their_lag_as_metrics() {
     });
     drop(agent);
 }
+
+#[test]
+fn it_rides_out_a_destination_that_is_down_at_the_start() {
+    let (a, b) = (ZkServer::new().unwrap(), ZkServer::new().unwrap());
+    let rt = runtime();
+    let src = zk(&rt, &a.connect_string());
+    put(&rt, &src, "/late/x", b"1");
+    b.stop().unwrap();
+    let (s, d) = (format!("{}:/late", a.connect_string()), format!("{}:/late", b.connect_string()));
+    let running = Running::start(&s, &["mirror", &s, &d, "--interval", "1s", "--timeout", "2s"]);
+    running.error_where("the failure", |l| l.contains("ndsr: mirror pass failed ("));
+    b.start().unwrap();
+    running.error_where("the recovery", |l| l.contains("ndsr: mirror passes succeed again"));
+    running.line_where("the copy", |l| l.contains("2 nodes: 2 created") && l.contains("caught up in"));
+    let dst = zk(&rt, &b.connect_string());
+    assert_eq!(data(&rt, &dst, "/late/x"), Some((b"1".to_vec(), 0)));
+    running.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(running.wait(), 0);
+}

@@ -66,9 +66,21 @@ async fn run(
             }
         }
     };
+    let mut failing = false;
     let running = mirror.run(cancel.cancelled(), |pass, _| match pass {
-        Ok(pass) if pass.changes() > 0 || pass.failed > 0 => tracing::info!(mirror = %name, "{pass}"),
-        _ => {}
+        Ok(pass) => {
+            if std::mem::take(&mut failing) {
+                tracing::info!(mirror = %name, "mirror passes succeed again");
+            }
+            if pass.changes() > 0 || pass.failed > 0 {
+                tracing::info!(mirror = %name, "{pass}");
+            }
+        }
+        Err(e) if !failing => {
+            failing = true;
+            tracing::warn!(mirror = %name, "mirror pass failed ({e}); retrying with back-off");
+        }
+        Err(_) => {}
     });
     tokio::select! {
         () = running => {}

@@ -118,8 +118,8 @@ impl Default for Options {
 /// How far behind DST is, as of the last pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Status {
-    /// Since when SRC has changed and DST was not yet equal (`None`:
-    /// converged).
+    /// Since when SRC has changed and DST was not yet equal, or since the
+    /// first try while no pass has completed (`None`: converged).
     pub behind_since: Option<SystemTime>,
     /// The writes of the last plan not yet made (0: converged).
     pub nodes_behind: usize,
@@ -213,7 +213,13 @@ impl Mirror {
                     }
                 }
             }
-            Err(e) => s.error = Some(e.to_string()),
+            Err(e) => {
+                s.error = Some(e.to_string());
+                // Never equal yet: behind since the first try.
+                if s.passes == 0 {
+                    s.behind_since.get_or_insert(started);
+                }
+            }
         });
         result
     }
@@ -261,7 +267,8 @@ impl Mirror {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(src = %self.src_path, dst = %self.dst_path, error = %e, "mirror pass failed; retrying");
+                    // `on_pass` says it to people (once per outage).
+                    tracing::debug!(src = %self.src_path, dst = %self.dst_path, error = %e, "mirror pass failed; retrying");
                     let wait = backoff;
                     backoff = (backoff * 2).min(BACKOFF.1);
                     wait

@@ -73,16 +73,20 @@ pub async fn run(global: &Global, args: MirrorArgs) -> CliResult<ExitCode> {
         mirror
             .run(interrupted(), |pass, status| match pass {
                 Ok(pass) => {
-                    failing = false;
+                    if std::mem::take(&mut failing) && !quiet {
+                        eprintln!("ndsr: mirror passes succeed again");
+                    }
                     if pass.changes() > 0 || pass.failed > 0 || pass.source_missing {
                         if let Err(e) = output::line(&line(pass, status)) {
                             printed = Err(e);
                         }
                     }
                 }
-                Err(e) if !failing && !quiet => {
+                Err(e) if !failing => {
                     failing = true;
-                    eprintln!("ndsr: mirror pass failed ({e}); retrying with back-off");
+                    if !quiet {
+                        eprintln!("ndsr: mirror pass failed ({e}); retrying with back-off");
+                    }
                 }
                 Err(_) => {}
             })
