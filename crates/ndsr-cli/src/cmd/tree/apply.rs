@@ -10,18 +10,27 @@ use super::*;
 /// Refuses the apply when any value fails its path's schema (or is not
 /// JSON where there is a schema), before anything is written.
 async fn check_schemas(registry: &Registry, steps: &[Step]) -> CliResult {
+    use futures::StreamExt;
     let mut details = Vec::new();
     let mut failed = 0;
-    for step in steps.iter().filter(|s| matches!(s.op, Op::Create | Op::Update)) {
-        let refused = match registry.validate_config(&step.path, &step.bytes).await {
-            Ok(()) => None,
-            Err(ndsr::Error::Invalid { violations, .. }) => Some(violation_lines(&violations)),
-            Err(ndsr::Error::Data { .. }) => registry
-                .schema(&step.path)
-                .await?
-                .map(|_| vec!["(the whole value): not JSON, and the path has a schema".to_string()]),
-            Err(e) => return Err(e.into()),
-        };
+    let writes = steps.iter().filter(|s| matches!(s.op, Op::Create | Op::Update));
+    // `CONCURRENCY` paths at a time, in order.
+    let mut judged = futures::stream::iter(writes)
+        .map(|step| async move {
+            let refused = match registry.validate_config(&step.path, &step.bytes).await {
+                Ok(()) => None,
+                Err(ndsr::Error::Invalid { violations, .. }) => Some(violation_lines(&violations)),
+                Err(ndsr::Error::Data { .. }) => registry
+                    .schema(&step.path)
+                    .await?
+                    .map(|_| vec!["(the whole value): not JSON, and the path has a schema".to_string()]),
+                Err(e) => return Err(e),
+            };
+            Ok((step, refused))
+        })
+        .buffered(CONCURRENCY);
+    while let Some(judged) = judged.next().await {
+        let (step, refused) = judged?;
         if let Some(lines) = refused {
             failed += 1;
             details.push(format!("{}:", step.path));
@@ -138,6 +147,12 @@ async fn apply_with(
     // whose ACL would keep the apply from creating under them.
     let mut acls: Vec<(&str, &[ndsr::acl::Acl], i32)> = Vec::new();
     let deferred = deferred_acls(global, &steps);
+    // The live nodes, `CONCURRENCY` at a time, in the steps' order.
+    let mut lives = {
+        use futures::StreamExt;
+        let reads = steps.iter().filter(|s| s.op != Op::Acl).map(|s| registry.read_raw(&s.path));
+        futures::stream::iter(reads).buffered(CONCURRENCY).collect::<Vec<_>>().await.into_iter()
+    };
     for step in &steps {
         match (step.op, &step.acl) {
             (Op::Acl, Some(acl)) => acls.push((&step.path, acl, step.expected_version)),
@@ -149,7 +164,7 @@ async fn apply_with(
         if step.op == Op::Acl {
             continue;
         }
-        let live = registry.read_raw(&step.path).await?;
+        let live = lives.next().transpose()?.flatten();
         match (step.op, &live) {
             (Op::Create | Op::Update, Some((bytes, _))) if *bytes == step.bytes => {
                 already += 1;
