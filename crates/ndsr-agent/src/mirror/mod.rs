@@ -289,9 +289,11 @@ impl Mirror {
                     }
                 }
             }
-            if pending && result.is_ok() {
+            if pending {
                 self.mark_behind();
-                continue;
+                if result.is_ok() {
+                    continue;
+                }
             }
             let tick = tokio::time::sleep(wait);
             tokio::pin!(tick);

@@ -235,11 +235,16 @@ impl Mirror {
     async fn apply(&mut self, plan: Plan, pass: &mut Pass) -> ndsr::Result<()> {
         for rel in plan.unregister {
             let path = full(&self.dst_path, &rel);
-            self.dst.unset(&path).await?;
-            // No longer kept absent: the source may have a persistent node there now.
-            self.dst.unwatch(&path)?;
-            self.held.remove(&rel);
-            pass.unregistered += 1;
+            match self.dst.unset(&path).await {
+                Ok(()) => {
+                    // No longer kept absent: the source may have a persistent node there now.
+                    self.dst.unwatch(&path)?;
+                    self.held.remove(&rel);
+                    pass.unregistered += 1;
+                }
+                Err(e) if transient(&e) => return Err(e),
+                Err(e) => self.refused(pass, &path, &e),
+            }
             self.progress();
         }
         if let Some(bytes) = plan.root {
@@ -357,6 +362,76 @@ fn transient(e: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(bytes: &[u8], ephemeral: bool) -> Node {
+        Node { bytes: bytes.to_vec(), ephemeral }
+    }
+
+    fn tree(nodes: &[(&str, &[u8], bool)]) -> BTreeMap<String, Node> {
+        nodes.iter().map(|(rel, bytes, eph)| (rel.to_string(), node(bytes, *eph))).collect()
+    }
+
+    async fn mirror(registrations: bool, dst_path: &str) -> Mirror {
+        // Lazy: nothing is connected; `plan` makes no call.
+        let nowhere = || Registry::builder("127.0.0.1:1").lazy(true).build();
+        let options = super::super::Options { registrations, ..Default::default() };
+        Mirror::new(nowhere().await.unwrap(), "/s", nowhere().await.unwrap(), dst_path, options)
+    }
+
+    /// Each write as "op path".
+    fn paths(writes: &[RawWrite]) -> Vec<String> {
+        let op = |w: &RawWrite| match w {
+            RawWrite::Create { .. } => "create",
+            RawWrite::Set { .. } => "set",
+            RawWrite::Delete { .. } => "delete",
+        };
+        writes.iter().map(|w| format!("{} {}", op(w), w.path())).collect()
+    }
+
+    #[tokio::test]
+    async fn the_plan_creates_parents_first_deletes_deepest_first_and_spares_other_sessions() {
+        let m = mirror(false, "/d").await;
+        let src = tree(&[("", b"", false), ("/a", b"1", false), ("/a/b", b"2", false), ("/reg", b"r", true)]);
+        let dst = tree(&[
+            ("", b"", false),
+            ("/a", b"old", false),
+            ("/x", b"", false),
+            ("/x/y", b"", false),
+            ("/x/y/z", b"", false),
+            ("/local", b"", false),
+            ("/local/own", b"", true), // another session's registration on DST
+        ]);
+        let plan = m.plan(&src, &dst);
+        assert_eq!(paths(&plan.writes), ["set /d/a", "create /d/a/b"]);
+        assert!(matches!(&plan.writes[0], RawWrite::Set { bytes, .. } if bytes == b"1"));
+        assert_eq!(
+            plan.deletes.iter().map(RawWrite::path).collect::<Vec<_>>(),
+            ["/d/x/y/z", "/d/x/y", "/d/x"]
+        );
+        assert!(plan.register.is_empty() && plan.unregister.is_empty() && plan.root.is_none());
+        assert_eq!(plan.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_plan_holds_registrations_and_makes_the_root_with_its_parents() {
+        let mut m = mirror(true, "/d").await;
+        m.held.insert("/gone".into(), b"g".to_vec());
+        m.held.insert("/now-persistent".into(), b"p".to_vec());
+        let src = tree(&[
+            ("", b"root", false),
+            ("/reg", b"r", true),
+            ("/now-persistent", b"p", false),
+            ("/blocked", b"b", false),
+        ]);
+        let dst = tree(&[("/now-persistent", b"p", true), ("/gone", b"g", true), ("/blocked", b"b", true)]);
+        let plan = m.plan(&src, &dst);
+        assert_eq!(plan.root.as_deref(), Some(&b"root"[..]));
+        assert_eq!(plan.unregister, ["/gone", "/now-persistent"]);
+        assert_eq!(plan.register, [("/reg".to_string(), b"r".to_vec())]);
+        assert_eq!(paths(&plan.writes), ["create /d/now-persistent"]);
+        assert_eq!(plan.blocked, 1, "another session's ephemeral node where SRC has a persistent one");
+        assert!(plan.deletes.is_empty());
+    }
 
     #[test]
     fn paths_join_and_climb() {
