@@ -269,17 +269,10 @@ pub async fn get(
     let Query(query) = query.map_err(ApiError::from)?;
     // The reads of ZooKeeper are boxed: a blocking read's future (one per
     // waiting client) stays small.
-    if let Some(parent) = sub_route(&path, "canary") {
-        if Box::pin(with_releases(&agent, parent)).await?.is_some() {
-            let status = Box::pin(agent.registry.canary_status(parent)).await?;
-            return Ok(Json(canary::status_view(&status)).into_response());
-        }
-    }
-    if let Some(parent) = sub_route(&path, "history") {
-        if let Some(history) = Box::pin(with_releases(&agent, parent)).await? {
-            return history_route(&history, query);
-        }
-    }
+    let query = match Box::pin(sub_routes(&agent, &path, query)).await? {
+        Ok(answer) => return Ok(answer),
+        Err(query) => query,
+    };
     match ask(&agent, query)? {
         Ask::History { since, values, diff } => {
             Box::pin(history_answer(&agent, &path, since, values, diff)).await
@@ -288,14 +281,42 @@ pub async fn get(
         Ask::Value { wait, release } => {
             let rx = agent.node(&path).await?;
             let versioned = block(&agent, &streams, rx, wait).await?;
-            let live = versioned.value.stat.as_ref().map(|s| s.version);
-            let canary = match live {
-                Some(version) if !release => Box::pin(canary::applied(&agent, &path, version)).await,
-                _ => None,
-            };
-            Box::pin(value_answer(&agent, &path, &versioned, release, canary)).await
+            Box::pin(value_with_canary(&agent, &path, &versioned, release)).await
         }
     }
+}
+
+/// The answer of a plain `GET` once the value is there: with the canary
+/// that picks this agent, if any (not for `?release=1`).
+async fn value_with_canary(
+    agent: &Arc<Agent>,
+    path: &str,
+    versioned: &Versioned<Arc<ndsr::Snapshot>>,
+    release: bool,
+) -> ConfigResult<Response> {
+    let live = versioned.value.stat.as_ref().map(|s| s.version);
+    let canary = match live {
+        Some(version) if !release => canary::applied(agent, path, version).await,
+        _ => None,
+    };
+    value_answer(agent, path, versioned, release, canary).await
+}
+
+/// `GET <path>/canary` and `GET <path>/history` when `<path>` is a
+/// configuration path with releases: their answer; else the query back.
+async fn sub_routes(agent: &Agent, path: &str, query: GetQuery) -> ConfigResult<Result<Response, GetQuery>> {
+    if let Some(parent) = sub_route(path, "canary") {
+        if with_releases(agent, parent).await?.is_some() {
+            let status = agent.registry.canary_status(parent).await?;
+            return Ok(Ok(Json(canary::status_view(&status)).into_response()));
+        }
+    }
+    if let Some(parent) = sub_route(path, "history") {
+        if let Some(history) = with_releases(agent, parent).await? {
+            return history_route(&history, query).map(Ok);
+        }
+    }
+    Ok(Err(query))
 }
 
 /// `GET <path>/history[?since=N][&values=1][&diff=1]` on a configuration
