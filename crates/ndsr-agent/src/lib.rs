@@ -133,7 +133,7 @@ impl Launch {
         metrics::install().map_err(RunError::Metrics)?;
         let servers = self.servers().to_string();
         let Launch { options, config } = self;
-        let builder = builder
+        let mut builder = builder
             .readonly(config.http.readonly)
             // The agent starts (and serves its dashboard) with ZooKeeper down.
             .lazy(true);
