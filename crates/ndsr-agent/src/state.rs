@@ -145,6 +145,18 @@ struct Picker {
 /// (`None`: not a canary).
 pub type KnownCanary = (i64, Option<Arc<ndsr::release::Canary>>);
 
+/// A running `[[mirror]]` as the dashboard shows it.
+pub struct MirrorView {
+    /// Its name.
+    pub name: String,
+    /// SRC, as `servers:path`.
+    pub source: String,
+    /// DST, as `servers:path`.
+    pub destination: String,
+    /// How far behind DST is.
+    pub status: watch::Receiver<crate::mirror::Status>,
+}
+
 /// The agent.
 pub struct Agent {
     pub registry: Registry,
@@ -171,6 +183,8 @@ pub struct Agent {
     /// canary node and the zxid of its last write (`None`: a node that is
     /// not a canary), so that a canary is read once per change.
     pub canaries: Mutex<HashMap<String, KnownCanary>>,
+    /// The `[[mirror]]` entries running, for the dashboard.
+    pub mirrors: Mutex<Vec<MirrorView>>,
     /// Every task the agent spawns; shutdown waits for them.
     pub tasks: TaskTracker,
     pub started: SystemTime,
@@ -197,6 +211,7 @@ impl Agent {
             changes: watch::channel(0).0,
             cancel: CancellationToken::new(),
             canaries: Default::default(),
+            mirrors: Default::default(),
             tasks: TaskTracker::new(),
             started: SystemTime::now(),
         });

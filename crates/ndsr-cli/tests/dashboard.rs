@@ -289,3 +289,44 @@ async fn a_configuration_node_shows_its_canary_and_what_each_client_runs() {
     assert!(shown.contains("1 on the stable value"), "{shown:?}");
     client.close().await.unwrap();
 }
+
+/// An agent with a `[[mirror]]`: the Mirrors panel says where it copies
+/// and that it has converged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_mirror_and_its_lag() {
+    let (a, b) = (ZkServer::new().unwrap(), ZkServer::new().unwrap());
+    let src = zookeeper_client::Client::connect(&a.connect_string()).await.unwrap();
+    let options = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    src.create("/dm", b"", &options).await.unwrap();
+    src.create("/dm/x", b"1", &options).await.unwrap();
+    let config = format!(
+        "roots = [\"/dm\"]\n[[mirror]]\nname = \"dc2\"\nsource = \"{}:/dm\"\ndestination = \"{}:/dm\"\n",
+        a.connect_string(),
+        b.connect_string()
+    );
+    let agent = {
+        let server = a.connect_string();
+        tokio::task::spawn_blocking(move || Agent::start(&server, &config)).await.unwrap()
+    };
+    let driver = Driver::start();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let client = browser(&driver, &agent.dir.path().join("profile")).await;
+    client.goto(&agent.url).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let shown = loop {
+        let shown = match client.find(Locator::Css("[data-testid=mirror][data-name=dc2]")).await {
+            Ok(item) => item.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains("converged") {
+            break shown;
+        }
+        assert!(std::time::Instant::now() < deadline, "no converged mirror in {shown:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(shown.contains(&format!("{}:/dm → {}:/dm", a.connect_string(), b.connect_string())), "{shown:?}");
+    assert!(shown.contains("2 nodes"), "{shown:?}");
+    screenshot(&client, &shots, "dashboard-mirror.png").await;
+    client.close().await.unwrap();
+}

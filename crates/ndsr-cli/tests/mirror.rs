@@ -6,6 +6,8 @@
 
 mod common;
 
+use serde_json::json;
+
 use common::*;
 use ndsr_testkit::ZkServer;
 use zookeeper_client::{Acls, Client, CreateMode};
@@ -143,6 +145,16 @@ fn the_agent_runs_its_mirrors_with_their_lag_as_metrics() {
         text.lines().any(|l| l == "ndsr_mirror_lag_seconds{mirror=\"dc2\"} 0")
             && text.lines().any(|l| l == "ndsr_mirror_nodes_behind{mirror=\"dc2\"} 0")
     });
+    // The dashboard's model says the same.
+    let model = agent.http().get("/v1/agent").body;
+    let mirror = &model["mirrors"][0];
+    assert_eq!(
+        (&mirror["name"], &mirror["nodes_behind"], &mirror["lag_seconds"]),
+        (&json!("dc2"), &json!(0), &json!(0.0)),
+        "{model}"
+    );
+    assert_eq!(mirror["source"], json!(format!("{}:/m", a.connect_string())));
+    assert!(mirror["passes"].as_u64().unwrap() >= 1 && mirror["error"].is_null(), "{mirror}");
     drop(agent);
 }
 

@@ -77,6 +77,7 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
         },
         "services": services,
         "templates": templates(agent),
+        "mirrors": mirrors(agent),
         "registrations": agent
             .registrations
             .statuses()
@@ -84,6 +85,30 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
             .map(|s| status_for(owner, s))
             .collect::<Vec<_>>(),
     })
+}
+
+/// The running `[[mirror]]` entries: `name`, `source`, `destination`,
+/// `lag_seconds`, `nodes_behind`, `nodes`, `passes`, `error`,
+/// `caught_up_ms` (how long the last catch-up took).
+fn mirrors(agent: &Agent) -> Vec<Value> {
+    let mirrors = agent.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+    mirrors
+        .iter()
+        .map(|m| {
+            let status = m.status.borrow();
+            json!({
+                "name": m.name,
+                "source": m.source,
+                "destination": m.destination,
+                "lag_seconds": status.lag().as_secs_f64(),
+                "nodes_behind": status.nodes_behind,
+                "nodes": status.nodes,
+                "passes": status.passes,
+                "error": status.error,
+                "caught_up_ms": status.caught_up.map(|d| d.as_millis() as u64),
+            })
+        })
+        .collect()
 }
 
 /// The configured templates and their last render (`ok`, `error`,

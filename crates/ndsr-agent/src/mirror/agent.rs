@@ -23,9 +23,10 @@ pub(crate) fn start(agent: &Arc<Agent>) {
     for spec in config.mirrors.iter().cloned() {
         let session_timeout = config.session_timeout;
         let cancel = agent.cancel.clone();
+        let agent_ = agent.clone();
         agent.tasks.spawn(async move {
             let name = spec.name.clone();
-            if let Err(e) = run(spec, session_timeout, cancel).await {
+            if let Err(e) = run(&agent_, spec, session_timeout, cancel).await {
                 tracing::error!(mirror = %name, "mirror not started: {e}");
             }
         });
@@ -41,6 +42,7 @@ async fn registry(servers: &str, session_timeout: Option<Duration>, src: bool) -
 }
 
 async fn run(
+    agent: &Arc<Agent>,
     spec: MirrorSpec,
     session_timeout: Option<Duration>,
     cancel: tokio_util::sync::CancellationToken,
@@ -57,9 +59,23 @@ async fn run(
         Mirror::new(src.clone(), &spec.source.path, dst.clone(), &spec.destination.path, spec.options);
     let mut status = mirror.status();
     let name = spec.name;
+    agent.mirrors.lock().unwrap_or_else(|e| e.into_inner()).push(crate::state::MirrorView {
+        name: name.clone(),
+        source: format!("{}:{}", spec.source.servers, spec.source.path),
+        destination: format!("{}:{}", spec.destination.servers, spec.destination.path),
+        status: status.clone(),
+    });
     let gauges = async {
+        let mut shown = None;
         loop {
-            set(&name, &status.borrow_and_update());
+            let now = status.borrow_and_update().clone();
+            set(&name, &now);
+            // The dashboard's model: on a change, and each second while
+            // behind (its lag grows).
+            if shown.as_ref() != Some(&now) || now.behind_since.is_some() {
+                agent.changed();
+                shown = Some(now);
+            }
             tokio::select! {
                 () = tokio::time::sleep(GAUGE_EVERY) => {}
                 changed = status.changed() => if changed.is_err() { std::future::pending::<()>().await },

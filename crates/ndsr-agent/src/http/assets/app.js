@@ -136,12 +136,31 @@ function renderTemplates() {
   }));
 }
 
+function renderMirrors() {
+  const mirrors = model.mirrors || [];
+  $("mirrors").hidden = mirrors.length === 0;
+  $("mirror-list").replaceChildren(...mirrors.map((m) => {
+    const state = m.error ? "failed" : m.passes === 0 ? "pending" : m.nodes_behind > 0 || m.lag_seconds > 0 ? "pending" : "rendered";
+    const said = m.error ? "failing" : m.passes === 0 ? "starting"
+      : m.nodes_behind > 0 || m.lag_seconds > 0 ? `behind: ${m.nodes_behind} nodes, ${m.lag_seconds.toFixed(1)} s` : "converged";
+    return el("li", { "data-testid": "mirror", "data-name": m.name },
+      el("div", { class: "reg-head" },
+        el("span", { class: "badge small", "data-state": state, text: said }),
+        el("span", { class: "mono", text: m.name })),
+      el("div", { class: "muted small mono", text: `${m.source} → ${m.destination}` }),
+      el("div", { class: "muted small", text: `${m.nodes} nodes · ${m.passes} passes` +
+        (m.caught_up_ms !== null && m.caught_up_ms !== undefined ? ` · last caught up in ${(m.caught_up_ms / 1000).toFixed(1)} s` : "") }),
+      m.error ? el("div", { class: "warn small", text: m.error }) : null);
+  }));
+}
+
 function render() {
   if (!model) return;
   renderSession();
   renderServices();
   renderRegistrations();
   renderTemplates();
+  renderMirrors();
   if (browsing === null) renderRoots();
 }
 
