@@ -504,3 +504,61 @@ fn bad_acl_entries_are_refused_naming_the_node_and_the_line() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("node \"b\": missing field `scheme` at line 2"), "{err}");
 }
+
+/// A directory of tree files is one tree (rooted at their roots' common
+/// ancestor); `apply --dry-run` prints the plan as `diff` does and writes
+/// nothing; a node in two files is refused, naming both.
+#[test]
+fn a_directory_of_files_plans_and_applies_as_one_tree_and_dry_run_writes_nothing() {
+    let server = ZkServer::shared().connect_string();
+    let rt = runtime();
+    let zk = zk(&rt, &server);
+    let root = unique_path("tree-dir");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("apps")).unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        format!(
+            "format: ndsr-tree\nversion: 1\nroot: {root}/web\nnodes:\n  '': {{}}\n  pool: {{json: 10}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("apps/db.json"),
+        format!("{{\"format\": \"ndsr-tree\", \"version\": 1, \"root\": \"{root}/db\", \"nodes\": {{\"\": {{}}, \"replicas\": {{\"json\": 3}}}}}}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("README.md"), "not a tree").unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let (code, out, err) = tree(&server, &["apply", d, "--dry-run"]);
+    assert_eq!(code, 14, "{out}{err}");
+    assert!(
+        out.contains(&format!("+ {root}/web/pool")) && out.contains(&format!("+ {root}/db/replicas")),
+        "{out}"
+    );
+    assert!(out.contains("plan: 4 to create"), "{out}");
+    assert_eq!(data(&rt, &zk, &format!("{root}/web/pool")), None, "a dry run writes nothing");
+
+    ok(&server, &["apply", d, "-m", "from a directory"]);
+    assert_eq!(data(&rt, &zk, &format!("{root}/db/replicas")), Some(b"3".to_vec()));
+    let (code, out, err) = tree(&server, &["diff", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with(&format!("no changes: {root} matches")), "{out}");
+    let (code, _, _) = tree(&server, &["apply", d, "--dry-run"]);
+    assert_eq!(code, 0);
+
+    std::fs::write(
+        dir.path().join("again.yaml"),
+        format!("format: ndsr-tree\nversion: 1\nroot: {root}/web\nnodes:\n  pool: {{json: 11}}\n"),
+    )
+    .unwrap();
+    let (code, _, err) = tree(&server, &["diff", d]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("two entries for the node {root}/web/pool: in ")), "{err}");
+    assert!(err.contains("again.yaml") && err.contains("web.yaml"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = tree(&server, &["diff", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("holds no tree file"), "{err}");
+}

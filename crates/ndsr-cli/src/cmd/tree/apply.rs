@@ -75,6 +75,13 @@ fn batches<'s>(steps: &[&'s Step], message: &str) -> Vec<Vec<&'s Step>> {
 
 /// `ndsr apply`.
 pub async fn apply(global: &Global, args: ApplyArgs) -> CliResult<ExitCode> {
+    if args.dry_run {
+        let Some(file) = args.file else {
+            return Err(CliError::new(Exit::InvalidInput, "apply --dry-run needs a FILE"));
+        };
+        let plan = TreeDiffArgs { file, prune: args.prune, plan_out: None, tree: args.tree };
+        return super::diff(global, plan).await;
+    }
     let tree = args.file.as_deref().map(read_tree).transpose()?;
     let saved = args.plan.as_deref().map(read_plan).transpose()?;
     if let (Some(tree), Some((root, steps)), Some(plan_file)) = (&tree, &saved, &args.plan) {
