@@ -254,3 +254,37 @@ async fn changes_registrations_and_restarts_are_followed() {
     src.close().await;
     dst.close().await;
 }
+
+/// What would land in DST's configuration root is left out, and DST's own
+/// nodes there are kept; a missing source is an error in the status, not
+/// a converged mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_config_root_is_left_out_and_a_missing_source_is_said() {
+    let server = ZkServer::shared();
+    let r = Registry::builder(&server.connect_string()).build().await.unwrap();
+    let base = ndsr_testkit::unique_path("mirror-root");
+    let (src_path, dst_path) = (format!("{base}/src"), format!("{base}/dst"));
+    r.put_raw(&format!("{src_path}/a"), b"1").await.unwrap();
+    r.put_raw(&format!("{src_path}/cfg/h"), b"from src").await.unwrap();
+    r.put_raw(&format!("{dst_path}/cfg/keep"), b"dst's own").await.unwrap();
+    let options = Options { config_root: format!("{dst_path}/cfg"), ..Options::default() };
+    let mut mirror = Mirror::new(r.clone(), &src_path, r.clone(), &dst_path, options);
+    mirror.pass().await.unwrap();
+    let read = |p: String| {
+        let r = r.clone();
+        async move { r.read_raw(&p).await.unwrap().map(|(b, _)| b) }
+    };
+    assert_eq!(read(format!("{dst_path}/a")).await, Some(b"1".to_vec()));
+    assert_eq!(read(format!("{dst_path}/cfg/h")).await, None, "nothing lands in DST's config root");
+    assert_eq!(read(format!("{dst_path}/cfg/keep")).await, Some(b"dst's own".to_vec()), "nor is deleted");
+    assert_eq!(mirror.status().borrow().error, None);
+
+    let mut missing =
+        Mirror::new(r.clone(), &format!("{base}/nope"), r.clone(), &dst_path, Options::default());
+    let pass = missing.pass().await.unwrap();
+    assert!(pass.source_missing);
+    let status = missing.status().borrow().clone();
+    assert!(status.error.as_deref().is_some_and(|e| e.contains("does not exist")), "{status:?}");
+    assert!(status.behind_since.is_some(), "not converged");
+    assert_eq!(read(format!("{dst_path}/a")).await, Some(b"1".to_vec()), "nothing written");
+}

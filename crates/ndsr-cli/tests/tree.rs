@@ -488,6 +488,7 @@ fn bad_acl_entries_are_refused_naming_the_node_and_the_line() {
         ("  b: {acl: []}\n", "nodes.b: acl: an ACL needs at least one entry at line 6"),
         ("  b: {acl: [{perms: r, scheme: world, id: someone}]}\n", "the world scheme's only id is anyone"),
         ("  b: {acl: [{perms: r, scheme: digest, id: bob}]}\n", "a digest id is user:base64(sha1(user:password))"),
+        ("  b: {acl: [{perms: rwcda, scheme: auth, id: bob}]}\n", "the auth scheme is stored as the creator's ids"),
     ];
     for (text, message) in cases {
         let file = file_with(&format!("{head}{text}"));

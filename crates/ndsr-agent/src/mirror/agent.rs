@@ -83,12 +83,17 @@ async fn run(
         }
     };
     let mut failing = false;
+    let mut missing = false;
     let running = mirror.run(cancel.cancelled(), |pass, _| match pass {
         Ok(pass) => {
             if std::mem::take(&mut failing) {
                 tracing::info!(mirror = %name, "mirror passes succeed again");
             }
-            if pass.changes() > 0 || pass.failed > 0 {
+            if pass.source_missing {
+                if !std::mem::replace(&mut missing, true) {
+                    tracing::warn!(mirror = %name, "{pass}");
+                }
+            } else if std::mem::take(&mut missing) || pass.changes() > 0 || pass.failed > 0 {
                 tracing::info!(mirror = %name, "{pass}");
             }
         }

@@ -199,6 +199,13 @@ impl Mirror {
         let started = SystemTime::now();
         let result = self.converge().await;
         self.status.send_modify(|s| match &result {
+            Ok(pass) if pass.source_missing => {
+                // Nothing is mirrored: not converged, and said so.
+                s.passes += 1;
+                s.nodes = 0;
+                s.error = Some("the source path does not exist: nothing is mirrored".into());
+                s.behind_since.get_or_insert(started);
+            }
             Ok(pass) => {
                 s.passes += 1;
                 s.nodes = pass.nodes;

@@ -162,9 +162,24 @@ impl Mirror {
             read_tree(&self.src, &self.src_path, &config_root),
             read_tree(&self.dst, &self.dst_path, &config_root),
         );
-        let (src, dst) = (src?, dst?);
+        let (mut src, mut dst) = (src?, dst?);
         if src.is_empty() {
             return Ok(Pass { source_missing: true, ..Pass::default() });
+        }
+        // Left out on both sides by where a node lands too: SRC's nodes
+        // that would land in DST's configuration root or `/zookeeper`, and
+        // DST's nodes where SRC's would come from.
+        // (Unless the mirrored path is itself in one: then asked for.)
+        let left_out = |path: &str| {
+            let inside =
+                |root: &str| path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'));
+            inside(&config_root) || inside("/zookeeper")
+        };
+        if !left_out(&self.dst_path) {
+            src.retain(|rel, _| !left_out(&full(&self.dst_path, rel)));
+        }
+        if !left_out(&self.src_path) {
+            dst.retain(|rel, _| !left_out(&full(&self.src_path, rel)));
         }
         let plan = self.plan(&src, &dst);
         let nodes = src.values().filter(|n| !n.ephemeral || self.options.registrations).count();
@@ -313,12 +328,10 @@ impl Mirror {
                 Err(e) => {
                     tracing::debug!(error = %e, "a mirror batch was refused; writing it node by node");
                     for write in &batch {
-                        let result = match write {
-                            RawWrite::Create { path, bytes } | RawWrite::Set { path, bytes } => {
-                                self.dst.put_raw(path, bytes).await
-                            }
-                            RawWrite::Delete { path } => self.dst.delete_raw(path).await,
-                        };
+                        // Each write as planned, alone: a create never
+                        // overwrites a node made since the read (say,
+                        // another session's registration).
+                        let result = self.dst.write_raw(std::slice::from_ref(write)).await;
                         match result {
                             Ok(()) => made(pass, write),
                             Err(e) if transient(&e) => return Err(e),

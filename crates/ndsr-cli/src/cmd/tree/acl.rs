@@ -39,6 +39,13 @@ fn entry(e: Entry) -> Result<Acl, String> {
     if e.scheme.is_empty() || e.id.is_empty() {
         return Err("scheme and id must not be empty".into());
     }
+    if e.scheme == "auth" {
+        // ZooKeeper stores `auth` as the creator's own ids: the live ACL
+        // would never match the file, and every apply would set it again.
+        return Err(
+            "the auth scheme is stored as the creator's ids; give the digest (or sasl) id itself".into()
+        );
+    }
     if e.scheme == "world" && e.id != "anyone" {
         return Err(format!("the world scheme's only id is anyone, not {:?}", e.id));
     }
@@ -124,8 +131,8 @@ pub(super) fn same(file: &[Acl], live: &[Acl]) -> bool {
 }
 
 /// Whether `acl` surely lets the applier create children: `c` for
-/// world:anyone, for the applier's digest or SASL id, or for `auth` when
-/// the applier has credentials. (An `ip` or other entry is not assumed.)
+/// world:anyone, or for the applier's digest or SASL id. (An `ip` or other
+/// entry is not assumed.)
 pub(super) fn lets_create(acl: &[Acl], global: &Global) -> bool {
     let digest = match (&global.username, &global.password) {
         (Some(user), Some(password)) if !global.sasl => {
@@ -137,7 +144,6 @@ pub(super) fn lets_create(acl: &[Acl], global: &Global) -> bool {
         "world" => a.id() == "anyone",
         "digest" => digest.as_deref() == Some(a.id()),
         "sasl" => global.sasl && global.username.as_deref() == Some(a.id()),
-        "auth" => global.username.is_some(),
         _ => false,
     })
 }

@@ -207,11 +207,12 @@ async fn apply_with(
     while let Some(batch) = queue.pop_front() {
         let asked: Vec<BatchStep<'_>> = batch
             .iter()
+            // (Acl steps are never in batches: they are set after them.)
+            .filter(|step| step.op != Op::Acl)
             .map(|step| BatchStep {
                 path: &step.path,
                 change: match (step.op, &step.acl) {
-                    // (Acl steps are not in batches: set after them.)
-                    (Op::Delete | Op::Acl, _) => BatchChange::Delete,
+                    (Op::Delete, _) => BatchChange::Delete,
                     (Op::Create, Some(acl)) if !deferred.contains(step.path.as_str()) => {
                         BatchChange::WriteWithAcl { bytes: &step.bytes, acl }
                     }
