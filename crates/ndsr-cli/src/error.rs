@@ -86,7 +86,8 @@ impl From<ndsr::Error> for CliError {
             | E::InvalidServers { .. }
             | E::ChrootMissing { .. }
             | E::NotALock { .. }
-            | E::LockMismatch { .. } => (Exit::InvalidInput, ""),
+            | E::LockMismatch { .. }
+            | E::LayoutMismatch { .. } => (Exit::InvalidInput, ""),
             E::NotEmpty { .. } => (Exit::InvalidInput, ""),
             E::Data { .. } => (Exit::InvalidInput, ""),
             E::SchemaInvalid { .. } | E::NotInHistory { .. } => (Exit::InvalidInput, ""),

@@ -78,6 +78,18 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// An election path holds another layout's contenders: joining in
+    /// this layout could elect two leaders (the layouts sort differently).
+    #[error("election {path} holds {found} contenders; joining as {asked} could elect two leaders (join in the {found} layout)")]
+    LayoutMismatch {
+        /// The election path.
+        path: String,
+        /// The layout found there.
+        found: &'static str,
+        /// The layout asked for.
+        asked: &'static str,
+    },
+
     /// The lock's holders disagree on how many may hold it at once.
     #[error("lock {path} admits {stored} holders, but this caller asked for {requested}; all holders must agree (delete the lock node to change it)")]
     LockMismatch {

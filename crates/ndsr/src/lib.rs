@@ -62,6 +62,7 @@ pub mod cachefile;
 pub mod codec;
 pub mod config;
 pub mod discovery;
+pub mod election;
 mod error;
 #[cfg(test)]
 mod hostile_tests;

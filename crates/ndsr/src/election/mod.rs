@@ -1,0 +1,381 @@
+//! Leader election on the node layouts that kazoo and Curator clients
+//! already use, so that ndsr joins their elections on the same paths
+//! (issue 26; see `docs/COORDINATION.md`).
+//!
+//! # Layouts
+//! - [`ElectionLayout::Kazoo`]: kazoo's `Election` (a `Lock`):
+//!   `<path>/<uuid hex>__lock__<10-digit sequence>`.
+//! - [`ElectionLayout::CuratorLatch`]: Curator's `LeaderLatch`:
+//!   `<path>/_c_<uuid>-latch-<sequence>`.
+//! - [`ElectionLayout::CuratorSelector`]: Curator's `LeaderSelector` (and
+//!   `InterProcessMutex`): `<path>/_c_<uuid>-lock-<sequence>`.
+//!
+//! Each contender's node is ephemeral and sequential and holds its id
+//! (UTF-8); the lowest sequence leads. A path that holds another layout's
+//! contenders is refused ([`Error::LayoutMismatch`]): two layouts in one
+//! path sort differently and could elect two leaders.
+//!
+//! # Leadership is a state
+//! [`Election::state`] is [`Leadership::Leader`] only while this
+//! contender's node is the lowest, is owned by the registry's live session
+//! (checked, as CURATOR-696's fix does), and the server answers. It drops
+//! to [`Leadership::Lost`] the moment the connection is lost, and also
+//! when the server has not answered for a part of the session timeout
+//! (⅔, as locks do: a silent link is noticed before the server can expire
+//! the session). After a reconnect the contender checks its node again;
+//! after an expiry it joins again with a new node. The token of
+//! [`Leadership::Leader`] is the node's sequence number: it only grows
+//! from one leader of the path to the next, so a leader passes it to what
+//! it writes and a deposed leader's late writes can be refused.
+
+mod run;
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use crate::{Error, Registry, Result};
+
+/// Which client's node layout an election uses (see the module's docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElectionLayout {
+    /// kazoo's `Election` / `Lock`: `<uuid hex>__lock__<seq>`.
+    Kazoo,
+    /// Curator's `LeaderLatch`: `_c_<uuid>-latch-<seq>`.
+    CuratorLatch,
+    /// Curator's `LeaderSelector`: `_c_<uuid>-lock-<seq>`.
+    CuratorSelector,
+}
+
+impl ElectionLayout {
+    /// Its name, as errors and the CLI say it: `kazoo`, `curator-latch`,
+    /// `curator-selector`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ElectionLayout::Kazoo => "kazoo",
+            ElectionLayout::CuratorLatch => "curator-latch",
+            ElectionLayout::CuratorSelector => "curator-selector",
+        }
+    }
+
+    /// The name of a new contender's node before ZooKeeper's sequence.
+    fn prefix(self, id: uuid::Uuid) -> String {
+        match self {
+            ElectionLayout::Kazoo => format!("{}__lock__", id.simple()),
+            ElectionLayout::CuratorLatch => format!("_c_{}-latch-", id.hyphenated()),
+            ElectionLayout::CuratorSelector => format!("_c_{}-lock-", id.hyphenated()),
+        }
+    }
+
+    /// The layout of a child's name and its sequence number, if it is a
+    /// contender of one of the three.
+    pub fn of_node(name: &str) -> Option<(ElectionLayout, i64)> {
+        let sequence = |digits: &str| -> Option<i64> {
+            (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+        };
+        if let Some(rest) = name.strip_prefix("_c_") {
+            // A protected name: a 36-character UUID, then '-'.
+            let tail = rest.get(37..).filter(|_| rest.as_bytes().get(36) == Some(&b'-'))?;
+            if let Some(digits) = tail.strip_prefix("latch-") {
+                return Some((ElectionLayout::CuratorLatch, sequence(digits)?));
+            }
+            if let Some(digits) = tail.strip_prefix("lock-") {
+                return Some((ElectionLayout::CuratorSelector, sequence(digits)?));
+            }
+            return None;
+        }
+        let (head, digits) = name.rsplit_once("__lock__")?;
+        (head.len() == 32 && head.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Some((ElectionLayout::Kazoo, sequence(digits)?)))?
+    }
+}
+
+impl std::fmt::Display for ElectionLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a contender stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// Making its node (at the start, or again after an expiry): not
+    /// leader.
+    Joining,
+    /// This contender leads. `token` is its node's sequence number, which
+    /// grows from one leader of the path to the next: pass it to what the
+    /// leader writes (a fencing token).
+    Leader {
+        /// The fencing token.
+        token: i64,
+    },
+    /// Another contender leads; `position` contenders are ahead of this
+    /// one (1: next in line).
+    Follower {
+        /// How many are ahead.
+        position: usize,
+    },
+    /// The connection is lost (or the server does not answer): no longer
+    /// leader, whatever the server may still think; it joins again once
+    /// connected.
+    Lost,
+    /// Resigned, or the registry closed: the election is over for it.
+    Ended,
+}
+
+/// One contender, as [`Election::contenders`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contender {
+    /// Its node's name.
+    pub node: String,
+    /// Its sequence number (the token it leads with).
+    pub sequence: i64,
+    /// Its id (the node's data, UTF-8).
+    pub id: String,
+}
+
+/// An election being joined (see [`Registry::election`]).
+#[derive(Debug)]
+#[must_use = "an election builder does nothing until joined"]
+pub struct ElectionBuilder {
+    registry: Registry,
+    path: String,
+    id: String,
+    layout: ElectionLayout,
+    lost_after: f64,
+}
+
+impl Registry {
+    /// Joins the election at `path` as `id` (its node's data), in kazoo's
+    /// layout unless [`layout`](ElectionBuilder::layout) says otherwise.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: ndsr::Registry) -> ndsr::Result<()> {
+    /// use ndsr::election::{ElectionLayout, Leadership};
+    /// let election = registry.election("/election/cron", "host1").layout(ElectionLayout::Kazoo).join().await?;
+    /// let mut state = election.watch();
+    /// loop {
+    ///     if let Leadership::Leader { token } = state.borrow_and_update().clone() {
+    ///         println!("leading with token {token}");
+    ///     }
+    ///     if state.changed().await.is_err() { break; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn election(&self, path: &str, id: &str) -> ElectionBuilder {
+        ElectionBuilder {
+            registry: self.clone(),
+            path: path.to_string(),
+            id: id.to_string(),
+            layout: ElectionLayout::Kazoo,
+            lost_after: crate::lock::DEFAULT_LOST_AFTER,
+        }
+    }
+}
+
+impl ElectionBuilder {
+    /// The node layout (default kazoo's).
+    pub fn layout(mut self, layout: ElectionLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The part of the session timeout after which a leader whose server
+    /// does not answer drops to [`Leadership::Lost`] (default ⅔; clamped
+    /// to 0.1-0.9).
+    pub fn lost_after(mut self, part: f64) -> Self {
+        self.lost_after =
+            if part.is_finite() { part.clamp(0.1, 0.9) } else { crate::lock::DEFAULT_LOST_AFTER };
+        self
+    }
+
+    /// Checks the path (no other layout's contenders), makes this
+    /// contender's node, and returns once it knows where it stands.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`]; [`Error::InvalidArgument`] for an id over
+    /// 1 MiB; [`Error::ReadOnly`]; [`Error::LayoutMismatch`] naming the
+    /// layout found; [`Error::NoConnection`] when not connected within the
+    /// connect timeout; [`Error::NotAuthorized`].
+    pub async fn join(self) -> Result<Election> {
+        crate::path::validate_path(&self.path)?;
+        if self.path == "/" {
+            return Err(Error::InvalidPath {
+                path: self.path,
+                reason: "an election needs a path of its own",
+            });
+        }
+        self.registry.check_writable("election")?;
+        if self.id.len() > 1 << 20 {
+            return Err(Error::InvalidArgument("an election id is at most 1 MiB"));
+        }
+        let (tx, rx) = watch::channel(Leadership::Joining);
+        let (stop, stopped) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let mut contender = run::Contender::new(&self, tx);
+        // The first node and place, here: errors go to the caller.
+        contender.first().await?;
+        let registry = self.registry.clone();
+        registry.shared.tasks.spawn(async move {
+            contender.run(stopped).await;
+            let _ = done_tx.send(());
+        });
+        let mut state = rx.clone();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s != Leadership::Joining)).await;
+        Ok(Election {
+            registry: self.registry,
+            path: self.path,
+            id: self.id,
+            layout: self.layout,
+            rx,
+            stop: Some(stop),
+            done: Some(done),
+        })
+    }
+}
+
+/// A contender in an election (see [`Registry::election`]). Dropping it
+/// resigns in the background.
+#[derive(Debug)]
+pub struct Election {
+    registry: Registry,
+    path: String,
+    id: String,
+    layout: ElectionLayout,
+    rx: watch::Receiver<Leadership>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl Election {
+    /// Where this contender stands now.
+    pub fn state(&self) -> Leadership {
+        self.rx.borrow().clone()
+    }
+
+    /// Its state as it changes (a `watch`: the latest is kept).
+    pub fn watch(&self) -> watch::Receiver<Leadership> {
+        self.rx.clone()
+    }
+
+    /// Does this contender lead now?
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.rx.borrow(), Leadership::Leader { .. })
+    }
+
+    /// The election's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// This contender's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its layout.
+    pub fn layout(&self) -> ElectionLayout {
+        self.layout
+    }
+
+    /// The contenders of the path in this layout, in order: the first
+    /// leads.
+    ///
+    /// # Errors
+    /// [`Error::NoConnection`], or another ZooKeeper error.
+    pub async fn contenders(&self) -> Result<Vec<Contender>> {
+        contenders(&self.registry, &self.path, self.layout).await
+    }
+
+    /// Leaves the election: its node is deleted (while the session lives)
+    /// and its state ends as [`Leadership::Ended`]. Returns once done.
+    pub async fn resign(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        // The task sees the stop sender dropped and resigns.
+        self.stop.take();
+    }
+}
+
+/// The contenders of `path` in `layout`, in order (see
+/// [`Election::contenders`]); also for a path this process does not
+/// contend in.
+///
+/// # Errors
+/// [`Error::NoConnection`], or another ZooKeeper error.
+pub async fn contenders(registry: &Registry, path: &str, layout: ElectionLayout) -> Result<Vec<Contender>> {
+    crate::path::validate_path(path)?;
+    let shared = &registry.shared;
+    let client = shared.lease(registry.deadline()).await?.client;
+    let children = match shared.call("get_children", path, client.list_children(path)).await {
+        Ok(children) => children,
+        Err(e) if e.is_no_node() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut mine: Vec<(i64, String)> = children
+        .into_iter()
+        .filter_map(|c| match ElectionLayout::of_node(&c) {
+            Some((l, seq)) if l == layout => Some((seq, c)),
+            _ => None,
+        })
+        .collect();
+    mine.sort();
+    let reads = mine.iter().map(|(_, name)| {
+        let node = format!("{path}/{name}");
+        let client = client.clone();
+        async move { shared.call("get_data", &node, client.get_data(&node)).await }
+    });
+    let mut out = Vec::new();
+    for ((sequence, node), read) in mine.iter().zip(futures::future::join_all(reads).await) {
+        match read {
+            Ok((bytes, _)) => out.push(Contender {
+                node: node.clone(),
+                sequence: *sequence,
+                id: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+            Err(e) if e.is_no_node() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_are_read_in_each_layout() {
+        let id = uuid::Uuid::new_v4();
+        for layout in [ElectionLayout::Kazoo, ElectionLayout::CuratorLatch, ElectionLayout::CuratorSelector] {
+            let name = format!("{}0000000042", layout.prefix(id));
+            assert_eq!(ElectionLayout::of_node(&name), Some((layout, 42)), "{name}");
+        }
+        assert_eq!(
+            ElectionLayout::of_node("_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d-latch-0000000007"),
+            Some((ElectionLayout::CuratorLatch, 7))
+        );
+        for other in [
+            "",
+            "x__lock__0000000001",
+            "0123456789abcdef0123456789abcdef__rlock__0000000001",
+            "_c_short-lock-0000000001",
+            "_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d-lock-12",
+            "0123456789abcdef0123456789abcdef__lock__00000000x1",
+        ] {
+            assert_eq!(ElectionLayout::of_node(other), None, "{other:?}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The task behind an [`Election`](super::Election): makes the contender's
+//! node, finds its place, watches the contender ahead of it, and holds the
+//! state.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use zookeeper_client::{Client, CreateMode};
+
+use super::*;
+use crate::session::Lease;
+use crate::State;
+
+/// How many times a resignation's delete is tried before the node is left
+/// to the session's end.
+const RESIGN_ATTEMPTS: u32 = 8;
+
+/// What a step of the task comes to.
+enum Flow {
+    /// Look again.
+    Again,
+    /// The registry closed.
+    Closed,
+}
+
+pub(super) struct Contender {
+    registry: Registry,
+    path: String,
+    id: String,
+    layout: ElectionLayout,
+    lost_after: f64,
+    /// Our node's name up to the sequence (unique to this contender).
+    prefix: String,
+    tx: watch::Sender<Leadership>,
+    /// Our node: its name, sequence, and the session (epoch) it was made in.
+    node: Option<(String, i64, u64)>,
+    /// Another layout's contenders were said to be there (said once).
+    warned: bool,
+}
+
+impl Contender {
+    pub(super) fn new(b: &ElectionBuilder, tx: watch::Sender<Leadership>) -> Contender {
+        Contender {
+            registry: b.registry.clone(),
+            path: b.path.clone(),
+            id: b.id.clone(),
+            layout: b.layout,
+            lost_after: b.lost_after,
+            prefix: b.layout.prefix(uuid::Uuid::new_v4()),
+            tx,
+            node: None,
+            warned: false,
+        }
+    }
+
+    fn set(&self, state: Leadership) {
+        self.tx.send_if_modified(|s| {
+            let changed = *s != state;
+            if changed {
+                tracing::debug!(path = %self.path, ?state, "election");
+                *s = state;
+            }
+            changed
+        });
+    }
+
+    /// Checks the path and makes this contender's node; errors go to the
+    /// caller of `join`.
+    pub(super) async fn first(&mut self) -> Result<()> {
+        let shared = &self.registry.shared;
+        let lease = shared.lease(self.registry.deadline()).await?;
+        self.ours(&lease.client).await?;
+        self.create(&lease).await
+    }
+
+    /// Our layout's contenders of the path, sorted; another layout's is
+    /// [`Error::LayoutMismatch`].
+    async fn ours(&self, client: &Client) -> Result<Vec<(i64, String)>> {
+        let shared = &self.registry.shared;
+        let children = match shared.call("get_children", &self.path, client.list_children(&self.path)).await {
+            Ok(children) => children,
+            Err(e) if e.is_no_node() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        self.sorted(children)
+    }
+
+    /// As [`ours`](Self::ours), with a watch of the path's children.
+    async fn ours_watched(
+        &self,
+        client: &Client,
+    ) -> Result<(Vec<(i64, String)>, Option<zookeeper_client::OneshotWatcher>)> {
+        let shared = &self.registry.shared;
+        match shared.call("get_children", &self.path, client.list_and_watch_children(&self.path)).await {
+            Ok((children, watcher)) => Ok((self.sorted(children)?, Some(watcher))),
+            Err(e) if e.is_no_node() => Ok((Vec::new(), None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn sorted(&self, children: Vec<String>) -> Result<Vec<(i64, String)>> {
+        let mut ours = Vec::new();
+        for child in children {
+            match ElectionLayout::of_node(&child) {
+                Some((layout, seq)) if layout == self.layout => ours.push((seq, child)),
+                Some((layout, _)) => {
+                    return Err(Error::LayoutMismatch {
+                        path: self.path.clone(),
+                        found: layout.name(),
+                        asked: self.layout.name(),
+                    })
+                }
+                None => {}
+            }
+        }
+        ours.sort();
+        Ok(ours)
+    }
+
+    /// Makes our node (the path first, where missing). A create whose
+    /// answer was lost is found by our unique prefix.
+    async fn create(&mut self, lease: &Lease) -> Result<()> {
+        let shared = &self.registry.shared;
+        let client = &lease.client;
+        lease.parents.ensure(shared, client, &self.path).await?;
+        let options = shared.create_options(CreateMode::EphemeralSequential);
+        let name = format!("{}/{}", self.path, self.prefix);
+        match shared.call("create", &self.path, client.create(&name, self.id.as_bytes(), &options)).await {
+            Ok((_, seq)) => {
+                let seq = seq.to_string();
+                let sequence = seq.parse::<i64>().unwrap_or_default();
+                self.node = Some((format!("{}{seq}", self.prefix), sequence, lease.epoch));
+                Ok(())
+            }
+            Err(e) if e.is_no_node() => {
+                lease.parents.forget(&self.path);
+                Err(e)
+            }
+            Err(e) => {
+                // Sent, perhaps made: look for it.
+                let found = self.ours(client).await.ok().and_then(|ours| {
+                    ours.into_iter().find(|(_, n)| n.starts_with(&self.prefix)).map(|(seq, n)| (n, seq))
+                });
+                match found {
+                    Some((name, seq)) => {
+                        self.node = Some((name, seq, lease.epoch));
+                        Ok(())
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Runs until `stopped` (resign or drop) or the registry closes; then
+    /// withdraws the node and ends.
+    pub(super) async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        let mut states = self.registry.state_changes();
+        loop {
+            let flow = tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                flow = self.step(&mut states) => flow,
+            };
+            if let Flow::Closed = flow {
+                self.set(Leadership::Ended);
+                return;
+            }
+        }
+        self.set(Leadership::Ended);
+        self.withdraw().await;
+    }
+
+    /// One look at the election, and the wait for what changes it.
+    async fn step(&mut self, states: &mut watch::Receiver<State>) -> Flow {
+        match self.registry.state() {
+            State::Closed => return Flow::Closed,
+            State::Connected => {}
+            _ => {
+                self.set(Leadership::Lost);
+                return match states.changed().await {
+                    Ok(()) => Flow::Again,
+                    Err(_) => Flow::Closed,
+                };
+            }
+        }
+        let shared = self.registry.shared.clone();
+        let lease = match shared.lease(self.registry.deadline()).await {
+            Ok(lease) => lease,
+            Err(Error::Closed) => return Flow::Closed,
+            Err(_) => {
+                self.set(Leadership::Lost);
+                return Flow::Again;
+            }
+        };
+        // A node of an earlier session went with it.
+        if self.node.as_ref().is_some_and(|n| n.2 != lease.epoch) {
+            self.node = None;
+        }
+        if self.node.is_none() {
+            self.set(Leadership::Joining);
+            if let Err(e) = self.create(&lease).await {
+                tracing::warn!(path = %self.path, "cannot join the election (trying again): {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Flow::Again;
+            }
+        }
+        let Some((name, sequence, _)) = self.node.clone() else { return Flow::Again };
+        // Any change of the contenders moves this one's place: watched.
+        let (ours, children) = match self.ours_watched(&lease.client).await {
+            Ok(found) => found,
+            Err(e) => {
+                if matches!(e, Error::LayoutMismatch { .. }) && !std::mem::replace(&mut self.warned, true) {
+                    tracing::warn!(path = %self.path, "{e}: not leading while it lasts");
+                }
+                self.set(Leadership::Lost);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Flow::Again;
+            }
+        };
+        let Some(place) = ours.iter().position(|(_, n)| *n == name) else {
+            // Deleted (by another client): join again.
+            self.node = None;
+            return Flow::Again;
+        };
+        let client = lease.client.clone();
+        let epoch = lease.epoch;
+        drop(lease);
+        if place == 0 {
+            let node = format!("{}/{name}", self.path);
+            let sent = Instant::now();
+            let (stat, watcher) = match shared.call("exists", &node, client.check_and_watch_stat(&node)).await
+            {
+                Ok(found) => found,
+                Err(_) => return Flow::Again,
+            };
+            let session = self.registry.session().map(|s| s.id().0);
+            match stat {
+                // Ours only if owned by this live session (CURATOR-696).
+                Some(stat) if Some(stat.ephemeral_owner) == session => {}
+                _ => {
+                    self.node = None;
+                    return Flow::Again;
+                }
+            }
+            self.set(Leadership::Leader { token: sequence });
+            self.hold(&client, epoch, &node, watcher, states, sent).await
+        } else {
+            let Some(children) = children else { return Flow::Again };
+            self.set(Leadership::Follower { position: place });
+            tokio::select! {
+                _ = children.changed() => Flow::Again,
+                changed = states.changed() => if changed.is_ok() { Flow::Again } else { Flow::Closed },
+            }
+        }
+    }
+
+    /// Leads until our node changes, the connection is lost, or the server
+    /// has not answered for `lost_after` of the session timeout (counted
+    /// from when the last answered request was sent).
+    async fn hold(
+        &mut self,
+        client: &Client,
+        epoch: u64,
+        node: &str,
+        watcher: zookeeper_client::OneshotWatcher,
+        states: &mut watch::Receiver<State>,
+        mut heard: Instant,
+    ) -> Flow {
+        let timeout = client.session_timeout();
+        let limit = timeout.mul_f64(self.lost_after);
+        let every = (timeout / 8).max(Duration::from_millis(50));
+        let shared = self.registry.shared.clone();
+        let changed = watcher.changed();
+        tokio::pin!(changed);
+        loop {
+            tokio::select! {
+                _ = &mut changed => return Flow::Again,
+                moved = states.changed() => {
+                    if moved.is_err() {
+                        return Flow::Closed;
+                    }
+                    if self.registry.state() != State::Connected {
+                        self.set(Leadership::Lost);
+                        return Flow::Again;
+                    }
+                }
+                () = tokio::time::sleep(every) => {
+                    let sent = Instant::now();
+                    if shared.holds(epoch) {
+                        let probe = tokio::time::timeout(every, shared.call("exists", node, client.check_stat(node))).await;
+                        match probe {
+                            Ok(Ok(Some(_))) => heard = sent,
+                            Ok(Ok(None)) => return Flow::Again,
+                            _ => {}
+                        }
+                    }
+                    if heard.elapsed() > limit {
+                        tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
+                        self.set(Leadership::Lost);
+                        return Flow::Again;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes our node while its session lives, so the next contender
+    /// leads at once (else it goes with the session).
+    async fn withdraw(&mut self) {
+        let Some((name, _, epoch)) = self.node.take() else { return };
+        let shared = self.registry.shared.clone();
+        let node = format!("{}/{name}", self.path);
+        for attempt in 0..RESIGN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+            let Some(lease) = shared.lease_of(epoch).await else { return };
+            match shared.call("delete", &node, lease.client.delete(&node, None)).await {
+                Ok(()) => return,
+                Err(e) if e.is_no_node() => return,
+                Err(_) => {}
+            }
+        }
+        tracing::warn!(node, "could not leave the election; the node goes with the session");
+    }
+}

@@ -1,0 +1,192 @@
+//! Leader election (issue 26, a first part) against a real ZooKeeper:
+//! contenders take turns in the order of their nodes with growing tokens;
+//! kazoo's `Election` contends on the same path; another layout's path is
+//! refused; a leader whose link goes silent drops leadership before the
+//! server expires its session and the next contender leads.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use ndsr::election::{ElectionLayout, Leadership};
+use ndsr::{Error, Registry};
+use ndsr_testkit::{eventually, unique_path, FaultProxy, ZkServer};
+use tokio::time::Instant;
+
+async fn until(election: &ndsr::election::Election, what: &str, f: impl Fn(&Leadership) -> bool) {
+    let mut state = election.watch();
+    tokio::time::timeout(WAIT, state.wait_for(|s| f(s)))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: {:?}", election.state()))
+        .unwrap();
+}
+
+fn token(election: &ndsr::election::Election) -> i64 {
+    match election.state() {
+        Leadership::Leader { token } => token,
+        other => panic!("not leader: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contenders_take_turns_in_order_with_growing_tokens() {
+    let server = ZkServer::shared();
+    let path = unique_path("election");
+    let rs = [
+        registry(&server.connect_string()).await,
+        registry(&server.connect_string()).await,
+        registry(&server.connect_string()).await,
+    ];
+    let a = rs[0].election(&path, "a").join().await.unwrap();
+    until(&a, "a leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let b = rs[1].election(&path, "b").join().await.unwrap();
+    let c = rs[2].election(&path, "c").join().await.unwrap();
+    until(&b, "b follows first", |s| *s == Leadership::Follower { position: 1 }).await;
+    until(&c, "c follows second", |s| *s == Leadership::Follower { position: 2 }).await;
+    let ids: Vec<String> = a.contenders().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    let first = token(&a);
+
+    a.resign().await;
+    until(&b, "b leads once a resigns", |s| matches!(s, Leadership::Leader { .. })).await;
+    until(&c, "c is next", |s| *s == Leadership::Follower { position: 1 }).await;
+    let second = token(&b);
+    assert!(second > first, "tokens grow: {first} then {second}");
+
+    drop(b);
+    until(&c, "c leads once b is dropped", |s| matches!(s, Leadership::Leader { .. })).await;
+    assert!(token(&c) > second);
+    let ids: Vec<String> = c.contenders().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["c"], "a resigned and b was dropped: their nodes are gone");
+    let mut state = c.watch();
+    rs[2].close().await;
+    tokio::time::timeout(WAIT, state.wait_for(|s| *s == Leadership::Ended)).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_of_another_layout_is_refused_naming_it() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-layout");
+    let r = registry(&server.connect_string()).await;
+    let curator = r.election(&path, "latch").layout(ElectionLayout::CuratorLatch).join().await.unwrap();
+    until(&curator, "the latch leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let node = &curator.contenders().await.unwrap()[0].node;
+    assert!(node.starts_with("_c_") && node.contains("-latch-"), "{node}");
+    match r.election(&path, "kazoo").join().await {
+        Err(Error::LayoutMismatch { found, asked, .. }) => {
+            assert_eq!((found, asked), ("curator-latch", "kazoo"))
+        }
+        other => panic!("a kazoo contender on a latch path: {other:?}"),
+    }
+    let selector = r.election(&path, "sel").layout(ElectionLayout::CuratorSelector).join().await;
+    assert!(matches!(selector, Err(Error::LayoutMismatch { found: "curator-latch", .. })), "{selector:?}");
+}
+
+/// The venv `scripts/setup.sh` makes with kazoo.
+fn python() -> PathBuf {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(python.exists(), "kazoo is not installed: run scripts/setup.sh (it makes .venv)");
+    python
+}
+
+const KAZOO_ELECTION: &str = r#"
+import sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1]); zk.start()
+election = zk.Election(sys.argv[2], "kazoo")
+def lead():
+    print("leading", ",".join(election.contenders()), flush=True)
+    sys.stdin.readline()
+election.run(lead)
+print("done", flush=True)
+zk.stop()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_and_ndsr_take_turns_on_one_path() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-kazoo");
+    let (ra, rb) = (registry(&server.connect_string()).await, registry(&server.connect_string()).await);
+    let a = ra.election(&path, "ndsr-a").join().await.unwrap();
+    until(&a, "ndsr-a leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let mut kazoo = Command::new(python())
+        .args(["-c", KAZOO_ELECTION, &server.connect_string(), &path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(kazoo.stdout.take().unwrap()).lines();
+    eventually(WAIT, "kazoo's node is in line", || async { a.contenders().await.unwrap().len() == 2 })
+        .await
+        .unwrap();
+    let b = rb.election(&path, "ndsr-b").join().await.unwrap();
+    until(&b, "ndsr-b is behind kazoo", |s| *s == Leadership::Follower { position: 2 }).await;
+    let ids: Vec<String> = a.contenders().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["ndsr-a", "kazoo", "ndsr-b"]);
+
+    a.resign().await;
+    let line = tokio::task::spawn_blocking(move || {
+        let line = lines.next().unwrap().unwrap();
+        (line, lines)
+    })
+    .await
+    .unwrap();
+    let (line, mut lines) = line;
+    assert_eq!(line, "leading kazoo,ndsr-b", "kazoo leads next and sees ndsr-b behind it");
+    until(&b, "ndsr-b is next", |s| *s == Leadership::Follower { position: 1 }).await;
+    assert!(!b.is_leader());
+
+    kazoo.stdin.take().unwrap().write_all(b"stop\n").unwrap();
+    until(&b, "ndsr-b leads once kazoo is done", |s| matches!(s, Leadership::Leader { .. })).await;
+    assert_eq!(lines.next().unwrap().unwrap(), "done");
+    assert!(kazoo.wait().unwrap().success());
+}
+
+/// Who changed to what, when.
+type Seen = (&'static str, Leadership, Instant);
+
+/// A leader whose link is blackholed (nothing answered, nothing refused)
+/// drops leadership on its own, before the server can expire its session;
+/// only then does the next contender lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_leader_steps_down_before_the_next_one_leads() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-silent");
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let leader_registry = Registry::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .await
+        .unwrap();
+    let leader = leader_registry.election(&path, "first").join().await.unwrap();
+    until(&leader, "first leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let next_registry = registry(&server.connect_string()).await;
+    let next = next_registry.election(&path, "next").join().await.unwrap();
+    until(&next, "next follows", |s| *s == Leadership::Follower { position: 1 }).await;
+
+    // Record when each side's state changes.
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    for (name, election) in [("first", &leader), ("next", &next)] {
+        let (mut state, seen) = (election.watch(), seen.clone());
+        tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                let now = state.borrow_and_update().clone();
+                seen.lock().unwrap().push((name, now, Instant::now()));
+            }
+        });
+    }
+    proxy.blackhole();
+    until(&next, "next leads once first's session expires", |s| matches!(s, Leadership::Leader { .. })).await;
+    let seen = seen.lock().unwrap().clone();
+    let stepped_down = seen.iter().find(|(n, s, _)| *n == "first" && !matches!(s, Leadership::Leader { .. }));
+    let took_over = seen.iter().find(|(n, s, _)| *n == "next" && matches!(s, Leadership::Leader { .. }));
+    let (Some(down), Some(up)) = (stepped_down, took_over) else { panic!("{seen:?}") };
+    assert!(down.2 < up.2, "never two leaders: first stepped down before next led: {seen:?}");
+    proxy.heal();
+}
