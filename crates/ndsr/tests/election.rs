@@ -183,10 +183,56 @@ async fn a_silent_leader_steps_down_before_the_next_one_leads() {
     }
     proxy.blackhole();
     until(&next, "next leads once first's session expires", |s| matches!(s, Leadership::Leader { .. })).await;
+    // The recorder has seen it too.
+    let recorded = seen.clone();
+    eventually(WAIT, "the recorder saw next lead", || {
+        let recorded = recorded.clone();
+        async move {
+            recorded
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(n, s, _)| *n == "next" && matches!(s, Leadership::Leader { .. }))
+        }
+    })
+    .await
+    .unwrap();
     let seen = seen.lock().unwrap().clone();
     let stepped_down = seen.iter().find(|(n, s, _)| *n == "first" && !matches!(s, Leadership::Leader { .. }));
     let took_over = seen.iter().find(|(n, s, _)| *n == "next" && matches!(s, Leadership::Leader { .. }));
     let (Some(down), Some(up)) = (stepped_down, took_over) else { panic!("{seen:?}") };
     assert!(down.2 < up.2, "never two leaders: first stepped down before next led: {seen:?}");
     proxy.heal();
+}
+
+/// The token is the node's czxid: it grows from one leader to the next even
+/// when the election's parent is deleted and made again (a sequence number
+/// would start over); a contender of another layout arriving while this
+/// one leads makes it step down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_grow_across_a_remade_parent_and_another_layout_deposes() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-token");
+    let r = registry(&server.connect_string()).await;
+    let first = r.election(&path, "one").join().await.unwrap();
+    until(&first, "one leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let one = token(&first);
+    first.resign().await;
+    r.unset_recursive(&path).await.unwrap();
+    let second = r.election(&path, "two").join().await.unwrap();
+    until(&second, "two leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let two = token(&second);
+    assert!(two > one, "the token grows across a re-made parent: {one} then {two}");
+    let sequence = second.contenders().await.unwrap()[0].sequence;
+    assert_eq!(sequence, 0, "the sequence started over with the parent");
+
+    let plain = other(&server.connect_string()).await;
+    let latch = format!("{path}/_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d-latch-");
+    let options =
+        zookeeper_client::CreateMode::EphemeralSequential.with_acls(zookeeper_client::Acls::anyone_all());
+    plain.create(&latch, b"curator", &options).await.unwrap();
+    until(&second, "two steps down when a Curator latch joins its path", |s| {
+        !matches!(s, Leadership::Leader { .. })
+    })
+    .await;
 }

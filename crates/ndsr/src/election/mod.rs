@@ -24,9 +24,10 @@
 //! (⅔, as locks do: a silent link is noticed before the server can expire
 //! the session). After a reconnect the contender checks its node again;
 //! after an expiry it joins again with a new node. The token of
-//! [`Leadership::Leader`] is the node's sequence number: it only grows
-//! from one leader of the path to the next, so a leader passes it to what
-//! it writes and a deposed leader's late writes can be refused.
+//! [`Leadership::Leader`] is the node's czxid: it only grows from one
+//! leader of the path to the next (a sequence number would start over with
+//! a re-made parent), so a leader passes it to what it writes and a deposed
+//! leader's late writes can be refused.
 
 mod run;
 
@@ -102,9 +103,10 @@ pub enum Leadership {
     /// Making its node (at the start, or again after an expiry): not
     /// leader.
     Joining,
-    /// This contender leads. `token` is its node's sequence number, which
-    /// grows from one leader of the path to the next: pass it to what the
-    /// leader writes (a fencing token).
+    /// This contender leads. `token` is its node's czxid (the zxid of its
+    /// creation), which grows from one leader of the path to the next, even
+    /// across a re-made parent: pass it to what the leader writes (a
+    /// fencing token).
     Leader {
         /// The fencing token.
         token: i64,
@@ -215,13 +217,23 @@ impl ElectionBuilder {
         let (stop, stopped) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
         let mut contender = run::Contender::new(&self, tx);
-        // The first node and place, here: errors go to the caller.
-        contender.first().await?;
+        // The first node is made by the task, which answers here: a join
+        // dropped meanwhile drops `stop`, and the task withdraws whatever
+        // it made.
+        let (first_tx, first) = oneshot::channel();
         let registry = self.registry.clone();
         registry.shared.tasks.spawn(async move {
-            contender.run(stopped).await;
+            let made = contender.first().await;
+            let failed = made.is_err();
+            let _ = first_tx.send(made);
+            if failed {
+                contender.withdraw().await;
+            } else {
+                contender.run(stopped).await;
+            }
             let _ = done_tx.send(());
         });
+        first.await.map_err(|_| Error::Closed)??;
         let mut state = rx.clone();
         let _ =
             tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s != Leadership::Joining)).await;

@@ -122,10 +122,48 @@ impl Contender {
     async fn create(&mut self, lease: &Lease) -> Result<()> {
         let shared = &self.registry.shared;
         let client = &lease.client;
-        lease.parents.ensure(shared, client, &self.path).await?;
+        // A create of ours sent earlier in this session, whose answer was
+        // lost, may have made a node: adopt it rather than make a second.
+        if let Some((seq, name)) = self
+            .ours(client)
+            .await
+            .ok()
+            .and_then(|o| o.into_iter().find(|(_, n)| n.starts_with(&self.prefix)))
+        {
+            let node = format!("{}/{name}", self.path);
+            let session = self.registry.session().map(|s| s.id().0);
+            if let Ok(Some(stat)) = shared.call("exists", &node, client.check_stat(&node)).await {
+                if Some(stat.ephemeral_owner) == session {
+                    self.node = Some((name, seq, lease.epoch));
+                    return Ok(());
+                }
+            }
+        }
         let options = shared.create_options(CreateMode::EphemeralSequential);
         let name = format!("{}/{}", self.path, self.prefix);
-        match shared.call("create", &self.path, client.create(&name, self.id.as_bytes(), &options)).await {
+        // The path made first, and again if someone removed it meanwhile
+        // (the parents' cache still had it).
+        let mut made = None;
+        for _ in 0..2 {
+            lease.parents.ensure(shared, client, &self.path).await?;
+            let created =
+                shared.call("create", &self.path, client.create(&name, self.id.as_bytes(), &options)).await;
+            match created {
+                Err(e) if e.is_no_node() => lease.parents.forget(&self.path),
+                other => {
+                    made = Some(other);
+                    break;
+                }
+            }
+        }
+        let Some(made) = made else {
+            return Err(Error::Contention {
+                path: self.path.clone(),
+                during: "while its election node was made",
+                attempts: 2,
+            });
+        };
+        match made {
             Ok((_, seq)) => {
                 let seq = seq.to_string();
                 let sequence = seq.parse::<i64>().unwrap_or_default();
@@ -205,7 +243,7 @@ impl Contender {
                 return Flow::Again;
             }
         }
-        let Some((name, sequence, _)) = self.node.clone() else { return Flow::Again };
+        let Some((name, _, _)) = self.node.clone() else { return Flow::Again };
         // Any change of the contenders moves this one's place: watched.
         let (ours, children) = match self.ours_watched(&lease.client).await {
             Ok(found) => found,
@@ -235,16 +273,34 @@ impl Contender {
                 Err(_) => return Flow::Again,
             };
             let session = self.registry.session().map(|s| s.id().0);
-            match stat {
+            let token = match stat {
                 // Ours only if owned by this live session (CURATOR-696).
-                Some(stat) if Some(stat.ephemeral_owner) == session => {}
+                Some(stat) if Some(stat.ephemeral_owner) == session => stat.czxid,
                 _ => {
                     self.node = None;
                     return Flow::Again;
                 }
+            };
+            // Another layout's contender, arriving while this one leads,
+            // is watched for too.
+            let children = match shared
+                .call("get_children", &self.path, client.list_and_watch_children(&self.path))
+                .await
+            {
+                Ok((names, watcher)) if self.sorted(names.clone()).is_ok() => watcher,
+                _ => return Flow::Again,
+            };
+            let limit = client.session_timeout().mul_f64(self.lost_after);
+            if self.registry.state() != State::Connected || sent.elapsed() >= limit {
+                return Flow::Again;
             }
-            self.set(Leadership::Leader { token: sequence });
-            self.hold(&client, epoch, &node, watcher, states, sent).await
+            self.set(Leadership::Leader { token });
+            let flow = self.hold(&client, epoch, &node, watcher, children, states, sent).await;
+            // Whatever ended the hold, not leader until checked again.
+            if matches!(*self.tx.borrow(), Leadership::Leader { .. }) {
+                self.set(Leadership::Lost);
+            }
+            flow
         } else {
             let Some(children) = children else { return Flow::Again };
             self.set(Leadership::Follower { position: place });
@@ -258,12 +314,14 @@ impl Contender {
     /// Leads until our node changes, the connection is lost, or the server
     /// has not answered for `lost_after` of the session timeout (counted
     /// from when the last answered request was sent).
+    #[allow(clippy::too_many_arguments)]
     async fn hold(
         &mut self,
         client: &Client,
         epoch: u64,
         node: &str,
         watcher: zookeeper_client::OneshotWatcher,
+        children: zookeeper_client::OneshotWatcher,
         states: &mut watch::Receiver<State>,
         mut heard: Instant,
     ) -> Flow {
@@ -273,9 +331,33 @@ impl Contender {
         let shared = self.registry.shared.clone();
         let changed = watcher.changed();
         tokio::pin!(changed);
+        let mut children = Box::pin(children.changed());
+        let mut next_probe = Instant::now() + every;
         loop {
             tokio::select! {
                 _ = &mut changed => return Flow::Again,
+                // Exactly when the server has been silent too long, whatever
+                // else is going on.
+                () = tokio::time::sleep_until(heard + limit) => {
+                    tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
+                    self.set(Leadership::Lost);
+                    return Flow::Again;
+                }
+                _ = &mut children => {
+                    // A contender came or went: another layout's means
+                    // stepping down; else keep leading, watching again.
+                    match shared.call("get_children", &self.path, client.list_and_watch_children(&self.path)).await {
+                        Ok((names, again)) => {
+                            if let Err(e) = self.sorted(names) {
+                                tracing::warn!(path = %self.path, "{e}: no longer leader");
+                                self.set(Leadership::Lost);
+                                return Flow::Again;
+                            }
+                            children = Box::pin(again.changed());
+                        }
+                        Err(_) => return Flow::Again,
+                    }
+                }
                 moved = states.changed() => {
                     if moved.is_err() {
                         return Flow::Closed;
@@ -285,10 +367,12 @@ impl Contender {
                         return Flow::Again;
                     }
                 }
-                () = tokio::time::sleep(every) => {
+                () = tokio::time::sleep_until(next_probe) => {
+                    next_probe = Instant::now() + every;
                     let sent = Instant::now();
                     if shared.holds(epoch) {
-                        let probe = tokio::time::timeout(every, shared.call("exists", node, client.check_stat(node))).await;
+                        let left = (heard + limit).saturating_duration_since(sent).min(every);
+                        let probe = tokio::time::timeout(left, shared.call("exists", node, client.check_stat(node))).await;
                         match probe {
                             Ok(Ok(Some(_))) => heard = sent,
                             Ok(Ok(None)) => return Flow::Again,
@@ -307,21 +391,40 @@ impl Contender {
 
     /// Deletes our node while its session lives, so the next contender
     /// leads at once (else it goes with the session).
-    async fn withdraw(&mut self) {
-        let Some((name, _, epoch)) = self.node.take() else { return };
+    pub(super) async fn withdraw(&mut self) {
+        self.node = None;
         let shared = self.registry.shared.clone();
-        let node = format!("{}/{name}", self.path);
+        // Every node with our prefix: also one whose create's answer was
+        // lost, or was sent by a join dropped meanwhile.
         for attempt in 0..RESIGN_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200) * attempt).await;
             }
-            let Some(lease) = shared.lease_of(epoch).await else { return };
-            match shared.call("delete", &node, lease.client.delete(&node, None)).await {
-                Ok(()) => return,
-                Err(e) if e.is_no_node() => return,
-                Err(_) => {}
+            if self.registry.state() == State::Closed {
+                return;
+            }
+            let Ok(lease) = shared.lease(Instant::now() + shared.op_timeout()).await else { continue };
+            let client = lease.client.clone();
+            drop(lease);
+            let children =
+                match shared.call("get_children", &self.path, client.list_children(&self.path)).await {
+                    Ok(children) => children,
+                    Err(e) if e.is_no_node() => return,
+                    Err(_) => continue,
+                };
+            let mut done = true;
+            for child in children.iter().filter(|c| c.starts_with(&self.prefix)) {
+                let node = format!("{}/{child}", self.path);
+                match shared.call("delete", &node, client.delete(&node, None)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_no_node() => {}
+                    Err(_) => done = false,
+                }
+            }
+            if done {
+                return;
             }
         }
-        tracing::warn!(node, "could not leave the election; the node goes with the session");
+        tracing::warn!(path = %self.path, "could not leave the election; the node goes with the session");
     }
 }
