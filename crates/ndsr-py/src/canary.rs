@@ -15,21 +15,6 @@ use crate::registry::Registry;
 use crate::release::{publish_bytes, release_to_py, ConfigCore};
 use ndsr::release::{Applied, Canary, CanaryRule, PublishOptions};
 
-fn canary_json(canary: &Canary) -> Value {
-    json!({
-        "path": canary.path,
-        "rule": canary.rule,
-        "base_version": canary.base_version,
-        "revision": canary.revision,
-        "sha256": canary.sha256,
-        "author": canary.author,
-        "host": canary.host,
-        "time": canary.time,
-        "message": canary.message,
-        "value": serde_json::from_slice::<Value>(&canary.value).unwrap_or(Value::Null),
-    })
-}
-
 fn to_dict<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     value_to_py(py, value)
 }
@@ -67,14 +52,14 @@ impl Registry {
         let core = self.core()?;
         let canary =
             core.wait(py, core.registry.start_canary(path, &bytes, rule, options))?.map_err(to_py)?;
-        to_dict(py, &canary_json(&canary))
+        to_dict(py, &canary.view())
     }
 
     /// The canary of `path` as a dict, or None.
     fn canary<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let core = self.core()?;
         let canary = core.wait(py, core.registry.canary(path))?.map_err(to_py)?;
-        canary.map(|c| to_dict(py, &canary_json(&c))).transpose()
+        canary.map(|c| to_dict(py, &c.view())).transpose()
     }
 
     /// Makes the canary of `path` its next release; returns the release.
@@ -104,7 +89,7 @@ impl Registry {
         let view = json!({
             "path": status.path,
             "stable_version": status.stable_version,
-            "canary": status.canary.as_ref().map(canary_json),
+            "canary": status.canary.as_ref().map(Canary::view),
             "on_stable": status.on_stable(),
             "on_canary": status.on_canary(),
             "refused_canary": status.refused_canary().len(),

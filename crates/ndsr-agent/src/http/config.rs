@@ -308,7 +308,7 @@ async fn sub_routes(agent: &Agent, path: &str, query: GetQuery) -> ConfigResult<
     if let Some(parent) = sub_route(path, "canary") {
         if with_releases(agent, parent).await?.is_some() {
             let status = agent.registry.canary_status(parent).await?;
-            return Ok(Ok(Json(canary::status_view(&status)).into_response()));
+            return Ok(Ok(Json(status.view()).into_response()));
         }
     }
     if let Some(parent) = sub_route(path, "history") {

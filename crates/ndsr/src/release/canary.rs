@@ -116,6 +116,28 @@ pub struct Canary {
     pub revision: i32,
 }
 
+impl Canary {
+    /// The canary as JSON, as the CLI, the agent and Python show it: its
+    /// fields, and `value` decoded (a canary's value is JSON; text, were it
+    /// not).
+    pub fn view(&self) -> serde_json::Value {
+        let value = serde_json::from_slice(&self.value)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.value).into_owned()));
+        serde_json::json!({
+            "path": self.path,
+            "rule": self.rule,
+            "base_version": self.base_version,
+            "revision": self.revision,
+            "sha256": self.sha256,
+            "author": self.author,
+            "host": self.host,
+            "time": self.time,
+            "message": self.message,
+            "value": value,
+        })
+    }
+}
+
 /// The header line of the canary node.
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -295,6 +317,26 @@ impl CanaryStatus {
             .iter()
             .filter(|c| c.refused.as_ref().is_some_and(|r| r.canary && r.sha256 == canary.sha256))
             .collect()
+    }
+}
+
+impl CanaryStatus {
+    /// The status as JSON, as `ndsr config status --json` and the agent's
+    /// `GET <path>/canary` answer it: the canary ([`Canary::view`], or
+    /// null), the live version, the counts and every client's report.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path,
+            "stable_version": self.stable_version,
+            "canary": self.canary.as_ref().map(Canary::view),
+            "counts": {
+                "clients": self.clients.len(),
+                "on_stable": self.on_stable(),
+                "on_canary": self.on_canary(),
+                "refused_canary": self.refused_canary().len(),
+            },
+            "clients": self.clients,
+        })
     }
 }
 

@@ -6,43 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use ndsr::release::{Canary, CanaryRule, CanaryStatus};
+use ndsr::release::{Canary, CanaryRule};
 
 use super::write::{if_version, message_of, release_json};
 use super::*;
-
-/// A canary as the API shows it (with its value).
-pub(super) fn canary_view(canary: &Canary) -> Value {
-    json!({
-        "path": canary.path,
-        "rule": canary.rule,
-        "base_version": canary.base_version,
-        "revision": canary.revision,
-        "sha256": canary.sha256,
-        "author": canary.author,
-        "host": canary.host,
-        "time": canary.time,
-        "message": canary.message,
-        "value": shown(&canary.value),
-    })
-}
-
-/// `GET <path>/canary`: the canary (or null), the live version, the counts
-/// and every client's report.
-pub(super) fn status_view(status: &CanaryStatus) -> Value {
-    json!({
-        "path": status.path,
-        "stable_version": status.stable_version,
-        "canary": status.canary.as_ref().map(canary_view),
-        "counts": {
-            "clients": status.clients.len(),
-            "on_stable": status.on_stable(),
-            "on_canary": status.on_canary(),
-            "refused_canary": status.refused_canary().len(),
-        },
-        "clients": status.clients,
-    })
-}
 
 /// The rule of a `POST <path>/canary`: exactly one of `hosts=a,b`,
 /// `labels=k=v,k2=v2` and `percent=P`.
@@ -104,7 +71,7 @@ pub(super) async fn post(
             }
             let options = PublishOptions { message, if_version: if_version(headers)? };
             let canary = agent.registry.start_canary(path, &body, rule, options).await?;
-            Ok(canary_view(&canary))
+            Ok(canary.view())
         }
     }
 }

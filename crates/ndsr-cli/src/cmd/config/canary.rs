@@ -35,21 +35,6 @@ fn rule(args: &CanaryArgs) -> CliResult<CanaryRule> {
     Ok(CanaryRule::Hosts(args.hosts.clone()))
 }
 
-fn canary_json(canary: &Canary) -> Value {
-    json!({
-        "path": canary.path,
-        "rule": canary.rule,
-        "base_version": canary.base_version,
-        "revision": canary.revision,
-        "sha256": canary.sha256,
-        "author": canary.author,
-        "host": canary.host,
-        "time": canary.time,
-        "message": canary.message,
-        "value": serde_json::from_slice::<Value>(&canary.value).unwrap_or(Value::Null),
-    })
-}
-
 fn canary_line(canary: &Canary) -> String {
     let mut line = format!(
         "canary of {} to {} over version {} (revision {}, sha256 {}), by {}@{} at {}",
@@ -73,7 +58,7 @@ pub(super) async fn start(registry: &Registry, args: CanaryArgs, value: &[u8]) -
     let rule = rule(&args)?;
     let canary = registry.start_canary(&args.path, value, rule, options(&args.release)).await?;
     if args.output.is_json() {
-        output::line(&output::json_pretty(&canary_json(&canary)))?;
+        output::line(&output::json_pretty(&canary.view()))?;
     } else {
         output::line(&format!("started: {}", canary_line(&canary)))?;
     }
@@ -157,18 +142,7 @@ fn client_line(client: &ClientReport, status: &CanaryStatus) -> String {
 pub(super) async fn status(registry: &Registry, args: CanaryPathArgs) -> CliResult<ExitCode> {
     let status = registry.canary_status(&args.path).await?;
     if args.output.is_json() {
-        let view = json!({
-            "path": status.path,
-            "stable_version": status.stable_version,
-            "canary": status.canary.as_ref().map(canary_json),
-            "counts": {
-                "clients": status.clients.len(),
-                "on_stable": status.on_stable(),
-                "on_canary": status.on_canary(),
-                "refused_canary": status.refused_canary().len(),
-            },
-            "clients": status.clients,
-        });
+        let view = status.view();
         output::line(&output::json_pretty(&view))?;
         return Ok(ExitCode::SUCCESS);
     }
