@@ -78,6 +78,23 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     ClientBuilder::rustls().unwrap().capabilities(caps).connect(&driver.url).await.expect("a browser session")
 }
 
+/// The text of the element at `css` once it holds `needle` (waited for
+/// within `WAIT`; the page re-renders, so the element is found afresh).
+async fn text_with(client: &Client, css: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let shown = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains(needle) {
+            return shown;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {needle:?} in {css}: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn screenshot(client: &Client, dir: &std::path::Path, name: &str) {
     let png = client.screenshot().await.unwrap();
     let path = dir.join(name);
@@ -263,29 +280,17 @@ async fn a_configuration_node_shows_its_canary_and_what_each_client_runs() {
     for says in ["canary r0", "labels zone=a", "over v0", "ops@", "zone a first", "\"pool\": 30"] {
         assert!(text.contains(says), "no {says:?} in {text:?}");
     }
-    let reported = |expected: &'static str| {
-        let client = client.clone();
-        async move {
-            let deadline = std::time::Instant::now() + WAIT;
-            loop {
-                let shown = match client.find(Locator::Css("[data-testid=canary]")).await {
-                    Ok(panel) => panel.text().await.unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
-                if shown.contains(expected) {
-                    return shown;
-                }
-                assert!(std::time::Instant::now() < deadline, "no {expected:?} in {shown:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let shown = reported("1 client: 0 on the stable value, 1 on the canary, 0 refused it").await;
+    let shown = text_with(
+        &client,
+        "[data-testid=canary]",
+        "1 client: 0 on the stable value, 1 on the canary, 0 refused it",
+    )
+    .await;
     assert!(shown.contains("web-a ("), "{shown:?}");
     screenshot(&client, &shots, "dashboard-canary.png").await;
 
     registry.promote_canary(&path, PublishOptions::default()).await.unwrap();
-    let shown = reported("No canary.").await;
+    let shown = text_with(&client, "[data-testid=canary]", "No canary.").await;
     assert!(shown.contains("1 on the stable value"), "{shown:?}");
     client.close().await.unwrap();
 }
@@ -313,18 +318,7 @@ async fn the_dashboard_shows_a_mirror_and_its_lag() {
     std::fs::create_dir_all(&shots).unwrap();
     let client = browser(&driver, &agent.dir.path().join("profile")).await;
     client.goto(&agent.url).await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let shown = loop {
-        let shown = match client.find(Locator::Css("[data-testid=mirror][data-name=dc2]")).await {
-            Ok(item) => item.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if shown.contains("converged") {
-            break shown;
-        }
-        assert!(std::time::Instant::now() < deadline, "no converged mirror in {shown:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let shown = text_with(&client, "[data-testid=mirror][data-name=dc2]", "converged").await;
     assert!(shown.contains(&format!("{}:/dm → {}:/dm", a.connect_string(), b.connect_string())), "{shown:?}");
     assert!(shown.contains("2 nodes"), "{shown:?}");
     screenshot(&client, &shots, "dashboard-mirror.png").await;
