@@ -21,11 +21,13 @@
 //! ```
 
 mod config;
+mod election;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{Config, ConfigBuilder, ConfigChanges, Releases};
+pub use election::Election;
 
 use crate::discovery::{CuratorInstance, Format, Instances, NerveInstance, ServerSetMember};
 use crate::{Data, Error, RegistryBuilder, Result, Snapshot, State};

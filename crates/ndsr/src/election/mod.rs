@@ -130,6 +130,8 @@ pub enum Leadership {
 pub struct Contender {
     /// Its node's name.
     pub node: String,
+    /// The layout of its node's name.
+    pub layout: ElectionLayout,
     /// Its sequence number (the token it leads with).
     pub sequence: i64,
     /// Its id (the node's data, UTF-8).
@@ -145,6 +147,7 @@ pub struct ElectionBuilder {
     id: String,
     layout: ElectionLayout,
     lost_after: f64,
+    grace: Duration,
 }
 
 impl Registry {
@@ -173,6 +176,7 @@ impl Registry {
             id: id.to_string(),
             layout: ElectionLayout::Kazoo,
             lost_after: crate::lock::DEFAULT_LOST_AFTER,
+            grace: Duration::ZERO,
         }
     }
 }
@@ -190,6 +194,18 @@ impl ElectionBuilder {
     pub fn lost_after(mut self, part: f64) -> Self {
         self.lost_after =
             if part.is_finite() { part.clamp(0.1, 0.9) } else { crate::lock::DEFAULT_LOST_AFTER };
+        self
+    }
+
+    /// How long a leader whose connection is lost stays leader while the
+    /// client reconnects (default none: it drops to [`Leadership::Lost`]
+    /// at once). The grace never reaches past the silence deadline of
+    /// [`lost_after`](Self::lost_after): a leader the server has not
+    /// answered for that long steps down whatever the grace, so mutual
+    /// exclusion holds. A grace rides out a server restart or a brief
+    /// network flap without a change of leader.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 
@@ -302,6 +318,18 @@ impl Election {
         contenders(&self.registry, &self.path, self.layout).await
     }
 
+    /// The contender that leads the path now, as ZooKeeper has it (the
+    /// first of [`contenders`](Self::contenders)); `None` when there is
+    /// none. This is ZooKeeper's view: a leader cut off from the server may
+    /// not know yet that it has lost, so a leader acts on its own
+    /// [`state`](Self::state) and fences its writes with its token.
+    ///
+    /// # Errors
+    /// As [`contenders`](Self::contenders).
+    pub async fn leader(&self) -> Result<Option<Contender>> {
+        Ok(self.contenders().await?.into_iter().next())
+    }
+
     /// Leaves the election: its node is deleted (while the session lives)
     /// and its state ends as [`Leadership::Ended`]. Returns once done.
     pub async fn resign(mut self) {
@@ -323,11 +351,60 @@ impl Drop for Election {
 
 /// The contenders of `path` in `layout`, in order (see
 /// [`Election::contenders`]); also for a path this process does not
-/// contend in.
+/// contend in. Another layout's contenders are left out.
 ///
 /// # Errors
 /// [`Error::NoConnection`], or another ZooKeeper error.
 pub async fn contenders(registry: &Registry, path: &str, layout: ElectionLayout) -> Result<Vec<Contender>> {
+    let mut all = read_contenders(registry, path).await?;
+    all.retain(|c| c.layout == layout);
+    Ok(all)
+}
+
+/// What a path holds, in whatever layout: see [`status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionStatus {
+    /// The layouts of the contenders found, in the order first seen
+    /// (usually one; none for an empty or missing path; more than one is a
+    /// path no client should join).
+    pub layouts: Vec<ElectionLayout>,
+    /// Every contender, by sequence.
+    pub contenders: Vec<Contender>,
+}
+
+impl ElectionStatus {
+    /// The leader by ZooKeeper's record: the first contender, when the path
+    /// holds a single layout (with two, their clients disagree on who
+    /// leads, and this is `None`).
+    pub fn leader(&self) -> Option<&Contender> {
+        if self.layouts.len() == 1 {
+            self.contenders.first()
+        } else {
+            None
+        }
+    }
+}
+
+/// The contenders of `path` in any layout, and the layouts found (for
+/// `ndsr elect --status` and the agent, which watch elections they do not
+/// join).
+///
+/// # Errors
+/// [`Error::InvalidPath`]; [`Error::NoConnection`], or another ZooKeeper
+/// error.
+pub async fn status(registry: &Registry, path: &str) -> Result<ElectionStatus> {
+    let contenders = read_contenders(registry, path).await?;
+    let mut layouts = Vec::new();
+    for c in &contenders {
+        if !layouts.contains(&c.layout) {
+            layouts.push(c.layout);
+        }
+    }
+    Ok(ElectionStatus { layouts, contenders })
+}
+
+/// Every contender of `path` in any layout, by sequence, with its id.
+async fn read_contenders(registry: &Registry, path: &str) -> Result<Vec<Contender>> {
     crate::path::validate_path(path)?;
     let shared = &registry.shared;
     let client = shared.lease(registry.deadline()).await?.client;
@@ -336,25 +413,25 @@ pub async fn contenders(registry: &Registry, path: &str, layout: ElectionLayout)
         Err(e) if e.is_no_node() => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut mine: Vec<(i64, String)> = children
+    let mut found: Vec<(i64, ElectionLayout, String)> = children
         .into_iter()
-        .filter_map(|c| match ElectionLayout::of_node(&c) {
-            Some((l, seq)) if l == layout => Some((seq, c)),
-            _ => None,
-        })
+        .filter_map(|c| ElectionLayout::of_node(&c).map(|(layout, seq)| (seq, layout, c)))
         .collect();
-    mine.sort();
-    let reads = mine.iter().map(|(_, name)| {
-        let node = format!("{path}/{name}");
+    found.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+    let base = path.trim_end_matches('/');
+    let reads = futures::future::join_all(found.iter().map(|(_, _, name)| {
+        let node = format!("{base}/{name}");
         let client = client.clone();
         async move { shared.call("get_data", &node, client.get_data(&node)).await }
-    });
+    }))
+    .await;
     let mut out = Vec::new();
-    for ((sequence, node), read) in mine.iter().zip(futures::future::join_all(reads).await) {
+    for ((sequence, layout, node), read) in found.into_iter().zip(reads) {
         match read {
             Ok((bytes, _)) => out.push(Contender {
-                node: node.clone(),
-                sequence: *sequence,
+                node,
+                layout,
+                sequence,
                 id: String::from_utf8_lossy(&bytes).into_owned(),
             }),
             Err(e) if e.is_no_node() => {}

@@ -29,6 +29,8 @@ pub(super) struct Contender {
     id: String,
     layout: ElectionLayout,
     lost_after: f64,
+    /// How long a leader rides out a lost connection (within `lost_after`).
+    grace: Duration,
     /// Our node's name up to the sequence (unique to this contender).
     prefix: String,
     tx: watch::Sender<Leadership>,
@@ -46,6 +48,7 @@ impl Contender {
             id: b.id.clone(),
             layout: b.layout,
             lost_after: b.lost_after,
+            grace: b.grace,
             prefix: b.layout.prefix(uuid::Uuid::new_v4()),
             tx,
             node: None,
@@ -333,9 +336,16 @@ impl Contender {
         tokio::pin!(changed);
         let mut children = Box::pin(children.changed());
         let mut next_probe = Instant::now() + every;
+        // While disconnected under a grace: when it runs out.
+        let mut grace_until: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut changed => return Flow::Again,
+                () = async { tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)).await }, if grace_until.is_some() => {
+                    tracing::warn!(path = %self.path, "not reconnected within the grace of {:?}: no longer leader", self.grace);
+                    self.set(Leadership::Lost);
+                    return Flow::Again;
+                }
                 // Exactly when the server has been silent too long, whatever
                 // else is going on.
                 () = tokio::time::sleep_until(heard + limit) => {
@@ -362,9 +372,17 @@ impl Contender {
                     if moved.is_err() {
                         return Flow::Closed;
                     }
-                    if self.registry.state() != State::Connected {
-                        self.set(Leadership::Lost);
-                        return Flow::Again;
+                    match self.registry.state() {
+                        State::Connected => grace_until = None,
+                        // Only a lost connection has a grace: the session
+                        // may still be alive. An expired one is not.
+                        State::Disconnected if !self.grace.is_zero() => {
+                            grace_until.get_or_insert_with(|| Instant::now() + self.grace);
+                        }
+                        _ => {
+                            self.set(Leadership::Lost);
+                            return Flow::Again;
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(next_probe) => {
