@@ -1,5 +1,6 @@
 //! One module per command, and what they share.
 
+pub mod child;
 pub mod config;
 pub mod discovery;
 pub mod get;
