@@ -236,3 +236,136 @@ async fn tokens_grow_across_a_remade_parent_and_another_layout_deposes() {
     })
     .await;
 }
+
+/// Every change of `election`'s state, as it happens.
+fn record(election: &ndsr::election::Election) -> Arc<Mutex<Vec<Leadership>>> {
+    let seen: Arc<Mutex<Vec<Leadership>>> = Arc::default();
+    let (mut state, out) = (election.watch(), seen.clone());
+    tokio::spawn(async move {
+        while state.changed().await.is_ok() {
+            let now = state.borrow_and_update().clone();
+            out.lock().unwrap().push(now);
+        }
+    });
+    seen
+}
+
+/// With a grace, a leader whose connection is refused and comes back
+/// within it stays leader throughout (without one it would drop to `Lost`);
+/// a blackholed link still makes it step down before the next one leads,
+/// whatever the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_rides_out_a_short_refusal_but_not_a_silent_link() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-grace");
+    let proxy = FaultProxy::start(&server.connect_string()).unwrap();
+    let r = Registry::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(8))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .await
+        .unwrap();
+    let leader = r.election(&path, "graced").grace(Duration::from_secs(60)).join().await.unwrap();
+    until(&leader, "graced leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let seen = record(&leader);
+
+    let mut states = r.state_changes();
+    proxy.cut();
+    tokio::time::timeout(WAIT, states.wait_for(|s| *s == ndsr::State::Disconnected)).await.unwrap().unwrap();
+    proxy.heal();
+    tokio::time::timeout(WAIT, states.wait_for(|s| *s == ndsr::State::Connected)).await.unwrap().unwrap();
+    // Held through the reconnect: probes answer again.
+    let heard = r.zk_requests();
+    eventually(WAIT, "the leader's probes are answered after the reconnect", || async {
+        r.zk_requests() > heard + 2
+    })
+    .await
+    .unwrap();
+    assert!(leader.is_leader(), "still leader: {:?}", leader.state());
+    assert_eq!(*seen.lock().unwrap(), [], "no change of state across a short refusal within the grace");
+
+    let next_registry = registry(&server.connect_string()).await;
+    let next = next_registry.election(&path, "next").join().await.unwrap();
+    until(&next, "next follows", |s| *s == Leadership::Follower { position: 1 }).await;
+    let next_seen = record(&next);
+    let down = Arc::new(Mutex::new(None));
+    {
+        let (mut state, down) = (leader.watch(), down.clone());
+        let next_seen = next_seen.clone();
+        tokio::spawn(async move {
+            let _ = state.wait_for(|s| !matches!(s, Leadership::Leader { .. })).await;
+            // What the next contender had seen when this one stepped down.
+            *down.lock().unwrap() = Some(next_seen.lock().unwrap().clone());
+        });
+    }
+    proxy.blackhole();
+    until(&next, "next leads once graced's session expires", |s| matches!(s, Leadership::Leader { .. })).await;
+    eventually(WAIT, "graced stepped down", || async { down.lock().unwrap().is_some() }).await.unwrap();
+    let when_down = down.lock().unwrap().clone().unwrap();
+    assert!(
+        !when_down.iter().any(|s| matches!(s, Leadership::Leader { .. })),
+        "graced stepped down before next led, grace or not: next had seen {when_down:?}"
+    );
+    proxy.heal();
+}
+
+/// `leader()` and `election::status` (any layout; a mixed path has no
+/// leader), and an empty path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_every_layout_and_the_leader() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-status");
+    let r = registry(&server.connect_string()).await;
+    let empty = ndsr::election::status(&r, &path).await.unwrap();
+    assert!(empty.layouts.is_empty() && empty.contenders.is_empty() && empty.leader().is_none());
+
+    let a = r.election(&path, "a").join().await.unwrap();
+    until(&a, "a leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let b = r.election(&path, "b").join().await.unwrap();
+    assert_eq!(b.leader().await.unwrap().map(|c| c.id), Some("a".to_string()));
+    let status = ndsr::election::status(&r, &path).await.unwrap();
+    assert_eq!(status.layouts, [ElectionLayout::Kazoo]);
+    assert_eq!(status.contenders.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(status.leader().map(|c| c.id.as_str()), Some("a"));
+    assert!(status.contenders[0].sequence < status.contenders[1].sequence);
+    assert!(status.contenders[0].node.ends_with("__lock__0000000000"), "{:?}", status.contenders[0]);
+
+    let plain = other(&server.connect_string()).await;
+    let options =
+        zookeeper_client::CreateMode::EphemeralSequential.with_acls(zookeeper_client::Acls::anyone_all());
+    let latch = format!("{path}/_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d-latch-");
+    plain.create(&latch, b"curator", &options).await.unwrap();
+    let mixed = ndsr::election::status(&r, &path).await.unwrap();
+    assert_eq!(mixed.layouts, [ElectionLayout::Kazoo, ElectionLayout::CuratorLatch]);
+    assert_eq!(mixed.contenders.len(), 3);
+    assert_eq!(mixed.contenders[2].layout, ElectionLayout::CuratorLatch);
+    assert_eq!(mixed.leader(), None, "two layouts: no agreed leader");
+    // Each layout's own list leaves the other out.
+    assert_eq!(a.contenders().await.unwrap().len(), 2);
+}
+
+/// The blocking election: turns, tokens, resign.
+#[test]
+fn the_blocking_election_takes_turns() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-blocking");
+    let connect = || {
+        ndsr::blocking::Registry::connect(
+            Registry::builder(&server.connect_string()).session_timeout(Duration::from_secs(4)),
+        )
+        .unwrap()
+    };
+    let (ra, rb) = (connect(), connect());
+    let a = ra.join(ra.election(&path, "a")).unwrap();
+    let first = a.wait_for_leadership(WAIT).expect("a leads");
+    let b = rb.join(rb.election(&path, "b").layout(ElectionLayout::Kazoo)).unwrap();
+    assert_eq!(b.wait_change(&Leadership::Joining, WAIT), Leadership::Follower { position: 1 });
+    assert_eq!(b.leader().unwrap().map(|c| c.id), Some("a".to_string()));
+    assert_eq!(rb.election_status(&path).unwrap().contenders.len(), 2);
+    a.resign();
+    let second = b.wait_for_leadership(WAIT).expect("b leads once a resigns");
+    assert!(second > first, "{first} then {second}");
+    assert_eq!(b.contenders().unwrap().iter().map(|c| c.id.clone()).collect::<Vec<_>>(), ["b"]);
+    b.resign();
+    assert!(rb.election_status(&path).unwrap().contenders.is_empty());
+}

@@ -284,9 +284,12 @@ impl Election {
         self.rx.borrow().clone()
     }
 
-    /// Its state as it changes (a `watch`: the latest is kept).
+    /// Its state as it changes (a `watch`: the latest is kept). The state
+    /// now counts as seen: `changed()` waits for the next change.
     pub fn watch(&self) -> watch::Receiver<Leadership> {
-        self.rx.clone()
+        let mut rx = self.rx.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     /// Does this contender lead now?
