@@ -16,6 +16,35 @@
 //                                      round-robin getInstance calls of a
 //                                      started ServiceProvider (ndsr-bench
 //                                      case 9)
+//
+// Elections and locks (crates/ndsr/tests/curator_election.rs, ndsr-bench
+// case 13): one plain line per event on stdout; commands one per line on
+// stdin; "quit" or the end of stdin closes the session and exits.
+//
+//   latch CONNECT PATH ID              a LeaderLatch: prints "started", then
+//                                      "leader" / "follower" as it changes,
+//                                      "lost" when the connection is
+//                                      suspended or lost; stdin "resign"
+//                                      closes the latch ("resigned")
+//   selector CONNECT PATH ID           a LeaderSelector (no requeue): prints
+//                                      "started", "leader" when
+//                                      takeLeadership begins; it blocks until
+//                                      stdin "resign" ("resigned"); "lost" as
+//                                      above
+//     (both also take stdin "participants": one JSON line
+//      {"participants":[{"id":..,"leader":..},..]}, getParticipants' order)
+//   contenders CONNECT PATH latch|selector
+//                                      prints that JSON line once and exits
+//   mutex CONNECT PATH                 an InterProcessMutex; also
+//   read-lock CONNECT PATH             InterProcessReadWriteLock's read and
+//   write-lock CONNECT PATH            write locks: prints "started"; stdin
+//                                      "acquire" (blocks; "acquired"),
+//                                      "try MS" ("acquired" or "busy"),
+//                                      "release" ("released")
+//
+// -Doracle.sessionMs=N sets the session timeout (default 10000);
+// -Doracle.stamp=true appends System.nanoTime() (CLOCK_MONOTONIC) to each
+// event line.
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
@@ -24,8 +53,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.LeaderLatchListener;
+import org.apache.curator.framework.recipes.leader.LeaderSelector;
+import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter;
+import org.apache.curator.framework.recipes.leader.Participant;
+import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.state.ConnectionState;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.curator.x.discovery.ServiceCache;
@@ -41,15 +79,15 @@ public class CuratorOracle {
     static final ObjectMapper JSON = new ObjectMapper();
 
     public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "latch": latch(connect(args[1]), args[2], args[3]); return;
+            case "selector": selector(connect(args[1]), args[2], args[3]); return;
+            case "contenders": contenders(connect(args[1]), args[2], args[3]); return;
+            case "mutex": case "read-lock": case "write-lock": lock(connect(args[1]), args[0], args[2]); return;
+            default: break;
+        }
         String connect = args[1], base = args[2], name = args[3];
-        CuratorFramework client = CuratorFrameworkFactory.builder()
-            .connectString(connect)
-            .sessionTimeoutMs(10000)
-            .connectionTimeoutMs(10000)
-            .retryPolicy(new ExponentialBackoffRetry(100, 5))
-            .build();
-        client.start();
-        client.blockUntilConnected();
+        CuratorFramework client = connect(connect);
         ServiceDiscovery<Object> discovery = ServiceDiscoveryBuilder.builder(Object.class)
             .client(client)
             .basePath(base)
@@ -122,6 +160,135 @@ public class CuratorOracle {
         }
         discovery.close();
         client.close();
+    }
+
+    static CuratorFramework connect(String connect) throws InterruptedException {
+        int session = Integer.getInteger("oracle.sessionMs", 10000);
+        CuratorFramework client = CuratorFrameworkFactory.builder()
+            .connectString(connect)
+            .sessionTimeoutMs(session)
+            .connectionTimeoutMs(Math.min(session, 10000))
+            .retryPolicy(new ExponentialBackoffRetry(100, 5))
+            .build();
+        client.start();
+        client.blockUntilConnected();
+        return client;
+    }
+
+    /** An event line, stamped with -Doracle.stamp=true. */
+    static synchronized void say(String event) {
+        System.out.println(Boolean.getBoolean("oracle.stamp") ? event + " " + System.nanoTime() : event);
+        System.out.flush();
+    }
+
+    /** The next stdin command; at its end (or "quit") closes and exits. */
+    static String command(java.io.BufferedReader in, CuratorFramework client) throws Exception {
+        String line = in.readLine();
+        if (line == null || line.trim().equals("quit")) {
+            client.close();
+            System.exit(0);
+        }
+        return line.trim();
+    }
+
+    static java.io.BufferedReader stdin() {
+        return new java.io.BufferedReader(new java.io.InputStreamReader(System.in));
+    }
+
+    static void sayLost(CuratorFramework client) {
+        client.getConnectionStateListenable().addListener((c, state) -> {
+            if (state == ConnectionState.SUSPENDED || state == ConnectionState.LOST) say("lost");
+        });
+    }
+
+    static String participants(Collection<Participant> all) throws Exception {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (Participant p : all) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("id", p.getId());
+            m.put("leader", p.isLeader());
+            out.add(m);
+        }
+        return "{\"participants\":" + JSON.writeValueAsString(out) + "}";
+    }
+
+    static void latch(CuratorFramework client, String path, String id) throws Exception {
+        LeaderLatch latch = new LeaderLatch(client, path, id);
+        latch.addListener(new LeaderLatchListener() {
+            @Override public void isLeader() { say("leader"); }
+            @Override public void notLeader() { say("follower"); }
+        });
+        sayLost(client);
+        latch.start();
+        say("started");
+        java.io.BufferedReader in = stdin();
+        while (true) {
+            String c = command(in, client);
+            if (c.equals("participants")) say(participants(latch.getParticipants()));
+            else if (c.equals("resign")) {
+                say("resigning");
+                latch.close();
+                say("resigned");
+            }
+        }
+    }
+
+    static void selector(CuratorFramework client, String path, String id) throws Exception {
+        Semaphore resign = new Semaphore(0);
+        LeaderSelector selector = new LeaderSelector(client, path, new LeaderSelectorListenerAdapter() {
+            @Override public void takeLeadership(CuratorFramework c) throws Exception {
+                say("leader");
+                try {
+                    resign.acquire();
+                } finally {
+                    say("resigned");
+                }
+            }
+        });
+        selector.setId(id);
+        sayLost(client);
+        selector.start();
+        say("started");
+        java.io.BufferedReader in = stdin();
+        while (true) {
+            String c = command(in, client);
+            if (c.equals("participants")) say(participants(selector.getParticipants()));
+            else if (c.equals("resign")) {
+                say("resigning");
+                resign.release();
+            }
+        }
+    }
+
+    static void contenders(CuratorFramework client, String path, String kind) throws Exception {
+        Collection<Participant> all = kind.equals("latch")
+            ? new LeaderLatch(client, path).getParticipants()
+            : new LeaderSelector(client, path, new LeaderSelectorListenerAdapter() {
+                @Override public void takeLeadership(CuratorFramework c) { }
+            }).getParticipants();
+        say(participants(all));
+        client.close();
+    }
+
+    static void lock(CuratorFramework client, String kind, String path) throws Exception {
+        org.apache.curator.framework.recipes.locks.InterProcessLock lock;
+        if (kind.equals("mutex")) lock = new InterProcessMutex(client, path);
+        else if (kind.equals("read-lock")) lock = new InterProcessReadWriteLock(client, path).readLock();
+        else lock = new InterProcessReadWriteLock(client, path).writeLock();
+        say("started");
+        java.io.BufferedReader in = stdin();
+        while (true) {
+            String c = command(in, client);
+            if (c.equals("acquire")) {
+                lock.acquire();
+                say("acquired");
+            } else if (c.startsWith("try ")) {
+                say(lock.acquire(Long.parseLong(c.substring(4)), TimeUnit.MILLISECONDS) ? "acquired" : "busy");
+            } else if (c.equals("release")) {
+                lock.release();
+                say("released");
+            }
+        }
     }
 
     static synchronized void print(Collection<ServiceInstance<Object>> instances) {
