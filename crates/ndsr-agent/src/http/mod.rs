@@ -1,13 +1,14 @@
-//! The HTTP layer: the API (`api`, configuration releases in `config`),
-//! the event streams (`events`), the dashboard (`dashboard`), metrics
-//! (`metrics`) and the server (`server`), over the domain. It depends on
-//! the domain; nothing in the domain depends on it.
+//! The HTTP layer: the API (`api`, configuration releases in `config`,
+//! elections in `elections`), the event streams (`events`), the dashboard
+//! (`dashboard`), metrics (`metrics`) and the server (`server`), over the
+//! domain. It depends on the domain; nothing in the domain depends on it.
 
 mod api;
 mod auth;
 mod common;
 mod config;
 mod dashboard;
+mod elections;
 mod events;
 mod front;
 mod metrics;
@@ -32,6 +33,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/services/{*path}", get(api::service))
         .route("/v1/pick/{*path}", get(api::pick))
         .route("/v1/config/{*path}", get(config::get).post(config::post))
+        .route("/v1/elections/{*path}", get(elections::get))
         .route("/v1/registrations", get(api::registrations))
         .route(
             "/v1/registrations/{*path}",
