@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 EXIT CODES:
-    0    success (for `lock`: the command's own exit code)
+    0    success (for `lock` and `elect`: the command's own exit code; `elect` stopped by SIGTERM/SIGHUP)
     1    unexpected ZooKeeper or system error; mirror --once: a write to the destination was refused
     2    usage error (unknown command or option)
     3    invalid input: bad path or server list, missing chroot, TLS files or certificates, invalid JSON data,
@@ -19,6 +19,7 @@ EXIT CODES:
     6    read-only: a write was attempted with --readonly
     7    lock not obtained within --wait
     8    lock lost while the command ran (session expired); the command was killed
+         elect --once: leadership lost while the command ran; the command was stopped
     9    the node is held by another session, or a service directory holds another format;
          apply: a planned node is ephemeral, or a node to delete has children now
     10   no such node (get, unless --allow-missing; export; mirror: the source path); config
@@ -31,6 +32,7 @@ EXIT CODES:
          was written. apply: a node changed since the plan (the message names it and both
          versions); nothing of its batch is written (earlier batches are)
     14   diff: the plan has changes (0: the live tree matches the file)
+    130  elect: stopped by SIGINT
 
 ENVIRONMENT:
     NDSR_SERVER      default for --server
@@ -147,6 +149,20 @@ pub enum Command {
     /// signal), it is killed. Whatever the command leaves running in its
     /// group is killed before the lock is released.
     Lock(LockArgs),
+    /// Run a command only while leading an election; exit with the
+    /// command's code.
+    ///
+    /// Joins the election at PATH in kazoo's or Curator's node layout.
+    /// While leading, CMD runs in its own process group with
+    /// NDSR_LEADER_TOKEN (the fencing token), NDSR_ELECTION_PATH and
+    /// NDSR_ELECTION_ID set. On loss of leadership the group gets SIGTERM,
+    /// and SIGKILL after --grace or before the server could expire the
+    /// session, whichever comes first; then ndsr waits to lead again
+    /// (--once: exits 8). If CMD exits by itself, ndsr resigns and exits
+    /// with its code. SIGTERM/SIGHUP (exit 0) and SIGINT (exit 130) stop
+    /// CMD the same way and resign. --status shows the leader and the
+    /// contenders, in any layout.
+    Elect(ElectArgs),
     /// Print one instance of a service as HOST:PORT, for scripts.
     ///
     /// Reads the service directory in any format (Curator, ServerSet,
@@ -515,10 +531,12 @@ fn parse_part(text: &str) -> Result<f64, String> {
     }
 }
 
+mod elect;
 mod mirror;
 mod release;
 mod tree;
 
+pub use elect::*;
 pub use mirror::*;
 pub use release::*;
 pub use tree::*;

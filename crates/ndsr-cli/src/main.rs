@@ -83,6 +83,7 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::SetData(args) => cmd::write::set_data(global, args).await,
         Command::Unset(args) => cmd::write::unset(global, args).await,
         Command::Lock(args) => cmd::lock::run(global, args).await,
+        Command::Elect(args) => cmd::elect::run(global, args).await,
         Command::Pick(args) => cmd::discovery::pick(global, args).await,
         Command::Sandbox(args) => cmd::sandbox::run(global, args).await,
         Command::Agent(args) => agent::run(global, args, given).await,

@@ -112,7 +112,8 @@ pub async fn stop_before(
         }
     };
     // What the command left in its group goes too, by the same deadline.
-    let left = tokio::time::Instant::from_std(deadline).saturating_duration_since(tokio::time::Instant::now());
+    let left =
+        tokio::time::Instant::from_std(deadline).saturating_duration_since(tokio::time::Instant::now());
     leftovers(group, left.max(Duration::from_millis(100))).await;
     how
 }
