@@ -28,6 +28,12 @@ create_exception!(
 create_exception!(_core, LockTimeout, NdsrError, "The lock was not obtained within its wait.");
 create_exception!(_core, LockMismatch, NdsrError, "The lock's holders disagree on how many may hold it.");
 create_exception!(_core, NotALock, NdsrError, "The lock path holds a node that is not a lock.");
+create_exception!(
+    _core,
+    LayoutMismatch,
+    NdsrError,
+    "The election or lock path holds another client's node layout (`.found`, `.asked`)."
+);
 create_exception!(_core, NoInstance, NdsrError, "No instance of the service is eligible to pick.");
 create_exception!(_core, NotEmpty, NdsrError, "The node has children.");
 create_exception!(_core, ChrootMissing, NdsrError, "The chroot of the connection string does not exist.");
@@ -86,6 +92,11 @@ pub(crate) fn to_py(e: ndsr::Error) -> PyErr {
         E::LockMismatch { .. } => LockMismatch::new_err(message),
         E::NotALock { .. } => NotALock::new_err(message),
         E::NotEmpty { .. } => NotEmpty::new_err(message),
+        E::LayoutMismatch { path, found, asked } => with_attrs(LayoutMismatch::new_err(message), |v| {
+            v.setattr("path", path)?;
+            v.setattr("found", found)?;
+            v.setattr("asked", asked)
+        }),
         E::ChrootMissing { .. } => ChrootMissing::new_err(message),
         E::Closed => Closed::new_err(message),
         E::VersionConflict { path, expected, current } => {
@@ -137,6 +148,7 @@ pub(crate) fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("LockMismatch", py.get_type::<LockMismatch>()),
         ("NotALock", py.get_type::<NotALock>()),
         ("NoInstance", py.get_type::<NoInstance>()),
+        ("LayoutMismatch", py.get_type::<LayoutMismatch>()),
         ("NotEmpty", py.get_type::<NotEmpty>()),
         ("ChrootMissing", py.get_type::<ChrootMissing>()),
         ("Closed", py.get_type::<Closed>()),

@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 mod callbacks;
 mod canary;
 mod convert;
+mod election;
 mod errors;
 mod fork;
 mod instances;
@@ -87,6 +88,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Snapshot>()?;
     m.add_class::<Subscription>()?;
     m.add_class::<LockGuard>()?;
+    m.add_class::<election::ElectionCore>()?;
     m.add_class::<callbacks::CallbackHub>()?;
     m.add_class::<release::ReleaseStream>()?;
     m.add_class::<release::ConfigCore>()?;

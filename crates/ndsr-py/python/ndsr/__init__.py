@@ -22,6 +22,7 @@ import weakref
 
 from ndsr import _core, _dispatch, _logging
 from ndsr._config import Config, ConfigStatus
+from ndsr._election import Election
 from ndsr._core import (
     ChrootMissing,
     Closed,
@@ -32,6 +33,7 @@ from ndsr._core import (
     Invalid,
     InvalidArgument,
     InvalidPath,
+    LayoutMismatch,
     LockMismatch,
     LockTimeout,
     NdsrError,
@@ -55,6 +57,7 @@ __all__ = [
     "Snapshot",
     "Subscription",
     "Lock",
+    "Election",
     "Releases",
     "Config",
     "ConfigStatus",
@@ -71,6 +74,7 @@ __all__ = [
     "Contention",
     "LockTimeout",
     "LockMismatch",
+    "LayoutMismatch",
     "NotALock",
     "NoInstance",
     "NotEmpty",
@@ -577,6 +581,28 @@ class Registry(object):
         """A :class:`Lock` at ``path`` for ``holders`` holders at once,
         waiting up to ``timeout`` seconds: ``with registry.lock(p): ...``."""
         return Lock(self, path, holders, timeout, name)
+
+    # -- elections ------------------------------------------------------
+
+    def election(self, path, identifier=None, layout="kazoo", grace=0.0, lost_after=None):
+        """An :class:`Election` at ``path`` as ``identifier`` (default
+        ``host:pid``) in ``layout`` (``"kazoo"``, ``"curator-latch"``,
+        ``"curator-selector"``): ``election.run(func)`` as kazoo's, or
+        ``with registry.election(path) as e:`` and :attr:`Election.state`.
+        ``grace`` seconds of a lost connection are ridden out (never past
+        the silence deadline); ``lost_after`` is the part of the session
+        timeout of silence after which a leader steps down (default 2/3)."""
+        if identifier is None:
+            import socket
+
+            identifier = "%s:%d" % (socket.gethostname(), os.getpid())
+        return Election(self, path, identifier, layout, grace, lost_after)
+
+    def election_status(self, path):
+        """The contenders of ``path`` in any layout: a dict with ``layouts``,
+        ``leader`` (None when there is none or the layouts are mixed) and
+        ``contenders`` (dicts: ``node``, ``id``, ``sequence``, ``layout``)."""
+        return self._core_registry().election_status(path)
 
     # -- lifecycle ------------------------------------------------------
 
