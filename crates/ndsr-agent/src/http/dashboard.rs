@@ -23,12 +23,13 @@ use crate::views::millis;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
+const ELECTIONS: &str = include_str!("assets/elections.js");
 const STYLE: &str = include_str!("assets/style.css");
 
 /// At most this many models a second go to each dashboard.
 const MIN_GAP: Duration = Duration::from_millis(100);
 
-/// `/`, `/assets/app.js`, `/assets/style.css`.
+/// `/`, `/assets/app.js`, `/assets/elections.js`, `/assets/style.css`.
 pub fn assets() -> Router<Arc<Agent>> {
     let asset = |body: &'static str, kind: &'static str| {
         get(move || async move {
@@ -38,6 +39,7 @@ pub fn assets() -> Router<Arc<Agent>> {
     Router::new()
         .route("/", asset(INDEX, "text/html; charset=utf-8"))
         .route("/assets/app.js", asset(SCRIPT, "text/javascript; charset=utf-8"))
+        .route("/assets/elections.js", asset(ELECTIONS, "text/javascript; charset=utf-8"))
         .route("/assets/style.css", asset(STYLE, "text/css; charset=utf-8"))
 }
 
