@@ -77,6 +77,9 @@ pub struct LockGuard {
     timeout: Duration,
     monitor: JoinHandle<()>,
     released: bool,
+    /// A Curator write lock's entry among those this process holds
+    /// (removed when the guard goes).
+    _held: Option<super::sequential::HeldWrite>,
 }
 
 impl std::fmt::Debug for LockGuard {
@@ -112,7 +115,14 @@ impl LockGuard {
             timeout: silence.timeout,
             monitor,
             released: false,
+            _held: None,
         }
+    }
+
+    /// Records the guard as a Curator write lock this process holds.
+    pub(super) fn with_held(mut self, held: Option<super::sequential::HeldWrite>) -> LockGuard {
+        self._held = held;
+        self
     }
 
     /// The lock's path.
@@ -120,7 +130,8 @@ impl LockGuard {
         &self.path
     }
 
-    /// Our holder node under the lock path.
+    /// Our node: the semaphore's holder node under the lock path, or the
+    /// kazoo or Curator lock's ephemeral sequential node.
     pub fn holder_node(&self) -> &str {
         &self.node
     }

@@ -1,8 +1,14 @@
-//! Locks for N holders, compatible with kazoo's `Semaphore` (and so with
-//! the Python original's `get_lock`): Rust and Python processes exclude
-//! each other.
+//! Locks in the node layouts of the clients already running in a fleet,
+//! so that Rust, Python and Java processes exclude each other
+//! ([`LockBuilder::layout`]): kazoo's `Semaphore` (N holders, the default,
+//! and the Python original's `get_lock`), kazoo's `Lock`, `ReadLock` and
+//! `WriteLock`, Curator's `InterProcessMutex` and
+//! `InterProcessReadWriteLock` ([`LockLayout`], [`LockMode`]). A path that
+//! holds another layout's nodes is refused
+//! ([`Error::LayoutMismatch`](crate::Error::LayoutMismatch)): the layouts
+//! sort each other's nodes differently, and two processes could hold it.
 //!
-//! # Layout in ZooKeeper (kazoo's)
+//! # The semaphore's layout in ZooKeeper (kazoo's)
 //! - `<path>`: persistent; its data is the lease count (`b"1"`).
 //! - `<path>/<uuid-hex>`: one ephemeral node per holder, holding its name.
 //! - `<path>-__lock__/<uuid-hex>__lock__<seq>`: ephemeral sequential nodes
@@ -11,6 +17,21 @@
 //!
 //! Unlike the original, a waiter is woken by ZooKeeper watches, so a lock
 //! freed during the wait is acquired.
+//!
+//! # kazoo's and Curator's layouts
+//! - kazoo: `<path>/<uuid4 hex>__lock__<10-digit sequence>` (a reader's
+//!   `__rlock__`), ephemeral sequential, holding the name; the path is made
+//!   persistent. A writer waits for every earlier node, a reader and an
+//!   exclusive lock (kazoo's `Lock`) for earlier `__lock__` nodes only.
+//! - Curator: `<path>/_c_<uuid>-lock-<sequence>` (`InterProcessMutex`, as
+//!   `LeaderSelector`), or `_c_<uuid>-__READ__<sequence>` and
+//!   `_c_<uuid>-__WRIT__<sequence>`, sorted as Curator sorts them. A
+//!   writer waits for every earlier node, a reader for earlier writers; a
+//!   reader holds at once while the same registry holds a write lock there
+//!   (as Curator's does on its writer's thread).
+//!
+//! A contender watches only the node it waits for. A create whose answer
+//! was lost is found again by the node's unique prefix, not made twice.
 //!
 //! # Mutual exclusion when the link goes quiet
 //!
@@ -27,7 +48,9 @@
 //! must have stopped: the earliest moment the server may expire the session.
 
 mod guard;
+mod layout;
 mod queue;
+mod sequential;
 mod withdraw;
 
 use std::time::Duration;
@@ -35,6 +58,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use guard::{LockGuard, LockLost};
+pub use layout::{LockLayout, LockMode};
 
 use crate::path::validate_path;
 use crate::{Error, Registry, Result};
@@ -76,6 +100,8 @@ pub struct LockBuilder {
     simultaneous: u32,
     wait: Duration,
     lost_after: f64,
+    layout: LockLayout,
+    mode: LockMode,
 }
 
 impl LockBuilder {
@@ -87,7 +113,29 @@ impl LockBuilder {
             simultaneous: 1,
             wait: DEFAULT_WAIT,
             lost_after: DEFAULT_LOST_AFTER,
+            layout: LockLayout::Semaphore,
+            mode: LockMode::Exclusive,
         }
+    }
+
+    /// The registry the lock is taken on.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whose node layout (default [`LockLayout::Semaphore`], kazoo's
+    /// `Semaphore`). Every holder of a lock must use the same layout; a
+    /// path holding another layout's nodes is refused.
+    pub fn layout(mut self, layout: LockLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Exclusive (default), or a reader or writer of a read/write lock
+    /// (kazoo and Curator layouts only).
+    pub fn mode(mut self, mode: LockMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// The holder's name, stored in its node (default: empty, as kazoo).
@@ -96,8 +144,8 @@ impl LockBuilder {
         self
     }
 
-    /// How many holders at once (default 1). Every holder of a lock must
-    /// use the same count.
+    /// How many holders at once (default 1; the semaphore layout only).
+    /// Every holder of a lock must use the same count.
     pub fn simultaneous(mut self, n: u32) -> Self {
         self.simultaneous = n;
         self
@@ -130,7 +178,10 @@ impl LockBuilder {
     /// # Errors
     /// [`Error::ReadOnly`] for a read-only registry; [`Error::InvalidPath`];
     /// [`Error::InvalidArgument`] for `simultaneous(0)` or a `lost_after`
-    /// outside (0, 1];
+    /// outside (0, 1], a read or write mode with the semaphore layout, or
+    /// `simultaneous` above 1 with another;
+    /// [`Error::LayoutMismatch`] when the path holds another layout's
+    /// nodes (naming it), before anything is written;
     /// [`Error::LockMismatch`] when the lock admits another number of
     /// holders; [`Error::NotALock`] when the node at the path is not a lock
     /// (an ephemeral node, data that is not a lease count, children that
@@ -142,7 +193,7 @@ impl LockBuilder {
     /// Cancel-safe: a cancelled call withdraws its request. Its contender
     /// node, and its holder node if that was being created, are deleted in
     /// the background (a task [`Registry::close`] waits for), not left until
-    /// the session ends.
+    /// the session ends. A call that fails deletes them before it returns.
     pub async fn acquire(self) -> Result<LockGuard> {
         if self.registry.shared().config.readonly {
             return Err(Error::ReadOnly("lock"));
@@ -156,6 +207,20 @@ impl LockBuilder {
         }
         if !(self.lost_after > 0.0 && self.lost_after <= 1.0) {
             return Err(Error::InvalidArgument("lost_after must be above 0 and at most 1"));
+        }
+        match self.layout {
+            LockLayout::Semaphore if self.mode != LockMode::Exclusive => {
+                return Err(Error::InvalidArgument(
+                    "read and write modes need the kazoo or curator layout (the semaphore has none)",
+                ))
+            }
+            LockLayout::Semaphore => {}
+            LockLayout::Kazoo | LockLayout::Curator if self.simultaneous != 1 => {
+                return Err(Error::InvalidArgument(
+                    "simultaneous needs the semaphore layout (kazoo and curator locks have one holder, or readers)",
+                ))
+            }
+            LockLayout::Kazoo | LockLayout::Curator => return sequential::acquire(self).await,
         }
         let shared = self.registry.shared().clone();
         let connect_by = Instant::now() + shared.config.connect_timeout_or_default();

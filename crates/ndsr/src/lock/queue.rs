@@ -37,6 +37,14 @@ pub(super) async fn ensure_lease_node(shared: &Shared, lease: &Lease, path: &str
                 }
                 if stat.num_children > 0 {
                     let children = shared.call("get_children", path, client.list_children(path)).await?;
+                    let mut families = children.iter().filter_map(|c| super::layout::family(c));
+                    if let Some(found) = families.find(|f| *f != super::layout::SEMAPHORE) {
+                        return Err(Error::LayoutMismatch {
+                            path: path.to_string(),
+                            found,
+                            asked: super::layout::SEMAPHORE,
+                        });
+                    }
                     if children.iter().any(|c| !is_holder_name(c)) {
                         return Err(not_a_lock(
                             "it has children that are not lock holders (a service directory?)",
@@ -152,7 +160,9 @@ pub(super) async fn take_lease(
     withdraw: &Withdraw,
     deadline: Instant,
 ) -> Result<(String, Instant)> {
-    let node = withdraw.holder.clone();
+    let Some(node) = withdraw.holder.clone() else {
+        return Err(Error::InvalidArgument("a semaphore lock needs a holder node"));
+    };
     loop {
         let (holders, watcher) =
             shared.call("get_children", &lock.path, client.list_and_watch_children(&lock.path)).await?;

@@ -23,12 +23,14 @@ pub(super) struct Withdraw {
     /// its nodes.
     epoch: u64,
     runtime: Option<tokio::runtime::Handle>,
-    /// The queue directory (`<path>-__lock__`).
+    /// The queue directory (`<path>-__lock__`), or the lock path of a
+    /// kazoo or Curator lock.
     pub(super) dir: String,
-    /// The name prefix of our contender node (`<uuid-hex>__lock__`).
+    /// The name prefix of our contender node (`<uuid-hex>__lock__`, or
+    /// the layout's).
     pub(super) prefix: String,
-    /// Our holder node's path (`<path>/<uuid-hex>`).
-    pub(super) holder: String,
+    /// Our holder node's path (`<path>/<uuid-hex>`; a semaphore's only).
+    pub(super) holder: Option<String>,
     armed: std::sync::atomic::AtomicBool,
 }
 
@@ -40,8 +42,32 @@ impl Withdraw {
             runtime: tokio::runtime::Handle::try_current().ok(),
             dir: format!("{path}-__lock__"),
             prefix: format!("{}__lock__", uuid::Uuid::new_v4().simple()),
-            holder: format!("{path}/{}", uuid::Uuid::new_v4().simple()),
+            holder: Some(format!("{path}/{}", uuid::Uuid::new_v4().simple())),
             armed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// For a kazoo or Curator lock: our nodes are the children of `path`
+    /// named with `prefix`.
+    pub(super) fn sequential(shared: &Arc<Shared>, epoch: u64, path: &str, prefix: &str) -> Withdraw {
+        Withdraw {
+            shared: shared.clone(),
+            epoch,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            dir: path.to_string(),
+            prefix: prefix.to_string(),
+            holder: None,
+            armed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Withdraws now (once), for an acquire that failed; what is left
+    /// (the calls failed too) is withdrawn in the background on drop.
+    pub(super) async fn now(&self) {
+        if withdraw_once(&self.shared, self.epoch, &self.dir, &self.prefix, self.holder.as_deref()).await
+            != Some(false)
+        {
+            self.defuse();
         }
     }
 
@@ -73,28 +99,46 @@ impl Drop for Withdraw {
             // Tried again while the session lives: the calls that failed
             // the acquire may fail these too (a slow link), and what is
             // left behind would block the lock until the session ends.
-            let gone = |r: Result<()>| r.is_ok() || r.as_ref().is_err_and(Error::is_no_node);
             for attempt in 0..WITHDRAW_ATTEMPTS {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(200) * attempt).await;
                 }
-                // Borrowed for each attempt, so that a closed registry's
-                // session is not kept open by it.
-                let Some(client) = shared.lease_of(epoch).await.map(|l| l.client) else { return };
-                let Ok(children) = shared.call("get_children", &dir, client.list_children(&dir)).await else {
-                    continue;
-                };
-                let mut done = true;
-                for child in children.iter().filter(|c| c.starts_with(&prefix)) {
-                    let node = format!("{dir}/{child}");
-                    done &= gone(shared.call("delete", &node, client.delete(&node, None)).await);
-                }
-                done &= gone(shared.call("delete", &holder, client.delete(&holder, None)).await);
-                if done {
-                    return;
+                match withdraw_once(&shared, epoch, &dir, &prefix, holder.as_deref()).await {
+                    Some(false) => {}
+                    _ => return,
                 }
             }
             tracing::warn!(dir, "could not withdraw a lock request; its nodes go with the session");
         }));
     }
+}
+
+/// One pass: deletes the children of `dir` named with `prefix`, and the
+/// holder node. `Some(true)` when all are gone, `None` when the session
+/// is (its nodes went with it).
+async fn withdraw_once(
+    shared: &Shared,
+    epoch: u64,
+    dir: &str,
+    prefix: &str,
+    holder: Option<&str>,
+) -> Option<bool> {
+    let gone = |r: Result<()>| r.is_ok() || r.as_ref().is_err_and(Error::is_no_node);
+    // Borrowed for each pass, so that a closed registry's session is not
+    // kept open by it.
+    let client = shared.lease_of(epoch).await?.client;
+    let children = match shared.call("get_children", dir, client.list_children(dir)).await {
+        Ok(children) => children,
+        Err(e) if e.is_no_node() => Vec::new(),
+        Err(_) => return Some(false),
+    };
+    let mut done = true;
+    for child in children.iter().filter(|c| c.starts_with(prefix)) {
+        let node = format!("{dir}/{child}");
+        done &= gone(shared.call("delete", &node, client.delete(&node, None)).await);
+    }
+    if let Some(holder) = holder {
+        done &= gone(shared.call("delete", holder, client.delete(holder, None)).await);
+    }
+    Some(done)
 }
