@@ -235,6 +235,21 @@ impl Registry {
         Ok(LockGuard { guard: Some(guard), runtime: self.runtime.clone() })
     }
 
+    /// Takes a lock with every option of [`crate::LockBuilder`] (a layout,
+    /// a mode), from a builder of this registry:
+    /// `registry.lock_with(registry.as_async().lock(path).layout(..))`.
+    ///
+    /// # Errors
+    /// As [`crate::LockBuilder::acquire`]; [`Error::InvalidArgument`] for a
+    /// builder of another registry.
+    pub fn lock_with(&self, builder: crate::LockBuilder) -> Result<LockGuard> {
+        if !Arc::ptr_eq(&builder.registry().shared, &self.inner.shared) {
+            return Err(Error::InvalidArgument("the lock builder is another registry's"));
+        }
+        let guard = self.block(builder.acquire())?;
+        Ok(LockGuard { guard: Some(guard), runtime: self.runtime.clone() })
+    }
+
     /// [`crate::Registry::close`], blocking.
     pub fn close(&self) {
         if refuse_inside_a_runtime().is_ok() {
