@@ -255,10 +255,14 @@ impl Registry {
         Ok(changed.unwrap_or(seen).name())
     }
 
-    /// Takes a lock (kazoo Semaphore layout); waits up to `wait` seconds.
+    /// Takes a lock in `layout` (`semaphore`: kazoo's Semaphore, the
+    /// default; `kazoo`: kazoo's Lock/ReadLock/WriteLock; `curator`:
+    /// Curator's InterProcessMutex/InterProcessReadWriteLock) and `mode`
+    /// (`exclusive`, `read`, `write`); waits up to `wait` seconds.
     /// Interrupted (Ctrl-C), the request is withdrawn: its nodes are
     /// deleted in the background.
-    #[pyo3(signature = (path, name="", simultaneous=1, wait=0.0))]
+    #[pyo3(signature = (path, name="", simultaneous=1, wait=0.0, layout="semaphore", mode="exclusive"))]
+    #[allow(clippy::too_many_arguments)]
     fn lock(
         &self,
         py: Python<'_>,
@@ -266,10 +270,40 @@ impl Registry {
         name: &str,
         simultaneous: u32,
         wait: f64,
+        layout: &str,
+        mode: &str,
     ) -> PyResult<LockGuard> {
+        use ndsr::lock::{LockLayout, LockMode};
         let wait = seconds(wait, "wait")?;
+        let layout = match layout {
+            "semaphore" => LockLayout::Semaphore,
+            "kazoo" => LockLayout::Kazoo,
+            "curator" => LockLayout::Curator,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown lock layout {other:?}: semaphore, kazoo or curator"
+                )))
+            }
+        };
+        let mode = match mode {
+            "exclusive" => LockMode::Exclusive,
+            "read" => LockMode::Read,
+            "write" => LockMode::Write,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown lock mode {other:?}: exclusive, read or write"
+                )))
+            }
+        };
         let core = self.core()?;
-        let builder = core.registry.lock(path).name(name).simultaneous(simultaneous).wait(wait);
+        let builder = core
+            .registry
+            .lock(path)
+            .name(name)
+            .simultaneous(simultaneous)
+            .wait(wait)
+            .layout(layout)
+            .mode(mode);
         let guard = core.wait(py, builder.acquire())?.map_err(to_py)?;
         Ok(LockGuard { inner: Mutex::new(Some(guard)), runtime: core.runtime })
     }

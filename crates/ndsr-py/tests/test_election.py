@@ -108,3 +108,35 @@ def test_another_layout_is_refused_naming_it(zk, base, other):
         latch.resign()
         status = r.election_status(path)
         assert status["layouts"] == ["curator-latch"] and status["leader"]["id"] == "curator"
+
+
+def test_locks_in_kazoo_layouts_exclude_kazoo_both_ways(zk, base, other):
+    path = base + "/lock"
+    theirs = other.Lock(path, "kazoo")
+    assert theirs.acquire(timeout=10)
+    with ndsr.Registry(zk) as r:
+        with pytest.raises(ndsr.LockTimeout):
+            r.lock(path, timeout=0.5, layout="kazoo").acquire()
+        assert len(other.get_children(path)) == 1, "the timed-out request left no node"
+        theirs.release()
+        with r.lock(path, name="ndsr", layout="kazoo") as mine:
+            assert mine.held
+            kazoo_exceptions = pytest.importorskip("kazoo.exceptions")
+            with pytest.raises(kazoo_exceptions.LockTimeout):
+                other.Lock(path, "kazoo-2").acquire(timeout=0.5)  # kazoo's Lock waits for ndsr's
+            assert other.Lock(path).contenders() == ["ndsr"]
+        # Readers share, a writer waits for them.
+        reader = other.ReadLock(path, "kazoo-reader")
+        assert reader.acquire(timeout=10)
+        with r.lock(path, layout="kazoo", mode="read"):
+            with pytest.raises(ndsr.LockTimeout):
+                r.lock(path, timeout=0.5, layout="kazoo", mode="write").acquire()
+        reader.release()
+        with pytest.raises(ValueError, match="unknown lock layout"):
+            r.lock(path, layout="etcd").acquire()
+        blocker = other.Lock(path, "kazoo-3")
+        assert blocker.acquire(timeout=10)
+        with pytest.raises(ndsr.LayoutMismatch) as e:
+            r.lock(path, timeout=1, layout="curator").acquire()
+        assert e.value.found == "kazoo"
+        blocker.release()

@@ -227,15 +227,18 @@ class Releases(object):
 
 
 class Lock(object):
-    """A lock held with ``with registry.lock(path):``; compatible with
-    kazoo's Semaphore (and the original's locks)."""
+    """A lock held with ``with registry.lock(path):``; by default
+    compatible with kazoo's Semaphore (and the original's locks), else in
+    the ``layout`` and ``mode`` of :meth:`Registry.lock`."""
 
-    def __init__(self, registry, path, holders, timeout, name):
+    def __init__(self, registry, path, holders, timeout, name, layout="semaphore", mode="exclusive"):
         self._registry = registry
         self._path = path
         self._holders = holders
         self._timeout = timeout
         self._name = name
+        self._layout = layout
+        self._mode = mode
         self._guard = None
 
     def acquire(self):
@@ -244,7 +247,9 @@ class Lock(object):
         Raises :class:`LockTimeout` when it is not obtained in time. Ctrl-C
         interrupts the wait (``KeyboardInterrupt``) and withdraws the
         request: nothing of it stays in ZooKeeper."""
-        self._guard = self._registry._core_registry().lock(self._path, self._name, self._holders, self._timeout)
+        self._guard = self._registry._core_registry().lock(
+            self._path, self._name, self._holders, self._timeout, self._layout, self._mode
+        )
         return self
 
     def release(self):
@@ -577,10 +582,18 @@ class Registry(object):
 
     # -- locks ----------------------------------------------------------
 
-    def lock(self, path, holders=1, timeout=300.0, name=""):
-        """A :class:`Lock` at ``path`` for ``holders`` holders at once,
-        waiting up to ``timeout`` seconds: ``with registry.lock(p): ...``."""
-        return Lock(self, path, holders, timeout, name)
+    def lock(self, path, holders=1, timeout=300.0, name="", layout="semaphore", mode="exclusive"):
+        """A :class:`Lock` at ``path``, waiting up to ``timeout`` seconds:
+        ``with registry.lock(p): ...``.
+
+        ``layout`` is whose locks it shares the path with: ``"semaphore"``
+        (kazoo's Semaphore and the original's locks; ``holders`` at once),
+        ``"kazoo"`` (kazoo's Lock, ReadLock, WriteLock) or ``"curator"``
+        (Curator's InterProcessMutex and InterProcessReadWriteLock).
+        ``mode`` is ``"exclusive"``, or with kazoo and curator ``"read"``
+        (shared with other readers) or ``"write"``. A path holding another
+        layout's nodes raises :class:`LayoutMismatch`."""
+        return Lock(self, path, holders, timeout, name, layout, mode)
 
     # -- elections ------------------------------------------------------
 

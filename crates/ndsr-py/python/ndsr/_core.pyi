@@ -145,7 +145,15 @@ class Registry:
     def unwatch(self, path: str) -> None: ...
     def state(self) -> str: ...
     def next_state(self, seen: str, timeout: float) -> str: ...
-    def lock(self, path: str, name: str = "", simultaneous: int = 1, wait: float = 0.0) -> LockGuard: ...
+    def lock(
+        self,
+        path: str,
+        name: str = "",
+        simultaneous: int = 1,
+        wait: float = 0.0,
+        layout: str = "semaphore",
+        mode: str = "exclusive",
+    ) -> LockGuard: ...
     def join_election(
         self,
         path: str,
