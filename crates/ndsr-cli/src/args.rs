@@ -138,7 +138,10 @@ pub enum Command {
     Unset(UnsetArgs),
     /// Run a command while holding a lock; exit with the command's code.
     ///
-    /// Compatible with the Python original's and kazoo's locks. The lock
+    /// Compatible with the Python original's and kazoo's locks (kazoo's
+    /// `Semaphore`), or with kazoo's `Lock`/`ReadLock`/`WriteLock` or
+    /// Curator's mutex and read/write lock (--layout, --mode); a path of
+    /// another layout is refused (exit 3). The lock
     /// path must be free or a lock: a node that is ephemeral, holds other
     /// data or has other children is refused (exit 3), never changed. The
     /// command runs in its own process group. If the lock is lost (session
@@ -477,9 +480,16 @@ pub struct LockArgs {
     /// This holder's name, stored in its lock node
     #[arg(long)]
     pub name: Option<String>,
-    /// How many holders may hold the lock at once
+    /// How many holders may hold the lock at once (the semaphore layout only)
     #[arg(long, default_value_t = 1)]
     pub simultaneous: u32,
+    /// Whose node layout to use: lock in the layout the path's other clients use (another layout's
+    /// path is refused, exit 3)
+    #[arg(long, value_enum, default_value_t = LockLayoutArg::Semaphore)]
+    pub layout: LockLayoutArg,
+    /// Exclusive, or a reader or writer of a read/write lock (kazoo and curator layouts)
+    #[arg(long, value_enum, default_value_t = LockModeArg::Exclusive)]
+    pub mode: LockModeArg,
     /// How long to wait for the lock
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub wait: Duration,
@@ -532,11 +542,13 @@ fn parse_part(text: &str) -> Result<f64, String> {
 }
 
 mod elect;
+mod lock;
 mod mirror;
 mod release;
 mod tree;
 
 pub use elect::*;
+pub use lock::*;
 pub use mirror::*;
 pub use release::*;
 pub use tree::*;

@@ -15,6 +15,8 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
         .lock(&args.path)
         .name(name)
         .simultaneous(args.simultaneous)
+        .layout(args.layout.into())
+        .mode(args.mode.into())
         .wait(args.wait)
         .lost_after(args.lost_after)
         .acquire()
