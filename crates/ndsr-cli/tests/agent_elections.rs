@@ -1,7 +1,8 @@
 //! `GET /v1/elections/<path>` of `ndsr agent` against a real ZooKeeper:
 //! the leader and contenders of an election the agent does not join, a
 //! blocking query and the event stream following a resignation, a path
-//! with none, a path of two layouts, and bad requests.
+//! with none, a path of two layouts, bad requests, and the stream's
+//! failure event while ZooKeeper is down.
 
 mod common;
 
@@ -152,4 +153,29 @@ fn bad_election_requests_are_refused_with_a_message() {
     // Read-only: the route takes no write, even with the token.
     let post = agent.authorized().post(&format!("/v1/elections{root}/e"), "");
     assert_eq!((post.status, &post.body["code"]), (405, &json!("method_not_allowed")), "{}", post.text);
+}
+
+#[test]
+fn the_stream_says_when_the_election_cannot_be_read_and_reads_it_again_after() {
+    let rt = runtime();
+    let zk = ZkServer::new().unwrap();
+    let server = zk.connect_string();
+    let root = unique_path("agent-elect-down");
+    let path = format!("{root}/cron");
+    let contender = registry(&rt, &server);
+    let _a = join(&rt, &contender, &path, "host-a");
+    let config = format!("roots = [\"{root}\"]\n[zookeeper]\nsession_timeout = \"4s\"\n");
+    let agent = Agent::start(&server, &config);
+    let events = agent.http().events(&format!("/v1/elections{path}?stream"));
+    event_where(&events, "the leader", |e| e["leader"]["id"] == "host-a");
+
+    zk.stop().unwrap();
+    let failure = event_where(&events, "a failure", |e| e.get("error").is_some());
+    // No connection, or the read's connection reset as the server went.
+    assert!(["unavailable", "zookeeper"].contains(&failure["code"].as_str().unwrap()), "{failure}");
+    assert!(!failure["error"].as_str().unwrap().is_empty(), "{failure}");
+
+    zk.start().unwrap();
+    let back = event_where(&events, "the leader again", |e| e["leader"]["id"] == "host-a");
+    assert_eq!(back["layouts"], json!(["kazoo"]), "{back}");
 }

@@ -117,7 +117,13 @@ fn election_events(
             loop {
                 let index = rx.borrow_and_update().as_ref().map(|v| v.index);
                 if let Some(index) = index {
-                    let (shown, event) = match ndsr::election::status(&agent.registry, &path).await {
+                    // A read waits for a connection (within the library's
+                    // timeout); shutdown does not wait for it.
+                    let read = tokio::select! {
+                        () = agent.cancel.cancelled() => return None,
+                        read = ndsr::election::status(&agent.registry, &path) => read,
+                    };
+                    let (shown, event) = match read {
                         Ok(status) => {
                             let view = election_view(&path, &status);
                             let mut body = view.clone();
