@@ -5,7 +5,7 @@
 //! `WriteLock`, Curator's `InterProcessMutex` and
 //! `InterProcessReadWriteLock` ([`LockLayout`], [`LockMode`]). A path that
 //! holds another layout's nodes is refused
-//! ([`Error::LayoutMismatch`](crate::Error::LayoutMismatch)): the layouts
+//! ([`Error::LayoutMismatch`]): the layouts
 //! sort each other's nodes differently, and two processes could hold it.
 //!
 //! # The semaphore's layout in ZooKeeper (kazoo's)
