@@ -12,8 +12,9 @@ EXIT CODES:
     2    usage error (unknown command or option)
     3    invalid input: bad path or server list, missing chroot, TLS files or certificates, invalid JSON data,
          data too large, a node with children for unset, a lock path that is not
-         a lock, bad argument; config: a JSON Schema that cannot be used, a version
-         not in the history (the message lists those it holds)
+         a lock, an election path holding another layout's contenders, bad argument;
+         config: a JSON Schema that cannot be used, a version not in the history (the
+         message lists those it holds)
     4    no connection: ZooKeeper unreachable within --timeout
     5    not authorized: the node's ACL refuses these credentials, or ZooKeeper refused the SASL credentials
     6    read-only: a write was attempted with --readonly

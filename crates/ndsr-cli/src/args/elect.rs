@@ -2,8 +2,22 @@
 
 use super::*;
 
+const ELECT_EXIT_CODES: &str = "\
+EXIT CODES:
+    N    CMD exited by itself with N while leading (128+S: killed by signal S); ndsr resigned
+    0    stopped by SIGTERM or SIGHUP: CMD stopped, resigned; --status
+    1    CMD could not be started; the connection closed; unexpected ZooKeeper or system error
+    2    usage error
+    3    invalid input: bad path, or the path holds another layout's contenders (the message names it)
+    4    no connection: ZooKeeper unreachable within --timeout
+    5    not authorized: the path's ACL refuses these credentials
+    6    read-only: --readonly
+    8    --once: leadership lost while CMD ran; CMD was stopped
+    130  stopped by SIGINT: CMD stopped, resigned";
+
 /// Arguments of `elect`.
 #[derive(Debug, Args)]
+#[command(after_help = ELECT_EXIT_CODES, after_long_help = ELECT_EXIT_CODES)]
 pub struct ElectArgs {
     /// The election path, e.g. /election/cron
     pub path: String,
@@ -30,7 +44,7 @@ pub struct ElectArgs {
     #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "command"])]
     pub status: bool,
     /// With --status: print JSON
-    #[arg(long, requires = "status")]
+    #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "command"])]
     pub json: bool,
     /// The command to run while leading, after `--`
     #[arg(last = true, required_unless_present = "status", value_name = "CMD")]

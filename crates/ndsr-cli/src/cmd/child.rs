@@ -101,16 +101,29 @@ pub async fn stop_before(
     deadline: std::time::Instant,
     grace: Duration,
 ) -> &'static str {
+    stop_before_or(child, group, deadline, grace, std::future::pending()).await
+}
+
+/// As [`stop_before`], and SIGKILL at once when `escalate` resolves (the
+/// session is found gone: another process may hold what it held).
+pub async fn stop_before_or(
+    child: &mut tokio::process::Child,
+    group: Group,
+    deadline: std::time::Instant,
+    grace: Duration,
+    escalate: impl std::future::Future<Output = ()>,
+) -> &'static str {
     let by = stop_by(deadline, grace);
     group.signal(Signal::SIGTERM);
     let how = tokio::select! {
         _ = child.wait() => "stopped",
-        () = tokio::time::sleep_until(by) => {
-            group.signal(Signal::SIGKILL);
-            let _ = child.wait().await;
-            "killed"
-        }
+        () = tokio::time::sleep_until(by) => "killed",
+        () = escalate => "killed",
     };
+    if how == "killed" {
+        group.signal(Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
     // What the command left in its group goes too, by the same deadline.
     let left =
         tokio::time::Instant::from_std(deadline).saturating_duration_since(tokio::time::Instant::now());

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::args::{ElectArgs, Global};
-use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before, Group, REAP};
+use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
 use crate::cmd::{check_path, connect, Signals, Stop};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
@@ -21,6 +21,7 @@ pub const PATH_VAR: &str = "NDSR_ELECTION_PATH";
 /// This contender's id, passed to the command.
 pub const ID_VAR: &str = "NDSR_ELECTION_ID";
 
+/// Runs `ndsr elect`: `--status`, or the command while leading.
 pub async fn run(global: &Global, args: ElectArgs) -> CliResult<ExitCode> {
     check_path(&args.path)?;
     if args.status {
@@ -111,12 +112,9 @@ impl Term<'_> {
     async fn run(&self, signals: &mut Signals) -> CliResult<ExitCode> {
         let mut state = self.election.watch();
         loop {
-            if let Leadership::Follower { position } = state.borrow().clone() {
-                self.say(format_args!("following in {} ({position} ahead); waiting to lead", self.args.path));
-            }
             let token = tokio::select! {
                 stop = signals.next() => return Ok(stopped_code(stop)),
-                token = lead(&mut state) => match token {
+                token = self.lead(&mut state) => match token {
                     Some(token) => token,
                     None => {
                         return Err(CliError::new(
@@ -156,10 +154,10 @@ impl Term<'_> {
                     return Ok(exit_code_of(status));
                 }
                 End::Lost(now) => {
-                    let how = self.stop_lost(&mut child, group, &now).await?;
+                    let how = self.stop_lost(&mut child, group, &now, &mut state).await?;
                     let why = match now {
                         Leadership::Ended => "the connection to ZooKeeper closed",
-                        Leadership::Lost => "connection lost, or ZooKeeper silent",
+                        Leadership::Lost => "connection lost, ZooKeeper silent, or its node gone",
                         _ => "its node is gone (session expired, or deleted)",
                     };
                     if self.args.once {
@@ -189,20 +187,34 @@ impl Term<'_> {
 
     /// Stops the command once leadership is lost: SIGTERM and what is left
     /// of --grace before the server could expire the session, when the
-    /// session may still be alive; SIGKILL at once when it is not (another
-    /// contender may lead already). Says `stopped` or `killed`.
+    /// session may still be alive (`Lost`); SIGKILL at once when it is
+    /// not, or as soon as that shows (the state moves on to joining again,
+    /// following or a new term, or the session expired): another contender
+    /// may lead already. Says `stopped` or `killed`.
     async fn stop_lost(
         &self,
         child: &mut tokio::process::Child,
         group: Group,
         now: &Leadership,
+        state: &mut watch::Receiver<Leadership>,
     ) -> CliResult<&'static str> {
-        let alive = matches!(self.registry.state(), ndsr::State::Connected | ndsr::State::Disconnected);
-        if *now == Leadership::Lost && alive {
-            return Ok(stop_before(child, group, self.session_deadline(), self.args.grace).await);
+        if *now == Leadership::Lost && self.session_may_live() {
+            let mut sessions = self.registry.state_changes();
+            let gone = async {
+                tokio::select! {
+                    _ = state.wait_for(|s| *s != Leadership::Lost) => {}
+                    _ = sessions.wait_for(|s| !may_live(*s)) => {}
+                }
+            };
+            return Ok(stop_before_or(child, group, self.session_deadline(), self.args.grace, gone).await);
         }
         kill_group(child, group).await?;
         Ok("killed")
+    }
+
+    /// Is the session this contender led in perhaps alive still?
+    fn session_may_live(&self) -> bool {
+        may_live(self.registry.state())
     }
 
     /// The earliest moment the server may expire the session, counted from
@@ -216,6 +228,33 @@ impl Term<'_> {
     fn session_deadline(&self) -> std::time::Instant {
         let part = 1.0 - self.args.lost_after.clamp(0.1, 0.9);
         std::time::Instant::now() + self.global.session_timeout.mul_f64(part)
+    }
+
+    /// Waits until this contender leads: its token, or `None` once the
+    /// election has ended. Says when it starts to follow.
+    async fn lead(&self, state: &mut watch::Receiver<Leadership>) -> Option<i64> {
+        let mut following = false;
+        loop {
+            match state.borrow_and_update().clone() {
+                Leadership::Leader { token } => return Some(token),
+                Leadership::Ended => return None,
+                Leadership::Follower { position } => {
+                    if !std::mem::replace(&mut following, true) {
+                        self.say(format_args!(
+                            "following in {} ({position} ahead); waiting to lead",
+                            self.args.path
+                        ));
+                    }
+                }
+                Leadership::Joining | Leadership::Lost => following = false,
+            }
+            if state.changed().await.is_err() {
+                return match state.borrow().clone() {
+                    Leadership::Leader { token } => Some(token),
+                    _ => None,
+                };
+            }
+        }
     }
 
     /// A stop signal while the command runs: SIGTERM to its group, SIGKILL
@@ -256,22 +295,9 @@ impl Term<'_> {
     }
 }
 
-/// Waits until this contender leads: its token, or `None` once the
-/// election has ended.
-async fn lead(state: &mut watch::Receiver<Leadership>) -> Option<i64> {
-    loop {
-        match state.borrow_and_update().clone() {
-            Leadership::Leader { token } => return Some(token),
-            Leadership::Ended => return None,
-            _ => {}
-        }
-        if state.changed().await.is_err() {
-            return match state.borrow().clone() {
-                Leadership::Leader { token } => Some(token),
-                _ => None,
-            };
-        }
-    }
+/// Can a session in this state still be alive on the server?
+fn may_live(state: ndsr::State) -> bool {
+    matches!(state, ndsr::State::Connected | ndsr::State::Disconnected)
 }
 
 /// Waits until this contender no longer leads with `token` (a new token
@@ -282,7 +308,6 @@ async fn not_leading(state: &mut watch::Receiver<Leadership>, token: i64) -> Lea
         let now = state.borrow_and_update().clone();
         match now {
             Leadership::Leader { token: t } if t == token => {}
-            Leadership::Leader { .. } => return Leadership::Lost,
             other => return other,
         }
         if state.changed().await.is_err() {
