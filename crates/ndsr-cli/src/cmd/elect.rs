@@ -154,7 +154,7 @@ impl Term<'_> {
                     return Ok(exit_code_of(status));
                 }
                 End::Lost(now) => {
-                    let how = self.stop_lost(&mut child, group, &now, &mut state).await?;
+                    let how = self.stop_lost(&mut child, group, &now, &mut state, token).await?;
                     let why = match now {
                         Leadership::Ended => "the connection to ZooKeeper closed",
                         Leadership::Lost => "connection lost, ZooKeeper silent, or its node gone",
@@ -189,20 +189,27 @@ impl Term<'_> {
     /// of --grace before the server could expire the session, when the
     /// session may still be alive (`Lost`); SIGKILL at once when it is
     /// not, or as soon as that shows (the state moves on to joining again,
-    /// following or a new term, or the session expired): another contender
-    /// may lead already. Says `stopped` or `killed`.
+    /// following or a term with another token, or the session expired):
+    /// another contender may lead already. Says `stopped` or `killed`.
     async fn stop_lost(
         &self,
         child: &mut tokio::process::Child,
         group: Group,
         now: &Leadership,
         state: &mut watch::Receiver<Leadership>,
+        token: i64,
     ) -> CliResult<&'static str> {
         if *now == Leadership::Lost && self.session_may_live() {
             let mut sessions = self.registry.state_changes();
             let gone = async {
                 tokio::select! {
-                    _ = state.wait_for(|s| *s != Leadership::Lost) => {}
+                    // Leading again with the same node is no news; any
+                    // other state is.
+                    _ = state.wait_for(|s| match s {
+                        Leadership::Lost => false,
+                        Leadership::Leader { token: t } => *t != token,
+                        _ => true,
+                    }) => {}
                     _ = sessions.wait_for(|s| !may_live(*s)) => {}
                 }
             };
