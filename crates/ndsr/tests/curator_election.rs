@@ -3,7 +3,9 @@
 //! Curator's `LeaderLatch` and `LeaderSelector` on one path take turns in
 //! the order of their nodes, and each lists the others as contenders
 //! (ndsr's `contenders()`, Curator's `getParticipants`); ndsr refuses a
-//! kazoo-layout join on a Curator path.
+//! kazoo-layout join on a Curator path. ndsr's Curator-layout locks and
+//! Curator's `InterProcessMutex` and `InterProcessReadWriteLock` exclude
+//! each other both ways.
 //!
 //! Curator runs as the test kit's oracle (`ndsr_testkit::curator`, the
 //! commands in `crates/ndsr-testkit/java/CuratorOracle.java`). Without a
@@ -18,7 +20,8 @@ use std::sync::OnceLock;
 
 use common::*;
 use ndsr::election::{Election, ElectionLayout, Leadership};
-use ndsr::Error;
+use ndsr::lock::{LockGuard, LockLayout, LockMode};
+use ndsr::{Error, Registry};
 use ndsr_testkit::{eventually, unique_path, ZkServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -252,4 +255,137 @@ async fn ndsr_refuses_a_kazoo_layout_join_on_a_curator_path() {
         assert_eq!(seen, [(found, "curator")], "nothing of the refused joins is left behind");
         curator.quit().await;
     }
+}
+
+/// ndsr's Curator-layout lock, tried once.
+async fn try_lock(r: &Registry, path: &str, mode: LockMode) -> ndsr::Result<LockGuard> {
+    r.lock(path).name("ndsr").layout(LockLayout::Curator).mode(mode).try_acquire().await
+}
+
+fn refused(result: ndsr::Result<LockGuard>, what: &str) {
+    assert!(matches!(result, Err(Error::LockTimeout { .. })), "{what}: {result:?}");
+}
+
+/// ndsr's Curator-layout lock, waiting in a task of its own.
+fn acquire_later(
+    r: &Registry,
+    path: &str,
+    mode: LockMode,
+) -> tokio::task::JoinHandle<ndsr::Result<LockGuard>> {
+    let builder = r.lock(path).name("ndsr").layout(LockLayout::Curator).mode(mode).wait(WAIT);
+    tokio::spawn(builder.acquire())
+}
+
+/// Waits until the lock's path has `n` nodes.
+async fn until_nodes(zk: &zookeeper_client::Client, path: &str, n: usize) {
+    eventually(WAIT, &format!("{n} nodes in {path}"), || async {
+        zk.list_children(path).await.is_ok_and(|c| c.len() == n)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndsr_and_curators_interprocess_mutex_exclude_each_other() {
+    let Some(cp) = classpath() else { return };
+    let server = ZkServer::shared();
+    let servers = server.connect_string();
+    let (r, zk) = (registry(&servers).await, other(&servers).await);
+    let path = unique_path("curator-mutex");
+    let mut curator = Oracle::start(cp, &["mutex", &servers, &path]);
+    curator.expect("started", &[]).await;
+
+    // ndsr holds: Curator is refused, then waits and gets it on release.
+    let ours = try_lock(&r, &path, LockMode::Exclusive).await.unwrap();
+    curator.send("try 200").await;
+    assert_eq!(curator.line().await, "busy", "Curator's mutex while ndsr holds it");
+    curator.send("acquire").await;
+    until_nodes(&zk, &path, 2).await;
+    ours.release().await.unwrap();
+    assert_eq!(curator.line().await, "acquired");
+
+    // Curator holds: ndsr is refused, then waits and gets it on release.
+    refused(try_lock(&r, &path, LockMode::Exclusive).await, "ndsr's mutex while Curator holds it");
+    match try_lock(&r, &path, LockMode::Write).await {
+        Err(Error::LayoutMismatch { found, asked, .. }) => {
+            assert_eq!((found, asked), ("curator", "curator-rw"))
+        }
+        other => panic!("a read/write lock on a Curator mutex: {other:?}"),
+    }
+    let waiting = acquire_later(&r, &path, LockMode::Exclusive);
+    until_nodes(&zk, &path, 2).await;
+    assert!(!waiting.is_finished());
+    curator.send("release").await;
+    assert_eq!(curator.line().await, "released");
+    let ours = tokio::time::timeout(WAIT, waiting).await.expect("ndsr gets it").unwrap().unwrap();
+    curator.send("try 200").await;
+    assert_eq!(curator.line().await, "busy");
+    ours.release().await.unwrap();
+    curator.quit().await;
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndsr_and_curators_read_write_lock_exclude_each_other() {
+    let Some(cp) = classpath() else { return };
+    let server = ZkServer::shared();
+    let servers = server.connect_string();
+    let (r, zk) = (registry(&servers).await, other(&servers).await);
+    let path = unique_path("curator-rw-lock");
+    let mut reader = Oracle::start(cp, &["read-lock", &servers, &path]);
+    let mut writer = Oracle::start(cp, &["write-lock", &servers, &path]);
+    let mut late_reader = Oracle::start(cp, &["read-lock", &servers, &path]);
+    for curator in [&mut reader, &mut writer, &mut late_reader] {
+        curator.expect("started", &[]).await;
+    }
+
+    // ndsr's writer excludes Curator's reader and writer.
+    let ours = try_lock(&r, &path, LockMode::Write).await.unwrap();
+    for curator in [&mut reader, &mut writer] {
+        curator.send("try 200").await;
+        assert_eq!(curator.line().await, "busy", "Curator while ndsr writes");
+    }
+    ours.release().await.unwrap();
+
+    // Curator's reader shares with ndsr's readers and excludes ndsr's
+    // writer.
+    reader.send("acquire").await;
+    assert_eq!(reader.line().await, "acquired");
+    let our_read = try_lock(&r, &path, LockMode::Read).await.expect("readers share");
+    refused(try_lock(&r, &path, LockMode::Write).await, "ndsr's writer while Curator reads");
+    our_read.release().await.unwrap();
+
+    // ndsr's writer waits behind Curator's reader; a Curator reader that
+    // comes after it waits for it (readers wait for earlier writers).
+    let waiting = acquire_later(&r, &path, LockMode::Write);
+    until_nodes(&zk, &path, 2).await;
+    late_reader.send("try 200").await;
+    assert_eq!(late_reader.line().await, "busy", "a Curator reader behind ndsr's waiting writer");
+    reader.send("release").await;
+    assert_eq!(reader.line().await, "released");
+    let ours = tokio::time::timeout(WAIT, waiting).await.expect("ndsr writes").unwrap().unwrap();
+    late_reader.send("acquire").await;
+    until_nodes(&zk, &path, 2).await;
+    ours.release().await.unwrap();
+    assert_eq!(late_reader.line().await, "acquired");
+
+    // Curator's writer waits for Curator's reader, and excludes ndsr's
+    // reader once it holds.
+    writer.send("acquire").await;
+    until_nodes(&zk, &path, 2).await;
+    late_reader.send("release").await;
+    assert_eq!(late_reader.line().await, "released");
+    assert_eq!(writer.line().await, "acquired");
+    refused(try_lock(&r, &path, LockMode::Read).await, "ndsr's reader while Curator writes");
+    refused(try_lock(&r, &path, LockMode::Write).await, "ndsr's writer while Curator writes");
+    let waiting = acquire_later(&r, &path, LockMode::Read);
+    until_nodes(&zk, &path, 2).await;
+    writer.send("release").await;
+    assert_eq!(writer.line().await, "released");
+    let our_read = tokio::time::timeout(WAIT, waiting).await.expect("ndsr reads").unwrap().unwrap();
+    our_read.release().await.unwrap();
+    for curator in [reader, writer, late_reader] {
+        curator.quit().await;
+    }
+    r.close().await;
 }
