@@ -218,6 +218,39 @@ fn lock_kills_the_command_when_the_lock_is_lost() {
     assert_eq!(code, 0, "the lock is free again: {err}");
 }
 
+/// `ndsr lock` killed outright (SIGKILL: no chance to clean up) takes its
+/// command with it: nothing keeps running under a lock whose holder is
+/// gone, while the lock passes to the next once the session expires.
+#[test]
+fn a_killed_lock_holder_takes_its_command_with_it() {
+    let server = ZkServer::shared().connect_string();
+    let path = unique_path("cli-lock-killed");
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let script = format!("echo $$ > {}; while :; do sleep 0.05; done", pidfile.display());
+    let holder =
+        Running::start(&server, &["--session-timeout", "4s", "lock", &path, "--", "sh", "-c", &script]);
+    poll("the command runs under the lock", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    // Should the test fail, the command goes anyway.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _command = KillOnDrop(pid.parse().unwrap());
+    holder.signal(nix::sys::signal::Signal::SIGKILL);
+    poll("the command dies with its ndsr", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    let (code, _, err) = run(&server, &["lock", &path, "--wait", "20s", "--", "true"]);
+    assert_eq!(code, 0, "the lock passes on once the session expires: {err}");
+}
+
 #[test]
 fn sandbox_serves_until_interrupted() {
     let sandbox = Running::start("127.0.0.1:1", &["sandbox"]);

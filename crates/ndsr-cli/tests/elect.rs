@@ -141,12 +141,15 @@ fn one_command_at_a_time_and_the_next_leader_runs_with_a_larger_token() {
     assert_eq!(first[0].path, path, "NDSR_ELECTION_PATH");
     assert_eq!(log.starts().len(), 1, "the follower runs nothing: {:?}", log.lines());
 
-    // The leader's ndsr killed outright: its session expires, then the
-    // follower leads. (Its command, orphaned, is stopped by the test.)
+    // The leader's ndsr killed outright: its command dies with it (the
+    // kernel SIGKILLs it: it never runs on unguarded), its session
+    // expires, then the follower leads.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(a.child.id() as i32), Signal::SIGKILL).unwrap();
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(first[0].pid), Signal::SIGTERM).unwrap();
-    log.wait_line("stop a");
+    poll("a's command dies with its ndsr", || process_gone(first[0].pid));
+    // Killed, it could not take its marker away: the test does.
+    std::fs::remove_file(log.dir.path().join("running")).unwrap();
     let second = log.wait_starts(2);
+    assert!(!log.lines().contains(&"stop a".to_string()), "killed, not asked: {:?}", log.lines());
     assert_eq!(second[1].id, "b");
     assert!(second[1].token > first[0].token, "the token grows: {second:?}");
     log.no_overlap();

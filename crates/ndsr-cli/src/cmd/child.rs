@@ -130,3 +130,84 @@ pub async fn stop_before_or(
     leftovers(group, left.max(Duration::from_millis(100))).await;
     how
 }
+
+/// The hidden first argument that makes `ndsr` a leash for a command (see
+/// [`command`]); never typed by users.
+pub const LEASH: &str = "__ndsr-leash";
+
+/// The command line to run `program` with `args` under a lock or a
+/// leadership: in a process group of its own (so that stopping it stops
+/// everything it started), killed if dropped, and tied to this process.
+/// If `ndsr` itself dies (SIGKILL, a crash), the kernel SIGKILLs the
+/// command at once: nothing keeps acting under a lock or a leadership
+/// whose guard is gone. It runs through `ndsr` itself as a leash, which
+/// asks for that (Linux's parent-death signal) and then becomes the
+/// command (exec: the same process and group).
+///
+/// # Errors
+/// `program` cannot be found or is not executable, said before anything
+/// runs.
+pub fn command(program: &str, args: &[String]) -> std::io::Result<tokio::process::Command> {
+    let resolved = resolve(program)?;
+    let mut cmd = match std::env::current_exe() {
+        Ok(exe) if cfg!(target_os = "linux") => {
+            let mut cmd = tokio::process::Command::new(exe);
+            cmd.arg(LEASH).arg(std::process::id().to_string()).arg(program).arg(&resolved).args(args);
+            cmd
+        }
+        _ => {
+            let mut cmd = tokio::process::Command::new(&resolved);
+            cmd.args(args);
+            cmd
+        }
+    };
+    cmd.process_group(0).kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// `program` as a path to an executable file: as given when it names a
+/// path, else found in `PATH` (as the shell would).
+fn resolve(program: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return if executable(&path) {
+            Ok(path)
+        } else {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no executable file there"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not found in PATH"))
+}
+
+/// The leash's whole life (`ndsr __ndsr-leash PARENT NAME PATH ARGS...`,
+/// from [`command`]): asks the kernel for SIGKILL when the parent dies,
+/// checks that the parent has not died already, and becomes the command.
+/// Returns only when that fails.
+pub fn leash(args: Vec<std::ffi::OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let [parent, name, path, rest @ ..] = args.as_slice() else {
+        eprintln!("ndsr: {LEASH} is ndsr's own; it runs a command under ndsr lock or ndsr elect");
+        return ExitCode::from(2);
+    };
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        eprintln!("ndsr: cannot tie the command to ndsr: {e}");
+        return ExitCode::from(126);
+    }
+    // The parent may have died before the request: then no signal comes.
+    let parent = parent.to_str().and_then(|p| p.parse::<i32>().ok());
+    if parent != Some(nix::unistd::getppid().as_raw()) {
+        return ExitCode::from(137);
+    }
+    let err = std::process::Command::new(path).arg0(name).args(rest).exec();
+    eprintln!("ndsr: cannot run {}: {err}", name.to_string_lossy());
+    ExitCode::from(127)
+}

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::args::{ElectArgs, Global};
-use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
+use crate::cmd::child::{self, exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
 use crate::cmd::{check_path, connect, Signals, Stop};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
@@ -129,14 +129,13 @@ impl Term<'_> {
             // The command runs in a process group of its own, so that losing
             // leadership stops everything it started, not just its first
             // process.
-            let spawned = tokio::process::Command::new(program)
-                .args(rest)
-                .env(TOKEN_VAR, token.to_string())
-                .env(PATH_VAR, &self.args.path)
-                .env(ID_VAR, self.id)
-                .process_group(0)
-                .kill_on_drop(true)
-                .spawn();
+            let spawned = child::command(program, rest).and_then(|mut command| {
+                command
+                    .env(TOKEN_VAR, token.to_string())
+                    .env(PATH_VAR, &self.args.path)
+                    .env(ID_VAR, self.id)
+                    .spawn()
+            });
             let mut child = match spawned {
                 Ok(child) => child,
                 Err(e) => return Err(CliError::new(Exit::Failure, format!("cannot run {program}: {e}"))),
