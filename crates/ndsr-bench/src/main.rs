@@ -15,6 +15,7 @@ mod common;
 mod config;
 mod discovery;
 mod dropin;
+mod failover;
 mod fanout;
 mod growth;
 mod memory;
@@ -42,7 +43,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-12, comma separated).
+    /// Run only these cases (1-13, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -71,6 +72,9 @@ enum Internal {
     /// (internal) Registering N nodes, in a process of its own (case 8).
     #[command(hide = true)]
     RegisterChild { servers: String, base: String, n: usize },
+    /// (internal) An ndsr contender of case 13, in a process of its own.
+    #[command(hide = true)]
+    ElectionContender { servers: String, path: String, id: String, session_ms: u64 },
 }
 
 fn main() {
@@ -84,6 +88,9 @@ fn main() {
             }
             Internal::RegisterChild { servers, base, n } => {
                 runtime.block_on(growth::register_child(servers, base, *n))
+            }
+            Internal::ElectionContender { servers, path, id, session_ms } => {
+                runtime.block_on(failover::child(servers, path, id, *session_ms))
             }
         };
         if let Err(e) = done {
@@ -121,7 +128,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=12u8 {
+    for case in 1..=13u8 {
         if !wanted(case) {
             continue;
         }
@@ -140,7 +147,8 @@ async fn run(args: Args) -> Result<(), String> {
             9 => discovery::run(&ctx).await,
             10 => agent::run(&ctx).await,
             11 => config::run(&ctx).await,
-            _ => tree::run(&ctx).await,
+            12 => tree::run(&ctx).await,
+            _ => failover::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),
