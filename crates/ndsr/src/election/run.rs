@@ -34,8 +34,9 @@ pub(super) struct Contender {
     /// Our node's name up to the sequence (unique to this contender).
     prefix: String,
     tx: watch::Sender<Leadership>,
-    /// Our node: its name, sequence, and the session (epoch) it was made in.
-    node: Option<(String, i64, u64)>,
+    /// Our node: its name, its czxid (the token) when known, and the
+    /// session (epoch) it was made in.
+    node: Option<(String, Option<i64>, u64)>,
     /// Another layout's contenders were said to be there (said once).
     warned: bool,
 }
@@ -127,7 +128,7 @@ impl Contender {
         let client = &lease.client;
         // A create of ours sent earlier in this session, whose answer was
         // lost, may have made a node: adopt it rather than make a second.
-        if let Some((seq, name)) = self
+        if let Some((_, name)) = self
             .ours(client)
             .await
             .ok()
@@ -137,7 +138,7 @@ impl Contender {
             let session = self.registry.session().map(|s| s.id().0);
             if let Ok(Some(stat)) = shared.call("exists", &node, client.check_stat(&node)).await {
                 if Some(stat.ephemeral_owner) == session {
-                    self.node = Some((name, seq, lease.epoch));
+                    self.node = Some((name, Some(stat.czxid), lease.epoch));
                     return Ok(());
                 }
             }
@@ -167,10 +168,9 @@ impl Contender {
             });
         };
         match made {
-            Ok((_, seq)) => {
-                let seq = seq.to_string();
-                let sequence = seq.parse::<i64>().unwrap_or_default();
-                self.node = Some((format!("{}{seq}", self.prefix), sequence, lease.epoch));
+            Ok((stat, seq)) => {
+                // Made by this session: its czxid is the token.
+                self.node = Some((format!("{}{seq}", self.prefix), Some(stat.czxid), lease.epoch));
                 Ok(())
             }
             Err(e) if e.is_no_node() => {
@@ -180,11 +180,12 @@ impl Contender {
             Err(e) => {
                 // Sent, perhaps made: look for it.
                 let found = self.ours(client).await.ok().and_then(|ours| {
-                    ours.into_iter().find(|(_, n)| n.starts_with(&self.prefix)).map(|(seq, n)| (n, seq))
+                    ours.into_iter().find(|(_, n)| n.starts_with(&self.prefix)).map(|(_, n)| n)
                 });
                 match found {
-                    Some((name, seq)) => {
-                        self.node = Some((name, seq, lease.epoch));
+                    Some(name) => {
+                        // Its czxid is read when it leads.
+                        self.node = Some((name, None, lease.epoch));
                         Ok(())
                     }
                     None => Err(e),
@@ -246,8 +247,9 @@ impl Contender {
                 return Flow::Again;
             }
         }
-        let Some((name, _, _)) = self.node.clone() else { return Flow::Again };
+        let Some((name, czxid, _)) = self.node.clone() else { return Flow::Again };
         // Any change of the contenders moves this one's place: watched.
+        let listed = Instant::now();
         let (ours, children) = match self.ours_watched(&lease.client).await {
             Ok(found) => found,
             Err(e) => {
@@ -269,30 +271,36 @@ impl Contender {
         drop(lease);
         if place == 0 {
             let node = format!("{}/{name}", self.path);
-            let sent = Instant::now();
-            let (stat, watcher) = match shared.call("exists", &node, client.check_and_watch_stat(&node)).await
-            {
-                Ok(found) => found,
-                Err(_) => return Flow::Again,
-            };
-            let session = self.registry.session().map(|s| s.id().0);
-            let token = match stat {
-                // Ours only if owned by this live session (CURATOR-696).
-                Some(stat) if Some(stat.ephemeral_owner) == session => stat.czxid,
-                _ => {
-                    self.node = None;
-                    return Flow::Again;
+            // The listing just answered is the latest word from the server.
+            let mut sent = listed;
+            let (token, watcher) = match czxid {
+                // Made by this session (checked by epoch), listed just now:
+                // owned by the live session, and its token known.
+                Some(czxid) => (czxid, None),
+                None => {
+                    sent = Instant::now();
+                    let found = shared.call("exists", &node, client.check_and_watch_stat(&node)).await;
+                    let Ok((stat, watcher)) = found else { return Flow::Again };
+                    let session = self.registry.session().map(|s| s.id().0);
+                    match stat {
+                        // Ours only if owned by this live session (CURATOR-696).
+                        Some(stat) if Some(stat.ephemeral_owner) == session => {
+                            if let Some(ours) = self.node.as_mut() {
+                                ours.1 = Some(stat.czxid);
+                            }
+                            (stat.czxid, Some(watcher))
+                        }
+                        _ => {
+                            self.node = None;
+                            return Flow::Again;
+                        }
+                    }
                 }
             };
             // Another layout's contender, arriving while this one leads,
-            // is watched for too.
-            let children = match shared
-                .call("get_children", &self.path, client.list_and_watch_children(&self.path))
-                .await
-            {
-                Ok((names, watcher)) if self.sorted(names.clone()).is_ok() => watcher,
-                _ => return Flow::Again,
-            };
+            // is watched for too: by the watch of the listing that found
+            // this one first (it was checked for other layouts).
+            let Some(children) = children else { return Flow::Again };
             let limit = client.session_timeout().mul_f64(self.lost_after);
             if self.registry.state() != State::Connected || sent.elapsed() >= limit {
                 return Flow::Again;
@@ -323,7 +331,7 @@ impl Contender {
         client: &Client,
         epoch: u64,
         node: &str,
-        watcher: zookeeper_client::OneshotWatcher,
+        watcher: Option<zookeeper_client::OneshotWatcher>,
         children: zookeeper_client::OneshotWatcher,
         states: &mut watch::Receiver<State>,
         mut heard: Instant,
@@ -332,7 +340,16 @@ impl Contender {
         let limit = timeout.mul_f64(self.lost_after);
         let every = (timeout / 8).max(Duration::from_millis(50));
         let shared = self.registry.shared.clone();
-        let changed = watcher.changed();
+        // Our node's own watch, when it was read; else its deletion shows
+        // in the children's watch.
+        let changed = async move {
+            match watcher {
+                Some(watcher) => {
+                    watcher.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(changed);
         let mut children = Box::pin(children.changed());
         let mut next_probe = Instant::now() + every;
@@ -358,6 +375,11 @@ impl Contender {
                     // stepping down; else keep leading, watching again.
                     match shared.call("get_children", &self.path, client.list_and_watch_children(&self.path)).await {
                         Ok((names, again)) => {
+                            let name = node.rsplit('/').next().unwrap_or_default();
+                            if !names.iter().any(|n| n == name) {
+                                // Our node was deleted: look again.
+                                return Flow::Again;
+                            }
                             if let Err(e) = self.sorted(names) {
                                 tracing::warn!(path = %self.path, "{e}: no longer leader");
                                 self.set(Leadership::Lost);
