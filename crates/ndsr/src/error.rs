@@ -80,7 +80,7 @@ pub enum Error {
 
     /// An election path holds another layout's contenders: joining in
     /// this layout could elect two leaders (the layouts sort differently).
-    #[error("election {path} holds {found} contenders; joining as {asked} could elect two leaders (join in the {found} layout)")]
+    #[error("{path} holds {found} nodes; using it in the {asked} layout could let two clients lead or hold it at once (use the {found} layout)")]
     LayoutMismatch {
         /// The election path.
         path: String,

@@ -85,6 +85,35 @@ async fn a_path_of_another_layout_is_refused_naming_it() {
     }
     let selector = r.election(&path, "sel").layout(ElectionLayout::CuratorSelector).join().await;
     assert!(matches!(selector, Err(Error::LayoutMismatch { found: "curator-latch", .. })), "{selector:?}");
+
+    // Locks of another client count too: a Curator read/write lock's path
+    // is not a LeaderSelector's, a semaphore's is no one's election; a
+    // kazoo reader is ignored by kazoo's Election, as kazoo does.
+    let rw = unique_path("election-rw");
+    let _read = r
+        .lock(&rw)
+        .layout(ndsr::lock::LockLayout::Curator)
+        .mode(ndsr::lock::LockMode::Read)
+        .acquire()
+        .await
+        .unwrap();
+    let refused = r.election(&rw, "sel").layout(ElectionLayout::CuratorSelector).join().await;
+    assert!(matches!(refused, Err(Error::LayoutMismatch { found: "curator-rw", .. })), "{refused:?}");
+    let semaphore = unique_path("election-semaphore");
+    let _held = r.lock(&semaphore).acquire().await.unwrap();
+    let refused = r.election(&semaphore, "k").join().await;
+    assert!(matches!(refused, Err(Error::LayoutMismatch { found: "semaphore", .. })), "{refused:?}");
+    let readers = unique_path("election-readers");
+    let _reader = r
+        .lock(&readers)
+        .layout(ndsr::lock::LockLayout::Kazoo)
+        .mode(ndsr::lock::LockMode::Read)
+        .acquire()
+        .await
+        .unwrap();
+    let beside = r.election(&readers, "k").join().await.unwrap();
+    until(&beside, "kazoo's Election ignores kazoo's readers", |s| matches!(s, Leadership::Leader { .. }))
+        .await;
 }
 
 /// The venv `scripts/setup.sh` makes with kazoo.
@@ -299,7 +328,8 @@ async fn a_grace_rides_out_a_short_refusal_but_not_a_silent_link() {
         });
     }
     proxy.blackhole();
-    until(&next, "next leads once graced's session expires", |s| matches!(s, Leadership::Leader { .. })).await;
+    until(&next, "next leads once graced's session expires", |s| matches!(s, Leadership::Leader { .. }))
+        .await;
     eventually(WAIT, "graced stepped down", || async { down.lock().unwrap().is_some() }).await.unwrap();
     let when_down = down.lock().unwrap().clone().unwrap();
     assert!(

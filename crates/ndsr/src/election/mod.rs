@@ -59,6 +59,17 @@ impl ElectionLayout {
         }
     }
 
+    /// The family of lock nodes this layout shares a path with (as
+    /// [`crate::lock`] names them): kazoo's `Election` is a `Lock`, whose
+    /// readers it ignores; a `LeaderSelector` is an `InterProcessMutex`.
+    fn lock_family(self) -> &'static str {
+        match self {
+            ElectionLayout::Kazoo => "kazoo",
+            ElectionLayout::CuratorLatch => "curator-latch",
+            ElectionLayout::CuratorSelector => "curator",
+        }
+    }
+
     /// The name of a new contender's node before ZooKeeper's sequence.
     fn prefix(self, id: uuid::Uuid) -> String {
         match self {
@@ -447,6 +458,15 @@ async fn read_contenders(registry: &Registry, path: &str) -> Result<Vec<Contende
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_layout_is_of_its_lock_family() {
+        let id = uuid::Uuid::new_v4();
+        for layout in [ElectionLayout::Kazoo, ElectionLayout::CuratorLatch, ElectionLayout::CuratorSelector] {
+            let name = format!("{}0000000042", layout.prefix(id));
+            assert_eq!(crate::lock::node_family(&name), Some(layout.lock_family()), "{name}");
+        }
+    }
 
     #[test]
     fn node_names_are_read_in_each_layout() {

@@ -103,18 +103,20 @@ impl Contender {
     }
 
     fn sorted(&self, children: Vec<String>) -> Result<Vec<(i64, String)>> {
+        let mismatch =
+            |found| Error::LayoutMismatch { path: self.path.clone(), found, asked: self.layout.name() };
+        // A lock's nodes of another client (a semaphore's holders, Curator's
+        // read/write lock) sort or count differently too.
+        let family = self.layout.lock_family();
         let mut ours = Vec::new();
         for child in children {
             match ElectionLayout::of_node(&child) {
                 Some((layout, seq)) if layout == self.layout => ours.push((seq, child)),
-                Some((layout, _)) => {
-                    return Err(Error::LayoutMismatch {
-                        path: self.path.clone(),
-                        found: layout.name(),
-                        asked: self.layout.name(),
-                    })
-                }
-                None => {}
+                Some((layout, _)) => return Err(mismatch(layout.name())),
+                None => match crate::lock::node_family(&child) {
+                    Some(other) if other != family => return Err(mismatch(other)),
+                    _ => {}
+                },
             }
         }
         ours.sort();

@@ -58,6 +58,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use guard::{LockGuard, LockLost};
+pub(crate) use layout::family as node_family;
 pub use layout::{LockLayout, LockMode};
 
 use crate::path::validate_path;
