@@ -14,7 +14,8 @@
 # refuses a bad value, a typed Python reader that keeps the last good value
 # when kazoo writes garbage around ndsr, the history with its diffs and the
 # gap, and a rollback; then configuration as code: export, a plan, apply;
-# then a canary release to one zone, its status, and the promote.
+# then a canary release to one zone, its status, and the promote. First of
+# all, the newest: a leader election shared with a kazoo client (ndsr elect).
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ echo "== building the ndsr command line"
 cargo build --quiet --locked -p ndsr-cli
 ndsr=target/debug/ndsr
 py=.venv-ndsr/bin/python
-if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.start_canary" 2>/dev/null; then
+if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.election" 2>/dev/null; then
   echo "== building the Python wheel (once; scripts/python-tests.sh rebuilds it)"
   rm -rf target/wheels
   .venv-ndsr/bin/maturin build --quiet --locked -m crates/ndsr-py/Cargo.toml -o target/wheels -i "$py"
@@ -57,6 +58,39 @@ pids+=($!)
 wait_for "the sandbox" test -s "$work/sandbox.out"
 export NDSR_SERVER=$(head -n 1 "$work/sandbox.out")
 echo "sandbox serving on $NDSR_SERVER"
+
+step "leader election shared with kazoo (docs/COORDINATION.md): ndsr elect runs a command only while it leads"
+cat >"$work/kazoo_leader.py" <<'PY'
+import os, sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=os.environ["NDSR_SERVER"]); zk.start()
+election = zk.Election("/election/report", "kazoo-host")
+def lead():
+    print("kazoo-host (kazoo's Election) leads", flush=True)
+    while not os.path.exists(sys.argv[1]):  # until the demo says stop
+        time.sleep(0.05)
+election.run(lead)
+zk.stop()
+PY
+"$py" "$work/kazoo_leader.py" "$work/kazoo.stop" >"$work/kazoo.out" &
+pids+=($!)
+wait_for "kazoo to lead" grep -q leads "$work/kazoo.out"
+cat "$work/kazoo.out"
+echo '-- ndsr elect /election/report --id ndsr-host -- sh -c '"'"'echo "ndsr-host leads, token $NDSR_LEADER_TOKEN"; ...'"'"
+"$ndsr" elect /election/report --id ndsr-host -- \
+  sh -c 'echo "ndsr-host leads, token $NDSR_LEADER_TOKEN"; while :; do sleep 0.1; done' >"$work/elect.out" 2>&1 &
+elect=$!
+pids+=($elect)
+wait_for "ndsr to join" sh -c "'$ndsr' elect /election/report --status | grep -q ndsr-host"
+echo "-- ndsr elect /election/report --status"
+"$ndsr" elect /election/report --status
+echo "-- kazoo's leader resigns: ndsr leads and starts its command"
+touch "$work/kazoo.stop"
+wait_for "ndsr to lead" grep -q "ndsr-host leads" "$work/elect.out"
+grep -v "^ndsr: " "$work/elect.out"
+echo "-- SIGTERM: ndsr stops its command and resigns"
+kill -TERM "$elect"; wait "$elect" && echo "(exit 0)"
+"$ndsr" elect /election/report --status
 
 step "configuration releases (docs/CONFIG.md): ndsr config publish, a schema, a refused value, history, rollback"
 echo '-- ndsr config publish /config/web --data '"'"'{"pool": 10, "host": "db1"}'"'"' -m "first"'
