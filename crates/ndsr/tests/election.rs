@@ -231,6 +231,12 @@ async fn a_silent_leader_steps_down_before_the_next_one_leads() {
     let took_over = seen.iter().find(|(n, s, _)| *n == "next" && matches!(s, Leadership::Leader { .. }));
     let (Some(down), Some(up)) = (stepped_down, took_over) else { panic!("{seen:?}") };
     assert!(down.2 < up.2, "never two leaders: first stepped down before next led: {seen:?}");
+    // The deadline the leader knew: the server could not expire its session,
+    // and let next lead, before it.
+    let deadline = leader.session_deadline().expect("known once it led");
+    assert!(up.2.into_std() >= deadline, "next led {:?} before the deadline", deadline - up.2.into_std());
+    assert!(deadline > down.2.into_std(), "the deadline is after the step-down");
+    assert_eq!(next_registry.election(&path, "third").join().await.unwrap().session_deadline(), None);
     proxy.heal();
 }
 

@@ -228,12 +228,13 @@ impl Term<'_> {
     /// --lost-after of the session timeout, or it steps down: the server
     /// then holds the session for at least the rest of the timeout.
     ///
-    /// The session timeout is the one asked for (the library does not show
-    /// the negotiated one); a server whose maxSessionTimeout is below it
-    /// would expire the session sooner.
+    /// The library's deadline (the last answered request while leading,
+    /// plus the negotiated timeout) when it has one, and never later than
+    /// the one counted from the timeout asked for.
     fn session_deadline(&self) -> std::time::Instant {
         let part = 1.0 - self.args.lost_after.clamp(0.1, 0.9);
-        std::time::Instant::now() + self.global.session_timeout.mul_f64(part)
+        let asked = std::time::Instant::now() + self.global.session_timeout.mul_f64(part);
+        self.election.session_deadline().map_or(asked, |known| known.min(asked))
     }
 
     /// Waits until this contender leads: its token, or `None` once the

@@ -243,7 +243,8 @@ impl ElectionBuilder {
         let (tx, rx) = watch::channel(Leadership::Joining);
         let (stop, stopped) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
-        let mut contender = run::Contender::new(&self, tx);
+        let expiry = SessionExpiry::default();
+        let mut contender = run::Contender::new(&self, tx, expiry.clone());
         // The first node is made by the task, which answers here: a join
         // dropped meanwhile drops `stop`, and the task withdraws whatever
         // it made.
@@ -265,6 +266,7 @@ impl ElectionBuilder {
         let _ =
             tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| *s != Leadership::Joining)).await;
         Ok(Election {
+            expiry,
             registry: self.registry,
             path: self.path,
             id: self.id,
@@ -287,6 +289,23 @@ pub struct Election {
     rx: watch::Receiver<Leadership>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
+    expiry: SessionExpiry,
+}
+
+/// When the server may expire the session, as the leader last knew it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionExpiry(std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl SessionExpiry {
+    /// The server answered a request sent at `sent`; it holds the session
+    /// for `timeout` (negotiated) after that.
+    pub(crate) fn heard(&self, sent: tokio::time::Instant, timeout: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent + timeout);
+    }
+
+    fn get(&self) -> Option<std::time::Instant> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).map(tokio::time::Instant::into_std)
+    }
 }
 
 impl Election {
@@ -330,6 +349,16 @@ impl Election {
     /// [`Error::NoConnection`], or another ZooKeeper error.
     pub async fn contenders(&self) -> Result<Vec<Contender>> {
         contenders(&self.registry, &self.path, self.layout).await
+    }
+
+    /// The earliest moment the server may expire the session this
+    /// contender last led in, and let another contender lead: the last
+    /// request the server answered while it led, plus the negotiated
+    /// session timeout. What ran under the leadership must have stopped by
+    /// then (`ndsr elect` kills its command before it). `None` before it
+    /// first leads.
+    pub fn session_deadline(&self) -> Option<std::time::Instant> {
+        self.expiry.get()
     }
 
     /// The contender that leads the path now, as ZooKeeper has it (the

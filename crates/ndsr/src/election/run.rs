@@ -34,6 +34,9 @@ pub(super) struct Contender {
     /// Our node's name up to the sequence (unique to this contender).
     prefix: String,
     tx: watch::Sender<Leadership>,
+    /// The earliest moment the server may expire the session, as of the
+    /// last request it answered while this contender led.
+    expiry: SessionExpiry,
     /// Our node: its name, its czxid (the token) when known, and the
     /// session (epoch) it was made in.
     node: Option<(String, Option<i64>, u64)>,
@@ -42,7 +45,11 @@ pub(super) struct Contender {
 }
 
 impl Contender {
-    pub(super) fn new(b: &ElectionBuilder, tx: watch::Sender<Leadership>) -> Contender {
+    pub(super) fn new(
+        b: &ElectionBuilder,
+        tx: watch::Sender<Leadership>,
+        expiry: SessionExpiry,
+    ) -> Contender {
         Contender {
             registry: b.registry.clone(),
             path: b.path.clone(),
@@ -52,6 +59,7 @@ impl Contender {
             grace: b.grace,
             prefix: b.layout.prefix(uuid::Uuid::new_v4()),
             tx,
+            expiry,
             node: None,
             warned: false,
         }
@@ -355,6 +363,7 @@ impl Contender {
         tokio::pin!(changed);
         let mut children = Box::pin(children.changed());
         let mut next_probe = Instant::now() + every;
+        self.expiry.heard(heard, timeout);
         // While disconnected under a grace: when it runs out.
         let mut grace_until: Option<Instant> = None;
         loop {
@@ -416,7 +425,10 @@ impl Contender {
                         let left = (heard + limit).saturating_duration_since(sent).min(every);
                         let probe = tokio::time::timeout(left, shared.call("exists", node, client.check_stat(node))).await;
                         match probe {
-                            Ok(Ok(Some(_))) => heard = sent,
+                            Ok(Ok(Some(_))) => {
+                                heard = sent;
+                                self.expiry.heard(heard, timeout);
+                            }
                             Ok(Ok(None)) => return Flow::Again,
                             _ => {}
                         }
