@@ -343,18 +343,40 @@ async fn node_names_and_data_are_kazoos_and_curators() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn curator_readers_wait_for_writers_and_a_writer_s_own_reader_holds() {
+async fn curator_readers_wait_for_writers_even_those_of_their_own_registry() {
     let server = ZkServer::shared();
+    let zs = server.connect_string();
     let path = unique_path("curator-rw");
-    let (a, b) = (registry(&server.connect_string()).await, registry(&server.connect_string()).await);
+    let (a, b, zk) = (registry(&zs).await, registry(&zs).await, other(&zs).await);
     let writer = try_lock(&a, &path, LockLayout::Curator, LockMode::Write).await.unwrap();
     refused(try_lock(&b, &path, LockLayout::Curator, LockMode::Read).await, "a reader behind a writer");
     refused(try_lock(&b, &path, LockLayout::Curator, LockMode::Write).await, "a writer behind a writer");
-    // The writer's own registry reads (Curator's downgrade), then lets go
-    // of the write lock: other readers share, writers wait.
-    let own =
-        try_lock(&a, &path, LockLayout::Curator, LockMode::Read).await.expect("the writer's registry reads");
+    // No reentrancy: the writer's own registry (another task, another
+    // thread) waits to read like anyone.
+    refused(
+        try_lock(&a, &path, LockLayout::Curator, LockMode::Read).await,
+        "a reader of the writing registry behind its writer",
+    );
+    assert_eq!(children(&zk, &path).await.len(), 1, "the refused tries' nodes are gone");
+    // A downgrade: a read queued behind the write lock, then the write
+    // lock released. The reader holds only then.
+    let own = {
+        let (a, path) = (a.clone(), path.clone());
+        tokio::spawn(async move {
+            a.lock(&path)
+                .name("ndsr")
+                .layout(LockLayout::Curator)
+                .mode(LockMode::Read)
+                .wait(WAIT)
+                .acquire()
+                .await
+        })
+    };
+    count(&zk, &path, 2).await;
+    assert!(!own.is_finished(), "the writing registry's reader waits while it writes");
     writer.release().await.unwrap();
+    let own = tokio::time::timeout(WAIT, own).await.expect("it reads once the write lock goes").unwrap();
+    let own = own.expect("the writer's registry reads");
     let other_reader = try_lock(&b, &path, LockLayout::Curator, LockMode::Read).await.expect("readers share");
     refused(try_lock(&b, &path, LockLayout::Curator, LockMode::Write).await, "a writer behind readers");
     own.release().await.unwrap();

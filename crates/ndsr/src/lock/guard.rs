@@ -77,9 +77,6 @@ pub struct LockGuard {
     timeout: Duration,
     monitor: JoinHandle<()>,
     released: bool,
-    /// A Curator write lock's entry among those this process holds
-    /// (removed when the guard goes).
-    _held: Option<super::sequential::HeldWrite>,
 }
 
 impl std::fmt::Debug for LockGuard {
@@ -115,14 +112,7 @@ impl LockGuard {
             timeout: silence.timeout,
             monitor,
             released: false,
-            _held: None,
         }
-    }
-
-    /// Records the guard as a Curator write lock this process holds.
-    pub(super) fn with_held(mut self, held: Option<super::sequential::HeldWrite>) -> LockGuard {
-        self._held = held;
-        self
     }
 
     /// The lock's path.

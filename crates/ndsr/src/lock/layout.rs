@@ -174,12 +174,10 @@ impl Rule {
         children.iter().filter_map(|c| family(c)).find(|f| *f != ours)
     }
 
-    /// Where our node `node` (a name under the path) stands. `held_write`
-    /// says whether a child is a Curator write lock this process holds (a
-    /// Curator reader then holds at once, as Curator's does).
-    pub(super) fn place(&self, children: &[String], node: &str, held_write: impl Fn(&str) -> bool) -> Place {
+    /// Where our node `node` (a name under the path) stands.
+    pub(super) fn place(&self, children: &[String], node: &str) -> Place {
         match self.layout {
-            LockLayout::Curator => self.curator(children, node, held_write),
+            LockLayout::Curator => self.curator(children, node),
             _ => self.kazoo(children, node),
         }
     }
@@ -212,17 +210,13 @@ impl Rule {
     /// holds when first and waits for the child just before it
     /// (`StandardLockInternalsDriver`); a reader holds when no writer is
     /// before it and waits for the first writer (`InterProcessReadWriteLock`).
-    fn curator(&self, children: &[String], node: &str, held_write: impl Fn(&str) -> bool) -> Place {
+    fn curator(&self, children: &[String], node: &str) -> Place {
         let key = |name: &str| -> String {
             match self.mode {
                 LockMode::Exclusive => after_last(name, CURATOR_LOCK).to_string(),
                 _ => after_last(after_last(name, CURATOR_READ), CURATOR_WRITE).to_string(),
             }
         };
-        if self.mode == LockMode::Read && children.iter().any(|c| c.contains(CURATOR_WRITE) && held_write(c))
-        {
-            return Place::Holds;
-        }
         let mut sorted: Vec<&String> = children.iter().collect();
         // Stable, as Java's sort.
         sorted.sort_by_cached_key(|c| key(c));
@@ -313,14 +307,14 @@ mod tests {
         let my_r = format!("{}0000000003", read.prefix);
         let my_w = format!("{}0000000003", write.prefix);
         let children = names(&[&r2, &w1, &my_r, "junk"]);
-        assert_eq!(read.place(&children, &my_r, |_| false), Place::Behind(w1.clone()));
+        assert_eq!(read.place(&children, &my_r), Place::Behind(w1.clone()));
         let children = names(&[&r2, &my_r]);
-        assert_eq!(read.place(&children, &my_r, |_| false), Place::Holds);
+        assert_eq!(read.place(&children, &my_r), Place::Holds);
         let children = names(&[&w1, &r2, &my_w]);
-        assert_eq!(write.place(&children, &my_w, |_| false), Place::Behind(r2.clone()));
+        assert_eq!(write.place(&children, &my_w), Place::Behind(r2.clone()));
         // kazoo's Lock does not wait for readers.
-        assert_eq!(lock.place(&children, &my_w, |_| false), Place::Behind(w1));
-        assert_eq!(lock.place(&names(&[&r2]), &my_w, |_| false), Place::Missing);
+        assert_eq!(lock.place(&children, &my_w), Place::Behind(w1));
+        assert_eq!(lock.place(&names(&[&r2]), &my_w), Place::Missing);
     }
 
     #[test]
@@ -332,8 +326,8 @@ mod tests {
         let other = "_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d";
         let m1 = format!("{other}-lock-0000000001");
         let mine = format!("{}0000000002", mutex.prefix);
-        assert_eq!(mutex.place(&names(&[&mine, &m1]), &mine, |_| false), Place::Behind(m1));
-        assert_eq!(mutex.place(&names(&[&mine]), &mine, |_| false), Place::Holds);
+        assert_eq!(mutex.place(&names(&[&mine, &m1]), &mine), Place::Behind(m1));
+        assert_eq!(mutex.place(&names(&[&mine]), &mine), Place::Holds);
 
         let w1 = format!("{other}-__WRIT__0000000001");
         let w3 = format!("{other}-__WRIT__0000000003");
@@ -341,13 +335,14 @@ mod tests {
         let my_r = format!("{}0000000004", read.prefix);
         let my_w = format!("{}0000000004", write.prefix);
         // A reader waits for the first writer before it.
-        assert_eq!(read.place(&names(&[&w3, &my_r, &r2, &w1]), &my_r, |_| false), Place::Behind(w1.clone()));
-        assert_eq!(read.place(&names(&[&r2, &my_r]), &my_r, |_| false), Place::Holds);
-        // ... unless this process holds a write lock there.
-        assert_eq!(read.place(&names(&[&w1, &my_r]), &my_r, |c| c == w1), Place::Holds);
+        assert_eq!(read.place(&names(&[&w3, &my_r, &r2, &w1]), &my_r), Place::Behind(w1.clone()));
+        assert_eq!(read.place(&names(&[&r2, &my_r]), &my_r), Place::Holds);
+        // ... whoever holds it: there is no reentrancy, not even for a
+        // writer of the same registry.
+        assert_eq!(read.place(&names(&[&w1, &my_r]), &my_r), Place::Behind(w1.clone()));
         // A writer waits for the node just before it, reader or writer.
-        assert_eq!(write.place(&names(&[&w3, &my_w, &r2, &w1]), &my_w, |_| false), Place::Behind(w3));
-        assert_eq!(write.place(&names(&[&r2]), &my_w, |_| false), Place::Missing);
+        assert_eq!(write.place(&names(&[&w3, &my_w, &r2, &w1]), &my_w), Place::Behind(w3));
+        assert_eq!(write.place(&names(&[&r2]), &my_w), Place::Missing);
     }
 
     #[test]

@@ -26,9 +26,15 @@
 //! - Curator: `<path>/_c_<uuid>-lock-<sequence>` (`InterProcessMutex`, as
 //!   `LeaderSelector`), or `_c_<uuid>-__READ__<sequence>` and
 //!   `_c_<uuid>-__WRIT__<sequence>`, sorted as Curator sorts them. A
-//!   writer waits for every earlier node, a reader for earlier writers; a
-//!   reader holds at once while the same registry holds a write lock there
-//!   (as Curator's does on its writer's thread).
+//!   writer waits for every earlier node, a reader for earlier writers.
+//!
+//! No lock is reentrant and none downgrades: a reader waits for earlier
+//! writers whoever holds them, its own registry too (a registry serves
+//! many tasks and threads; Curator's reader holds at once on its writer's
+//! thread only). To downgrade, start the read acquire in another task
+//! while writing (its node queues behind the write lock's), then release
+//! the write lock: the reader then holds, before any writer that came
+//! after it.
 //!
 //! A contender watches only the node it waits for. A create whose answer
 //! was lost is found again by the node's unique prefix, not made twice.

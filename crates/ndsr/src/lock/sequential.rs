@@ -2,7 +2,7 @@
 //! node per contender under the lock path; each watches only the node it
 //! waits for (no herd).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::time::Instant;
 use zookeeper_client::{Client, CreateMode, Error as Zk, EventType};
@@ -13,37 +13,6 @@ use super::withdraw::Withdraw;
 use super::{LockBuilder, LockGuard};
 use crate::session::{Lease, Shared};
 use crate::{Error, Result};
-
-/// The Curator write locks this process holds, by registry and node path:
-/// a Curator reader of the same registry holds at once while one is held
-/// on its path, as Curator's reader does while its thread holds the write
-/// lock (a writer may take the read lock, then release the write one).
-static HELD_WRITES: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
-
-/// A Curator write lock held by this process; its entry goes with it.
-pub(crate) struct HeldWrite((usize, String));
-
-impl HeldWrite {
-    fn new(shared: &Arc<Shared>, node: &str) -> HeldWrite {
-        let key = (Arc::as_ptr(shared) as usize, node.to_string());
-        HELD_WRITES.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
-        HeldWrite(key)
-    }
-
-    fn held(shared: &Arc<Shared>, node: &str) -> bool {
-        let me = Arc::as_ptr(shared) as usize;
-        HELD_WRITES.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(r, n)| *r == me && n == node)
-    }
-}
-
-impl Drop for HeldWrite {
-    fn drop(&mut self) {
-        let mut held = HELD_WRITES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = held.iter().position(|k| *k == self.0) {
-            held.swap_remove(i);
-        }
-    }
-}
 
 /// [`LockBuilder::acquire`] for the kazoo and Curator layouts (the
 /// builder's options already checked).
@@ -76,11 +45,9 @@ pub(super) async fn acquire(lock: LockBuilder) -> Result<LockGuard> {
     withdraw.defuse();
     let timeout = lease.client.session_timeout();
     let silence = Silence { heard, timeout, limit: timeout.mul_f64(lock.lost_after) };
-    let held = (lock.layout == super::LockLayout::Curator && lock.mode == super::LockMode::Write)
-        .then(|| HeldWrite::new(&shared, &node));
     let epoch = lease.epoch;
     drop(lease);
-    Ok(LockGuard::new(shared, epoch, lock.path, node, silence).with_held(held))
+    Ok(LockGuard::new(shared, epoch, lock.path, node, silence))
 }
 
 fn mismatch(rule: &Rule, path: &str, children: &[String]) -> Result<()> {
@@ -108,7 +75,7 @@ async fn wait_turn(
             Err(e) => return Err(e),
         };
         mismatch(rule, path, &children)?;
-        match rule.place(&children, &name, |c| HeldWrite::held(shared, &format!("{path}/{c}"))) {
+        match rule.place(&children, &name) {
             // Deleted by someone else (kazoo re-creates it, as here).
             Place::Missing => name = create(shared, lease, lock, rule, true).await?,
             Place::Holds => {
