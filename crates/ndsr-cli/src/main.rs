@@ -13,8 +13,8 @@ use crate::error::CliError;
 
 fn main() -> ExitCode {
     // A command run under `ndsr lock` or `ndsr elect`, on its leash.
-    if std::env::args_os().nth(1).is_some_and(|a| a == cmd::child::LEASH) {
-        return cmd::child::leash(std::env::args_os().skip(2).collect());
+    if std::env::args_os().nth(1).is_some_and(|a| a == cmd::leash::LEASH) {
+        return cmd::leash::leash(std::env::args_os().skip(2).collect());
     }
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {

@@ -219,34 +219,45 @@ fn lock_kills_the_command_when_the_lock_is_lost() {
 }
 
 /// `ndsr lock` killed outright (SIGKILL: no chance to clean up) takes its
-/// command with it: nothing keeps running under a lock whose holder is
-/// gone, while the lock passes to the next once the session expires.
+/// command with it, and what the command started (here a child it waits
+/// for in the foreground): nothing keeps running under a lock whose holder
+/// is gone, while the lock passes to the next once the session expires.
 #[test]
 fn a_killed_lock_holder_takes_its_command_with_it() {
     let server = ZkServer::shared().connect_string();
     let path = unique_path("cli-lock-killed");
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let script = format!("echo $$ > {}; while :; do sleep 0.05; done", pidfile.display());
+    let pidfile = dir.path().join("pids");
+    // The shell writes its pid, then its child's (a subshell in the
+    // foreground, as a wrapper script runs its program), which loops.
+    let script =
+        format!("echo $$ >> {0}; sh -c 'echo $$ >> {0}; while :; do sleep 0.05; done'; :", pidfile.display());
     let holder =
         Running::start(&server, &["--session-timeout", "4s", "lock", &path, "--", "sh", "-c", &script]);
-    poll("the command runs under the lock", || {
-        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.ends_with('\n'))
+    poll("the command and its child run under the lock", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.lines().count() == 2)
     });
-    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
-    // Should the test fail, the command goes anyway.
-    struct KillOnDrop(i32);
+    let pids: Vec<i32> =
+        std::fs::read_to_string(&pidfile).unwrap().lines().map(|p| p.trim().parse().unwrap()).collect();
+    // Should the test fail, they go anyway.
+    struct KillOnDrop(Vec<i32>);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGKILL);
+            for pid in &self.0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
     }
-    let _command = KillOnDrop(pid.parse().unwrap());
+    let _command = KillOnDrop(pids.clone());
     holder.signal(nix::sys::signal::Signal::SIGKILL);
-    poll("the command dies with its ndsr", || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    });
+    for pid in &pids {
+        poll("the command and its child die with their ndsr", || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+        });
+    }
     let (code, _, err) = run(&server, &["lock", &path, "--wait", "20s", "--", "true"]);
     assert_eq!(code, 0, "the lock passes on once the session expires: {err}");
 }

@@ -378,11 +378,16 @@ fn bad_arguments_are_refused_with_a_reason() {
     assert!(err.contains("curator-latch"), "{err}");
     let (code, out, _) = run(&server, &["elect", &path, "--layout", "curator-latch", "--status"]);
     assert_eq!(code, 2, "--status takes no --layout: {out}");
-    let (code, _, err) = run(&server, &["elect", &path, "--", "nonexistent-command-for-ndsr"]);
-    assert_eq!(code, 3, "still the latch's path: {err}");
     rt.block_on(latch.resign());
+    // A command that cannot run is said before joining, not after winning.
     let (code, _, err) = run(&server, &["elect", &path, "--", "nonexistent-command-for-ndsr"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot run nonexistent-command-for-ndsr"), "{err}");
-    assert!(ids(&status_json(&server, &path)).is_empty(), "resigned after the failed start");
+    assert!(err.contains("cannot run nonexistent-command-for-ndsr: not found in PATH"), "{err}");
+    assert!(ids(&status_json(&server, &path)).is_empty(), "never joined");
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("script");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let (code, _, err) = run(&server, &["elect", &path, "--", &not_executable.display().to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("may execute"), "{err}");
 }

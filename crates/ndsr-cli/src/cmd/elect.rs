@@ -9,7 +9,8 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::args::{ElectArgs, Global};
-use crate::cmd::child::{self, exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
+use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
+use crate::cmd::leash;
 use crate::cmd::{check_path, connect, Signals, Stop};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
@@ -30,6 +31,10 @@ pub async fn run(global: &Global, args: ElectArgs) -> CliResult<ExitCode> {
     let Some((program, _)) = args.command.split_first() else {
         return Err(CliError::new(Exit::InvalidInput, "no command to run: give it after `--`"));
     };
+    // A command that cannot run is said now, not after winning.
+    if let Err(e) = leash::resolve(program) {
+        return Err(CliError::new(Exit::Failure, format!("cannot run {program}: {e}")));
+    }
     let registry = connect(global, false).await?;
     // Signals are caught before joining: one sent while the command starts
     // would otherwise end ndsr and leave the command running unguarded.
@@ -129,7 +134,7 @@ impl Term<'_> {
             // The command runs in a process group of its own, so that losing
             // leadership stops everything it started, not just its first
             // process.
-            let spawned = child::command(program, rest).and_then(|mut command| {
+            let spawned = leash::command(program, rest).and_then(|mut command| {
                 command
                     .env(TOKEN_VAR, token.to_string())
                     .env(PATH_VAR, &self.args.path)

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, LockArgs};
-use crate::cmd::child::{self, exit_code_of, kill_group, leftovers, stop_before, Group, REAP};
+use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before, Group, REAP};
+use crate::cmd::leash;
 use crate::cmd::{check_path, connect, Signals};
 use crate::error::{CliError, CliResult, Exit};
 
@@ -34,7 +35,7 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
     };
     // The command runs in a process group of its own, so that losing the
     // lock stops everything it started, not just its first process.
-    let spawned = child::command(program, rest).and_then(|mut command| command.spawn());
+    let spawned = leash::command(program, rest).and_then(|mut command| command.spawn());
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {

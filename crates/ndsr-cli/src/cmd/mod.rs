@@ -5,6 +5,7 @@ pub mod config;
 pub mod discovery;
 pub mod elect;
 pub mod get;
+pub mod leash;
 pub mod lock;
 pub mod mirror;
 pub mod register;
