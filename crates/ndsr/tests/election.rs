@@ -405,3 +405,37 @@ fn the_blocking_election_takes_turns() {
     b.resign();
     assert!(rb.election_status(&path).unwrap().contenders.is_empty());
 }
+
+/// A second node with a contender's own prefix (as a create whose answer was
+/// lost, then made again, would leave) is deleted by the contender, so it
+/// never stands in its own way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_of_a_contender_is_deleted() {
+    let server = ZkServer::shared();
+    let path = unique_path("election-double");
+    let r = registry(&server.connect_string()).await;
+    let second = registry(&server.connect_string()).await;
+    let b = second.election(&path, "b").join().await.unwrap();
+    until(&b, "b leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    let a = r.election(&path, "a").join().await.unwrap();
+    until(&a, "a follows", |s| *s == Leadership::Follower { position: 1 }).await;
+    let mine = a.contenders().await.unwrap()[1].node.clone();
+    let prefix = mine.trim_end_matches(|c: char| c.is_ascii_digit());
+    // The double comes after a's node; b leaves, so a leads if the double
+    // does not make it wait for itself.
+    let plain = other(&server.connect_string()).await;
+    let options =
+        zookeeper_client::CreateMode::EphemeralSequential.with_acls(zookeeper_client::Acls::anyone_all());
+    plain.create(&format!("{path}/{prefix}"), b"a", &options).await.unwrap();
+    eventually(WAIT, "a deletes its double", || async {
+        plain.list_children(&path).await.unwrap().iter().filter(|n| n.starts_with(prefix)).count() == 1
+    })
+    .await
+    .unwrap();
+    b.resign().await;
+    until(&a, "a leads", |s| matches!(s, Leadership::Leader { .. })).await;
+    assert_eq!(
+        a.contenders().await.unwrap().iter().map(|c| c.node.as_str()).collect::<Vec<_>>(),
+        [mine.as_str()]
+    );
+}

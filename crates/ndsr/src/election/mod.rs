@@ -82,8 +82,11 @@ impl ElectionLayout {
     /// The layout of a child's name and its sequence number, if it is a
     /// contender of one of the three.
     pub fn of_node(name: &str) -> Option<(ElectionLayout, i64)> {
+        // Ten digits, after a '-' once ZooKeeper's counter wrapped past 2^31
+        // (kazoo's `-?\d{10}`).
         let sequence = |digits: &str| -> Option<i64> {
-            (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+            let body = digits.strip_prefix('-').unwrap_or(digits);
+            (body.len() == 10 && body.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
         };
         if let Some(rest) = name.strip_prefix("_c_") {
             // A protected name: a 36-character UUID, then '-'.
@@ -507,6 +510,11 @@ mod tests {
         assert_eq!(
             ElectionLayout::of_node("_c_8b8a2d6e-8a7e-4b7c-9c5e-3d2f1a0b9c8d-latch-0000000007"),
             Some((ElectionLayout::CuratorLatch, 7))
+        );
+        assert_eq!(
+            ElectionLayout::of_node("0123456789abcdef0123456789abcdef__lock__-2147483648"),
+            Some((ElectionLayout::Kazoo, -2147483648)),
+            "a wrapped sequence"
         );
         for other in [
             "",

@@ -138,15 +138,19 @@ impl Contender {
         let client = &lease.client;
         // A create of ours sent earlier in this session, whose answer was
         // lost, may have made a node: adopt it rather than make a second.
-        if let Some((_, name)) = self
+        // Not knowing (an error) is not "none": tried again later.
+        let session = self.registry.session().map(|s| s.id().0);
+        let mine: Vec<String> = self
             .ours(client)
-            .await
-            .ok()
-            .and_then(|o| o.into_iter().find(|(_, n)| n.starts_with(&self.prefix)))
-        {
+            .await?
+            .into_iter()
+            .map(|(_, n)| n)
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        for name in mine {
             let node = format!("{}/{name}", self.path);
-            let session = self.registry.session().map(|s| s.id().0);
-            if let Ok(Some(stat)) = shared.call("exists", &node, client.check_stat(&node)).await {
+            // Another session's (an expired one's, going with it) is not.
+            if let Some(stat) = shared.call("exists", &node, client.check_stat(&node)).await? {
                 if Some(stat.ephemeral_owner) == session {
                     self.node = Some((name, Some(stat.czxid), lease.epoch));
                     return Ok(());
@@ -179,8 +183,10 @@ impl Contender {
         };
         match made {
             Ok((stat, seq)) => {
-                // Made by this session: its czxid is the token.
-                self.node = Some((format!("{}{seq}", self.prefix), Some(stat.czxid), lease.epoch));
+                // Made by this session: its czxid is the token (read again
+                // before leading should the answer name another owner).
+                let owned = self.registry.session().map(|s| s.id().0) == Some(stat.ephemeral_owner);
+                self.node = Some((format!("{}{seq}", self.prefix), owned.then_some(stat.czxid), lease.epoch));
                 Ok(())
             }
             Err(e) if e.is_no_node() => {
@@ -271,6 +277,22 @@ impl Contender {
                 return Flow::Again;
             }
         };
+        // A second node of ours (a create whose answer was lost, then made
+        // again) would stand in our own way: deleted.
+        let doubles: Vec<String> = ours
+            .iter()
+            .map(|(_, n)| n)
+            .filter(|n| n.starts_with(&self.prefix) && **n != name)
+            .cloned()
+            .collect();
+        if !doubles.is_empty() {
+            for double in doubles {
+                let node = format!("{}/{double}", self.path);
+                tracing::warn!(path = %self.path, "deleting a second node of this contender: {double}");
+                let _ = shared.call("delete", &node, lease.client.delete(&node, None)).await;
+            }
+            return Flow::Again;
+        }
         let Some(place) = ours.iter().position(|(_, n)| *n == name) else {
             // Deleted (by another client): join again.
             self.node = None;
@@ -384,8 +406,21 @@ impl Contender {
                 _ = &mut children => {
                     // A contender came or went: another layout's means
                     // stepping down; else keep leading, watching again.
-                    match shared.call("get_children", &self.path, client.list_and_watch_children(&self.path)).await {
+                    // Within the silence deadline, as everything else here.
+                    let sent = Instant::now();
+                    let listed = tokio::time::timeout_at(
+                        heard + limit,
+                        shared.call("get_children", &self.path, client.list_and_watch_children(&self.path)),
+                    );
+                    let Ok(listed) = listed.await else {
+                        tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
+                        self.set(Leadership::Lost);
+                        return Flow::Again;
+                    };
+                    match listed {
                         Ok((names, again)) => {
+                            heard = sent;
+                            self.expiry.heard(heard, timeout);
                             let name = node.rsplit('/').next().unwrap_or_default();
                             if !names.iter().any(|n| n == name) {
                                 // Our node was deleted: look again.
@@ -406,7 +441,8 @@ impl Contender {
                         return Flow::Closed;
                     }
                     match self.registry.state() {
-                        State::Connected => grace_until = None,
+                        // The same session: the node is still ours.
+                        State::Connected if shared.holds(epoch) => grace_until = None,
                         // Only a lost connection has a grace: the session
                         // may still be alive. An expired one is not.
                         State::Disconnected if !self.grace.is_zero() => {
