@@ -140,3 +140,27 @@ def test_locks_in_kazoo_layouts_exclude_kazoo_both_ways(zk, base, other):
             r.lock(path, timeout=1, layout="curator").acquire()
         assert e.value.found == "kazoo"
         blocker.release()
+
+
+def test_cancel_while_leading_does_not_resign_under_the_running_func(zk, base, other):
+    path = base + "/e"
+    with ndsr.Registry(zk) as r:
+        e = r.election(path, "worker")
+        inside, release, seen = threading.Event(), threading.Event(), []
+
+        def work():
+            inside.set()
+            release.wait(30)
+            seen.append(len(other.get_children(path)))
+
+        t = threading.Thread(target=e.run, args=(work,))
+        t.start()
+        assert inside.wait(30)
+        e.cancel()
+        with pytest.raises(RuntimeError, match="already running"):
+            e.run(lambda: None)
+        assert len(other.get_children(path)) == 1, "still leading while func runs"
+        release.set()
+        t.join(30)
+        assert seen == [1] and other.get_children(path) == []
+        assert e.run(lambda: "again") is None, "cancelled: run returns at once"

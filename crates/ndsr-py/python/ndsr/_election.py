@@ -37,12 +37,13 @@ class Election(object):
         self._core = None
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        # One run() at a time: a second would call func beside the first.
+        self._running = threading.Lock()
 
     def join(self):
         """Joins the election (``run`` and ``with`` do it); returns self."""
         with self._lock:
             if self._core is None:
-                self._cancelled.clear()
                 self._core = self._registry._core_registry().join_election(
                     self.path, self.identifier, self.layout, self._grace, self._lost_after
                 )
@@ -51,11 +52,17 @@ class Election(object):
     def run(self, func, *args, **kwargs):
         """Waits to lead, calls ``func(*args, **kwargs)`` while leading,
         then leaves the election and returns what ``func`` returned. Returns
-        None without calling it when :meth:`cancel` is called first. As
-        kazoo's, ``func`` is not interrupted when leadership is lost: check
-        :attr:`is_leader` in a long one, or use :meth:`wait`."""
-        self.join()
+        None without calling it when :meth:`cancel` was called (before or
+        during the wait). As kazoo's, ``func`` is not interrupted when
+        leadership is lost: check :attr:`is_leader` in a long one, or use
+        :meth:`wait`. Raises RuntimeError when another thread is in
+        ``run`` of this election."""
+        if not self._running.acquire(False):
+            raise RuntimeError("run() of this election is already running in another thread")
         try:
+            if self._cancelled.is_set():
+                return None
+            self.join()
             while True:
                 core = self._core
                 if self._cancelled.is_set() or core is None:
@@ -67,11 +74,16 @@ class Election(object):
             return func(*args, **kwargs)
         finally:
             self.resign()
+            self._running.release()
 
     def cancel(self):
-        """Ends a waiting :meth:`run` and leaves the election."""
+        """Ends a waiting :meth:`run` (which then leaves the election), or
+        makes the next ``run`` return at once. A ``func`` already running is
+        not interrupted, and the election is left only when it returns: a
+        leader never resigns while its work still runs (as kazoo's)."""
         self._cancelled.set()
-        self.resign()
+        if not self._running.locked():
+            self.resign()
 
     def resign(self):
         """Leaves the election: returns once its node is deleted."""
