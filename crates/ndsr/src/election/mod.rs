@@ -18,7 +18,9 @@
 //! # Leadership is a state
 //! [`Election::state`] is [`Leadership::Leader`] only while this
 //! contender's node is the lowest, is owned by the registry's live session
-//! (checked, as CURATOR-696's fix does), and the server answers. It drops
+//! (made by it, as the create's answer says, or its `ephemeralOwner`
+//! checked when found after a lost answer: CURATOR-696's fix), and the
+//! server answers. It drops
 //! to [`Leadership::Lost`] the moment the connection is lost, and also
 //! when the server has not answered for a part of the session timeout
 //! (⅔, as locks do: a silent link is noticed before the server can expire
@@ -33,6 +35,7 @@ mod run;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::{oneshot, watch};
 
 use crate::{Error, Registry, Result};
@@ -465,11 +468,14 @@ async fn read_contenders(registry: &Registry, path: &str) -> Result<Vec<Contende
         .collect();
     found.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
     let base = path.trim_end_matches('/');
-    let reads = futures::future::join_all(found.iter().map(|(_, _, name)| {
+    // At most 32 reads in flight, whatever the number of contenders.
+    let reads: Vec<_> = futures::stream::iter(found.iter().map(|(_, _, name)| {
         let node = format!("{base}/{name}");
         let client = client.clone();
         async move { shared.call("get_data", &node, client.get_data(&node)).await }
     }))
+    .buffered(32)
+    .collect()
     .await;
     let mut out = Vec::new();
     for ((sequence, layout, node), read) in found.into_iter().zip(reads) {
