@@ -233,6 +233,15 @@ async fn a_silent_leader_steps_down_before_the_next_one_leads() {
     assert!(down.2 < up.2, "never two leaders: first stepped down before next led: {seen:?}");
     // The deadline the leader knew: the server could not expire its session,
     // and let next lead, before it.
+    // Silence, or the client dropping the silent connection first: either
+    // way the session may live, and no one else leads before it expires.
+    let reason = leader.lost_reason().unwrap();
+    assert!(
+        matches!(reason, ndsr::election::LostReason::Silent | ndsr::election::LostReason::Disconnected),
+        "{reason:?}"
+    );
+    assert!(!reason.another_may_lead());
+    assert_eq!(next.lost_reason(), None, "never stopped leading");
     let deadline = leader.session_deadline().expect("known once it led");
     assert!(up.2.into_std() >= deadline, "next led {:?} before the deadline", deadline - up.2.into_std());
     assert!(deadline > down.2.into_std(), "the deadline is after the step-down");
@@ -270,6 +279,9 @@ async fn tokens_grow_across_a_remade_parent_and_another_layout_deposes() {
         !matches!(s, Leadership::Leader { .. })
     })
     .await;
+    let reason = second.lost_reason().unwrap();
+    assert_eq!(reason, ndsr::election::LostReason::AnotherLayout);
+    assert!(reason.another_may_lead(), "the latch's client may lead already");
 }
 
 /// Every change of `election`'s state, as it happens.

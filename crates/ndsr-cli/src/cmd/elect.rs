@@ -192,7 +192,8 @@ impl Term<'_> {
     /// Stops the command once leadership is lost: SIGTERM and what is left
     /// of --grace before the server could expire the session, when the
     /// session may still be alive (`Lost`); SIGKILL at once when it is
-    /// not, or as soon as that shows (the state moves on to joining again,
+    /// not or another contender may lead already (the library's
+    /// `lost_reason`), or as soon as that shows (the state moves on to joining again,
     /// following or a term with another token, or the session expired):
     /// another contender may lead already. Says `stopped` or `killed`.
     async fn stop_lost(
@@ -203,7 +204,10 @@ impl Term<'_> {
         state: &mut watch::Receiver<Leadership>,
         token: i64,
     ) -> CliResult<&'static str> {
-        if *now == Leadership::Lost && self.session_may_live() {
+        // Lost to another layout's contender, or the node gone: another
+        // client may lead already, whatever the session.
+        let another_may_lead = self.election.lost_reason().is_some_and(|r| r.another_may_lead());
+        if *now == Leadership::Lost && self.session_may_live() && !another_may_lead {
             let mut sessions = self.registry.state_changes();
             let gone = async {
                 tokio::select! {

@@ -298,19 +298,60 @@ pub struct Election {
     expiry: SessionExpiry,
 }
 
-/// When the server may expire the session, as the leader last knew it.
+/// Why a leader stopped leading (see [`Election::lost_reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// The connection was lost (beyond the grace, if any): the session may
+    /// still be alive, and no other contender can lead before it expires.
+    Disconnected,
+    /// The server did not answer for `lost_after` of the session timeout:
+    /// the same, on a silent link.
+    Silent,
+    /// The session ended (expired, or replaced by a new one): another
+    /// contender may lead already.
+    SessionEnded,
+    /// Another layout's contender arrived on the path: its client may
+    /// consider itself leader already.
+    AnotherLayout,
+    /// This contender's node changed or was deleted (by another client):
+    /// another contender may lead already.
+    NodeGone,
+}
+
+impl LostReason {
+    /// May another contender lead already (so what ran under the
+    /// leadership must stop at once, not by the session's deadline)?
+    pub fn another_may_lead(self) -> bool {
+        matches!(self, LostReason::SessionEnded | LostReason::AnotherLayout | LostReason::NodeGone)
+    }
+}
+
+/// What the contender task tells the `Election` beside its state: when the
+/// server may expire the session, as the leader last knew it, and why it
+/// last stopped leading.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SessionExpiry(std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+pub(crate) struct SessionExpiry(
+    std::sync::Arc<std::sync::Mutex<(Option<tokio::time::Instant>, Option<LostReason>)>>,
+);
 
 impl SessionExpiry {
     /// The server answered a request sent at `sent`; it holds the session
     /// for `timeout` (negotiated) after that.
     pub(crate) fn heard(&self, sent: tokio::time::Instant, timeout: Duration) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent + timeout);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(sent + timeout);
+    }
+
+    pub(crate) fn lost(&self, reason: LostReason) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(reason);
     }
 
     fn get(&self) -> Option<std::time::Instant> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).map(tokio::time::Instant::into_std)
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.map(tokio::time::Instant::into_std)
+    }
+
+    fn reason(&self) -> Option<LostReason> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 }
 
@@ -365,6 +406,13 @@ impl Election {
     /// first leads.
     pub fn session_deadline(&self) -> Option<std::time::Instant> {
         self.expiry.get()
+    }
+
+    /// Why this contender last stopped leading; `None` if it never did.
+    /// With [`LostReason::another_may_lead`], what ran under the leadership
+    /// must stop at once.
+    pub fn lost_reason(&self) -> Option<LostReason> {
+        self.expiry.reason()
     }
 
     /// The contender that leads the path now, as ZooKeeper has it (the
@@ -469,9 +517,11 @@ async fn read_contenders(registry: &Registry, path: &str) -> Result<Vec<Contende
     found.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
     let base = path.trim_end_matches('/');
     // At most 32 reads in flight, whatever the number of contenders.
-    let reads: Vec<_> = futures::stream::iter(found.iter().map(|(_, _, name)| {
-        let node = format!("{base}/{name}");
-        let client = client.clone();
+    // Each read owns what it uses (a stream of borrowing futures would not
+    // be Send for callers that need it, as the agent's streams).
+    let nodes: Vec<String> = found.iter().map(|(_, _, name)| format!("{base}/{name}")).collect();
+    let reads: Vec<_> = futures::stream::iter(nodes.into_iter().map(|node| {
+        let (client, shared) = (client.clone(), shared.clone());
         async move { shared.call("get_data", &node, client.get_data(&node)).await }
     }))
     .buffered(32)

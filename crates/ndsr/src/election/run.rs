@@ -65,6 +65,15 @@ impl Contender {
         }
     }
 
+    /// No longer leader, for `reason` (said by `Election::lost_reason`).
+    fn lost(&self, reason: LostReason) {
+        // Only a leader's loss has a reason worth keeping.
+        if matches!(*self.tx.borrow(), Leadership::Leader { .. }) {
+            self.expiry.lost(reason);
+        }
+        self.set(Leadership::Lost);
+    }
+
     fn set(&self, state: Leadership) {
         self.tx.send_if_modified(|s| {
             let changed = *s != state;
@@ -235,7 +244,7 @@ impl Contender {
             State::Closed => return Flow::Closed,
             State::Connected => {}
             _ => {
-                self.set(Leadership::Lost);
+                self.lost(LostReason::Disconnected);
                 return match states.changed().await {
                     Ok(()) => Flow::Again,
                     Err(_) => Flow::Closed,
@@ -247,7 +256,7 @@ impl Contender {
             Ok(lease) => lease,
             Err(Error::Closed) => return Flow::Closed,
             Err(_) => {
-                self.set(Leadership::Lost);
+                self.lost(LostReason::Disconnected);
                 return Flow::Again;
             }
         };
@@ -269,10 +278,11 @@ impl Contender {
         let (ours, children) = match self.ours_watched(&lease.client).await {
             Ok(found) => found,
             Err(e) => {
-                if matches!(e, Error::LayoutMismatch { .. }) && !std::mem::replace(&mut self.warned, true) {
+                let mixed = matches!(e, Error::LayoutMismatch { .. });
+                if mixed && !std::mem::replace(&mut self.warned, true) {
                     tracing::warn!(path = %self.path, "{e}: not leading while it lasts");
                 }
-                self.set(Leadership::Lost);
+                self.lost(if mixed { LostReason::AnotherLayout } else { LostReason::Disconnected });
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 return Flow::Again;
             }
@@ -341,7 +351,7 @@ impl Contender {
             let flow = self.hold(&client, epoch, &node, watcher, children, states, sent).await;
             // Whatever ended the hold, not leader until checked again.
             if matches!(*self.tx.borrow(), Leadership::Leader { .. }) {
-                self.set(Leadership::Lost);
+                self.lost(LostReason::NodeGone);
             }
             flow
         } else {
@@ -393,14 +403,14 @@ impl Contender {
                 _ = &mut changed => return Flow::Again,
                 () = async { tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)).await }, if grace_until.is_some() => {
                     tracing::warn!(path = %self.path, "not reconnected within the grace of {:?}: no longer leader", self.grace);
-                    self.set(Leadership::Lost);
+                    self.lost(LostReason::Disconnected);
                     return Flow::Again;
                 }
                 // Exactly when the server has been silent too long, whatever
                 // else is going on.
                 () = tokio::time::sleep_until(heard + limit) => {
                     tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
-                    self.set(Leadership::Lost);
+                    self.lost(LostReason::Silent);
                     return Flow::Again;
                 }
                 _ = &mut children => {
@@ -414,7 +424,7 @@ impl Contender {
                     );
                     let Ok(listed) = listed.await else {
                         tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
-                        self.set(Leadership::Lost);
+                        self.lost(LostReason::Silent);
                         return Flow::Again;
                     };
                     match listed {
@@ -428,7 +438,7 @@ impl Contender {
                             }
                             if let Err(e) = self.sorted(names) {
                                 tracing::warn!(path = %self.path, "{e}: no longer leader");
-                                self.set(Leadership::Lost);
+                                self.lost(LostReason::AnotherLayout);
                                 return Flow::Again;
                             }
                             children = Box::pin(again.changed());
@@ -448,8 +458,12 @@ impl Contender {
                         State::Disconnected if !self.grace.is_zero() => {
                             grace_until.get_or_insert_with(|| Instant::now() + self.grace);
                         }
+                        State::Connected | State::Expired => {
+                            self.lost(LostReason::SessionEnded);
+                            return Flow::Again;
+                        }
                         _ => {
-                            self.set(Leadership::Lost);
+                            self.lost(LostReason::Disconnected);
                             return Flow::Again;
                         }
                     }
@@ -471,7 +485,7 @@ impl Contender {
                     }
                     if heard.elapsed() > limit {
                         tracing::warn!(path = %self.path, "the server has not answered for {:?}: no longer leader", heard.elapsed());
-                        self.set(Leadership::Lost);
+                        self.lost(LostReason::Silent);
                         return Flow::Again;
                     }
                 }
