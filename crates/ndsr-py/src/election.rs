@@ -30,14 +30,8 @@ fn state_tuple(state: &Leadership) -> StateTuple {
 }
 
 fn layout_of(name: &str) -> PyResult<ElectionLayout> {
-    match name {
-        "kazoo" => Ok(ElectionLayout::Kazoo),
-        "curator-latch" => Ok(ElectionLayout::CuratorLatch),
-        "curator-selector" => Ok(ElectionLayout::CuratorSelector),
-        other => Err(PyValueError::new_err(format!(
-            "unknown election layout {other:?}: kazoo, curator-latch or curator-selector"
-        ))),
-    }
+    name.parse()
+        .map_err(|e: ndsr::Error| PyValueError::new_err(format!("unknown election layout {name:?}: {e}")))
 }
 
 fn contender_to_py<'py>(py: Python<'py>, c: &Contender) -> PyResult<Bound<'py, PyDict>> {

@@ -275,26 +275,12 @@ impl Registry {
     ) -> PyResult<LockGuard> {
         use ndsr::lock::{LockLayout, LockMode};
         let wait = seconds(wait, "wait")?;
-        let layout = match layout {
-            "semaphore" => LockLayout::Semaphore,
-            "kazoo" => LockLayout::Kazoo,
-            "curator" => LockLayout::Curator,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown lock layout {other:?}: semaphore, kazoo or curator"
-                )))
-            }
-        };
-        let mode = match mode {
-            "exclusive" => LockMode::Exclusive,
-            "read" => LockMode::Read,
-            "write" => LockMode::Write,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown lock mode {other:?}: exclusive, read or write"
-                )))
-            }
-        };
+        let layout: LockLayout = layout.parse().map_err(|e: ndsr::Error| {
+            PyValueError::new_err(format!("unknown lock layout {layout:?}: {e}"))
+        })?;
+        let mode: LockMode = mode
+            .parse()
+            .map_err(|e: ndsr::Error| PyValueError::new_err(format!("unknown lock mode {mode:?}: {e}")))?;
         let core = self.core()?;
         let builder = core
             .registry

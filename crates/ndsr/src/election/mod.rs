@@ -108,6 +108,18 @@ impl ElectionLayout {
     }
 }
 
+impl std::str::FromStr for ElectionLayout {
+    type Err = Error;
+
+    /// Its [`name`](ElectionLayout::name).
+    fn from_str(name: &str) -> Result<ElectionLayout> {
+        [ElectionLayout::Kazoo, ElectionLayout::CuratorLatch, ElectionLayout::CuratorSelector]
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or(Error::InvalidArgument("an election layout is kazoo, curator-latch or curator-selector"))
+    }
+}
+
 impl std::fmt::Display for ElectionLayout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -546,6 +558,23 @@ async fn read_contenders(registry: &Registry, path: &str) -> Result<Vec<Contende
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layouts_and_lock_modes_parse_from_their_names() {
+        use crate::lock::{LockLayout, LockMode};
+        for l in [ElectionLayout::Kazoo, ElectionLayout::CuratorLatch, ElectionLayout::CuratorSelector] {
+            assert_eq!(l.name().parse::<ElectionLayout>().unwrap(), l);
+        }
+        for l in [LockLayout::Semaphore, LockLayout::Kazoo, LockLayout::Curator] {
+            assert_eq!(l.name().parse::<LockLayout>().unwrap(), l);
+        }
+        for m in [LockMode::Exclusive, LockMode::Read, LockMode::Write] {
+            assert_eq!(m.name().parse::<LockMode>().unwrap(), m);
+        }
+        assert!(matches!("zab".parse::<ElectionLayout>(), Err(Error::InvalidArgument(_))));
+        assert!(matches!("Kazoo".parse::<LockLayout>(), Err(Error::InvalidArgument(_))));
+        assert!(matches!("".parse::<LockMode>(), Err(Error::InvalidArgument(_))));
+    }
 
     #[test]
     fn each_layout_is_of_its_lock_family() {

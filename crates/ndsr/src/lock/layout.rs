@@ -31,6 +31,18 @@ impl LockLayout {
     }
 }
 
+impl std::str::FromStr for LockLayout {
+    type Err = crate::Error;
+
+    /// Its [`name`](LockLayout::name).
+    fn from_str(name: &str) -> crate::Result<LockLayout> {
+        [LockLayout::Semaphore, LockLayout::Kazoo, LockLayout::Curator]
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or(crate::Error::InvalidArgument("a lock layout is semaphore, kazoo or curator"))
+    }
+}
+
 impl std::fmt::Display for LockLayout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -60,6 +72,18 @@ impl LockMode {
             LockMode::Read => "read",
             LockMode::Write => "write",
         }
+    }
+}
+
+impl std::str::FromStr for LockMode {
+    type Err = crate::Error;
+
+    /// Its [`name`](LockMode::name).
+    fn from_str(name: &str) -> crate::Result<LockMode> {
+        [LockMode::Exclusive, LockMode::Read, LockMode::Write]
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or(crate::Error::InvalidArgument("a lock mode is exclusive, read or write"))
     }
 }
 
