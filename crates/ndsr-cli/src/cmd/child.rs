@@ -130,3 +130,35 @@ pub async fn stop_before_or(
     leftovers(group, left.max(Duration::from_millis(100))).await;
     how
 }
+
+/// Passes a stop signal (SIGINT, SIGTERM, SIGHUP to ndsr) on to the
+/// command: SIGTERM to its group, then SIGKILL after `grace`, on a second
+/// signal, or when `lost` resolves (the lock or leadership went meanwhile);
+/// then what the group left. The command's status.
+pub async fn pass_stop_on(
+    child: &mut tokio::process::Child,
+    group: Group,
+    program: &str,
+    grace: Duration,
+    signals: &mut crate::cmd::Signals,
+    lost: impl std::future::Future<Output = ()>,
+) -> std::io::Result<std::process::ExitStatus> {
+    group.signal(Signal::SIGTERM);
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        () = tokio::time::sleep(grace) => {
+            eprintln!(
+                "ndsr: {program} did not exit within {} of SIGTERM; killing it",
+                humantime::format_duration(grace)
+            );
+            kill_group(child, group).await?
+        }
+        _ = signals.next() => {
+            eprintln!("ndsr: second signal; killing {program}");
+            kill_group(child, group).await?
+        }
+        () = lost => kill_group(child, group).await?,
+    };
+    leftovers(group, REAP).await;
+    Ok(status)
+}

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use ndsr::election::{Contender, Election, ElectionStatus, Leadership};
 use ndsr::Registry;
-use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use crate::args::{ElectArgs, Global};
-use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before_or, Group, REAP};
+use crate::cmd::child::{exit_code_of, kill_group, leftovers, pass_stop_on, stop_before_or, Group, REAP};
 use crate::cmd::leash;
 use crate::cmd::{check_path, connect, Signals, Stop};
 use crate::error::{CliError, CliResult, Exit};
@@ -285,27 +284,10 @@ impl Term<'_> {
         token: i64,
     ) -> CliResult {
         let program = self.program;
-        group.signal(Signal::SIGTERM);
-        tokio::select! {
-            status = child.wait() => {
-                status?;
-            }
-            () = tokio::time::sleep(self.args.grace) => {
-                eprintln!(
-                    "ndsr: {program} did not exit within {} of SIGTERM; killing it",
-                    humantime::format_duration(self.args.grace)
-                );
-                kill_group(child, group).await?;
-            }
-            _ = signals.next() => {
-                eprintln!("ndsr: second signal; killing {program}");
-                kill_group(child, group).await?;
-            }
-            _ = not_leading(state, token) => {
-                kill_group(child, group).await?;
-            }
-        }
-        leftovers(group, REAP).await;
+        let lost = async {
+            not_leading(state, token).await;
+        };
+        pass_stop_on(child, group, program, self.args.grace, signals, lost).await?;
         self.say(format_args!("{program} stopped; resigning"));
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, LockArgs};
-use crate::cmd::child::{exit_code_of, kill_group, leftovers, stop_before, Group, REAP};
+use crate::cmd::child::{exit_code_of, kill_group, leftovers, pass_stop_on, stop_before, Group, REAP};
 use crate::cmd::leash;
 use crate::cmd::{check_path, connect, Signals};
 use crate::error::{CliError, CliResult, Exit};
@@ -85,23 +85,8 @@ pub async fn run(global: &Global, args: LockArgs) -> CliResult<ExitCode> {
             // for ever: a command that ignores SIGTERM must not keep
             // running without the lock after we are gone. After the grace
             // period, or a second signal, the whole group is killed.
-            group.signal(nix::sys::signal::Signal::SIGTERM);
-            let status = tokio::select! {
-                status = child.wait() => status?,
-                () = tokio::time::sleep(args.grace) => {
-                    eprintln!(
-                        "ndsr: {program} did not exit within {} of SIGTERM; killing it",
-                        humantime::format_duration(args.grace)
-                    );
-                    kill_group(&mut child, group).await?
-                }
-                _ = signals.next() => {
-                    eprintln!("ndsr: second signal; killing {program}");
-                    kill_group(&mut child, group).await?
-                }
-                () = guard.lost() => kill_group(&mut child, group).await?,
-            };
-            leftovers(group, REAP).await;
+            let status =
+                pass_stop_on(&mut child, group, program, args.grace, &mut signals, guard.lost()).await?;
             let _ = guard.release().await;
             exit_code_of(status)
         }
