@@ -429,8 +429,11 @@ impl Contender {
                     };
                     match listed {
                         Ok((names, again)) => {
-                            heard = sent;
-                            self.expiry.heard(heard, timeout);
+                            // Heard, if still in the session it leads in.
+                            if shared.holds(epoch) {
+                                heard = sent;
+                                self.expiry.heard(heard, timeout);
+                            }
                             let name = node.rsplit('/').next().unwrap_or_default();
                             if !names.iter().any(|n| n == name) {
                                 // Our node was deleted: look again.
@@ -443,7 +446,11 @@ impl Contender {
                             }
                             children = Box::pin(again.changed());
                         }
-                        Err(_) => return Flow::Again,
+                        Err(_) => {
+                            // Not known to be gone: the session may live.
+                            self.lost(LostReason::Disconnected);
+                            return Flow::Again;
+                        }
                     }
                 }
                 moved = states.changed() => {
