@@ -347,6 +347,8 @@ fn bad_arguments_are_refused_with_a_reason() {
         (vec!["elect", &path, "--json", "--", "true"], "cannot be used with"),
         (vec!["elect", &path, "--json"], "CMD"),
         (vec!["elect", &path, "--grace", "soon", "--", "true"], "--grace"),
+        (vec!["elect", &path, "--reconnect-grace", "soon", "--", "true"], "--reconnect-grace"),
+        (vec!["elect", &path, "--status", "--reconnect-grace", "5s"], "cannot be used with"),
     ];
     for (args, says) in usage {
         let (code, _, err) = run(&server, &args);

@@ -40,11 +40,16 @@ pub struct ElectArgs {
     /// (0.1 to 0.9)
     #[arg(long, value_name = "PART", value_parser = parse_lost_after, default_value = "0.67")]
     pub lost_after: f64,
+    /// How long a leader whose connection drops keeps leading (and its command running) while it
+    /// reconnects; never past --lost-after of the session timeout since ZooKeeper last answered
+    /// (default: none, leadership ends at once)
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub reconnect_grace: Duration,
     /// Show the path's layout(s), leader and contenders (of any layout) and exit; no command
-    #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "command"])]
+    #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "reconnect_grace", "command"])]
     pub status: bool,
     /// With --status: print JSON
-    #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "command"])]
+    #[arg(long, conflicts_with_all = ["id", "layout", "grace", "once", "lost_after", "reconnect_grace", "command"])]
     pub json: bool,
     /// The command to run while leading, after `--`
     #[arg(last = true, required_unless_present = "status", value_name = "CMD")]

@@ -49,6 +49,7 @@ pub async fn run(global: &Global, args: ElectArgs) -> CliResult<ExitCode> {
         .election(&args.path, &id)
         .layout(args.layout.into())
         .lost_after(args.lost_after)
+        .grace(args.reconnect_grace)
         .join()
         .await;
     let election = match joined {
