@@ -31,6 +31,7 @@
 mod announce;
 mod curator;
 mod kept;
+mod maintenance;
 mod nd;
 mod nerve;
 mod select;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use curator::{CuratorInstance, CuratorPayload, ServiceType, UriSpec};
+pub use maintenance::{mark, MarkError, ND_MAINTENANCE};
 pub use nerve::NerveInstance;
 pub use select::{InFlight, LabelFilter, NoInstance, Selector, Strategy};
 pub use serverset::{ServerSetMember, ServerSetStatus};
@@ -132,8 +134,8 @@ pub struct Instance {
     pub ssl_port: Option<u16>,
     /// Whether it takes traffic: Curator `enabled` and Spring Cloud's
     /// `metadata.instance_status` (`UP` or empty), ServerSet `status`
-    /// `ALIVE`; nerve and nd instances always serve (they deregister
-    /// instead).
+    /// `ALIVE`, nd no `maintenance` field (see [`mark`]); nerve instances
+    /// always serve (they deregister instead).
     pub serving: bool,
     /// A weight for weighted selection: nerve's `weight`, or a `weight`
     /// label (metadata) of the other formats.

@@ -39,10 +39,10 @@ pub(super) fn decode(key: &str, data: &Object) -> Decoded {
         host: host.to_string(),
         port,
         ssl_port: None,
-        serving: true,
+        serving: !super::maintenance::nd_in_maintenance(data),
         weight: None,
         shard: None,
-        labels: labels_of(data, &["pid", "created"]),
+        labels: labels_of(data, &["pid", "created", super::ND_MAINTENANCE]),
         endpoints: Default::default(),
         data: data.clone(),
     };
