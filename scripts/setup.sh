@@ -4,7 +4,8 @@
 # interop tests (and zk-shell 1.3.4 there, a peer in the bench), .venv-ndsr
 # with maturin, pytest, kazoo and pydantic for the Python module, the real
 # Apache Curator 5.4.0 (with a JDK) as the discovery tests' oracle, and
-# Chromium with its WebDriver for the agent dashboard's browser test.
+# Chromium with its WebDriver for the agent dashboard's browser test, and
+# dig for the agent's DNS tests.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -127,6 +128,22 @@ install_python_build() {
     pydantic==2.14.3
 }
 
+install_dig() {
+  # The agent's DNS tests (crates/ndsr-cli/tests/agent_dns.rs) ask it with
+  # dig (Debian's bind9-dnsutils).
+  if command -v dig >/dev/null 2>&1; then
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing dig (bind9-dnsutils)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null
+  else
+    echo "setup: the agent's DNS tests need dig (apt-get install -y bind9-dnsutils)" >&2
+    exit 1
+  fi
+}
+
 cd "$(dirname "$0")/.."
 
 if have_zookeeper && command -v java >/dev/null 2>&1; then
@@ -135,6 +152,7 @@ if have_zookeeper && command -v java >/dev/null 2>&1; then
   install_python_build
   install_curator
   install_browser
+  install_dig
   exit 0
 fi
 
@@ -152,6 +170,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   install_python_build
   install_curator
   install_browser
+  install_dig
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.

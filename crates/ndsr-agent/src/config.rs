@@ -35,6 +35,7 @@ pub struct File {
     pub config: ConfigReleases,
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<MirrorFields>,
+    pub dns: Option<DnsFields>,
 }
 
 /// `[config]`: configuration releases (issue 24).
@@ -235,9 +236,11 @@ pub struct TemplateFile {
     pub wait_limit: Option<Duration>,
 }
 
+mod dns;
 mod mirror;
 mod register;
 
+pub use dns::*;
 pub use mirror::*;
 pub use register::*;
 
@@ -258,6 +261,8 @@ pub struct Config {
     pub config: ConfigReleases,
     /// `[[mirror]]`, checked.
     pub mirrors: Vec<MirrorSpec>,
+    /// `[dns]`, checked (`None`: no DNS).
+    pub dns: Option<Dns>,
 }
 
 /// A followed path of `[config] record_external`: a node, or the direct
@@ -409,6 +414,7 @@ impl Config {
             }
             recorded.push(parsed);
         }
+        let dns = check_dns(file.dns, within)?;
         Ok(Config {
             file_path: path.to_path_buf(),
             servers: file.zookeeper.servers,
@@ -421,6 +427,7 @@ impl Config {
             registrations,
             config: file.config,
             mirrors: check_mirrors(file.mirrors)?,
+            dns,
         })
     }
 

@@ -11,6 +11,7 @@
 
 pub mod check;
 mod config;
+mod dns;
 mod durations;
 mod error;
 mod external;
@@ -156,12 +157,16 @@ impl Launch {
         agent.tasks.spawn(templates::run(agent.clone()));
         mirror::agent::start(&agent);
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
+        let dns = dns::start(&agent).await?;
         // The handlers first: a signal sent as soon as the line below is read
         // must find them (SIGHUP's default would end the process).
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
         line(&format!("ndsr agent listening on http://{address}/ (ZooKeeper {servers})"))?;
+        if let Some(dns) = dns {
+            line(&format!("ndsr agent DNS on {dns} (UDP and TCP)"))?;
+        }
         loop {
             tokio::select! {
                 _ = terminate.recv() => break,

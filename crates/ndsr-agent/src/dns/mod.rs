@@ -1,0 +1,161 @@
+//! The DNS interface (`[dns]`): the serving instances of services as A,
+//! AAAA and SRV records, over UDP and TCP, on `hickory-server`. Every use
+//! of hickory's API is in this module (`answer` makes the records), so its
+//! changes stay here.
+//!
+//! Names: `NAME.service.DOMAIN`, `LABEL.NAME.service.DOMAIN` (instances
+//! with a label of that value), `HEX.addr.DOMAIN` (an SRV target's
+//! address). NXDOMAIN for an unknown service, NODATA for a known one with
+//! no instance, both with the domain's SOA. Answers too large for UDP are
+//! truncated (TC) by hickory; TCP carries them whole.
+
+mod answer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::rr::{Name, Record};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::Server;
+use metrics::{counter, histogram};
+
+use self::answer::Outcome;
+use crate::state::Agent;
+use crate::RunError;
+
+/// How long a TCP connection may stay without a request.
+const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued per TCP connection.
+const TCP_BUFFER: usize = 32;
+
+/// Starts the DNS server if the configuration has `[dns]` (its listen
+/// address is read only here: it changes on restart): the address bound,
+/// UDP and TCP on the same port. It stops when the agent does.
+pub async fn start(agent: &Arc<Agent>) -> Result<Option<SocketAddr>, RunError> {
+    let Some(listen) = agent.config().dns.as_ref().map(|d| d.listen) else { return Ok(None) };
+    let (udp, tcp) = bind(listen).await.map_err(|error| RunError::Listen { address: listen, error })?;
+    let address = udp.local_addr()?;
+    let mut server = Server::new(Handler { agent: agent.clone() });
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_TIMEOUT, TCP_BUFFER);
+    let cancel = agent.cancel.clone();
+    agent.tasks.spawn(async move {
+        cancel.cancelled().await;
+        if let Err(e) = server.shutdown_gracefully().await {
+            tracing::warn!("DNS server: {e}");
+        }
+    });
+    Ok(Some(address))
+}
+
+/// A UDP socket and a TCP listener on the same address; port 0 picks a
+/// port free for both.
+async fn bind(listen: SocketAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(listen).await?;
+        let mut at = listen;
+        at.set_port(udp.local_addr()?.port());
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Answers each request from the agent's state.
+struct Handler {
+    agent: Arc<Agent>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let started = Instant::now();
+        let edns = request.edns.as_ref().map(|asked| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(asked.max_payload().max(512));
+            edns.set_version(0);
+            edns
+        });
+        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let (qtype, outcome) = match request.request_info() {
+            Ok(info) => {
+                let qtype = info.query.query_type();
+                let lower = info.query.name().to_string().to_ascii_lowercase();
+                let owner = Name::from(info.query.name().clone());
+                let outcome = match self.agent.config().dns.clone() {
+                    Some(dns) => {
+                        let outcome = answer::answer(&self.agent, &dns, &owner, &lower, qtype).await;
+                        Some((dns, outcome))
+                    }
+                    None => None,
+                };
+                (Some(qtype), outcome)
+            }
+            Err(_) => (None, None),
+        };
+        let (answers, additionals, soa): (Vec<Record>, Vec<Record>, Vec<Record>) = match outcome {
+            Some((dns, Outcome::Records { answers, additionals })) => {
+                metadata.authoritative = true;
+                let soa = if answers.is_empty() { vec![answer::soa(&dns)] } else { Vec::new() };
+                (answers, additionals, soa)
+            }
+            Some((dns, Outcome::NxDomain)) => {
+                metadata.authoritative = true;
+                metadata.response_code = ResponseCode::NXDomain;
+                (Vec::new(), Vec::new(), vec![answer::soa(&dns)])
+            }
+            Some((_, Outcome::ServFail)) => {
+                metadata.response_code = ResponseCode::ServFail;
+                Default::default()
+            }
+            Some((_, Outcome::Refused)) | None => {
+                metadata.response_code = match qtype {
+                    Some(_) => ResponseCode::Refused,
+                    None => ResponseCode::FormErr,
+                };
+                Default::default()
+            }
+        };
+        let rcode = metadata.response_code;
+        let message = builder.build(metadata, answers.iter(), [].iter(), soa.iter(), additionals.iter());
+        let info = match response.send_response(message).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!("DNS: cannot answer {}: {e}", request.src());
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+            }
+        };
+        let kind: &'static str = qtype.map_or("none", <&'static str>::from);
+        counter!("ndsr_dns_queries_total", "type" => kind, "rcode" => rcode_name(rcode)).increment(1);
+        histogram!("ndsr_dns_answer_seconds").record(started.elapsed().as_secs_f64());
+        info
+    }
+}
+
+/// A response code as `dig` shows it.
+fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::FormErr => "FORMERR",
+        _ => "OTHER",
+    }
+}

@@ -1,0 +1,236 @@
+//! The agent's DNS interface (`[dns]`) against a real ZooKeeper, asked
+//! with `dig` (Debian's bind9-dnsutils): A and SRV of serving instances,
+//! label filters, aliases, NXDOMAIN vs NODATA with the SOA, truncation
+//! then TCP, shuffled order, metrics, and the last answers while
+//! ZooKeeper is down.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::agent::Agent;
+use common::*;
+use ndsr_testkit::{unique_path, ZkServer};
+use serde_json::json;
+
+/// `dig`'s answer, parsed.
+#[derive(Debug)]
+struct Dig {
+    status: String,
+    flags: Vec<String>,
+    answer: Vec<Vec<String>>,
+    authority: Vec<Vec<String>>,
+    additional: Vec<Vec<String>>,
+    text: String,
+}
+
+impl Dig {
+    /// The last field (the data) of each answer record of type `kind`.
+    fn data(&self, kind: &str) -> Vec<String> {
+        self.answer.iter().filter(|r| r[3] == kind).map(|r| r[4..].join(" ")).collect()
+    }
+}
+
+/// Asks the agent at `port` with `dig` (`extra`: more options).
+fn dig(port: u16, name: &str, kind: &str, extra: &[&str]) -> Dig {
+    let port = port.to_string();
+    let mut args = vec!["@127.0.0.1", "-p", &port, "+time=5", "+tries=1", "+norecurse", name, kind];
+    args.extend_from_slice(extra);
+    let output =
+        Command::new("/usr/bin/dig").args(&args).output().expect("dig (apt-get install bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "dig {args:?}: {text}");
+    let mut dig = Dig {
+        status: String::new(),
+        flags: Vec::new(),
+        answer: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+        text: text.clone(),
+    };
+    let mut section = "";
+    for line in text.lines() {
+        if let Some(rest) = line.split("status: ").nth(1) {
+            dig.status = rest.split(',').next().unwrap_or_default().to_string();
+        }
+        if let Some(rest) = line.strip_prefix(";; flags: ") {
+            dig.flags =
+                rest.split(';').next().unwrap_or_default().split_whitespace().map(String::from).collect();
+        }
+        if line.starts_with(";; ANSWER SECTION") {
+            section = "answer";
+        } else if line.starts_with(";; AUTHORITY SECTION") {
+            section = "authority";
+        } else if line.starts_with(";; ADDITIONAL SECTION") {
+            section = "additional";
+        } else if line.is_empty() || line.starts_with(';') {
+            section = "";
+        } else {
+            let record: Vec<String> = line.split_whitespace().map(String::from).collect();
+            match section {
+                "answer" => dig.answer.push(record),
+                "authority" => dig.authority.push(record),
+                "additional" => dig.additional.push(record),
+                _ => {}
+            }
+        }
+    }
+    dig
+}
+
+/// Starts an agent with `[dns]` on a free port: the agent and the port.
+fn start(server: &str, root: &str, dns: &str) -> (Agent, u16) {
+    let config = format!("roots = [\"{root}\"]\n[dns]\nlisten = \"127.0.0.1:0\"\n{dns}");
+    let agent = Agent::start(server, &config);
+    let line = agent.running.line_where("the DNS address", |l| l.contains("DNS on"));
+    let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
+    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    (agent, port)
+}
+
+fn registry(rt: &tokio::runtime::Runtime, server: &str) -> ndsr::Registry {
+    rt.block_on(ndsr::Registry::builder(server).build()).unwrap()
+}
+
+fn curator(id: &str, address: &str, port: u16, enabled: bool) -> serde_json::Value {
+    json!({"name": "api", "id": id, "address": address, "port": port, "sslPort": null, "payload": null,
+           "registrationTimeUTC": 1, "serviceType": "DYNAMIC", "uriSpec": null, "enabled": enabled})
+}
+
+#[test]
+fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns");
+    let writer = registry(&rt, &server);
+    for (host, zone) in [("10.0.0.1:80", "blue"), ("10.0.0.2:81", "green")] {
+        rt.block_on(writer.set_node(&format!("{root}/web/{host}"), json!({"zone": zone}))).unwrap();
+    }
+    rt.block_on(writer.set_data(&format!("{root}/empty"), json!({}))).unwrap();
+    // A deeper path, by alias, in Curator's format: the disabled one is not served.
+    rt.block_on(writer.set_data(&format!("{root}/deep/api/c1"), curator("c1", "10.0.1.1", 9000, true)))
+        .unwrap();
+    rt.block_on(writer.set_data(&format!("{root}/deep/api/c2"), curator("c2", "10.0.1.2", 9000, false)))
+        .unwrap();
+    let (agent, port) = start(&server, &root, &format!("ttl = 7\n[dns.services]\napi = \"{root}/deep/api\""));
+
+    let a = dig(port, "web.service.ndsr", "A", &[]);
+    assert_eq!(a.status, "NOERROR", "{}", a.text);
+    assert!(a.flags.contains(&"aa".to_string()), "authoritative: {}", a.text);
+    let addresses: BTreeSet<String> = a.data("A").into_iter().collect();
+    assert_eq!(addresses, BTreeSet::from(["10.0.0.1".into(), "10.0.0.2".into()]), "{}", a.text);
+    assert!(a.answer.iter().all(|r| r[1] == "7"), "the TTL: {}", a.text);
+    // Names are not case-sensitive.
+    assert_eq!(dig(port, "WEB.Service.NDSR", "A", &[]).data("A").len(), 2);
+
+    // SRV: priority, weight, port and a target whose address is in the
+    // additional section (and resolves on its own).
+    let srv = dig(port, "web.service.ndsr", "SRV", &[]);
+    let records: BTreeSet<String> = srv.data("SRV").into_iter().collect();
+    let expected =
+        BTreeSet::from(["1 1 80 0a000001.addr.ndsr.".to_string(), "1 1 81 0a000002.addr.ndsr.".into()]);
+    assert_eq!(records, expected, "{}", srv.text);
+    let glue: BTreeSet<String> =
+        srv.additional.iter().filter(|r| r[3] == "A").map(|r| r[4].clone()).collect();
+    assert_eq!(glue, BTreeSet::from(["10.0.0.1".into(), "10.0.0.2".into()]), "{}", srv.text);
+    assert_eq!(dig(port, "0a000002.addr.ndsr", "A", &[]).data("A"), ["10.0.0.2"]);
+
+    // A label's value filters (Consul's tag form).
+    assert_eq!(dig(port, "green.web.service.ndsr", "A", &[]).data("A"), ["10.0.0.2"]);
+    let none = dig(port, "red.web.service.ndsr", "A", &[]);
+    assert_eq!((none.status.as_str(), none.answer.len()), ("NOERROR", 0), "{}", none.text);
+
+    // An alias, in any format the discovery layer reads; only serving instances.
+    assert_eq!(dig(port, "api.service.ndsr", "A", &[]).data("A"), ["10.0.1.1"]);
+
+    // NXDOMAIN for an unknown service, NODATA for a known one without
+    // instances; both with the SOA, whose minimum is the TTL.
+    let soa = |d: &Dig| d.authority.iter().find(|r| r[3] == "SOA").cloned().unwrap_or_default();
+    let unknown = dig(port, "nope.service.ndsr", "A", &[]);
+    assert_eq!((unknown.status.as_str(), unknown.answer.len()), ("NXDOMAIN", 0), "{}", unknown.text);
+    let record = soa(&unknown);
+    assert_eq!(record.first().map(String::as_str), Some("ndsr."), "{}", unknown.text);
+    assert_eq!(record.last().map(String::as_str), Some("7"), "the SOA minimum: {}", unknown.text);
+    let empty = dig(port, "empty.service.ndsr", "A", &[]);
+    assert_eq!((empty.status.as_str(), empty.answer.len()), ("NOERROR", 0), "{}", empty.text);
+    assert_eq!(soa(&empty).last().map(String::as_str), Some("7"), "{}", empty.text);
+    let other = dig(port, "web.service.ndsr", "TXT", &[]);
+    assert_eq!((other.status.as_str(), other.answer.len()), ("NOERROR", 0), "{}", other.text);
+    assert!(!soa(&other).is_empty(), "{}", other.text);
+    let outside = dig(port, "web.service.example", "A", &[]);
+    assert_eq!(outside.status, "REFUSED", "{}", outside.text);
+
+    // TCP answers the same.
+    let tcp = dig(port, "web.service.ndsr", "A", &["+tcp"]);
+    assert_eq!(tcp.data("A").len(), 2, "{}", tcp.text);
+
+    // A new instance is answered once the agent sees it.
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.3:82"), json!({"zone": "blue"}))).unwrap();
+    poll("the new instance", || dig(port, "web.service.ndsr", "A", &[]).data("A").len() == 3);
+    assert_eq!(dig(port, "blue.web.service.ndsr", "A", &[]).data("A").len(), 2);
+
+    let metrics = agent.http().get("/metrics").text;
+    assert!(metrics.contains(r#"ndsr_dns_queries_total{type="A",rcode="NXDOMAIN"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"ndsr_dns_queries_total{type="SRV",rcode="NOERROR"}"#), "{metrics}");
+}
+
+#[test]
+fn large_answers_are_truncated_over_udp_whole_over_tcp_and_shuffled() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns-big");
+    let writer = registry(&rt, &server);
+    for i in 1..=60 {
+        rt.block_on(writer.set_node(&format!("{root}/big/10.0.2.{i}:80"), json!({}))).unwrap();
+    }
+    let (_agent, port) = start(&server, &root, "");
+    poll("all 60 instances", || dig(port, "big.service.ndsr", "A", &["+tcp"]).data("A").len() == 60);
+
+    // Plain DNS (512 bytes, no EDNS): truncated, and dig does not retry.
+    let udp = dig(port, "big.service.ndsr", "A", &["+noedns", "+ignore"]);
+    assert!(udp.flags.contains(&"tc".to_string()), "the TC bit: {}", udp.text);
+    assert!(udp.data("A").len() < 60, "{}", udp.text);
+    // dig's default: truncated over UDP, then whole over TCP.
+    let retried = dig(port, "big.service.ndsr", "A", &["+noedns"]);
+    assert_eq!(retried.data("A").len(), 60, "{}", retried.text);
+    assert!(!retried.flags.contains(&"tc".to_string()), "{}", retried.text);
+
+    // The order changes from answer to answer.
+    let first = dig(port, "big.service.ndsr", "A", &["+tcp"]).data("A");
+    let orders: BTreeSet<Vec<String>> =
+        (0..5).map(|_| dig(port, "big.service.ndsr", "A", &["+tcp"]).data("A")).chain([first]).collect();
+    assert!(orders.len() > 1, "six answers in one order");
+}
+
+#[test]
+fn serves_the_last_answers_while_zookeeper_is_down() {
+    let rt = runtime();
+    let zk_server = ZkServer::new().unwrap();
+    let server = zk_server.connect_string();
+    let root = unique_path("agent-dns-stale");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.3.1:80"), json!({}))).unwrap();
+    rt.block_on(writer.set_data(&format!("{root}/empty"), json!({}))).unwrap();
+    let (agent, port) = start(&server, &root, "");
+    assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.3.1"]);
+    assert_eq!(dig(port, "empty.service.ndsr", "A", &[]).status, "NOERROR");
+    drop(writer);
+
+    zk_server.stop().unwrap();
+    poll("the agent sees the outage", || agent.http().get("/v1/health").status == 503);
+    poll("the service is marked stale", || {
+        agent.http().get(&format!("/v1/services{root}/web")).body["stale"] == true
+    });
+    // The last known answers, not an empty one caused by the outage.
+    let stale = dig(port, "web.service.ndsr", "A", &[]);
+    assert_eq!(
+        (stale.status.as_str(), stale.data("A")),
+        ("NOERROR", vec!["10.0.3.1".to_string()]),
+        "{}",
+        stale.text
+    );
+    assert_eq!(dig(port, "web.service.ndsr", "SRV", &[]).data("SRV"), ["1 1 80 0a000301.addr.ndsr."]);
+    assert_eq!(dig(port, "empty.service.ndsr", "A", &[]).status, "NOERROR");
+    assert_eq!(dig(port, "nope.service.ndsr", "A", &[]).status, "NXDOMAIN");
+}
