@@ -234,6 +234,10 @@ pub struct TemplateFile {
     /// it counts as failing (default 30s).
     #[serde(default, with = "crate::durations::optional")]
     pub wait_limit: Option<Duration>,
+    /// `"MIN:MAX"` or `"MIN"`: write a changed file once its output has
+    /// been quiet for MIN, at the latest MAX after it changed.
+    #[serde(default)]
+    pub wait: Option<crate::templates::Wait>,
 }
 
 mod dns;

@@ -19,6 +19,9 @@ pub mod hold;
 mod http;
 mod metrics;
 pub mod mirror;
+mod notify;
+mod once;
+mod ready;
 mod registration;
 mod registrations;
 mod state;
@@ -85,6 +88,9 @@ pub enum RunError {
     /// Signals or the standard output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// `--once`: templates failed or were not rendered (each with why).
+    #[error("templates not rendered: {0}")]
+    Templates(String),
 }
 
 /// A loaded, checked configuration, ready to run.
@@ -154,7 +160,8 @@ impl Launch {
         let recorders = Recorders::default();
         apply(&agent).await;
         recorders.reconcile(&agent).await;
-        agent.tasks.spawn(templates::run(agent.clone()));
+        let (settled, first_renders) = tokio::sync::oneshot::channel();
+        agent.tasks.spawn(templates::run(agent.clone(), Some(settled)));
         mirror::agent::start(&agent);
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
         let dns = dns::start(&agent).await?;
@@ -167,6 +174,7 @@ impl Launch {
         if let Some(dns) = dns {
             line(&format!("ndsr agent DNS on {dns} (UDP and TCP)"))?;
         }
+        let systemd = ready::announce(&agent, first_renders);
         loop {
             tokio::select! {
                 _ = terminate.recv() => break,
@@ -177,6 +185,9 @@ impl Launch {
 
         // Shutdown: streams and tasks end, then the session closes, which
         // removes every registration at once.
+        if let Some(systemd) = &systemd {
+            systemd.send("STOPPING=1\nSTATUS=stopping: removing registrations");
+        }
         agent.cancel.cancel();
         agent.registry.close().await;
         // A closed stdout must not skip the waits below.

@@ -3,6 +3,15 @@
 //! instances, written atomically only when the bytes change, then a
 //! command run (at most once per interval). While any service is stale or
 //! not read yet, nothing is rendered: our own outage never empties a file.
+//! With `wait`, a changed file waits for its output to be quiet (`quiet`).
+
+mod command;
+mod quiet;
+
+pub use quiet::Wait;
+
+use command::run_command_if_due;
+use quiet::Quiet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +40,11 @@ struct Template {
     command_due: bool,
     /// Since when it waits for a service's first list.
     waiting_since: Option<Instant>,
+    /// The text last written (or found already there).
+    written: Option<String>,
+    /// A changed text held by `wait`, and when it changed.
+    held: Option<String>,
+    quiet: Quiet,
 }
 
 impl Template {
@@ -51,6 +65,18 @@ impl Template {
     /// it waits and that is still to come.
     fn wait_deadline(&self) -> Option<Instant> {
         self.waiting_since.map(|since| since + self.wait_limit()).filter(|at| *at > Instant::now())
+    }
+
+    /// When its held text is to be written (`wait`), if one is held.
+    fn quiet_due(&self) -> Option<Instant> {
+        self.held.as_ref()?;
+        self.quiet.due(self.file.wait?)
+    }
+
+    /// Whether its first render is done: rendered (or failed), or given up
+    /// waiting for a service's first list.
+    fn settled(&self, agent: &Agent) -> bool {
+        agent.templates.get(&self.name()).is_some_and(|s| s.waiting.is_empty() || !s.ok)
     }
 }
 
@@ -132,8 +158,10 @@ impl TemplateStatuses {
     }
 }
 
-/// Renders the configured templates on every change, until shutdown.
-pub async fn run(agent: Arc<Agent>) {
+/// Renders the configured templates on every change, until shutdown;
+/// `settled` is sent once every template's first render is done (and its
+/// command run): the first sync, for readiness and `--once`.
+pub async fn run(agent: Arc<Agent>, mut settled: Option<tokio::sync::oneshot::Sender<()>>) {
     let mut changes = agent.changes();
     let mut templates: Vec<Template> = Vec::new();
     loop {
@@ -156,6 +184,9 @@ pub async fn run(agent: Arc<Agent>) {
                     last_run: None,
                     command_due: false,
                     waiting_since: None,
+                    written: None,
+                    held: None,
+                    quiet: Quiet::default(),
                 }));
             }
             agent.templates.retain(&templates);
@@ -164,6 +195,9 @@ pub async fn run(agent: Arc<Agent>) {
             render(&agent, template).await;
             run_command_if_due(template).await;
         }
+        if let Some(settled) = settled.take_if(|_| templates.iter().all(|t| t.settled(&agent))) {
+            let _ = settled.send(());
+        }
         // Wake on the next change, when a delayed command is due, or when
         // a template has waited too long for a first list.
         let due = templates
@@ -171,6 +205,7 @@ pub async fn run(agent: Arc<Agent>) {
             .filter(|t| t.command_due)
             .filter_map(|t| t.last_run.map(|at| at + t.min_interval()))
             .chain(templates.iter().filter_map(Template::wait_deadline))
+            .chain(templates.iter().filter_map(Template::quiet_due))
             .min();
         let sleep = async {
             match due {
@@ -218,16 +253,35 @@ async fn render(agent: &Agent, template: &mut Template) {
     };
     template.waiting_since = None;
     let file = template.file.clone();
-    let rendered = tokio::task::spawn_blocking(move || render_and_write(&file, context)).await;
+    let rendered = tokio::task::spawn_blocking(move || render_text(&file, context)).await;
     let rendered = rendered.unwrap_or_else(|e| Err(format!("the render did not finish: {e}")));
     let result = match rendered {
-        Ok(written) => {
-            if written {
-                template.command_due = template.file.command.is_some();
-            }
-            let result = if written { "written" } else { "unchanged" };
-            counter!("ndsr_template_renders_total", "template" => name, "result" => result).increment(1);
+        Ok(text) if hold(template, &text) => {
+            counter!("ndsr_template_renders_total", "template" => name, "result" => "held").increment(1);
             Ok(())
+        }
+        Ok(text) => {
+            let file = template.file.clone();
+            let (written, text) = tokio::task::spawn_blocking(move || (write(&file, text.as_bytes()), text))
+                .await
+                .unwrap_or_else(|e| (Err(format!("the write did not finish: {e}")), String::new()));
+            match written {
+                Ok(written) => {
+                    template.written = Some(text);
+                    if written {
+                        template.command_due = template.file.command.is_some();
+                    }
+                    let result = if written { "written" } else { "unchanged" };
+                    counter!("ndsr_template_renders_total", "template" => name, "result" => result)
+                        .increment(1);
+                    Ok(())
+                }
+                Err(e) => {
+                    counter!("ndsr_template_renders_total", "template" => name, "result" => "error")
+                        .increment(1);
+                    Err(e)
+                }
+            }
         }
         Err(e) => {
             counter!("ndsr_template_renders_total", "template" => name, "result" => "error").increment(1);
@@ -239,21 +293,47 @@ async fn render(agent: &Agent, template: &mut Template) {
     }
 }
 
-/// Renders the template and writes its file if the bytes changed: whether
-/// it wrote, or why the file was kept. Blocking (file I/O): run it with
-/// `spawn_blocking`.
-fn render_and_write(file: &TemplateFile, context: minijinja::Value) -> Result<bool, String> {
+/// Whether `text`, a changed render, is held by the template's `wait`
+/// (its output is not quiet yet): not the first render, not the text
+/// already written, and not due.
+fn hold(template: &mut Template, text: &str) -> bool {
+    let held = match (template.file.wait, &template.written) {
+        (Some(wait), Some(written)) if written != text => {
+            let now = Instant::now();
+            if template.held.as_deref() != Some(text) {
+                template.quiet.change(now);
+                template.held = Some(text.to_string());
+            }
+            template.quiet.due(wait).is_some_and(|at| at > now)
+        }
+        _ => false,
+    };
+    if !held {
+        template.held = None;
+        template.quiet = Quiet::default();
+    }
+    held
+}
+
+/// Renders the template: the text, or why the file is kept. Blocking
+/// (file I/O): run it with `spawn_blocking`.
+fn render_text(file: &TemplateFile, context: minijinja::Value) -> Result<String, String> {
     let source_path = &file.source;
     let source = std::fs::read_to_string(source_path).map_err(|e| {
         tracing::error!(template = %source_path.display(), "cannot read the template: {e}");
         format!("cannot read the template {}: {e}", source_path.display())
     })?;
-    let text = render_source(source_path, &source, context).map_err(|(e, detail)| {
+    render_source(source_path, &source, context).map_err(|(e, detail)| {
         tracing::error!(template = %source_path.display(), "template error (the file is kept): {detail}");
         e
-    })?;
+    })
+}
+
+/// Writes the template's file if the bytes changed: whether it wrote, or
+/// why not. Blocking: run it with `spawn_blocking`.
+fn write(file: &TemplateFile, bytes: &[u8]) -> Result<bool, String> {
     let destination = &file.destination;
-    match write_atomically(destination, text.as_bytes()) {
+    match write_atomically(destination, bytes) {
         Ok(written) => {
             if written {
                 tracing::info!(file = %destination.display(), "rendered");
@@ -459,46 +539,6 @@ fn number_value(n: &serde_json::Number) -> minijinja::Value {
         .or_else(|| text.parse::<u128>().ok().map(Value::from).and_then(exact))
         .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(Value::from).and_then(exact))
         .unwrap_or_else(|| Value::from_safe_string(text))
-}
-
-/// Runs the command if the file changed and the interval since the last
-/// run is over; its exit status is logged and exported.
-async fn run_command_if_due(template: &mut Template) {
-    let Some(command) = template.file.command.clone() else { return };
-    if !template.command_due || template.last_run.is_some_and(|at| at.elapsed() < template.min_interval()) {
-        return;
-    }
-    template.command_due = false;
-    template.last_run = Some(Instant::now());
-    let name = template.name();
-    let timeout = template.file.command_timeout.unwrap_or(Duration::from_secs(60));
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .current_dir(&template.dir)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    let (result, code) = match tokio::time::timeout(timeout, child).await {
-        Ok(Ok(status)) if status.success() => {
-            tracing::info!(file = %name, command, "command succeeded");
-            ("ok", 0)
-        }
-        Ok(Ok(status)) => {
-            tracing::error!(file = %name, command, %status, "command failed");
-            ("failed", status.code().unwrap_or(-1))
-        }
-        Ok(Err(e)) => {
-            tracing::error!(file = %name, command, "command did not start: {e}");
-            ("failed", -1)
-        }
-        Err(_) => {
-            tracing::error!(file = %name, command, ?timeout, "command timed out and was killed");
-            ("timeout", -1)
-        }
-    };
-    counter!("ndsr_template_commands_total", "template" => name.clone(), "result" => result).increment(1);
-    gauge!("ndsr_template_command_exit_code", "template" => name).set(f64::from(code));
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
         .connect_timeout(global.timeout)
         .operation_timeout(global.timeout);
     let builder = crate::cmd::secure(global, builder)?;
-    launch.run(builder).await.map_err(|e| match e {
+    let ran = if args.once { launch.once(builder).await } else { launch.run(builder).await };
+    ran.map_err(|e| match e {
         RunError::Listen { .. } => CliError::new(Exit::InvalidInput, e.to_string()),
         RunError::Metrics(why) => CliError::new(Exit::Failure, why),
         RunError::Registry(e) => CliError::from(e),

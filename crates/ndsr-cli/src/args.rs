@@ -532,6 +532,9 @@ pub struct AgentArgs {
     /// Check the configuration file, print OK and exit
     #[arg(long)]
     pub check: bool,
+    /// Render every template once (and run the commands of changed files), then exit: 0, or 1 naming the templates that failed
+    #[arg(long, conflicts_with = "check")]
+    pub once: bool,
 }
 
 /// A part of a whole: a number above 0 and at most 1.

@@ -1,0 +1,73 @@
+//! `ndsr agent --once`: renders every template once (after the first
+//! sync, commands run) and exits; no HTTP, no registrations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::Agent;
+use crate::{templates, Launch, RunError};
+
+impl Launch {
+    /// Renders every template once, runs the commands of the files that
+    /// changed, and returns.
+    ///
+    /// # Errors
+    /// [`RunError::Registry`]: ZooKeeper did not answer;
+    /// [`RunError::Templates`]: a template failed, or was not rendered
+    /// within its `wait_limit`.
+    pub async fn once(self, builder: ndsr::RegistryBuilder) -> Result<(), RunError> {
+        let Launch { config, .. } = self;
+        let registry = builder.readonly(true).lazy(false).build().await?;
+        // The longest a template may wait for a first list, then a little
+        // more to write its error.
+        let limit = config.templates.iter().map(|t| t.wait_limit.unwrap_or(Duration::from_secs(30))).max();
+        let limit = limit.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
+        let agent = Agent::new(registry, config);
+        follow_services(&agent);
+        let (settled, rendered) = tokio::sync::oneshot::channel();
+        agent.tasks.spawn(templates::run(agent.clone(), Some(settled)));
+        let done = tokio::time::timeout(limit, rendered).await;
+        agent.cancel.cancel();
+        agent.registry.close().await;
+        agent.tasks.close();
+        if tokio::time::timeout(crate::SHUTDOWN_GRACE, agent.tasks.wait()).await.is_err() {
+            tracing::warn!("agent tasks did not finish within {:?}", crate::SHUTDOWN_GRACE);
+        }
+        let mut failed: Vec<String> = agent
+            .templates
+            .failed()
+            .into_iter()
+            .map(|s| format!("{}: {}", s.template, s.error.unwrap_or_default()))
+            .collect();
+        if !matches!(done, Ok(Ok(()))) {
+            let rendered = agent.templates.all();
+            let config = agent.config();
+            let missing =
+                config.templates.iter().map(|t| t.destination.display().to_string()).filter(|name| {
+                    !rendered.iter().any(|s| &s.template == name && (s.waiting.is_empty() || !s.ok))
+                });
+            failed.extend(
+                missing.map(|name| {
+                    format!("{name}: not rendered within {limit:?} (ZooKeeper or a service stale)")
+                }),
+            );
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::Templates(failed.join("; ")))
+        }
+    }
+}
+
+/// Follows the configured services (what templates see).
+fn follow_services(agent: &Arc<Agent>) {
+    for service in &agent.config().services {
+        let (agent, path, format) = (agent.clone(), service.path.clone(), service.format());
+        agent.clone().tasks.spawn(async move {
+            if let Err(e) = agent.service(&path, format).await {
+                tracing::warn!(service = %path, "not read yet: {}", e.message);
+            }
+        });
+    }
+}
