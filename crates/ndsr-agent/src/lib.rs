@@ -12,6 +12,7 @@
 pub mod check;
 mod config;
 mod dns;
+pub mod drain;
 mod durations;
 mod error;
 mod external;

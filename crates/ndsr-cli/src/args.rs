@@ -131,7 +131,9 @@ pub enum Command {
     /// With a health check, the node exists only while the check passes:
     /// it is withdrawn after --fall failures in a row and returns after
     /// --rise successes; a check that starts or stops failing is logged.
-    /// SIGINT, SIGTERM or SIGHUP removes the node at once and exits 0.
+    /// SIGINT, SIGTERM or SIGHUP removes the node at once and exits 0;
+    /// with --drain, it is first marked not serving in its format and
+    /// removed after the period (a second signal cuts the wait short).
     Register(Box<RegisterArgs>),
     /// Write a persistent data node (created with its parents if missing).
     SetData(SetDataArgs),
@@ -403,6 +405,10 @@ pub struct RegisterArgs {
     /// Failures in a row before withdrawing
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub fall: u32,
+    /// On a stop signal, mark the node not serving (Curator enabled: false, ServerSet
+    /// STOPPING, nd maintenance; nerve: removed), wait DUR, then remove it
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub drain: Option<Duration>,
     /// Register in another system's format; PATH is then the service
     /// directory (for curator: the base path, the service is --name)
     #[arg(long = "as", value_name = "FORMAT", conflicts_with_all = ["data", "data_file"])]

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use crate::args::{Global, RegisterArgs};
-use crate::cmd::{check_path, connect, interrupted, read_data};
+use crate::cmd::{check_path, connect, read_data, Signals};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
 use ndsr_agent::check::{check_interval, Check};
+use ndsr_agent::drain::{begin, wait, Begun};
 use ndsr_agent::hold::{hold, Checked, Event, Release, Target};
 
 pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
@@ -27,11 +28,18 @@ pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
     }
     let checked =
         check.map(|check| Checked { check, interval: args.interval, rise: args.rise, fall: args.fall });
+    // Installed before connecting: a signal sent meanwhile is seen.
+    let mut signals = Signals::new()?;
     let registry = connect(global, false).await?;
     let path = &args.path;
     let stop = async {
-        interrupted().await;
-        Release::Withdraw
+        signals.next().await;
+        // Draining: kept, to be marked, waited for, then removed.
+        if args.drain.is_some() {
+            Release::Keep
+        } else {
+            Release::Withdraw
+        }
     };
     // A failure asked again at each check is said once, until it changes.
     let mut last_failure = None;
@@ -60,6 +68,38 @@ pub async fn run(global: &Global, args: RegisterArgs) -> CliResult<ExitCode> {
         Ok(())
     })
     .await;
+    let result = match (result, args.drain) {
+        (Ok(Some(node)), Some(period)) => drain_then_remove(&registry, &target, &node, period, signals).await,
+        (result, _) => result.map(|_| ()),
+    };
     registry.close().await;
-    result.map(|_| ExitCode::SUCCESS)
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Drains `node` (held for `target`) for `period`, or until the next stop
+/// signal, then removes it.
+async fn drain_then_remove(
+    registry: &ndsr::Registry,
+    target: &Target,
+    node: &str,
+    period: std::time::Duration,
+    mut signals: Signals,
+) -> CliResult<()> {
+    let shown = humantime::format_duration(period);
+    match begin(registry, target, node).await {
+        Begun::Marked => output::line(&format!(
+            "draining {node} (not serving; removed in {shown}, or on a second signal)"
+        ))?,
+        Begun::Withdrawn(why) => eprintln!("ndsr: draining {node}: {why}: removed at once"),
+        Begun::MarkFailed(why) => eprintln!("ndsr: marking {node} not serving: {why}"),
+    }
+    wait(period, async {
+        signals.next().await;
+    })
+    .await;
+    match registry.unset(node).await {
+        Ok(()) => output::line(&format!("withdrawn {node} (drained)"))?,
+        Err(e) => eprintln!("ndsr: removing {node}: {e} (it goes with the session)"),
+    }
+    Ok(())
 }
