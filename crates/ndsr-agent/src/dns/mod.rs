@@ -24,6 +24,7 @@ use hickory_server::Server;
 use metrics::{counter, histogram};
 
 use self::answer::Outcome;
+use crate::config::Dns;
 use crate::state::Agent;
 use crate::RunError;
 
@@ -36,10 +37,11 @@ const TCP_BUFFER: usize = 32;
 /// address is read only here: it changes on restart): the address bound,
 /// UDP and TCP on the same port. It stops when the agent does.
 pub async fn start(agent: &Arc<Agent>) -> Result<Option<SocketAddr>, RunError> {
-    let Some(listen) = agent.config().dns.as_ref().map(|d| d.listen) else { return Ok(None) };
+    let Some(started) = agent.config().dns.clone() else { return Ok(None) };
+    let listen = started.listen;
     let (udp, tcp) = bind(listen).await.map_err(|error| RunError::Listen { address: listen, error })?;
     let address = udp.local_addr()?;
-    let mut server = Server::new(Handler { agent: agent.clone() });
+    let mut server = Server::new(Handler { agent: agent.clone(), started });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, TCP_BUFFER);
     let cancel = agent.cancel.clone();
@@ -73,6 +75,8 @@ async fn bind(listen: SocketAddr) -> std::io::Result<(tokio::net::UdpSocket, tok
 /// Answers each request from the agent's state.
 struct Handler {
     agent: Arc<Agent>,
+    /// `[dns]` as the agent started, in force if a reload removes it.
+    started: Dns,
 }
 
 #[async_trait::async_trait]
@@ -82,7 +86,7 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response: R,
     ) -> ResponseInfo {
-        let started = Instant::now();
+        let begun = Instant::now();
         let edns = request.edns.as_ref().map(|asked| {
             let mut edns = Edns::new();
             edns.set_max_payload(asked.max_payload().max(512));
@@ -96,14 +100,9 @@ impl RequestHandler for Handler {
                 let qtype = info.query.query_type();
                 let lower = info.query.name().to_string().to_ascii_lowercase();
                 let owner = Name::from(info.query.name().clone());
-                let outcome = match self.agent.config().dns.clone() {
-                    Some(dns) => {
-                        let outcome = answer::answer(&self.agent, &dns, &owner, &lower, qtype).await;
-                        Some((dns, outcome))
-                    }
-                    None => None,
-                };
-                (Some(qtype), outcome)
+                let dns = self.agent.config().dns.clone().unwrap_or_else(|| self.started.clone());
+                let outcome = answer::answer(&self.agent, &dns, &owner, &lower, qtype).await;
+                (Some(qtype), Some((dns, outcome)))
             }
             Err(_) => (None, None),
         };
@@ -143,7 +142,7 @@ impl RequestHandler for Handler {
         };
         let kind: &'static str = qtype.map_or("none", <&'static str>::from);
         counter!("ndsr_dns_queries_total", "type" => kind, "rcode" => rcode_name(rcode)).increment(1);
-        histogram!("ndsr_dns_answer_seconds").record(started.elapsed().as_secs_f64());
+        histogram!("ndsr_dns_answer_seconds").record(begun.elapsed().as_secs_f64());
         info
     }
 }
