@@ -108,6 +108,9 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
         rt.block_on(writer.set_node(&format!("{root}/web/{host}"), json!({"zone": zone}))).unwrap();
     }
     rt.block_on(writer.set_data(&format!("{root}/empty"), json!({}))).unwrap();
+    for host in ["[2001:db8::1]:443", "db.example.com:5432"] {
+        rt.block_on(writer.set_node(&format!("{root}/v6/{host}"), json!({}))).unwrap();
+    }
     // A deeper path, by alias, in Curator's format: the disabled one is not served.
     rt.block_on(writer.set_data(&format!("{root}/deep/api/c1"), curator("c1", "10.0.1.1", 9000, true)))
         .unwrap();
@@ -135,6 +138,22 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
         srv.additional.iter().filter(|r| r[3] == "A").map(|r| r[4].clone()).collect();
     assert_eq!(glue, BTreeSet::from(["10.0.0.1".into(), "10.0.0.2".into()]), "{}", srv.text);
     assert_eq!(dig(port, "0a000002.addr.ndsr", "A", &[]).data("A"), ["10.0.0.2"]);
+
+    // IPv6 and host names: AAAA, SRV to the address's name or the host's.
+    let aaaa = dig(port, "v6.service.ndsr", "AAAA", &[]);
+    assert_eq!(aaaa.data("AAAA"), ["2001:db8::1"], "{}", aaaa.text);
+    let only_v6 = dig(port, "v6.service.ndsr", "A", &[]);
+    assert_eq!((only_v6.status.as_str(), only_v6.answer.len()), ("NOERROR", 0), "{}", only_v6.text);
+    let srv6: BTreeSet<String> = dig(port, "v6.service.ndsr", "SRV", &[]).data("SRV").into_iter().collect();
+    let expected = BTreeSet::from([
+        "1 1 443 20010db8000000000000000000000001.addr.ndsr.".to_string(),
+        "1 1 5432 db.example.com.".into(),
+    ]);
+    assert_eq!(srv6, expected);
+    assert_eq!(
+        dig(port, "20010db8000000000000000000000001.addr.ndsr", "AAAA", &[]).data("AAAA"),
+        ["2001:db8::1"]
+    );
 
     // A label's value filters (Consul's tag form).
     assert_eq!(dig(port, "green.web.service.ndsr", "A", &[]).data("A"), ["10.0.0.2"]);
