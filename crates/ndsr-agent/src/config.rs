@@ -238,6 +238,15 @@ pub struct TemplateFile {
     /// been quiet for MIN, at the latest MAX after it changed.
     #[serde(default)]
     pub wait: Option<crate::templates::Wait>,
+    /// The file's mode (`"0640"`); default: the old file's, or 0644.
+    #[serde(default)]
+    pub perms: Option<crate::templates::Perms>,
+    /// Keep the replaced file as `NAME.bak`.
+    #[serde(default)]
+    pub backup: bool,
+    /// Make the destination's missing directories (default true).
+    #[serde(default)]
+    pub create_dest_dirs: Option<bool>,
 }
 
 mod dns;

@@ -6,8 +6,10 @@
 //! With `wait`, a changed file waits for its output to be quiet (`quiet`).
 
 mod command;
+mod perms;
 mod quiet;
 
+pub use perms::Perms;
 pub use quiet::Wait;
 
 use command::run_command_if_due;
@@ -24,7 +26,7 @@ use tokio::time::Instant;
 use crate::config::TemplateFile;
 use crate::state::Agent;
 use crate::template_status::{TemplateStatus, TemplateStatuses};
-use crate::write::write_atomically;
+use crate::write::{write_with, Options};
 
 /// How long changes are gathered before rendering.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -333,7 +335,12 @@ fn render_text(file: &TemplateFile, context: minijinja::Value) -> Result<String,
 /// why not. Blocking: run it with `spawn_blocking`.
 fn write(file: &TemplateFile, bytes: &[u8]) -> Result<bool, String> {
     let destination = &file.destination;
-    match write_atomically(destination, bytes) {
+    let options = Options {
+        perms: file.perms.map(|p| p.0),
+        backup: file.backup,
+        create_dirs: file.create_dest_dirs.unwrap_or(true),
+    };
+    match write_with(destination, bytes, options) {
         Ok(written) => {
             if written {
                 tracing::info!(file = %destination.display(), "rendered");

@@ -5,10 +5,37 @@
 
 use std::path::Path;
 
+/// A template's file options (`[[template]]` `perms`, `backup`,
+/// `create_dest_dirs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// The file's mode; else the old file's, or 0644 for a new one.
+    pub perms: Option<u32>,
+    /// The replaced file is kept as `NAME.bak` (its bytes, owner and mode).
+    pub backup: bool,
+    /// A missing directory is made (0755); else it is an error.
+    pub create_dirs: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { perms: None, backup: false, create_dirs: true }
+    }
+}
+
+/// [`write_with`] with the default options.
+#[cfg(test)]
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    write_with(path, bytes, Options::default())
+}
+
 /// Writes `bytes` to `path` unless the file already holds them (false
 /// then), by a rename of a temporary file beside it: readers see the old
-/// file or the new, never half. The directory is made (0755) if missing,
-/// then checked (see `check_directory`) before anything in it is read.
+/// file or the new, never half. The directory is made (0755) if missing
+/// (unless `options` say not to), then checked (see `check_directory`)
+/// before anything in it is read. `options.perms` sets the mode;
+/// `options.backup` keeps the replaced regular file as `NAME.bak`,
+/// written the same way.
 ///
 /// The old file is read only if it is a regular file (opened without
 /// following a link or blocking on a FIFO, at most one byte more than the
@@ -21,9 +48,8 @@ use std::path::Path;
 ///
 /// The temporary file has a random name and is created exclusively: a
 /// link planted in the directory is never followed.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+pub(crate) fn write_with(path: &Path, bytes: &[u8], options: Options) -> std::io::Result<bool> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let parent = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Some(file_name) = path.file_name() else {
         return Err(std::io::Error::new(
@@ -34,8 +60,13 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<boo
     // Links on the way as written first: making missing directories and
     // resolving the path both follow them.
     check_links(parent)?;
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
-    let dir = std::fs::canonicalize(parent)?;
+    if options.create_dirs {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
+    }
+    let dir = std::fs::canonicalize(parent).map_err(|e| {
+        let hint = if options.create_dirs { "" } else { " (create_dest_dirs = false: make it first)" };
+        std::io::Error::new(e.kind(), format!("the directory {}: {e}{hint}", parent.display()))
+    })?;
     let shared = check_directory(&dir)?;
     let path = dir.join(file_name);
     let old = match std::fs::symlink_metadata(&path) {
@@ -78,13 +109,37 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<boo
             }
         }
     }
-    let name = file_name.to_string_lossy();
+    if let (true, Some((uid, gid, mode))) = (options.backup, keep) {
+        // The whole old file, read as before (it may have changed since).
+        if let Some((_, old_bytes)) = read_regular(&path, usize::MAX - 1)? {
+            let mut backup = file_name.to_os_string();
+            backup.push(".bak");
+            persist(&dir, &dir.join(backup), &old_bytes, Some((uid, gid)), mode)?;
+        }
+    }
+    let mode = options.perms.or(keep.map(|(_, _, mode)| mode)).unwrap_or(0o644);
+    persist(&dir, &path, bytes, keep.map(|(uid, gid, _)| (uid, gid)), mode)?;
+    Ok(true)
+}
+
+/// Writes `bytes` to a new random temporary file in `dir` (created
+/// exclusively; removed on an error), with `owner` and `mode`, and
+/// renames it to `path`.
+fn persist(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+    mode: u32,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
     // Removed when dropped: nothing is left behind on an error.
     let mut temp =
-        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".ndsr.tmp").tempfile_in(&dir)?;
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".ndsr.tmp").tempfile_in(dir)?;
     temp.write_all(bytes)?;
-    let mode = keep.map_or(0o644, |(_, _, mode)| mode);
-    if let Some((uid, gid, _)) = keep {
+    if let Some((uid, gid)) = owner {
         let new = temp.as_file().metadata()?;
         if (new.uid(), new.gid()) != (uid, gid) {
             std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid)).map_err(|e| {
@@ -100,8 +155,8 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<boo
     }
     temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.as_file().sync_all()?;
-    temp.persist(&path).map_err(|e| e.error)?;
-    Ok(true)
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The regular file at `path` (opened without following a link, nor
@@ -455,5 +510,39 @@ mod tests {
         write_atomically(&dir.path().join("new/dir/file"), b"x").unwrap();
         assert_eq!(std::fs::read(dir.path().join("new/dir/file")).unwrap(), b"x");
         assert!(write_atomically(&path.join("under-a-file"), b"x").is_err());
+    }
+
+    #[test]
+    fn perms_backup_and_create_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.conf");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let options = Options { perms: Some(0o640), backup: true, create_dirs: true };
+        assert!(write_with(&path, b"one\n", options).unwrap());
+        assert_eq!(mode(&path), 0o640, "perms on a new file");
+        assert!(!dir.path().join("app.conf.bak").exists(), "nothing to back up yet");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A link planted at the backup's name is replaced, not followed.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"untouched").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("app.conf.bak")).unwrap();
+        assert!(write_with(&path, b"two\n", options).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"two\n");
+        assert_eq!(mode(&path), 0o640, "perms win over the old file's mode");
+        let backup = dir.path().join("app.conf.bak");
+        assert!(std::fs::symlink_metadata(&backup).unwrap().file_type().is_file());
+        assert_eq!(std::fs::read(&backup).unwrap(), b"one\n", "the replaced bytes");
+        assert_eq!(mode(&backup), 0o600, "with the replaced file's mode");
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"untouched");
+        assert!(!write_with(&path, b"two\n", options).unwrap(), "unchanged: no write, no backup");
+        assert_eq!(std::fs::read(&backup).unwrap(), b"one\n");
+
+        let missing = dir.path().join("missing/app.conf");
+        let no_dirs = Options { create_dirs: false, ..Options::default() };
+        let error = write_with(&missing, b"x", no_dirs).unwrap_err().to_string();
+        assert!(error.contains("create_dest_dirs = false"), "{error}");
+        assert!(!dir.path().join("missing").exists());
+        assert!(write_with(&missing, b"x", Options::default()).unwrap());
     }
 }

@@ -147,3 +147,43 @@ fn wait_coalesces_fifty_quick_changes_into_one_write() {
     poll("the command", || read("commands.log") == "x\nx\n");
     assert_eq!(read("commands.log"), "x\nx\n", "one command for the 50 changes");
 }
+
+#[test]
+fn perms_backup_and_create_dest_dirs_from_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-file-options");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.1:80"), json!({}))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("web.j2"), WEB).unwrap();
+    std::fs::write(dir.path().join("web.cfg"), "old\n").unwrap();
+    let templates = [
+        ("web.j2", "web.cfg", "perms = \"0640\"\nbackup = true"),
+        ("web.j2", "sub/dir/web.cfg", "perms = 0o600"),
+        ("web.j2", "nodir/web.cfg", "create_dest_dirs = false"),
+    ];
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, config(&root, &templates)).unwrap();
+    let (code, out, err) = run(&server, &["agent", "--config", path.to_str().unwrap(), "--once"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("nodir/web.cfg") && err.contains("create_dest_dirs = false"), "{err}");
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("web.cfg"), "server 10.0.0.1:80\n");
+    assert_eq!(mode("web.cfg"), 0o640);
+    assert_eq!(read("web.cfg.bak"), "old\n", "the replaced file");
+    assert_eq!(read("sub/dir/web.cfg"), "server 10.0.0.1:80\n");
+    assert_eq!(mode("sub/dir/web.cfg"), 0o600);
+    assert!(!dir.path().join("nodir").exists());
+
+    for (bad, says) in
+        [("perms = \"0648\"", "octal"), ("perms = \"4755\"", "set-id"), ("wait = \"5s:1s\"", "below")]
+    {
+        std::fs::write(&path, config(&root, &[("web.j2", "x.cfg", bad)])).unwrap();
+        let (code, _, err) = run(&server, &["agent", "--config", path.to_str().unwrap(), "--check"]);
+        assert_eq!(code, 3, "{bad}: {err}");
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
