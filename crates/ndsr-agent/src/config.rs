@@ -36,6 +36,10 @@ pub struct File {
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<MirrorFields>,
     pub dns: Option<DnsFields>,
+    /// On SIGTERM, the registrations are marked not serving, kept this
+    /// long, then removed (a second signal cuts it short).
+    #[serde(default, with = "crate::durations::optional")]
+    pub drain: Option<Duration>,
 }
 
 /// `[config]`: configuration releases (issue 24).
@@ -276,6 +280,8 @@ pub struct Config {
     pub mirrors: Vec<MirrorSpec>,
     /// `[dns]`, checked (`None`: no DNS).
     pub dns: Option<Dns>,
+    /// `drain`: how long the registrations are kept not serving on SIGTERM.
+    pub drain: Option<Duration>,
 }
 
 /// A followed path of `[config] record_external`: a node, or the direct
@@ -441,6 +447,7 @@ impl Config {
             config: file.config,
             mirrors: check_mirrors(file.mirrors)?,
             dns,
+            drain: file.drain,
         })
     }
 

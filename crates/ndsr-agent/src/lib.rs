@@ -183,6 +183,19 @@ impl Launch {
                 _ = hangup.recv() => reload(&agent, &options, &recorders).await,
             }
         }
+        if let Some(period) = agent.config().drain {
+            let shown = humantime::format_duration(period);
+            let _ = line(&format!(
+                "ndsr agent draining registrations for {shown} (a second signal cuts it short)"
+            ));
+            let second = async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            };
+            agent.registrations.drain(&agent, period, second).await;
+        }
 
         // Shutdown: streams and tasks end, then the session closes, which
         // removes every registration at once.

@@ -13,6 +13,8 @@ use crate::hold::{hold, Event, Release};
 use crate::registration::{lock, now_ms, Held, Put, Registrations, Source, Spec, Status};
 use crate::state::Agent;
 
+mod drain;
+
 /// How long a PUT waits for the first write.
 const FIRST_WRITE: Duration = Duration::from_secs(15);
 

@@ -122,3 +122,39 @@ fn a_nerve_instance_withdraws_at_once_and_the_process_outlives_it() {
     assert_eq!(register.wait(), 0);
     rt.block_on(reader.close());
 }
+
+#[test]
+fn the_agent_drains_its_registrations_on_sigterm_and_a_second_signal_cuts_it_short() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let reader = rt.block_on(ndsr::Registry::builder(&server).build()).unwrap();
+    let root = unique_path("drain-agent");
+    let config = format!(
+        "drain = \"60s\"\nroots = [\"{root}\"]\n\
+         [[register]]\npath = \"{root}/nd/10.0.0.1:80\"\ndata = {{ zone = \"a\" }}\n\
+         [[register]]\npath = \"{root}/disc/web/i-1\"\nas = \"curator\"\nhost = \"10.0.0.2\"\nport = 80\n"
+    );
+    let mut agent = common::agent::Agent::start(&server, &config);
+    let (nd, curator) = (format!("{root}/nd"), format!("{root}/disc/web"));
+    poll("both serving", || {
+        listed(&rt, &reader, &nd) == [("10.0.0.1:80".to_string(), true)]
+            && listed(&rt, &reader, &curator) == [("i-1".to_string(), true)]
+    });
+
+    agent.running.signal(Signal::SIGTERM);
+    agent.running.line_where("draining", |l| l.starts_with("ndsr agent draining registrations for 1m"));
+    poll("both not serving", || {
+        listed(&rt, &reader, &nd) == [("10.0.0.1:80".to_string(), false)]
+            && listed(&rt, &reader, &curator) == [("i-1".to_string(), false)]
+    });
+    assert!(!exited(&mut agent.running), "draining for 60 s");
+    let (code, _, err) = run(&server, &["pick", &curator]);
+    assert_eq!(code, 11, "no serving instance while draining: {err}");
+
+    agent.running.signal(Signal::SIGTERM);
+    agent.running.line_where("stopped", |l| l.starts_with("ndsr agent stopped"));
+    poll("both gone", || listed(&rt, &reader, &nd).is_empty() && listed(&rt, &reader, &curator).is_empty());
+    poll("the agent exited, well before 60 s", || exited(&mut agent.running));
+    assert_eq!(agent.running.child.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    rt.block_on(reader.close());
+}
