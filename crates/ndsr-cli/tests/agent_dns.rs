@@ -231,10 +231,21 @@ fn serves_the_last_answers_while_zookeeper_is_down() {
     let writer = registry(&rt, &server);
     rt.block_on(writer.set_node(&format!("{root}/web/10.0.3.1:80"), json!({}))).unwrap();
     rt.block_on(writer.set_data(&format!("{root}/empty"), json!({}))).unwrap();
-    let (agent, port) = start(&server, &root, "");
+    rt.block_on(writer.set_data(&format!("{root}/other"), json!({}))).unwrap();
+    // Paths followed only for a reader are let go after path_idle; DNS's stay.
+    let (agent, port) = start(&server, &root, "[http]\npath_idle = \"300ms\"");
     assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.3.1"]);
     assert_eq!(dig(port, "empty.service.ndsr", "A", &[]).status, "NOERROR");
-    drop(writer);
+    let followed = |kind: &str| -> u64 {
+        let metrics = agent.http().get("/metrics").text;
+        let prefix = format!("ndsr_agent_followed{{kind=\"{kind}\"}} ");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(String::from));
+        line.and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    };
+    // A node read over HTTP after DNS's reads (DNS keeps the root it lists).
+    assert_eq!(agent.http().get(&format!("/v1/nodes{root}/other")).status, 200);
+    poll("the HTTP reader's node let go", || followed("node") == 1);
+    assert_eq!(followed("service"), 2, "the services DNS answered stay followed");
 
     zk_server.stop().unwrap();
     poll("the agent sees the outage", || agent.http().get("/v1/health").status == 503);

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
-use ndsr::discovery::{Instance, Instances};
+use ndsr::discovery::Instance;
 use rand::seq::SliceRandom;
 
+use super::lookup::Kept;
 use crate::config::{is_label, Dns};
 use crate::state::Agent;
 
@@ -105,7 +106,14 @@ fn fqdn(name: &str) -> Name {
 }
 
 /// Answers `qtype` for `owner` (as asked) whose lower-case text is `lower`.
-pub async fn answer(agent: &Arc<Agent>, dns: &Dns, owner: &Name, lower: &str, qtype: RecordType) -> Outcome {
+pub async fn answer(
+    agent: &Arc<Agent>,
+    kept: &Kept,
+    dns: &Dns,
+    owner: &Name,
+    lower: &str,
+    qtype: RecordType,
+) -> Outcome {
     let Some(question) = question(lower, &dns.domain) else { return Outcome::Refused };
     match question {
         Question::Unknown => Outcome::NxDomain,
@@ -121,7 +129,7 @@ pub async fn answer(agent: &Arc<Agent>, dns: &Dns, owner: &Name, lower: &str, qt
             },
             _ => Outcome::nodata(),
         },
-        Question::Service { name, label } => match instances(agent, dns, name).await {
+        Question::Service { name, label } => match kept.instances(agent, dns, name).await {
             Err(()) => Outcome::ServFail,
             Ok(None) => Outcome::NxDomain,
             Ok(Some(instances)) => {
@@ -188,49 +196,6 @@ fn address(owner: Name, ip: IpAddr, ttl: u32) -> Record {
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
     Record::from_rdata(owner, ttl, rdata)
-}
-
-/// The instances of the service `name` (lower case): an alias of
-/// `[dns.services]`, a `[[service]]`'s name, a root named so, or a child of
-/// a root. `Ok(None)`: no such service; `Err`: it cannot be told now. The
-/// agent's feeds keep their last value while ZooKeeper is unreachable, so
-/// a service read before is answered from it then.
-async fn instances(agent: &Arc<Agent>, dns: &Dns, name: &str) -> Result<Option<Instances>, ()> {
-    let config = agent.config();
-    let known = if let Some(path) = dns.services.get(name) {
-        Some((path.clone(), None))
-    } else if let Some(service) = config.services.iter().find(|s| s.name().eq_ignore_ascii_case(name)) {
-        Some((service.path.clone(), service.format()))
-    } else {
-        child_of_roots(agent, &config.roots, name).await?.map(|path| (path, None))
-    };
-    let Some((path, format)) = known else { return Ok(None) };
-    match agent.service(&path, format).await {
-        Ok(held) => Ok(held.borrow().as_ref().map(|v| v.value.clone())),
-        Err(e) => {
-            tracing::warn!(service = %path, "DNS: cannot read the service: {}", e.message);
-            Err(())
-        }
-    }
-}
-
-/// The root named `name`, or the first root with a child named so (not
-/// case-sensitive, as DNS).
-async fn child_of_roots(agent: &Arc<Agent>, roots: &[String], name: &str) -> Result<Option<String>, ()> {
-    if let Some(root) = roots.iter().find(|r| ndsr::path::name(r).eq_ignore_ascii_case(name)) {
-        return Ok(Some(root.clone()));
-    }
-    for root in roots {
-        let held = agent.node(root).await.map_err(|e| {
-            tracing::warn!(root = %root, "DNS: cannot list the root: {}", e.message);
-        })?;
-        let snapshot = held.borrow().as_ref().map(|v| v.value.clone());
-        let child = snapshot.and_then(|s| s.children.iter().find(|c| c.eq_ignore_ascii_case(name)).cloned());
-        if let Some(child) = child {
-            return Ok(Some(format!("{root}/{child}")));
-        }
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! truncated (TC) by hickory; TCP carries them whole.
 
 mod answer;
+mod lookup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use hickory_server::Server;
 use metrics::{counter, histogram};
 
 use self::answer::Outcome;
+use self::lookup::Kept;
 use crate::config::Dns;
 use crate::state::Agent;
 use crate::RunError;
@@ -41,7 +43,7 @@ pub async fn start(agent: &Arc<Agent>) -> Result<Option<SocketAddr>, RunError> {
     let listen = started.listen;
     let (udp, tcp) = bind(listen).await.map_err(|error| RunError::Listen { address: listen, error })?;
     let address = udp.local_addr()?;
-    let mut server = Server::new(Handler { agent: agent.clone(), started });
+    let mut server = Server::new(Handler { agent: agent.clone(), started, kept: Kept::default() });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, TCP_BUFFER);
     let cancel = agent.cancel.clone();
@@ -77,6 +79,8 @@ struct Handler {
     agent: Arc<Agent>,
     /// `[dns]` as the agent started, in force if a reload removes it.
     started: Dns,
+    /// The services answered, kept followed.
+    kept: Kept,
 }
 
 #[async_trait::async_trait]
@@ -101,7 +105,7 @@ impl RequestHandler for Handler {
                 let lower = info.query.name().to_string().to_ascii_lowercase();
                 let owner = Name::from(info.query.name().clone());
                 let dns = self.agent.config().dns.clone().unwrap_or_else(|| self.started.clone());
-                let outcome = answer::answer(&self.agent, &dns, &owner, &lower, qtype).await;
+                let outcome = answer::answer(&self.agent, &self.kept, &dns, &owner, &lower, qtype).await;
                 (Some(qtype), Some((dns, outcome)))
             }
             Err(_) => (None, None),
