@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ndsr::discovery::{mark, Format};
+use ndsr::discovery::{mark, Format, MarkError};
 
 use crate::hold::Target;
 
@@ -29,41 +29,51 @@ pub enum Begun {
 }
 
 /// The format `target` is written in.
-fn format_of(target: &Target) -> Format {
+pub fn format_of(target: &Target) -> Format {
     match target {
         Target::Node { .. } => Format::Nd,
         Target::Announce(announcement) => announcement.format(),
     }
 }
 
-/// Marks the node at `path` (held for `target` by `registry`) not serving,
-/// keeping its other fields: its registration is rewritten, so that the
-/// registry keeps it so. `Err((true, why))`: it cannot be marked (a
-/// nerve instance, no node, data that is no JSON object); `Err((false,
-/// why))`: marking failed.
-async fn mark_draining(registry: &ndsr::Registry, target: &Target, path: &str) -> Result<(), (bool, String)> {
-    let format = format_of(target);
-    let read = registry.read_raw(path).await.map_err(|e| (false, e.to_string()))?;
-    let Some((bytes, _)) = read else { return Err((true, format!("{path}: no node to mark"))) };
-    let Ok(serde_json::Value::Object(data)) = serde_json::from_slice(&bytes) else {
-        return Err((true, format!("{path}: the node's data is not a JSON object")));
+/// Marks the node at `path`, which `registry` holds (a registration) in
+/// `format`, not serving (`on`) or serving again, keeping its other
+/// fields: its registration is rewritten, so that the registry keeps it
+/// so (until the registration is written anew).
+///
+/// # Errors
+/// [`MarkError::NoNode`], [`MarkError::NotAnObject`],
+/// [`MarkError::Unmarkable`] (nerve), or the registry's error.
+pub async fn mark_held(
+    registry: &ndsr::Registry,
+    format: Format,
+    path: &str,
+    on: bool,
+    reason: Option<&str>,
+) -> Result<(), MarkError> {
+    let Some((bytes, _)) = registry.read_raw(path).await? else {
+        return Err(MarkError::NoNode { path: path.into() });
     };
-    let marked = mark(format, &data, true, Some(DRAINING)).map_err(|e| (true, e.to_string()))?;
-    let bytes = serde_json::to_vec(&marked).map_err(|e| (false, e.to_string()))?;
-    registry.set_node_raw(path, bytes).await.map_err(|e| (false, e.to_string()))
+    let Ok(serde_json::Value::Object(data)) = serde_json::from_slice(&bytes) else {
+        return Err(MarkError::NotAnObject { path: path.into() });
+    };
+    let marked = mark(format, &data, on, reason)?;
+    let bytes = serde_json::to_vec(&marked).map_err(|_| MarkError::NotAnObject { path: path.into() })?;
+    registry.set_node_raw(path, bytes).await?;
+    Ok(())
 }
 
 /// Begins draining the node at `path`, held for `target`: marks it not
 /// serving, or removes it at once when it cannot be marked. The caller
 /// then waits ([`wait`]) and removes the node.
 pub async fn begin(registry: &ndsr::Registry, target: &Target, path: &str) -> Begun {
-    match mark_draining(registry, target, path).await {
+    match mark_held(registry, format_of(target), path, true, Some(DRAINING)).await {
         Ok(()) => Begun::Marked,
-        Err((true, why)) => {
+        Err(MarkError::Registry(e)) => Begun::MarkFailed(e.to_string()),
+        Err(cannot) => {
             let _ = registry.unset(path).await;
-            Begun::Withdrawn(why)
+            Begun::Withdrawn(cannot.to_string())
         }
-        Err((false, why)) => Begun::MarkFailed(why),
     }
 }
 

@@ -135,6 +135,16 @@ pub enum Command {
     /// with --drain, it is first marked not serving in its format and
     /// removed after the period (a second signal cuts the wait short).
     Register(Box<RegisterArgs>),
+    /// Take an instance out of rotation (--on) or put it back (--off)
+    /// without deregistering it.
+    ///
+    /// Marks it in its own format, keeping its other fields: Curator
+    /// `enabled: false`, ServerSet `STOPPING`, nd a `maintenance` field
+    /// (true or --reason). A nerve node (which withdraws instead) or a node
+    /// of no known format is refused (exit 3). A node held by `ndsr
+    /// register` or the agent is written back by its holder: use the
+    /// agent's /v1/maintenance, or --drain.
+    Maint(crate::cmd::maint::MaintArgs),
     /// Write a persistent data node (created with its parents if missing).
     SetData(SetDataArgs),
     /// Remove a node (absent is fine); -r --yes removes a whole subtree.

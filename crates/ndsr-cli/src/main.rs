@@ -84,6 +84,7 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::Get(args) => cmd::get::run(global, args).await,
         Command::Watch(args) => cmd::watch::run(global, args).await,
         Command::Register(args) => cmd::register::run(global, *args).await,
+        Command::Maint(args) => cmd::maint::run(global, args).await,
         Command::SetData(args) => cmd::write::set_data(global, args).await,
         Command::Unset(args) => cmd::write::unset(global, args).await,
         Command::Lock(args) => cmd::lock::run(global, args).await,

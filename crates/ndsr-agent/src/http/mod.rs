@@ -11,6 +11,7 @@ mod dashboard;
 mod elections;
 mod events;
 mod front;
+mod maintenance;
 mod metrics;
 pub mod server;
 
@@ -39,6 +40,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/registrations/{*path}",
             get(api::registration).put(api::put_registration).delete(api::delete_registration),
         )
+        .route("/v1/maintenance/{*path}", axum::routing::put(maintenance::put).delete(maintenance::delete))
         .route("/v1/health", get(api::health))
         .route("/v1/agent", get(dashboard::model_json))
         .route("/v1/dashboard/events", get(dashboard::events))

@@ -1,12 +1,13 @@
 //! The agent's shutdown with `drain`: every registration is marked not
 //! serving in its own format, kept for the period (or until a second
-//! signal), then removed.
+//! signal), then removed. And which held registration a node is (for
+//! `/v1/maintenance`).
 
 use std::future::Future;
 use std::time::Duration;
 
 use super::*;
-use crate::drain::{begin, wait, Begun};
+use crate::drain::{begin, format_of, wait, Begun};
 
 impl Registrations {
     /// Stops holding every registration, marks each node not serving (a
@@ -41,5 +42,13 @@ impl Registrations {
                 tracing::warn!(%node, error = %e, "removing failed (it goes with the session)");
             }
         }
+    }
+
+    /// The format of the registration held whose node is `node`, if any.
+    pub fn held_format(&self, node: &str) -> Option<ndsr::discovery::Format> {
+        let held = lock(&self.held);
+        let held =
+            held.values().find(|h| h.status.borrow().node.as_deref().unwrap_or(&h.spec.path) == node)?;
+        Some(format_of(&held.spec.what.target(&held.spec.path)))
     }
 }

@@ -7,6 +7,7 @@ pub mod elect;
 pub mod get;
 pub mod leash;
 pub mod lock;
+pub mod maint;
 pub mod mirror;
 pub mod register;
 pub mod sandbox;
