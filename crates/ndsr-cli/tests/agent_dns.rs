@@ -116,7 +116,10 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
         .unwrap();
     rt.block_on(writer.set_data(&format!("{root}/deep/api/c2"), curator("c2", "10.0.1.2", 9000, false)))
         .unwrap();
-    let (agent, port) = start(&server, &root, &format!("ttl = 7\n[dns.services]\napi = \"{root}/deep/api\""));
+    let dns = format!(
+        "ttl = 7\n[dns.services]\napi = \"{root}/deep/api\"\n[dns.service_ttl]\n\"v*\" = 30\nv6 = 40\n\"ap*\" = 50"
+    );
+    let (agent, port) = start(&server, &root, &dns);
 
     let a = dig(port, "web.service.ndsr", "A", &[]);
     assert_eq!(a.status, "NOERROR", "{}", a.text);
@@ -142,6 +145,7 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
     // IPv6 and host names: AAAA, SRV to the address's name or the host's.
     let aaaa = dig(port, "v6.service.ndsr", "AAAA", &[]);
     assert_eq!(aaaa.data("AAAA"), ["2001:db8::1"], "{}", aaaa.text);
+    assert_eq!(aaaa.answer[0][1], "40", "the service's own TTL: {}", aaaa.text);
     let only_v6 = dig(port, "v6.service.ndsr", "A", &[]);
     assert_eq!((only_v6.status.as_str(), only_v6.answer.len()), ("NOERROR", 0), "{}", only_v6.text);
     let srv6: BTreeSet<String> = dig(port, "v6.service.ndsr", "SRV", &[]).data("SRV").into_iter().collect();
@@ -161,7 +165,9 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
     assert_eq!((none.status.as_str(), none.answer.len()), ("NOERROR", 0), "{}", none.text);
 
     // An alias, in any format the discovery layer reads; only serving instances.
-    assert_eq!(dig(port, "api.service.ndsr", "A", &[]).data("A"), ["10.0.1.1"]);
+    let api = dig(port, "api.service.ndsr", "A", &[]);
+    assert_eq!(api.data("A"), ["10.0.1.1"], "{}", api.text);
+    assert_eq!(api.answer[0][1], "50", "a prefix's TTL: {}", api.text);
 
     // NXDOMAIN for an unknown service, NODATA for a known one without
     // instances; both with the SOA, whose minimum is the TTL.
@@ -263,4 +269,27 @@ fn serves_the_last_answers_while_zookeeper_is_down() {
     assert_eq!(dig(port, "web.service.ndsr", "SRV", &[]).data("SRV"), ["1 1 80 0a000301.addr.ndsr."]);
     assert_eq!(dig(port, "empty.service.ndsr", "A", &[]).status, "NOERROR");
     assert_eq!(dig(port, "nope.service.ndsr", "A", &[]).status, "NXDOMAIN");
+}
+
+#[test]
+fn answers_servfail_once_zookeeper_is_down_longer_than_max_stale() {
+    let rt = runtime();
+    let zk_server = ZkServer::new().unwrap();
+    let server = zk_server.connect_string();
+    let root = unique_path("agent-dns-max-stale");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.5.1:80"), json!({}))).unwrap();
+    let (agent, port) = start(&server, &root, "max_stale = \"1s\"");
+    assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.5.1"]);
+
+    zk_server.stop().unwrap();
+    poll("the agent sees the outage", || agent.http().get("/v1/health").status == 503);
+    // Past max_stale: SERVFAIL, never an empty or NXDOMAIN answer.
+    poll("SERVFAIL past max_stale", || {
+        let answer = dig(port, "web.service.ndsr", "A", &[]);
+        assert!(matches!(answer.status.as_str(), "NOERROR" | "SERVFAIL"), "{}", answer.text);
+        assert!(answer.status == "SERVFAIL" || answer.data("A") == ["10.0.5.1"], "{}", answer.text);
+        answer.status == "SERVFAIL"
+    });
+    drop(writer);
 }

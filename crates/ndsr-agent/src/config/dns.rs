@@ -20,6 +20,16 @@ pub struct DnsFields {
     /// paths not named by the roots.
     #[serde(default)]
     pub services: BTreeMap<String, String>,
+    /// TTLs of some services, in seconds: `web = 30`, or a prefix ending
+    /// in `*` (`"api-*" = 10`); the exact name, else the longest prefix,
+    /// else `ttl`.
+    #[serde(default)]
+    pub service_ttl: BTreeMap<String, u32>,
+    /// While ZooKeeper has been unreachable longer than this, services
+    /// are answered SERVFAIL instead of their last known instances
+    /// (default: the last known instances however old).
+    #[serde(default, with = "crate::durations::optional")]
+    pub max_stale: Option<Duration>,
 }
 
 /// `[dns]`, checked: the domain lower case and fully qualified, the
@@ -32,6 +42,26 @@ pub struct Dns {
     pub ttl: u32,
     /// Lower-case names and their paths.
     pub services: BTreeMap<String, String>,
+    /// Lower-case names (or prefixes ending in `*`) and their TTLs.
+    pub service_ttl: BTreeMap<String, u32>,
+    pub max_stale: Option<Duration>,
+}
+
+impl Dns {
+    /// The TTL of the service `name` (lower case): its own, else the
+    /// longest matching prefix's, else `ttl`.
+    pub fn ttl_of(&self, name: &str) -> u32 {
+        if let Some(ttl) = self.service_ttl.get(name) {
+            return *ttl;
+        }
+        self.service_ttl
+            .iter()
+            .filter_map(|(key, ttl)| {
+                key.strip_suffix('*').filter(|p| name.starts_with(p)).map(|p| (p.len(), *ttl))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map_or(self.ttl, |(_, ttl)| ttl)
+    }
 }
 
 fn default_dns_listen() -> SocketAddr {
@@ -70,7 +100,29 @@ pub fn check_dns(fields: Option<DnsFields>, within: impl Fn(&str) -> bool) -> Re
             return Err(format!("{what} is given twice (names are not case-sensitive)"));
         }
     }
-    Ok(Some(Dns { listen: fields.listen, domain: format!("{domain}."), ttl: fields.ttl, services }))
+    let mut service_ttl = BTreeMap::new();
+    for (key, ttl) in fields.service_ttl {
+        let name = key.strip_suffix('*').unwrap_or(&key);
+        if !(name.is_empty() || is_label(name)) || name.contains('*') {
+            return Err(format!(
+                "[dns.service_ttl] {key:?}: a service name, or a prefix ending in * (\"api-*\", \"*\")"
+            ));
+        }
+        if service_ttl.insert(key.to_ascii_lowercase(), ttl).is_some() {
+            return Err(format!("[dns.service_ttl] {key:?} is given twice (names are not case-sensitive)"));
+        }
+    }
+    if fields.max_stale.is_some_and(|d| d.is_zero()) {
+        return Err("[dns] max_stale must be more than 0s".into());
+    }
+    Ok(Some(Dns {
+        listen: fields.listen,
+        domain: format!("{domain}."),
+        ttl: fields.ttl,
+        services,
+        service_ttl,
+        max_stale: fields.max_stale,
+    }))
 }
 
 #[cfg(test)]
@@ -109,5 +161,21 @@ mod tests {
         assert!(e.contains("outside the roots"), "{e}");
         let e = check("[dns.services]\napi = \"/services/x\"\nAPI = \"/services/y\"").unwrap_err();
         assert!(e.contains("given twice"), "{e}");
+        let e = check("[dns]\nmax_stale = \"0s\"").unwrap_err();
+        assert!(e.contains("max_stale"), "{e}");
+        let e = check("[dns]\nmax_stale = \"soon\"").unwrap_err();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = check("[dns.service_ttl]\n\"a*b\" = 1").unwrap_err();
+        assert!(e.contains("prefix ending in *"), "{e}");
+    }
+
+    #[test]
+    fn a_service_ttl_is_its_own_else_the_longest_prefix_else_the_default() {
+        let text = "[dns]\nttl = 5\nmax_stale = \"1m\"\n[dns.service_ttl]\n\"*\" = 1\n\"api*\" = 2\n\"api-v*\" = 3\nApi = 4";
+        let dns = check(text).unwrap().unwrap();
+        assert_eq!(dns.max_stale, Some(Duration::from_secs(60)));
+        let ttls: Vec<u32> = ["api", "api-v2", "api-x", "web"].iter().map(|n| dns.ttl_of(n)).collect();
+        assert_eq!(ttls, [4, 3, 2, 1]);
+        assert_eq!(check("[dns]\nttl = 5").unwrap().unwrap().ttl_of("web"), 5);
     }
 }

@@ -138,14 +138,14 @@ pub async fn answer(
                     .filter(|i| label.is_none_or(|l| i.labels.values().any(|v| v.eq_ignore_ascii_case(l))))
                     .map(|i| &**i)
                     .collect();
-                records(dns, owner, qtype, &chosen)
+                records(dns, dns.ttl_of(name), owner, qtype, &chosen)
             }
         },
     }
 }
 
 /// The records of `chosen` for `qtype`, shuffled.
-fn records(dns: &Dns, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> Outcome {
+fn records(dns: &Dns, ttl: u32, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> Outcome {
     let ip = |i: &&Instance| i.host.parse::<IpAddr>().ok();
     let mut answers = Vec::new();
     let mut additionals = Vec::new();
@@ -157,7 +157,7 @@ fn records(dns: &Dns, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> 
                     IpAddr::V6(_) => qtype != RecordType::A,
                 };
                 if wanted {
-                    answers.push(address(owner.clone(), address_, dns.ttl));
+                    answers.push(address(owner.clone(), address_, ttl));
                 }
             }
         }
@@ -168,7 +168,7 @@ fn records(dns: &Dns, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> 
                 let target = match ip(instance) {
                     Some(at) => {
                         let target = fqdn(&format!("{}.addr.{}", hex_of(at), dns.domain));
-                        additionals.push(address(target.clone(), at, dns.ttl));
+                        additionals.push(address(target.clone(), at, ttl));
                         target
                     }
                     None => match Name::from_ascii(&instance.host) {
@@ -180,7 +180,7 @@ fn records(dns: &Dns, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> 
                     },
                 };
                 let srv = SRV::new(1, weight, port, target);
-                answers.push(Record::from_rdata(owner.clone(), dns.ttl, RData::SRV(srv)));
+                answers.push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
             }
         }
         _ => {}

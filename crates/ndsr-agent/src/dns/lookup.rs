@@ -10,6 +10,11 @@ use ndsr::Snapshot;
 use crate::config::Dns;
 use crate::state::{Agent, Held};
 
+/// A feed's latest list.
+fn latest(held: &Held<Instances>) -> Option<Instances> {
+    held.borrow().as_ref().map(|v| v.value.clone())
+}
+
 /// A service directory and its format.
 type Service = (String, Option<Format>);
 
@@ -31,7 +36,8 @@ impl Kept {
     /// The instances of the service `name` (lower case): an alias of
     /// `[dns.services]`, a `[[service]]`'s name, a root named so, or a child
     /// of a root. `Ok(None)`: no such service; `Err`: it cannot be told now
-    /// (never read, and ZooKeeper does not answer).
+    /// (never read, and ZooKeeper does not answer; or unreachable for
+    /// longer than `max_stale`).
     pub async fn instances(
         &self,
         agent: &Arc<Agent>,
@@ -42,21 +48,27 @@ impl Kept {
             lock(&self.services).remove(name);
             return Ok(None);
         };
-        if let Some((kept, held)) = lock(&self.services).get(name) {
-            if *kept == service {
-                return Ok(held.borrow().as_ref().map(|v| v.value.clone()));
-            }
-        }
-        match agent.service(&service.0, service.1).await {
-            Ok(held) => {
-                let list = held.borrow().as_ref().map(|v| v.value.clone());
-                lock(&self.services).insert(name.to_string(), (service, held));
-                Ok(list)
-            }
-            Err(e) => {
-                tracing::warn!(service = %service.0, "DNS: cannot read the service: {}", e.message);
-                Err(())
-            }
+        let kept =
+            lock(&self.services).get(name).filter(|(kept, _)| *kept == service).map(|(_, held)| latest(held));
+        let list = match kept {
+            Some(list) => list,
+            None => match agent.service(&service.0, service.1).await {
+                Ok(held) => {
+                    let list = latest(&held);
+                    lock(&self.services).insert(name.to_string(), (service.clone(), held));
+                    list
+                }
+                Err(e) => {
+                    tracing::warn!(service = %service.0, "DNS: cannot read the service: {}", e.message);
+                    return Err(());
+                }
+            },
+        };
+        // Older than `max_stale`: not answered.
+        let stale_for = || agent.stale_since(&service.0).and_then(|since| since.elapsed().ok());
+        match (dns.max_stale, &list) {
+            (Some(max), Some(_)) if stale_for().is_some_and(|age| age > max) => Err(()),
+            _ => Ok(list),
         }
     }
 
