@@ -286,6 +286,9 @@ async fn reload(agent: &Arc<Agent>, options: &Options, recorders: &Recorders) {
             "listen, servers, session_timeout, readonly, max_body_bytes and max_connections change only on restart"
         );
     }
+    if config.dns.as_ref().map(|d| d.listen) != old.dns.as_ref().map(|d| d.listen) {
+        tracing::warn!("[dns] listen, and adding or removing [dns], change only on restart");
+    }
     // What is in force says what is served.
     let mut config = config;
     config.http.listen = old.http.listen;

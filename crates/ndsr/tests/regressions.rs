@@ -219,7 +219,11 @@ async fn a_write_that_drops_the_connection_is_given_up_without_a_reconnect_loop(
 }
 
 /// `max_write_drops`: a registry told to give up after one dropped write
-/// loses the connection once, not four times (the default).
+/// loses the connection once, not four times (the default). (Its caller's
+/// `Enforce` may reach the hub after the registration is given up and its
+/// record gone: the hub's unit test
+/// `a_registration_given_up_before_its_callers_enforce_arrives_is_reported`
+/// makes that ordering deterministic.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_write_drops_bounds_the_reconnects_of_a_poisoned_write() {
     let server = ZkServer::shared();

@@ -64,23 +64,7 @@ type Op = BoxFuture<(Arc<str>, Generation, Result<Outcome, Aborted>)>;
 /// supervisor).
 pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<HubCmd>) {
     let cache = shared.cache.clone();
-    let mut hub = Hub {
-        shared,
-        client: None,
-        epoch: 0,
-        past: Arc::default(),
-        parents: Arc::default(),
-        records: HashMap::new(),
-        watches: WatchTable::default(),
-        next_generation: 0,
-        armed: FuturesUnordered::new(),
-        adding: FuturesUnordered::new(),
-        ops: FuturesUnordered::new(),
-        waiting: VecDeque::new(),
-        dead: false,
-        registrations: 0,
-        given_up: 0,
-    };
+    let mut hub = Hub::new(shared);
     loop {
         // What callers wanted watched before their later commands.
         hub.notes();
@@ -157,15 +141,46 @@ struct Hub {
     waiting: VecDeque<(Arc<str>, Generation)>,
     /// The session ended (a terminal event): nothing more until the next.
     dead: bool,
-    /// Records with a registration's goal, and with one given up (gauges).
+    /// Registrations given up whose records went (nothing else wanted the
+    /// path): the record a caller's `Enforce` makes when it reaches the
+    /// hub only after that (its `set_node` was slow to send it, or resent
+    /// it after a reconnect) takes the count back, so that the caller hears
+    /// `WriteDropped`, not a success. Kept until the path's next goal or
+    /// `unset`.
+    gave_up: HashMap<Arc<str>, u32>,
+    /// Records with a registration's goal, and registrations given up
+    /// (`gave_up` included) (gauges).
     registrations: usize,
     given_up: usize,
 }
 
 mod requests;
+#[cfg(test)]
+mod tests;
 mod watches;
 
 impl Hub {
+    fn new(shared: Arc<Shared>) -> Hub {
+        Hub {
+            shared,
+            client: None,
+            epoch: 0,
+            past: Arc::default(),
+            parents: Arc::default(),
+            records: HashMap::new(),
+            watches: WatchTable::default(),
+            next_generation: 0,
+            armed: FuturesUnordered::new(),
+            adding: FuturesUnordered::new(),
+            ops: FuturesUnordered::new(),
+            waiting: VecDeque::new(),
+            dead: false,
+            gave_up: HashMap::new(),
+            registrations: 0,
+            given_up: 0,
+        }
+    }
+
     fn generation(&mut self) -> Generation {
         self.next_generation += 1;
         self.next_generation
@@ -178,7 +193,9 @@ impl Hub {
             return key.clone();
         }
         let key = self.shared.cache.key(path).unwrap_or_else(|| Arc::from(path));
-        let record = Box::new(Record::new(self.generation()));
+        let mut record = Box::new(Record::new(self.generation()));
+        // (Still counted in the gauge.)
+        record.given_up = self.gave_up.remove(path);
         self.records.insert(key.clone(), record);
         if self.client.is_some() {
             self.watches.wanted(&key);

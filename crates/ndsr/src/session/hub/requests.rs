@@ -45,6 +45,17 @@ impl Hub {
                 None
             }
             HubCmd::Unset { path, reply } => {
+                // A registration given up is withdrawn too (once the
+                // caller of its `set_node` has its answer).
+                let given_up = match self.records.get_mut(path.as_str()) {
+                    Some(record) if record.has_commands() => None,
+                    Some(record) => record.given_up.take(),
+                    None => self.gave_up.remove(path.as_str()),
+                };
+                if given_up.is_some() {
+                    self.given_up -= 1;
+                    self.gauges();
+                }
                 let registered = match self.records.get_key_value(path.as_str()) {
                     Some((key, record)) if record.goal.is_some() => {
                         let key = key.clone();
@@ -143,11 +154,13 @@ impl Hub {
         if !self.shared.cache.remove_if_unwanted(path) {
             return false;
         }
-        if let Some(record) = self.records.remove(path) {
+        if let Some((key, record)) = self.records.remove_entry(path) {
             record.abort();
             self.watches.unwanted(path, record.cover.as_ref());
-            if record.given_up.is_some() {
-                self.given_up -= 1;
+            if let Some(drops) = record.given_up {
+                // A caller's command may not have reached the hub yet
+                // (see `Hub::gave_up`); still counted in the gauge.
+                self.gave_up.insert(key, drops);
             }
             self.gauges();
         }
