@@ -35,6 +35,8 @@ pub struct File {
     pub config: ConfigReleases,
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<MirrorFields>,
+    /// `[exec]`: a child process the agent supervises.
+    pub exec: Option<crate::exec::Exec>,
     pub dns: Option<DnsFields>,
     /// On SIGTERM, the registrations are marked not serving, kept this
     /// long, then removed (a second signal cuts it short).
@@ -278,6 +280,8 @@ pub struct Config {
     pub config: ConfigReleases,
     /// `[[mirror]]`, checked.
     pub mirrors: Vec<MirrorSpec>,
+    /// `[exec]` (changes on restart).
+    pub exec: Option<crate::exec::Exec>,
     /// `[dns]`, checked (`None`: no DNS).
     pub dns: Option<Dns>,
     /// `drain`: how long the registrations are kept not serving on SIGTERM.
@@ -446,6 +450,7 @@ impl Config {
             registrations,
             config: file.config,
             mirrors: check_mirrors(file.mirrors)?,
+            exec: file.exec,
             dns,
             drain: file.drain,
         })

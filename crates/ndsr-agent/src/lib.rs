@@ -15,6 +15,7 @@ mod dns;
 pub mod drain;
 mod durations;
 mod error;
+mod exec;
 mod external;
 pub mod hold;
 mod http;
@@ -161,8 +162,10 @@ impl Launch {
         let recorders = Recorders::default();
         apply(&agent).await;
         recorders.reconcile(&agent).await;
-        let (settled, first_renders) = tokio::sync::oneshot::channel();
-        agent.tasks.spawn(templates::run(agent.clone(), Some(settled)));
+        let (settled, first_renders) = tokio::sync::watch::channel(false);
+        let (written, writes) = tokio::sync::watch::channel(0);
+        let child = exec::start(&agent, first_renders.clone(), writes);
+        agent.tasks.spawn(templates::run(agent.clone(), settled, written));
         mirror::agent::start(&agent);
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
         let dns = dns::start(&agent).await?;
@@ -183,6 +186,9 @@ impl Launch {
                 _ = hangup.recv() => reload(&agent, &options, &recorders).await,
             }
         }
+        if let Some(systemd) = &systemd {
+            systemd.send("STOPPING=1\nSTATUS=stopping: removing registrations");
+        }
         if let Some(period) = agent.config().drain {
             let shown = humantime::format_duration(period);
             let _ = line(&format!(
@@ -199,9 +205,6 @@ impl Launch {
 
         // Shutdown: streams and tasks end, then the session closes, which
         // removes every registration at once.
-        if let Some(systemd) = &systemd {
-            systemd.send("STOPPING=1\nSTATUS=stopping: removing registrations");
-        }
         agent.cancel.cancel();
         agent.registry.close().await;
         // A closed stdout must not skip the waits below.
@@ -212,6 +215,10 @@ impl Launch {
         agent.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, agent.tasks.wait()).await.is_err() {
             tracing::warn!("agent tasks did not finish within {SHUTDOWN_GRACE:?}");
+        }
+        // `[exec]`'s child has its own kill_timeout.
+        if let Some(child) = child {
+            let _ = child.await;
         }
         Ok(())
     }

@@ -24,9 +24,10 @@ impl Launch {
         let limit = limit.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
         let agent = Agent::new(registry, config);
         follow_services(&agent);
-        let (settled, rendered) = tokio::sync::oneshot::channel();
-        agent.tasks.spawn(templates::run(agent.clone(), Some(settled)));
-        let done = tokio::time::timeout(limit, rendered).await;
+        let (settled, mut rendered) = tokio::sync::watch::channel(false);
+        let (written, _) = tokio::sync::watch::channel(0);
+        agent.tasks.spawn(templates::run(agent.clone(), settled, written));
+        let done = tokio::time::timeout(limit, rendered.wait_for(|s| *s)).await.map(|r| r.map(|_| ()));
         agent.cancel.cancel();
         agent.registry.close().await;
         agent.tasks.close();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::notify::{watchdog_interval, Notifier};
 use crate::state::Agent;
@@ -12,11 +12,11 @@ use crate::state::Agent;
 /// given up), the session connected, every configured service listed, and
 /// no registration still being written. `false` if the agent stopped
 /// first.
-pub(crate) async fn first_sync(agent: &Agent, templates: oneshot::Receiver<()>) -> bool {
+pub(crate) async fn first_sync(agent: &Agent, mut templates: watch::Receiver<bool>) -> bool {
     let mut changes = agent.changes();
     tokio::select! {
         () = agent.cancel.cancelled() => return false,
-        settled = templates => if settled.is_err() { return false },
+        settled = templates.wait_for(|s| *s) => if settled.is_err() { return false },
     }
     loop {
         changes.borrow_and_update();
@@ -42,7 +42,7 @@ fn synced(agent: &Agent) -> bool {
 /// Tells systemd (if `$NOTIFY_SOCKET` is set) what the agent is doing:
 /// `READY=1` after the first sync, `WATCHDOG=1` at half `$WATCHDOG_USEC`
 /// until shutdown. The notifier returned sends `STOPPING=1`.
-pub(crate) fn announce(agent: &Arc<Agent>, templates: oneshot::Receiver<()>) -> Option<Arc<Notifier>> {
+pub(crate) fn announce(agent: &Arc<Agent>, templates: watch::Receiver<bool>) -> Option<Arc<Notifier>> {
     let notifier = Arc::new(Notifier::from_env()?);
     notifier.send("STATUS=waiting for the first sync (ZooKeeper, services, templates)");
     let (ready, ready_agent) = (notifier.clone(), agent.clone());

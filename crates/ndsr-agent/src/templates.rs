@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{counter, gauge};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::TemplateFile;
@@ -161,9 +162,10 @@ impl TemplateStatuses {
 }
 
 /// Renders the configured templates on every change, until shutdown;
-/// `settled` is sent once every template's first render is done (and its
-/// command run): the first sync, for readiness and `--once`.
-pub async fn run(agent: Arc<Agent>, mut settled: Option<tokio::sync::oneshot::Sender<()>>) {
+/// `settled` turns true once every template's first render is done (and
+/// its command run): the first sync, for readiness, `--once` and `[exec]`.
+/// `written` counts the passes that wrote a file (`[exec]` reloads).
+pub async fn run(agent: Arc<Agent>, settled: watch::Sender<bool>, written: watch::Sender<u64>) {
     let mut changes = agent.changes();
     let mut templates: Vec<Template> = Vec::new();
     loop {
@@ -193,12 +195,16 @@ pub async fn run(agent: Arc<Agent>, mut settled: Option<tokio::sync::oneshot::Se
             }
             agent.templates.retain(&templates);
         }
+        let mut wrote = false;
         for template in &mut templates {
-            render(&agent, template).await;
+            wrote |= render(&agent, template).await;
             run_command_if_due(template).await;
         }
-        if let Some(settled) = settled.take_if(|_| templates.iter().all(|t| t.settled(&agent))) {
-            let _ = settled.send(());
+        if wrote {
+            written.send_modify(|n| *n += 1);
+        }
+        if !*settled.borrow() && templates.iter().all(|t| t.settled(&agent)) {
+            settled.send_replace(true);
         }
         // Wake on the next change, when a delayed command is due, or when
         // a template has waited too long for a first list.
@@ -228,14 +234,14 @@ pub async fn run(agent: Arc<Agent>, mut settled: Option<tokio::sync::oneshot::Se
 /// Renders one template if every service is current, and writes it if the
 /// bytes changed. The result (ok, or the error that kept the file) is kept
 /// for the health check, the dashboard and the metrics.
-async fn render(agent: &Agent, template: &mut Template) {
+async fn render(agent: &Agent, template: &mut Template) -> bool {
     let name = template.name();
     let context = match context(agent) {
         Ok(context) => context,
         Err(NotNow::Outage) => {
             counter!("ndsr_template_renders_total", "template" => name, "result" => "skipped_stale")
                 .increment(1);
-            return;
+            return false;
         }
         Err(NotNow::Waiting(paths)) => {
             let result = "skipped_waiting";
@@ -250,13 +256,14 @@ async fn render(agent: &Agent, template: &mut Template) {
                 }
                 agent.changed();
             }
-            return;
+            return false;
         }
     };
     template.waiting_since = None;
     let file = template.file.clone();
     let rendered = tokio::task::spawn_blocking(move || render_text(&file, context)).await;
     let rendered = rendered.unwrap_or_else(|e| Err(format!("the render did not finish: {e}")));
+    let mut wrote = false;
     let result = match rendered {
         Ok(text) if hold(template, &text) => {
             counter!("ndsr_template_renders_total", "template" => name, "result" => "held").increment(1);
@@ -270,6 +277,7 @@ async fn render(agent: &Agent, template: &mut Template) {
             match written {
                 Ok(written) => {
                     template.written = Some(text);
+                    wrote = written;
                     if written {
                         template.command_due = template.file.command.is_some();
                     }
@@ -293,6 +301,7 @@ async fn render(agent: &Agent, template: &mut Template) {
     if agent.templates.record(template, result) {
         agent.changed();
     }
+    wrote
 }
 
 /// Whether `text`, a changed render, is held by the template's `wait`
