@@ -293,3 +293,42 @@ fn answers_servfail_once_zookeeper_is_down_longer_than_max_stale() {
     });
     drop(writer);
 }
+
+#[test]
+fn a_reload_changes_the_ttl_and_aliases_and_keeps_the_listener() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns-reload");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.6.1:80"), json!({}))).unwrap();
+    let (agent, port) = start(&server, &root, "ttl = 7");
+    let web = dig(port, "web.service.ndsr", "A", &[]);
+    assert_eq!(
+        (web.data("A"), web.answer[0][1].as_str()),
+        (vec!["10.0.6.1".to_string()], "7"),
+        "{}",
+        web.text
+    );
+    assert_eq!(dig(port, "www.service.ndsr", "A", &[]).status, "NXDOMAIN");
+
+    let reload = |config: String| {
+        std::fs::write(&agent.config, config).unwrap();
+        agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+        agent.running.line_where("reloaded", |l| l.starts_with("reloaded"));
+    };
+    reload(format!(
+        "roots = [\"{root}\"]\n[dns]\nlisten = \"127.0.0.1:0\"\nttl = 9\n[dns.services]\nwww = \"{root}/web\""
+    ));
+    let www = dig(port, "www.service.ndsr", "A", &[]);
+    assert_eq!(
+        (www.data("A"), www.answer[0][1].as_str()),
+        (vec!["10.0.6.1".to_string()], "9"),
+        "{}",
+        www.text
+    );
+
+    // Without [dns] the listener and its last [dns] stay until a restart.
+    reload(format!("roots = [\"{root}\"]\n"));
+    agent.running.error_where("the restart warning", |l| l.contains("[dns] listen"));
+    assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.6.1"]);
+}
