@@ -185,6 +185,22 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
     assert!(!soa(&other).is_empty(), "{}", other.text);
     let outside = dig(port, "web.service.example", "A", &[]);
     assert_eq!(outside.status, "REFUSED", "{}", outside.text);
+    let chaos = dig(port, "web.service.ndsr", "A", &["-c", "CH"]);
+    assert_eq!((chaos.status.as_str(), chaos.answer.len()), ("REFUSED", 0), "{}", chaos.text);
+    // An update is not implemented (nsupdate, from the same package as dig).
+    let mut nsupdate = Command::new("/usr/bin/nsupdate")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script =
+        format!("server 127.0.0.1 {port}\nzone ndsr.\nupdate add x.service.ndsr. 60 A 10.9.9.9\nsend\n");
+    std::io::Write::write_all(nsupdate.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    let output = nsupdate.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("NOTIMP"), "{said}");
 
     // TCP answers the same.
     let tcp = dig(port, "web.service.ndsr", "A", &["+tcp"]);

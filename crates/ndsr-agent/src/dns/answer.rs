@@ -21,8 +21,10 @@ pub enum Outcome {
     Records { answers: Vec<Record>, additionals: Vec<Record> },
     /// No such name (the SOA goes in the authority section).
     NxDomain,
-    /// Not a name of our domain.
+    /// Not a name of our domain, or not of class IN.
     Refused,
+    /// Not a query (an update, a notify).
+    NotImp,
     /// We cannot tell now (the service was never read and ZooKeeper does not answer).
     ServFail,
 }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::{Name, Record};
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, Name, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use hickory_server::Server;
@@ -105,7 +105,13 @@ impl RequestHandler for Handler {
                 let lower = info.query.name().to_string().to_ascii_lowercase();
                 let owner = Name::from(info.query.name().clone());
                 let dns = self.agent.config().dns.clone().unwrap_or_else(|| self.started.clone());
-                let outcome = answer::answer(&self.agent, &self.kept, &dns, &owner, &lower, qtype).await;
+                let outcome = if request.metadata.op_code != OpCode::Query {
+                    Outcome::NotImp
+                } else if info.query.query_class() != DNSClass::IN {
+                    Outcome::Refused
+                } else {
+                    answer::answer(&self.agent, &self.kept, &dns, &owner, &lower, qtype).await
+                };
                 (Some(qtype), Some((dns, outcome)))
             }
             Err(_) => (None, None),
@@ -123,6 +129,10 @@ impl RequestHandler for Handler {
             }
             Some((_, Outcome::ServFail)) => {
                 metadata.response_code = ResponseCode::ServFail;
+                Default::default()
+            }
+            Some((_, Outcome::NotImp)) => {
+                metadata.response_code = ResponseCode::NotImp;
                 Default::default()
             }
             Some((_, Outcome::Refused)) | None => {
@@ -159,6 +169,7 @@ fn rcode_name(rcode: ResponseCode) -> &'static str {
         ResponseCode::ServFail => "SERVFAIL",
         ResponseCode::Refused => "REFUSED",
         ResponseCode::FormErr => "FORMERR",
+        ResponseCode::NotImp => "NOTIMP",
         _ => "OTHER",
     }
 }
