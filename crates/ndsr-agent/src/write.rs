@@ -76,7 +76,7 @@ pub(crate) fn write_with(path: &Path, bytes: &[u8], options: Options) -> std::io
     };
     let me = nix::unistd::geteuid().as_raw();
     // In a shared directory, what another user owns is theirs to change.
-    let foreign = |uid: u32| {
+    let foreign = |path: &Path, uid: u32| {
         let dir_mode = std::fs::symlink_metadata(&dir).map_or(0, |m| m.mode() & 0o7777);
         (shared && uid != me && uid != 0).then(|| {
             std::io::Error::new(
@@ -93,13 +93,13 @@ pub(crate) fn write_with(path: &Path, bytes: &[u8], options: Options) -> std::io
     // The owner, group and mode kept: a regular file's.
     let mut keep = None;
     if let Some(old) = &old {
-        if let Some(e) = foreign(old.uid()) {
+        if let Some(e) = foreign(&path, old.uid()) {
             return Err(e);
         }
         // None: replaced meanwhile by something else, which is replaced.
         if old.file_type().is_file() {
             if let Some((meta, text)) = read_regular(&path, bytes.len())? {
-                if let Some(e) = foreign(meta.uid()) {
+                if let Some(e) = foreign(&path, meta.uid()) {
                     return Err(e);
                 }
                 if text == bytes {
@@ -114,7 +114,19 @@ pub(crate) fn write_with(path: &Path, bytes: &[u8], options: Options) -> std::io
         if let Some((_, old_bytes)) = read_regular(&path, usize::MAX - 1)? {
             let mut backup = file_name.to_os_string();
             backup.push(".bak");
-            persist(&dir, &dir.join(backup), &old_bytes, Some((uid, gid)), mode)?;
+            let backup = dir.join(backup);
+            // Another user's NAME.bak is refused as the file itself is (a
+            // link or anything else there is replaced, not followed).
+            match std::fs::symlink_metadata(&backup) {
+                Ok(meta) => {
+                    if let Some(e) = foreign(&backup, meta.uid()) {
+                        return Err(e);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            persist(&dir, &backup, &old_bytes, Some((uid, gid)), mode)?;
         }
     }
     let mode = options.perms.or(keep.map(|(_, _, mode)| mode)).unwrap_or(0o644);
@@ -401,6 +413,33 @@ mod tests {
         std::os::unix::fs::chown(&private, Some(4242), Some(4242)).unwrap();
         assert!(write_atomically(&private, b"new").unwrap());
         assert_eq!(std::fs::metadata(&private).unwrap().uid(), 4242);
+    }
+
+    #[test]
+    fn another_users_backup_in_a_shared_directory_is_refused() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let ours = sticky.join("ours.cfg");
+        std::fs::write(&ours, "old").unwrap();
+        let bak = sticky.join("ours.cfg.bak");
+        std::fs::write(&bak, "theirs").unwrap();
+        std::os::unix::fs::chown(&bak, Some(65534), Some(65534)).unwrap();
+        let options = Options { backup: true, ..Options::default() };
+        let error = write_with(&ours, b"new", options).unwrap_err().to_string();
+        assert!(error.contains("ours.cfg.bak is owned by uid 65534, another user"), "{error}");
+        assert_eq!(std::fs::read(&bak).unwrap(), b"theirs", "their backup is left untouched");
+        assert_eq!(std::fs::metadata(&bak).unwrap().uid(), 65534);
+        assert_eq!(std::fs::read(&ours).unwrap(), b"old", "nor is the file written");
+        // Ours (or root's) is replaced.
+        std::os::unix::fs::chown(&bak, Some(0), Some(0)).unwrap();
+        assert!(write_with(&ours, b"new", options).unwrap());
+        assert_eq!(std::fs::read(&bak).unwrap(), b"old");
     }
 
     #[test]

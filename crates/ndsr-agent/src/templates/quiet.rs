@@ -67,8 +67,15 @@ impl Quiet {
     /// When the held output is to be written: `min` after its last change,
     /// at the latest `max` after its first; `None` when nothing is held.
     pub(super) fn due(&self, wait: Wait) -> Option<Instant> {
-        Some((self.last? + wait.min).min(self.first? + wait.max))
+        Some(later(self.last?, wait.min).min(later(self.first?, wait.max)))
     }
+}
+
+/// `at + wait`, or (a `wait` too long for an instant, as "300000000000y")
+/// 30 years after `at`: never, in practice.
+fn later(at: Instant, wait: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+    at.checked_add(wait).unwrap_or_else(|| at + NEVER)
 }
 
 #[cfg(test)]
@@ -102,5 +109,22 @@ mod tests {
             quiet.change(at(second));
         }
         assert_eq!(quiet.due(wait), Some(at(10)), "never later than the maximum after the first change");
+    }
+
+    #[test]
+    fn a_huge_wait_is_never_not_a_panic() {
+        let start = Instant::now();
+        let mut quiet = Quiet::default();
+        quiet.change(start);
+        for text in ["300000000000y", "300000000000y:300000000001y", "1s:300000000000y"] {
+            let wait = Wait::parse(text).unwrap();
+            let due = quiet.due(wait).unwrap();
+            assert!(due >= start + Duration::from_secs(1), "{text}: {due:?}");
+        }
+        let huge = Wait::parse("300000000000y").unwrap();
+        let due = quiet.due(huge).unwrap();
+        assert!(due > start + Duration::from_secs(20 * 365 * 86_400), "{due:?}");
+        let max = Wait { min: Duration::MAX, max: Duration::MAX };
+        assert!(quiet.due(max).unwrap() > start + Duration::from_secs(20 * 365 * 86_400));
     }
 }
