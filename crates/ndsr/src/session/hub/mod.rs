@@ -148,6 +148,10 @@ struct Hub {
     /// `WriteDropped`, not a success. Kept until the path's next goal or
     /// `unset`.
     gave_up: HashMap<Arc<str>, u32>,
+    /// Registrations given up and then unset while a caller's command still
+    /// waited in the record: their count goes with the record, not into
+    /// `gave_up`.
+    unset_given_up: std::collections::HashSet<Arc<str>>,
     /// Records with a registration's goal, and registrations given up
     /// (`gave_up` included) (gauges).
     registrations: usize,
@@ -176,6 +180,7 @@ impl Hub {
             waiting: VecDeque::new(),
             dead: false,
             gave_up: HashMap::new(),
+            unset_given_up: Default::default(),
             registrations: 0,
             given_up: 0,
         }

@@ -28,6 +28,7 @@ impl Hub {
                         self.given_up -= 1;
                         self.gauges();
                     }
+                    self.unset_given_up.remove(path.as_ref());
                 }
                 let _ = reply.send(previous);
                 Some(path)
@@ -48,7 +49,13 @@ impl Hub {
                 // A registration given up is withdrawn too (once the
                 // caller of its `set_node` has its answer).
                 let given_up = match self.records.get_mut(path.as_str()) {
-                    Some(record) if record.has_commands() => None,
+                    Some(record) if record.has_commands() => {
+                        // Withdrawn when the record goes.
+                        if record.given_up.is_some() {
+                            self.unset_given_up.insert(Arc::from(path.as_str()));
+                        }
+                        None
+                    }
                     Some(record) => record.given_up.take(),
                     None => self.gave_up.remove(path.as_str()),
                 };
@@ -158,9 +165,15 @@ impl Hub {
             record.abort();
             self.watches.unwanted(path, record.cover.as_ref());
             if let Some(drops) = record.given_up {
-                // A caller's command may not have reached the hub yet
-                // (see `Hub::gave_up`); still counted in the gauge.
-                self.gave_up.insert(key, drops);
+                if self.unset_given_up.remove(&key) {
+                    // Unset meanwhile: withdrawn now that its caller has
+                    // its answer.
+                    self.given_up -= 1;
+                } else {
+                    // A caller's command may not have reached the hub yet
+                    // (see `Hub::gave_up`); still counted in the gauge.
+                    self.gave_up.insert(key, drops);
+                }
             }
             self.gauges();
         }

@@ -91,3 +91,30 @@ fn unset_withdraws_a_registration_given_up() {
     assert_eq!(given_up_gauge(&hub), 0);
     assert!(hub.gave_up.is_empty());
 }
+
+/// `unset` while the caller of a given-up registration still waits: the
+/// count goes when the record does (after the caller's answer), not into
+/// `gave_up`, so the gauge does not keep counting a path the user removed.
+#[test]
+fn unset_while_the_caller_waits_withdraws_the_count_with_the_record() {
+    let mut hub = hub();
+    let goal = Goal::Ephemeral(b"poison".to_vec());
+    let (reply, _previous) = tokio::sync::oneshot::channel();
+    let path = hub.command(HubCmd::Goal { path: "/svc/h:3".into(), goal: goal.clone(), reply }).unwrap();
+    let generation = hub.records[&path].generation;
+    let outcome = Outcome { state: PathState::default(), counters: Box::default(), gave_up: Some((goal, 1)) };
+    hub.finished(path.clone(), generation, outcome);
+    let (reply, _answer, _ticket) = Reply::new();
+    hub.command(HubCmd::Path(path.to_string(), ActorCmd::Enforce(reply)));
+    assert!(hub.records[&path].has_commands(), "the caller's Enforce waits in the record");
+
+    let (reply, _registered) = tokio::sync::oneshot::channel();
+    hub.command(HubCmd::Unset { path: path.to_string(), reply });
+    assert_eq!(given_up_gauge(&hub), 1, "still counted while its caller waits");
+
+    // The caller answered, the record goes: the count with it.
+    hub.records.get_mut(&path).unwrap().pending = None;
+    assert!(hub.forget_if_unwanted(&path));
+    assert_eq!(given_up_gauge(&hub), 0);
+    assert!(hub.gave_up.is_empty() && hub.unset_given_up.is_empty());
+}
