@@ -158,6 +158,8 @@ impl Launch {
             .await
             .map_err(|error| RunError::Listen { address: listen, error })?;
         let address = listener.local_addr()?;
+        // DNS's sockets too, before anything is registered: a port taken fails the start.
+        let dns = dns::bind(config.dns.as_ref()).await?;
         let agent = Agent::new(registry, config);
         let recorders = Recorders::default();
         apply(&agent).await;
@@ -168,7 +170,11 @@ impl Launch {
         agent.tasks.spawn(templates::run(agent.clone(), settled, written));
         mirror::agent::start(&agent);
         let server = tokio::spawn(http::server::serve(listener, http::router(agent.clone()), agent.clone()));
-        let dns = dns::start(&agent).await?;
+        let dns = dns.map(|bound| {
+            let address = bound.address();
+            dns::serve(&agent, bound);
+            address
+        });
         // The handlers first: a signal sent as soon as the line below is read
         // must find them (SIGHUP's default would end the process).
         let mut terminate = signal(SignalKind::terminate())?;

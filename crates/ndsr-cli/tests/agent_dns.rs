@@ -183,6 +183,12 @@ fn answers_a_srv_labels_aliases_and_negative_answers_with_the_soa() {
     let other = dig(port, "web.service.ndsr", "TXT", &[]);
     assert_eq!((other.status.as_str(), other.answer.len()), ("NOERROR", 0), "{}", other.text);
     assert!(!soa(&other).is_empty(), "{}", other.text);
+    // The empty non-terminals exist (NODATA, not NXDOMAIN: RFC 8020).
+    for branch in ["service.ndsr", "addr.ndsr"] {
+        let nodata = dig(port, branch, "A", &[]);
+        assert_eq!((nodata.status.as_str(), nodata.answer.len()), ("NOERROR", 0), "{}", nodata.text);
+        assert_eq!(soa(&nodata).first().map(String::as_str), Some("ndsr."), "{}", nodata.text);
+    }
     let outside = dig(port, "web.service.example", "A", &[]);
     assert_eq!(outside.status, "REFUSED", "{}", outside.text);
     let chaos = dig(port, "web.service.ndsr", "A", &["-c", "CH"]);
@@ -236,6 +242,17 @@ fn large_answers_are_truncated_over_udp_whole_over_tcp_and_shuffled() {
     let retried = dig(port, "big.service.ndsr", "A", &["+noedns"]);
     assert_eq!(retried.data("A").len(), 60, "{}", retried.text);
     assert!(!retried.flags.contains(&"tc".to_string()), "{}", retried.text);
+    // A client's EDNS size above 1232 is not honoured: 60 SRV records and
+    // their addresses (about 2.7 kB) are truncated over UDP, whole over TCP.
+    let big = dig(port, "big.service.ndsr", "SRV", &["+bufsize=4096", "+notcp", "+ignore"]);
+    assert!(big.flags.contains(&"tc".to_string()), "the TC bit: {}", big.text);
+    assert!(big.data("SRV").len() < 60, "{}", big.text);
+    let whole = dig(port, "big.service.ndsr", "SRV", &["+bufsize=4096"]);
+    assert_eq!(whole.data("SRV").len(), 60, "{}", whole.text);
+    // ANY: one record (RFC 8482).
+    let any = dig(port, "big.service.ndsr", "ANY", &["+notcp", "+ignore"]);
+    assert_eq!((any.status.as_str(), any.answer.len()), ("NOERROR", 1), "{}", any.text);
+    assert!(!any.flags.contains(&"tc".to_string()), "{}", any.text);
 
     // The order changes from answer to answer.
     let first = dig(port, "big.service.ndsr", "A", &["+tcp"]).data("A");
@@ -295,7 +312,8 @@ fn answers_servfail_once_zookeeper_is_down_longer_than_max_stale() {
     let root = unique_path("agent-dns-max-stale");
     let writer = registry(&rt, &server);
     rt.block_on(writer.set_node(&format!("{root}/web/10.0.5.1:80"), json!({}))).unwrap();
-    let (agent, port) = start(&server, &root, "max_stale = \"1s\"");
+    let dns = format!("max_stale = \"1s\"\n[dns.services]\nnever = \"{root}/never\"");
+    let (agent, port) = start(&server, &root, &dns);
     assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.5.1"]);
 
     zk_server.stop().unwrap();
@@ -307,6 +325,9 @@ fn answers_servfail_once_zookeeper_is_down_longer_than_max_stale() {
         assert!(answer.status == "SERVFAIL" || answer.data("A") == ["10.0.5.1"], "{}", answer.text);
         answer.status == "SERVFAIL"
     });
+    // A service never read: SERVFAIL within dig's 5 s (DNS waits 2 s for a first read).
+    let never = dig(port, "never.service.ndsr", "A", &[]);
+    assert_eq!(never.status, "SERVFAIL", "{}", never.text);
     drop(writer);
 }
 
@@ -347,4 +368,28 @@ fn a_reload_changes_the_ttl_and_aliases_and_keeps_the_listener() {
     reload(format!("roots = [\"{root}\"]\n"));
     agent.running.error_where("the restart warning", |l| l.contains("[dns] listen"));
     assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.6.1"]);
+}
+
+#[test]
+fn a_taken_dns_port_fails_the_start_before_anything_is_registered() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns-taken");
+    let client = zk(&rt, &server);
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_data(&root, json!({}))).unwrap();
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    let text = format!("roots = [\"{root}\"]\n[[register]]\npath = \"{root}/me\"\ndata = \"x\"\n[dns]\nlisten = \"{address}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let (code, _, stderr) =
+        run(&server, &["agent", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {address}")), "{stderr}");
+    // No child was ever created under the root (its cversion counts creations and deletions).
+    let (_, stat) = rt.block_on(client.get_data(&root)).unwrap();
+    assert_eq!((stat.cversion, stat.num_children), (0, 0));
+    drop(held);
 }

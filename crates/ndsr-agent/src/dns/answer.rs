@@ -44,6 +44,9 @@ enum Question<'a> {
     Service { name: &'a str, label: Option<&'a str> },
     /// The address an SRV target names.
     Address(IpAddr),
+    /// `service.DOMAIN` or `addr.DOMAIN`: names exist below it, so it
+    /// exists with no records (an empty non-terminal; RFC 8020).
+    Branch,
     /// Nothing we serve.
     Unknown,
 }
@@ -62,6 +65,7 @@ fn question<'a>(name: &'a str, domain: &str) -> Option<Question<'a>> {
             Question::Service { name: service, label: Some(label) }
         }
         [hex, "addr"] => address_of(hex).map_or(Question::Unknown, Question::Address),
+        ["service" | "addr"] => Question::Branch,
         _ => Question::Unknown,
     })
 }
@@ -119,6 +123,7 @@ pub async fn answer(
     let Some(question) = question(lower, &dns.domain) else { return Outcome::Refused };
     match question {
         Question::Unknown => Outcome::NxDomain,
+        Question::Branch => Outcome::nodata(),
         Question::Apex => match qtype {
             RecordType::SOA => Outcome::Records { answers: vec![soa(dns)], additionals: Vec::new() },
             _ => Outcome::nodata(),
@@ -146,7 +151,8 @@ pub async fn answer(
     }
 }
 
-/// The records of `chosen` for `qtype`, shuffled.
+/// The records of `chosen` for `qtype`, shuffled; ANY gets one address
+/// record (RFC 8482: a minimal answer, not every record of the name).
 fn records(dns: &Dns, ttl: u32, owner: &Name, qtype: RecordType, chosen: &[&Instance]) -> Outcome {
     let ip = |i: &&Instance| i.host.parse::<IpAddr>().ok();
     let mut answers = Vec::new();
@@ -189,6 +195,9 @@ fn records(dns: &Dns, ttl: u32, owner: &Name, qtype: RecordType, chosen: &[&Inst
     }
     let mut rng = rand::thread_rng();
     answers.shuffle(&mut rng);
+    if qtype == RecordType::ANY {
+        answers.truncate(1);
+    }
     Outcome::Records { answers, additionals }
 }
 
@@ -216,6 +225,9 @@ mod tests {
         assert_eq!(question("7f000001.addr.ndsr.", d), Some(Question::Address("127.0.0.1".parse().unwrap())));
         assert_eq!(question("x.web.ndsr.", d), Some(Question::Unknown));
         assert_eq!(question("zz.addr.ndsr.", d), Some(Question::Unknown));
+        assert_eq!(question("service.ndsr.", d), Some(Question::Branch));
+        assert_eq!(question("addr.ndsr.", d), Some(Question::Branch));
+        assert_eq!(question("x.y.web.service.ndsr.", d), Some(Question::Unknown));
         assert_eq!(question("web.service.example.", d), None);
         assert_eq!(question("xndsr.", d), None);
     }

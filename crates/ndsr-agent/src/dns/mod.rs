@@ -6,8 +6,15 @@
 //! Names: `NAME.service.DOMAIN`, `LABEL.NAME.service.DOMAIN` (instances
 //! with a label of that value), `HEX.addr.DOMAIN` (an SRV target's
 //! address). NXDOMAIN for an unknown service, NODATA for a known one with
-//! no instance, both with the domain's SOA. Answers too large for UDP are
-//! truncated (TC) by hickory; TCP carries them whole.
+//! no instance, both with the domain's SOA; the empty non-terminals
+//! `service.DOMAIN` and `addr.DOMAIN` are NODATA (RFC 8020). Answers too
+//! large for UDP are truncated (TC) by hickory; TCP carries them whole.
+//! The UDP payload is the client's EDNS size clamped to 512..=1232 (RFC
+//! 9715), and ANY is answered with one record (RFC 8482), so a small
+//! forged query cannot get a large answer. At most [`IN_FLIGHT`] queries
+//! are answered at once (SERVFAIL beyond), and a service never read is
+//! waited for at most [`FIRST_READ`] (SERVFAIL after), so clients get an
+//! answer before they time out during an outage.
 
 mod answer;
 mod lookup;
@@ -34,18 +41,54 @@ use crate::RunError;
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses queued per TCP connection.
 const TCP_BUFFER: usize = 32;
+/// The largest UDP payload answered, whatever the client's EDNS size (RFC
+/// 9715; DNS flag day 2020).
+const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Queries answered at once; more are SERVFAIL at once.
+pub const IN_FLIGHT: usize = 256;
+/// How long a query waits for a service's first read (ZooKeeper down: SERVFAIL after).
+pub const FIRST_READ: Duration = Duration::from_secs(2);
 
-/// Starts the DNS server if the configuration has `[dns]` (its listen
-/// address is read only here: it changes on restart): the address bound,
-/// UDP and TCP on the same port. It stops when the agent does.
-pub async fn start(agent: &Arc<Agent>) -> Result<Option<SocketAddr>, RunError> {
-    let Some(started) = agent.config().dns.clone() else { return Ok(None) };
-    let listen = started.listen;
-    let (udp, tcp) = bind(listen).await.map_err(|error| RunError::Listen { address: listen, error })?;
+/// The DNS sockets, bound before anything is registered.
+pub struct Bound {
+    udp: tokio::net::UdpSocket,
+    tcp: tokio::net::TcpListener,
+    address: SocketAddr,
+}
+
+impl Bound {
+    /// The address bound (UDP and TCP).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+/// Binds UDP and TCP on `[dns] listen` if `dns` is set (the listen address
+/// is read only here: it changes on restart).
+///
+/// # Errors
+/// [`RunError::Listen`] naming the address.
+pub async fn bind(dns: Option<&Dns>) -> Result<Option<Bound>, RunError> {
+    let Some(dns) = dns else { return Ok(None) };
+    let listen = dns.listen;
+    let (udp, tcp) = bind_both(listen).await.map_err(|error| RunError::Listen { address: listen, error })?;
     let address = udp.local_addr()?;
-    let mut server = Server::new(Handler { agent: agent.clone(), started, kept: Kept::default() });
-    server.register_socket(udp);
-    server.register_listener(tcp, TCP_TIMEOUT, TCP_BUFFER);
+    Ok(Some(Bound { udp, tcp, address }))
+}
+
+/// Serves DNS on `bound` with the agent's `[dns]` (or the one it started
+/// with, if a reload removed it). It stops when the agent does.
+pub fn serve(agent: &Arc<Agent>, bound: Bound) {
+    let Some(started) = agent.config().dns.clone() else { return };
+    let handler = Handler {
+        agent: agent.clone(),
+        started,
+        kept: Kept::default(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+    };
+    let mut server = Server::new(handler);
+    server.register_socket(bound.udp);
+    server.register_listener(bound.tcp, TCP_TIMEOUT, TCP_BUFFER);
     let cancel = agent.cancel.clone();
     agent.tasks.spawn(async move {
         cancel.cancelled().await;
@@ -53,12 +96,11 @@ pub async fn start(agent: &Arc<Agent>) -> Result<Option<SocketAddr>, RunError> {
             tracing::warn!("DNS server: {e}");
         }
     });
-    Ok(Some(address))
 }
 
 /// A UDP socket and a TCP listener on the same address; port 0 picks a
 /// port free for both.
-async fn bind(listen: SocketAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+async fn bind_both(listen: SocketAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
     let mut tries = 0;
     loop {
         let udp = tokio::net::UdpSocket::bind(listen).await?;
@@ -81,6 +123,8 @@ struct Handler {
     started: Dns,
     /// The services answered, kept followed.
     kept: Kept,
+    /// Bounds the queries answered at once.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 #[async_trait::async_trait]
@@ -93,7 +137,7 @@ impl RequestHandler for Handler {
         let begun = Instant::now();
         let edns = request.edns.as_ref().map(|asked| {
             let mut edns = Edns::new();
-            edns.set_max_payload(asked.max_payload().max(512));
+            edns.set_max_payload(asked.max_payload().clamp(512, MAX_UDP_PAYLOAD));
             edns.set_version(0);
             edns
         });
@@ -105,13 +149,18 @@ impl RequestHandler for Handler {
                 let lower = info.query.name().to_string().to_ascii_lowercase();
                 let owner = Name::from(info.query.name().clone());
                 let dns = self.agent.config().dns.clone().unwrap_or_else(|| self.started.clone());
+                let permit = self.in_flight.clone().try_acquire_owned();
                 let outcome = if request.metadata.op_code != OpCode::Query {
                     Outcome::NotImp
                 } else if info.query.query_class() != DNSClass::IN {
                     Outcome::Refused
+                } else if permit.is_err() {
+                    Outcome::ServFail
                 } else {
-                    answer::answer(&self.agent, &self.kept, &dns, &owner, &lower, qtype).await
+                    let answer = answer::answer(&self.agent, &self.kept, &dns, &owner, &lower, qtype);
+                    tokio::time::timeout(FIRST_READ, answer).await.unwrap_or(Outcome::ServFail)
                 };
+                drop(permit);
                 (Some(qtype), Some((dns, outcome)))
             }
             Err(_) => (None, None),
