@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ndsr::discovery::{mark, Format, MarkError};
+use ndsr::discovery::{detect, mark, Format, MarkError};
 
 use crate::hold::Target;
 
@@ -28,39 +28,44 @@ pub enum Begun {
     MarkFailed(String),
 }
 
-/// The format `target` is written in.
-pub fn format_of(target: &Target) -> Format {
+/// The format `target` is written in; `None` for data given as is (a
+/// `[[register]]` `data`), whose format is the data's own.
+pub fn format_of(target: &Target) -> Option<Format> {
     match target {
-        Target::Node { .. } => Format::Nd,
-        Target::Announce(announcement) => announcement.format(),
+        Target::Node { .. } => None,
+        Target::Announce(announcement) => Some(announcement.format()),
     }
 }
 
 /// Marks the node at `path`, which `registry` holds (a registration) in
-/// `format`, not serving (`on`) or serving again, keeping its other
-/// fields: its registration is rewritten, so that the registry keeps it
-/// so (until the registration is written anew).
+/// `format` (`None`: the one its data looks like, as
+/// `Registry::set_maintenance` detects it; nd if it says none), not
+/// serving (`on`) or serving again, keeping its other fields: its
+/// registration is rewritten, so that the registry keeps it so (until the
+/// registration is written anew). Returns the format marked.
 ///
 /// # Errors
 /// [`MarkError::NoNode`], [`MarkError::NotAnObject`],
 /// [`MarkError::Unmarkable`] (nerve), or the registry's error.
 pub async fn mark_held(
     registry: &ndsr::Registry,
-    format: Format,
+    format: Option<Format>,
     path: &str,
     on: bool,
     reason: Option<&str>,
-) -> Result<(), MarkError> {
+) -> Result<Format, MarkError> {
     let Some((bytes, _)) = registry.read_raw(path).await? else {
         return Err(MarkError::NoNode { path: path.into() });
     };
     let Ok(serde_json::Value::Object(data)) = serde_json::from_slice(&bytes) else {
         return Err(MarkError::NotAnObject { path: path.into() });
     };
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let format = format.or_else(|| detect([(name, &data)])).unwrap_or(Format::Nd);
     let marked = mark(format, &data, on, reason)?;
     let bytes = serde_json::to_vec(&marked).map_err(|_| MarkError::NotAnObject { path: path.into() })?;
     registry.set_node_raw(path, bytes).await?;
-    Ok(())
+    Ok(format)
 }
 
 /// Begins draining the node at `path`, held for `target`: marks it not
@@ -68,7 +73,7 @@ pub async fn mark_held(
 /// then waits ([`wait`]) and removes the node.
 pub async fn begin(registry: &ndsr::Registry, target: &Target, path: &str) -> Begun {
     match mark_held(registry, format_of(target), path, true, Some(DRAINING)).await {
-        Ok(()) => Begun::Marked,
+        Ok(_) => Begun::Marked,
         Err(MarkError::Registry(e)) => Begun::MarkFailed(e.to_string()),
         Err(cannot) => {
             let _ = registry.unset(path).await;

@@ -138,3 +138,29 @@ fn the_agent_marks_its_own_registrations_and_other_nodes() {
     assert_eq!(outside.status, 403, "outside the roots: {}", outside.text);
     rt.block_on(reader.close());
 }
+
+#[test]
+fn the_agent_marks_a_registration_given_as_raw_data_in_the_format_its_data_has() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let reader = rt.block_on(ndsr::Registry::builder(&server).build()).unwrap();
+    let root = unique_path("maint-agent-raw");
+    // Curator's fields given as data, not with as = "curator".
+    let own = format!("{root}/web/i-3");
+    let config = format!(
+        "roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n\
+         [[register]]\npath = \"{own}\"\n\
+         data = {{ name = \"web\", id = \"i-3\", address = \"10.0.0.3\", port = 80, \
+         registrationTimeUTC = 5, serviceType = \"DYNAMIC\" }}\n"
+    );
+    let agent = Agent::start(&server, &config);
+    let web = format!("{root}/web");
+    poll("registered", || serving(&rt, &reader, &web) == Some(true));
+    let on = agent.authorized().put(&format!("/v1/maintenance{own}"), "");
+    assert_eq!((on.status, &on.body["format"]), (200, &json!("curator")), "{}", on.text);
+    poll("not serving", || serving(&rt, &reader, &web) == Some(false));
+    let data: serde_json::Value = serde_json::from_str(&bytes(&rt, &client, &own)).unwrap();
+    assert_eq!((data["enabled"].as_bool(), data.get("maintenance")), (Some(false), None), "{data}");
+    rt.block_on(reader.close());
+}

@@ -54,7 +54,7 @@ pub async fn delete(
 /// that the agent keeps it marked), else by a compare-and-set write.
 async fn set(agent: &Agent, path: &str, on: bool, reason: Option<&str>) -> ApiResult<Response> {
     let marked = match agent.registrations.held_format(path) {
-        Some(format) => mark_held(&agent.registry, format, path, on, reason).await.map(|()| format),
+        Some(format) => mark_held(&agent.registry, format, path, on, reason).await,
         None => agent.registry.set_maintenance(path, on, reason).await,
     };
     let format = marked.map_err(api_error)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::drain::{begin, format_of, wait, Begun};
+use crate::hold::Target;
 
 impl Registrations {
     /// Stops holding every registration, marks each node not serving (a
@@ -17,15 +18,23 @@ impl Registrations {
     pub async fn drain(&self, agent: &Agent, period: Duration, skip: impl Future<Output = ()>) {
         let _changing = self.changing.lock().await;
         let held: Vec<Held> = std::mem::take(&mut *lock(&self.held)).into_values().collect();
-        let mut nodes = Vec::new();
+        let mut tasks = Vec::new();
         for held in held {
             let _ = held.stop.send(Release::Keep);
-            if let Ok(Some(node)) = held.task.await {
-                nodes.push((held.spec.what.target(&held.spec.path), node));
-            }
+            tasks.push(async move { held.task.await.ok().flatten().map(|node| (held.spec, node)) });
         }
+        let nodes: Vec<(Target, String)> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .flatten()
+            .map(|(spec, node)| (spec.what.target(&spec.path), node))
+            .collect();
         agent.changed();
-        for (target, node) in &nodes {
+        // All at once, within an operation timeout (the session timeout,
+        // its default): a node not marked by then is still removed after
+        // the period.
+        let bound = agent.config().session_timeout.unwrap_or(ndsr::config::DEFAULT_SESSION_TIMEOUT);
+        let marking = futures::future::join_all(nodes.iter().map(|(target, node)| async move {
             match begin(&agent.registry, target, node).await {
                 Begun::Marked => tracing::warn!(%node, "draining: not serving"),
                 Begun::Withdrawn(why) => tracing::warn!(%node, "draining: {why}: removed at once"),
@@ -33,6 +42,9 @@ impl Registrations {
                     tracing::warn!(%node, "draining: marking it not serving failed: {why}")
                 }
             }
+        }));
+        if tokio::time::timeout(bound, marking).await.is_err() {
+            tracing::warn!(?bound, "draining: marking the registrations not serving did not finish in time");
         }
         if !nodes.is_empty() {
             wait(period, skip).await;
@@ -44,8 +56,9 @@ impl Registrations {
         }
     }
 
-    /// The format of the registration held whose node is `node`, if any.
-    pub fn held_format(&self, node: &str) -> Option<ndsr::discovery::Format> {
+    /// The format of the registration held whose node is `node`, if any
+    /// (`Some(None)`: data given as is, see [`format_of`]).
+    pub fn held_format(&self, node: &str) -> Option<Option<ndsr::discovery::Format>> {
         let held = lock(&self.held);
         let held =
             held.values().find(|h| h.status.borrow().node.as_deref().unwrap_or(&h.spec.path) == node)?;
