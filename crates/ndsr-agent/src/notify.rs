@@ -26,7 +26,14 @@ impl Notifier {
         if value.is_empty() {
             return None;
         }
-        match address(value.as_bytes()).and_then(|address| Ok((UnixDatagram::unbound()?, address))) {
+        // Non-blocking: a full socket buffer (systemd not reading) loses a
+        // notification, logged, and never stalls the runtime's thread.
+        let socket = || -> std::io::Result<UnixDatagram> {
+            let socket = UnixDatagram::unbound()?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        };
+        match address(value.as_bytes()).and_then(|address| Ok((socket()?, address))) {
             Ok((socket, address)) => Some(Notifier { socket, address, shown }),
             Err(e) => {
                 tracing::warn!(socket = %shown, "NOTIFY_SOCKET cannot be used, systemd is not notified: {e}");

@@ -104,7 +104,9 @@ fn ready_only_after_the_first_sync_then_stopping_on_sigterm() {
     // It serves (its health says ZooKeeper is not reached) and says it
     // waits, but is not ready.
     let waiting = next_where(&messages, "STATUS=waiting", |m| m.starts_with("STATUS=waiting"));
-    assert!(waiting.contains("first sync"), "{waiting}");
+    // It says what it waits for: the session and the service's first list.
+    assert!(waiting.contains("the ZooKeeper session"), "{waiting}");
+    assert!(waiting.contains(&format!("the list of {root}/web")), "{waiting}");
     poll("the agent answers", || get(&format!("{url}/v1/health")).0 == 503);
     let early = so_far(&messages);
     assert!(!early.iter().any(|m| m.contains("READY=1")), "ready before ZooKeeper was reached: {early:?}");
