@@ -9,12 +9,12 @@ use crate::{templates, Launch, RunError};
 
 impl Launch {
     /// Renders every template once, runs the commands of the files that
-    /// changed, and returns.
+    /// changed (each to its end or its `command_timeout`), and returns.
     ///
     /// # Errors
     /// [`RunError::Registry`]: ZooKeeper did not answer;
     /// [`RunError::Templates`]: a template failed, or was not rendered
-    /// within its `wait_limit`.
+    /// within its `wait_limit`, or its command failed or timed out.
     pub async fn once(self, builder: ndsr::RegistryBuilder) -> Result<(), RunError> {
         let Launch { config, .. } = self;
         let registry = builder.readonly(true).lazy(false).build().await?;
@@ -40,6 +40,14 @@ impl Launch {
             .into_iter()
             .map(|s| format!("{}: {}", s.template, s.error.unwrap_or_default()))
             .collect();
+        // A command that failed or timed out fails the run too.
+        failed.extend(
+            agent
+                .templates
+                .all()
+                .into_iter()
+                .filter_map(|s| s.command_error.map(|e| format!("{}: {e}", s.template))),
+        );
         if !matches!(done, Ok(Ok(()))) {
             let rendered = agent.templates.all();
             let config = agent.config();

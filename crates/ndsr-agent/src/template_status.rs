@@ -26,6 +26,10 @@ pub struct TemplateStatus {
     /// rendered meanwhile. Beyond the template's `wait_limit` it fails.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// Why the last run of its command failed (exit status, start error,
+    /// timeout), until a run succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_error: Option<String>,
 }
 
 /// Every template's last render, by destination; a template not rendered
@@ -47,6 +51,14 @@ impl TemplateStatuses {
     /// The templates whose last render failed.
     pub fn failed(&self) -> Vec<TemplateStatus> {
         self.lock().values().filter(|s| !s.ok).cloned().collect()
+    }
+
+    /// Records how the command of the template writing `destination` last
+    /// ran: `None` if it succeeded, else why not.
+    pub(crate) fn record_command(&self, destination: &str, error: Option<String>) {
+        if let Some(status) = self.lock().get_mut(destination) {
+            status.command_error = error;
+        }
     }
 
     /// The last render of the template writing `destination`.

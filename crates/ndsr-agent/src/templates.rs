@@ -113,6 +113,7 @@ impl TemplateStatuses {
             at_ms: now,
             since_ms,
             waiting: Vec::new(),
+            command_error: old.and_then(|old| old.command_error.clone()),
         };
         statuses.insert(template.name(), status);
         changed
@@ -149,6 +150,7 @@ impl TemplateStatuses {
             error,
             at_ms,
             since_ms,
+            command_error: old.and_then(|old| old.command_error.clone()),
             waiting: paths,
         };
         statuses.insert(template.name(), status);
@@ -198,7 +200,7 @@ pub async fn run(agent: Arc<Agent>, settled: watch::Sender<bool>, written: watch
         let mut wrote = false;
         for template in &mut templates {
             wrote |= render(&agent, template).await;
-            run_command_if_due(template).await;
+            run_command_if_due(&agent, template).await;
         }
         if wrote {
             written.send_modify(|n| *n += 1);

@@ -75,6 +75,32 @@ fn once_renders_every_template_runs_the_commands_and_exits() {
     assert!(!dir.path().join("bad.txt").exists());
     assert_eq!(read("count2.txt"), "2 servers\n");
 
+    // A command that fails, or times out, fails the run (exit 1, naming
+    // it); the one that timed out is killed with its whole process group.
+    std::fs::write(
+        &path,
+        config(
+            &root,
+            &[
+                ("count.j2", "count3.txt", "command = \"exit 3\""),
+                (
+                    "count.j2",
+                    "count4.txt",
+                    "command = \"sleep 300 & echo $! > sleeper.pid; wait\"\ncommand_timeout = \"1s\"",
+                ),
+            ],
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&server, &once);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("count3.txt: command \"exit 3\" failed: exit status: 3"), "{err}");
+    assert!(err.contains("count4.txt: command") && err.contains("timed out after 1s"), "{err}");
+    let sleeper: i32 = read("sleeper.pid").trim().parse().unwrap();
+    poll("the timed-out command's group is gone", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), None).is_err()
+    });
+
     // --once with --check is refused.
     let (code, _, err) = run(&server, &["agent", "--config", path.to_str().unwrap(), "--once", "--check"]);
     assert_eq!(code, 2, "{err}");
