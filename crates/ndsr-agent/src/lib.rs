@@ -302,8 +302,12 @@ async fn reload(agent: &Arc<Agent>, options: &Options, recorders: &Recorders) {
     if config.dns.as_ref().map(|d| d.listen) != old.dns.as_ref().map(|d| d.listen) {
         tracing::warn!("[dns] listen, and adding or removing [dns], change only on restart");
     }
+    if config.exec != old.exec {
+        tracing::warn!("[exec] changes only on restart: the child runs on as it was started");
+    }
     // What is in force says what is served.
     let mut config = config;
+    config.exec.clone_from(&old.exec);
     config.http.listen = old.http.listen;
     config.http.readonly = old.http.readonly;
     config.http.max_body_bytes = old.http.max_body_bytes;

@@ -56,6 +56,13 @@ fn the_child_starts_after_the_first_render_is_reloaded_restarted_and_stopped() {
     assert!(metrics.contains("ndsr_exec_restarts_total 1"), "{metrics}");
     assert!(metrics.contains("ndsr_exec_reloads_total 1"), "{metrics}");
 
+    // A reload that changes [exec] says it takes a restart; the child runs on.
+    let changed = std::fs::read_to_string(&agent.config).unwrap().replace("sh child.sh", "sh other.sh");
+    std::fs::write(&agent.config, changed).unwrap();
+    agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.running.line_where("reloaded", |l| l.starts_with("reloaded"));
+    agent.running.error_where("the restart warning", |l| l.contains("[exec] changes only on restart"));
+
     // SIGTERM to the agent: the child gets SIGTERM and exits first.
     agent.running.signal(nix::sys::signal::Signal::SIGTERM);
     poll("the child stopped", || lines().last().is_some_and(|l| *l == format!("term {new_pid}")));

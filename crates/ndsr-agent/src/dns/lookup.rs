@@ -21,7 +21,8 @@ type Service = (String, Option<Format>);
 /// The services and roots DNS has read, held: they stay followed however
 /// rarely they are asked for (not let go after `[http] path_idle`), so
 /// their last list is known through a ZooKeeper outage. A name that no
-/// longer is a service is let go when asked for again.
+/// longer is a service is let go when asked for again. At most half of
+/// `[http] max_paths` services are kept so.
 #[derive(Default)]
 pub struct Kept {
     services: Mutex<HashMap<String, (Service, Held<Instances>)>>,
@@ -55,7 +56,14 @@ impl Kept {
             None => match agent.service(&service.0, service.1).await {
                 Ok(held) => {
                     let list = latest(&held);
-                    lock(&self.services).insert(name.to_string(), (service.clone(), held));
+                    // Kept followed up to half of `[http] max_paths`, so
+                    // that DNS clients asking for every service cannot take
+                    // every path the API may follow; beyond, answered and
+                    // let go as an API read is.
+                    let mut services = lock(&self.services);
+                    if services.len() < agent.config().http.max_paths / 2 {
+                        services.insert(name.to_string(), (service.clone(), held));
+                    }
                     list
                 }
                 Err(e) => {
