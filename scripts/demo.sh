@@ -2,7 +2,7 @@
 # The README's main-job command: a live tour of ndsr against a real, local
 # ZooKeeper. Installs ZooKeeper (and the Python venvs) if missing, builds the
 # CLI and, once, the Python wheel; starts a sandbox server; runs `ndsr agent`
-# with docs/agent.example.toml (HTTP API, a blocking query answered by a
+# with docs/agent.example.toml (HTTP API, DNS asked with dig, a blocking query answered by a
 # registration made through the API, a template rendered, metrics, the
 # dashboard's address; `--pause` waits for Enter so you can open it); registers three
 # web servers with `ndsr register` (one behind a health check), shows
@@ -181,7 +181,8 @@ echo "-- ndsr get /config/web   (plain readers saw only the stable value until t
 "$ndsr" get /config/web -d
 
 step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
-"$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.err" &
+"$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
+  >"$work/agent.out" 2>"$work/agent.err" &
 agent_pid=$!
 pids+=($agent_pid)
 wait_for "the agent" grep -q "listening on" "$work/agent.out"
@@ -210,6 +211,14 @@ rendered() { grep -q 10.0.0.2 docs/agent/out/haproxy.cfg 2>/dev/null; }
 wait_for "the template" rendered
 step "the HAProxy config rendered from docs/agent/haproxy.cfg.j2 (written atomically; then its reload command ran)"
 sed -n '/^backend web/,/^$/p' docs/agent/out/haproxy.cfg
+if command -v dig >/dev/null 2>&1; then
+  wait_for "the agent's DNS" grep -q "DNS on" "$work/agent.out"
+  dns_port=$(sed -n 's/.*DNS on [0-9.]*:\([0-9]*\).*/\1/p' "$work/agent.out" | head -n 1)
+  step "DNS (docs/AGENT.md, DNS): dig @127.0.0.1 -p $dns_port web.service.ndsr, A then SRV"
+  dig @127.0.0.1 -p "$dns_port" web.service.ndsr +short
+  dig @127.0.0.1 -p "$dns_port" web.service.ndsr SRV +short
+  echo "-- an unknown service: $(dig @127.0.0.1 -p "$dns_port" nope.service.ndsr | grep -o 'status: [A-Z]*')"
+fi
 step "the write token runs no command: a PUT with check_cmd is refused (docs/AGENT.md, Security)"
 echo "-- curl -X PUT $url/v1/registrations/services/web/10.0.0.3:80 -d '{\"check_cmd\":\"id > /tmp/x; true\"}'"
 curl -s -X PUT -H "Authorization: Bearer $token" -d '{"check_cmd":"id > /tmp/x; true"}' "$url/v1/registrations/services/web/10.0.0.3:80"

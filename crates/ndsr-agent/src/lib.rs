@@ -54,6 +54,9 @@ pub struct Options {
     pub config: PathBuf,
     /// Listen here instead of the file's `[http] listen`.
     pub listen: Option<SocketAddr>,
+    /// Serve DNS here instead of the file's `[dns] listen` (without a
+    /// `[dns]`, DNS with its defaults).
+    pub dns_listen: Option<SocketAddr>,
     /// Read-only whatever the file says.
     pub readonly: bool,
     /// ZooKeeper servers given on the command line: they win over the
@@ -246,6 +249,12 @@ fn load(options: &Options) -> Result<Config, String> {
     let mut config = Config::load(&options.config)?;
     if let Some(listen) = options.listen {
         config.http.listen = listen;
+    }
+    if let Some(listen) = options.dns_listen {
+        match config.dns.as_mut() {
+            Some(dns) => dns.listen = listen,
+            None => config.dns = Some(config::Dns::with_defaults(listen)),
+        }
     }
     config.http.readonly |= options.readonly;
     Ok(config)

@@ -94,6 +94,7 @@ fn a_waiting_blocking_query_holds_little_heap() {
     let launch = Launch::load(Options {
         config,
         listen: Some(address),
+        dns_listen: None,
         readonly: false,
         servers: Some(servers.clone()),
         default_servers: servers.clone(),

@@ -22,6 +22,7 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
     let options = Options {
         config: args.config.clone(),
         listen: args.listen,
+        dns_listen: args.dns_listen,
         readonly: global.readonly,
         servers: given.server.then(|| global.server.clone()),
         default_servers: global.server.clone(),

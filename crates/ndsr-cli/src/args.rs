@@ -545,6 +545,9 @@ pub struct AgentArgs {
     /// Listen on ADDR:PORT instead of the file's `[http] listen` (port 0: any free port)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve DNS on ADDR:PORT (UDP and TCP) instead of the file's `[dns] listen`; without a `[dns]`, DNS with its defaults (port 0: any free port)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns_listen: Option<std::net::SocketAddr>,
     /// Check the configuration file, print OK and exit
     #[arg(long)]
     pub check: bool,

@@ -393,3 +393,19 @@ fn a_taken_dns_port_fails_the_start_before_anything_is_registered() {
     assert_eq!((stat.cversion, stat.num_children), (0, 0));
     drop(held);
 }
+
+#[test]
+fn dns_listen_serves_dns_without_a_dns_section() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns-flag");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.7.1:80"), json!({}))).unwrap();
+    let config = format!("roots = [\"{root}\"]\n");
+    let agent = Agent::start_with(&server, &config, &["--dns-listen", "127.0.0.1:0"], |_| {});
+    let line = agent.running.line_where("the DNS address", |l| l.contains("DNS on"));
+    let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.7.1"]);
+    drop(writer);
+}

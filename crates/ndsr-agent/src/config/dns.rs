@@ -48,6 +48,18 @@ pub struct Dns {
 }
 
 impl Dns {
+    /// `[dns]` with every default but `listen`.
+    pub fn with_defaults(listen: SocketAddr) -> Dns {
+        Dns {
+            listen,
+            domain: default_domain(),
+            ttl: 0,
+            services: BTreeMap::new(),
+            service_ttl: BTreeMap::new(),
+            max_stale: None,
+        }
+    }
+
     /// The TTL of the service `name` (lower case): its own, else the
     /// longest matching prefix's, else `ttl`.
     pub fn ttl_of(&self, name: &str) -> u32 {
