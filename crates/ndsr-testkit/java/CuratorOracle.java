@@ -3,8 +3,9 @@
 // run by crates/ndsr/tests/curator.rs and ndsr-bench case 9; one command
 // per run, output one JSON line per result on stdout.
 //
-//   read CONNECT BASE NAME             ServiceDiscovery.queryForInstances, then
-//                                      ServiceProvider.getInstance (round robin)
+//   read CONNECT BASE NAME [PICKS]     ServiceDiscovery.queryForInstances, then
+//                                      PICKS (default 1) ServiceProvider.getInstance
+//                                      calls (round robin), one line each
 //   register CONNECT BASE NAME ID ADDRESS PORT
 //                                      registers a DYNAMIC instance with a map
 //                                      payload and a uriSpec; prints "registered";
@@ -101,8 +102,11 @@ public class CuratorOracle {
                 }
                 ServiceProvider<Object> provider = discovery.serviceProviderBuilder().serviceName(name).build();
                 provider.start();
-                ServiceInstance<Object> picked = provider.getInstance();
-                System.out.println("{\"picked\":" + JSON.writeValueAsString(picked == null ? null : picked.getId()) + "}");
+                int picks = args.length > 4 ? Integer.parseInt(args[4]) : 1;
+                for (int n = 0; n < picks; n++) {
+                    ServiceInstance<Object> picked = provider.getInstance();
+                    System.out.println("{\"picked\":" + JSON.writeValueAsString(picked == null ? null : picked.getId()) + "}");
+                }
                 provider.close();
                 break;
             }

@@ -1,7 +1,9 @@
 //! The real Apache Curator 5.4.0 as the oracle for ndsr's Curator format:
 //! what ndsr announces, Curator's `ServiceDiscovery` reads with every field
 //! equal; what Curator registers, ndsr reads the same; Curator's
-//! `ServiceCache` never sees ndsr's instance flap while ndsr reconnects.
+//! `ServiceCache` never sees ndsr's instance flap while ndsr reconnects;
+//! an instance `Registry::set_maintenance` marks is disabled for Curator's
+//! reader and never picked by its `ServiceProvider`, then picked again.
 //!
 //! Needs a JDK and Debian's `libcurator-discovery-java` and
 //! `libcurator-recipes-java` (installed by `scripts/setup.sh`), or
@@ -10,6 +12,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -204,5 +207,89 @@ async fn curator_reads_a_sequential_instance_and_a_typed_payload() {
     assert_eq!(read[0]["serviceType"], "DYNAMIC_SEQUENTIAL");
     assert_eq!(read[0]["payload"], json!({"zone": "b"}), "the typed map payload, as Curator reads it");
     assert_eq!(read[1], json!({"picked": "seq-"}));
+    r.close().await;
+}
+
+/// What Curator's own reader makes of `<base>/web`: each instance's
+/// `enabled` as `ServiceDiscovery.queryForInstances` reads it, and the ids
+/// of `PICKS` round-robin `ServiceProvider.getInstance` calls (`None`: it
+/// found no instance to give).
+async fn curator_view(connect: &str, base: &str) -> (BTreeMap<String, bool>, Vec<Option<String>>) {
+    const PICKS: usize = 4;
+    let lines = Oracle::start(&["read", connect, base, "web", &PICKS.to_string()]).rest().await;
+    let mut enabled = BTreeMap::new();
+    let mut picks = Vec::new();
+    for line in &lines {
+        let read: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        match read.get("picked") {
+            Some(picked) => picks.push(picked.as_str().map(String::from)),
+            None => {
+                let id = read["id"].as_str().unwrap_or_else(|| panic!("{line}")).to_string();
+                enabled.insert(id, read["enabled"].as_bool().unwrap_or_else(|| panic!("{line}")));
+            }
+        }
+    }
+    assert_eq!(picks.len(), PICKS, "{lines:?}");
+    (enabled, picks)
+}
+
+/// `Registry::set_maintenance` on Curator instances, read back by
+/// Curator's own `ServiceDiscovery` and `ServiceProvider`: one in Curator's
+/// bytes from ndsr's `CuratorInstance` (an ephemeral node of a plain
+/// client: a node an ndsr registry holds is written back by its holder),
+/// one registered by Curator itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curators_provider_never_picks_an_instance_ndsr_puts_in_maintenance() {
+    let server = ZkServer::shared();
+    let connect = server.connect_string();
+    let r = registry(&connect).await;
+    let zk = other(&connect).await;
+    let base = unique_path("curator-maintenance");
+    let instance = CuratorInstance {
+        registration_time_utc: 1795859981132,
+        ..CuratorInstance::new("web", "i-1", "10.0.0.1", 8080)
+    };
+    let i1 = format!("{base}/web/i-1");
+    create(&zk, &i1, &instance.encode(), zookeeper_client::CreateMode::Ephemeral).await;
+    let mut curator = Oracle::start(&["register", &connect, &base, "web", "j-1", "10.0.0.5", "9090"]);
+    assert_eq!(curator.line().await, "registered");
+    let j1 = format!("{base}/web/j-1");
+    let j1_bytes = zk.get_data(&j1).await.unwrap().0;
+
+    let both = |i: bool, j: bool| BTreeMap::from([("i-1".to_string(), i), ("j-1".to_string(), j)]);
+    let picked = |picks: &[Option<String>]| picks.iter().cloned().collect::<BTreeSet<_>>();
+    let only = |id: Option<&str>| BTreeSet::from([id.map(String::from)]);
+    // Both serving: round robin gives each in turn.
+    let (enabled, picks) = curator_view(&connect, &base).await;
+    assert_eq!(enabled, both(true, true));
+    assert_eq!(picked(&picks), BTreeSet::from([Some("i-1".into()), Some("j-1".into())]), "{picks:?}");
+
+    // i-1 in maintenance: disabled for Curator, never picked.
+    let marked = r.set_maintenance(&i1, true, Some("deploy")).await.unwrap();
+    assert_eq!(marked, Format::Curator);
+    let data: Value = serde_json::from_slice(&zk.get_data(&i1).await.unwrap().0).unwrap();
+    let mut expected: Value = serde_json::from_slice(&instance.encode()).unwrap();
+    expected["enabled"] = json!(false);
+    assert_eq!(data, expected, "only `enabled` changed");
+    let (enabled, picks) = curator_view(&connect, &base).await;
+    assert_eq!((enabled, picked(&picks)), (both(false, true), only(Some("j-1"))), "{picks:?}");
+
+    // Curator's own registration too: nothing left to pick.
+    assert_eq!(r.set_maintenance(&j1, true, None).await.unwrap(), Format::Curator);
+    let (enabled, picks) = curator_view(&connect, &base).await;
+    assert_eq!((enabled, picked(&picks)), (both(false, false), only(None)), "{picks:?}");
+
+    // Out of maintenance: i-1's bytes are back as ndsr encoded them, and
+    // Curator picks it again (and only it while j-1 stays disabled).
+    assert_eq!(r.set_maintenance(&i1, false, None).await.unwrap(), Format::Curator);
+    assert_eq!(zk.get_data(&i1).await.unwrap().0, instance.encode(), "back byte for byte");
+    let (enabled, picks) = curator_view(&connect, &base).await;
+    assert_eq!((enabled, picked(&picks)), (both(true, false), only(Some("i-1"))), "{picks:?}");
+    assert_eq!(r.set_maintenance(&j1, false, None).await.unwrap(), Format::Curator);
+    let (enabled, picks) = curator_view(&connect, &base).await;
+    assert_eq!(enabled, both(true, true));
+    assert_eq!(picked(&picks), BTreeSet::from([Some("i-1".into()), Some("j-1".into())]), "{picks:?}");
+    assert_eq!(zk.get_data(&j1).await.unwrap().0, j1_bytes, "Curator's own bytes back byte for byte");
+    curator.finish();
     r.close().await;
 }
