@@ -285,3 +285,38 @@ async fn an_announced_instance_drains_in_place() {
     assert_eq!(zk.check_stat(&path).await.unwrap().unwrap().czxid, czxid, "the same node");
     r.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_maintenance_on_a_registration_of_this_registry_stays_marked() {
+    let server = ZkServer::shared();
+    let r = registry(&server.connect_string()).await;
+    let zk = other(&server.connect_string()).await;
+    let base = unique_path("maint-own");
+    let up = CuratorInstance::new("web", "i-1", "10.0.0.1", 80);
+    let path = r.announce_curator(&base, &up).await.unwrap();
+    let dir = format!("{base}/web");
+    let serving = |r: &Registry| {
+        let (r, dir) = (r.clone(), dir.clone());
+        async move { r.instances(&dir, None).await.ok().map(|l| l.instances.iter().any(|i| i.serving)) }
+    };
+    let original = zk.get_data(&path).await.unwrap().0;
+    assert_eq!(r.set_maintenance(&path, true, Some("deploy")).await.unwrap(), Format::Curator);
+    // Not written back by its own holder: the registration itself is marked.
+    let marked = zk.get_data(&path).await.unwrap().0;
+    assert!(marked.ends_with(br#","enabled":false}"#), "{}", String::from_utf8_lossy(&marked));
+    assert_eq!(serving(&r).await, Some(false));
+    // Through an expiry, re-created marked.
+    let old = r.session().unwrap();
+    server.expire_session(&old).await.unwrap();
+    eventually(WAIT, "re-registered under a new session", || async {
+        let Some(new) = r.session() else { return false };
+        matches!(zk.check_stat(&path).await, Ok(Some(stat)) if new.id() != old.id() && stat.ephemeral_owner == new.id().0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(zk.get_data(&path).await.unwrap().0, marked, "re-created marked");
+    assert_eq!(r.set_maintenance(&path, false, None).await.unwrap(), Format::Curator);
+    assert_eq!(zk.get_data(&path).await.unwrap().0, original, "its own bytes back");
+    assert_eq!(serving(&r).await, Some(true));
+    r.close().await;
+}

@@ -121,10 +121,13 @@ impl Registry {
     /// compare-and-set write of its data (tried again if the node changes
     /// meanwhile) that keeps its other fields. Returns the node's format.
     ///
-    /// A node held by a process that keeps it registered with ndsr (this
-    /// registry, `ndsr register`, the agent) is written back by its
-    /// holder: mark those through their holder (the agent's
-    /// `/v1/maintenance`, `ndsr register --drain`).
+    /// A registration of this registry ([`set_node`](Self::set_node),
+    /// `announce_*`) is marked by rewriting the registration, so that it
+    /// stays marked (through reconnects and expiries) until it is written
+    /// anew. A node held by another process that keeps it registered with
+    /// ndsr (`ndsr register`, the agent) is written back by its holder:
+    /// mark those through their holder (the agent's `/v1/maintenance`,
+    /// `ndsr register --drain`).
     ///
     /// # Errors
     /// [`MarkError::NoNode`], [`MarkError::NotAnObject`],
@@ -142,6 +145,13 @@ impl Registry {
     ) -> Result<Format, MarkError> {
         validate_path(path)?;
         self.check_writable("set_maintenance")?;
+        if let Some(bytes) = self.registration(path).await? {
+            let (format, new) = marked(path, &bytes, on, reason)?;
+            if new != bytes {
+                self.set_node_raw(path, new).await?;
+            }
+            return Ok(format);
+        }
         const ATTEMPTS: u32 = 8;
         for _ in 0..ATTEMPTS {
             let Some((bytes, stat)) = self.read_raw(path).await? else {

@@ -217,6 +217,12 @@ impl Registry {
         answer.await.map_err(|_| Error::Closed)
     }
 
+    /// The bytes of `path`'s registration, if this registry holds one there.
+    pub(crate) async fn registration(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let path = path.to_string();
+        self.ask(|reply| HubCmd::Registration { path, reply }).await
+    }
+
     /// Writes a persistent data node at `path` (missing parents created),
     /// unless it already holds the same value: the same decoded object,
     /// where `pid` and `created` count only if `data` gives them. The write

@@ -44,6 +44,8 @@ pub(crate) enum HubCmd {
     /// `set_data`'s first step: answers `false` for a registration's path
     /// (which it must not write), else pins the path watched.
     Watch { path: String, reply: oneshot::Sender<bool> },
+    /// Answers the bytes of `path`'s registration, if it is one.
+    Registration { path: String, reply: oneshot::Sender<Option<Vec<u8>>> },
     /// A caller's command for `path`.
     Path(String, ActorCmd),
     /// Lends the session's client (and what goes with it) to a caller's

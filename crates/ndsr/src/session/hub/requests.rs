@@ -87,6 +87,14 @@ impl Hub {
                 let _ = reply.send(true);
                 Some(self.ensure(&key))
             }
+            HubCmd::Registration { path, reply } => {
+                let bytes = self.records.get(path.as_str()).and_then(|r| match &r.goal {
+                    Some(Goal::Ephemeral(bytes)) => Some(bytes.clone()),
+                    _ => None,
+                });
+                let _ = reply.send(bytes);
+                None
+            }
             HubCmd::Path(path, cmd) => {
                 let path = self.ensure(&path);
                 if let Some(record) = self.records.get_mut(&path) {
