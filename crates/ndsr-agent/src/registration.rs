@@ -3,6 +3,7 @@
 //! that hold them, and the table's changes, are in `registrations`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::What;
 use crate::error::ErrorKind;
-use crate::hold::{Checked, Release};
+use crate::hold::{Checked, Maintenance, Release};
+use crate::registrations::maintenance::{Marks, StatusMark};
 
 /// Where a registration came from: a reload keeps the API's and replaces
 /// the file's.
@@ -40,8 +42,10 @@ pub struct Status {
     /// `pending` (being written), `checking` (waiting for `rise`
     /// passes), `registered`, `unhealthy` (withdrawn by its check),
     /// `retrying` (ZooKeeper did not answer or another session holds the
-    /// node; the registry keeps trying) or `failed` (refused for good,
-    /// e.g. not authorized: the agent stopped holding it).
+    /// node; the registry keeps trying), `maintenance` (a nerve instance
+    /// withdrawn while in maintenance: nerve has no mark) or `failed`
+    /// (refused for good, e.g. not authorized: the agent stopped holding
+    /// it).
     pub state: &'static str,
     /// Why, for `unhealthy` and `retrying`; the failing check while
     /// `registered`.
@@ -67,6 +71,12 @@ pub struct Status {
     /// Why it failed, as an API error (for `failed`).
     #[serde(skip)]
     pub refusal: Option<(ErrorKind, &'static str)>,
+    /// The maintenance it is in (its own, or the whole agent's), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<StatusMark>,
+    /// The mark its node carries now (`None`: serving, or no node).
+    #[serde(skip)]
+    pub carries: Option<Maintenance>,
 }
 
 /// A registration held: its spec, its status, and its task.
@@ -83,6 +93,11 @@ pub struct Registrations {
     /// One change at a time (a replacement awaits the old task).
     pub(crate) changing: tokio::sync::Mutex<()>,
     pub(crate) held: Mutex<BTreeMap<String, Held>>,
+    /// The maintenance asked for: the whole agent's, and registrations'
+    /// own (by registration path). Each hold follows it.
+    pub(crate) marks: watch::Sender<Marks>,
+    /// Set once a drain begins: maintenance is no longer changed.
+    pub(crate) draining: AtomicBool,
 }
 
 /// Locks `m`, whether or not a holder panicked.
@@ -106,13 +121,21 @@ pub enum Put {
 impl Registrations {
     /// Every registration's status, by path.
     pub fn statuses(&self) -> Vec<Status> {
-        lock(&self.held).values().map(|h| h.status.borrow().clone()).collect()
+        let marks = self.marks.borrow().clone();
+        lock(&self.held).values().map(|h| with_mark(h.status.borrow().clone(), &marks)).collect()
     }
 
     /// The status of the registration of `path`, if held.
     pub fn status(&self, path: &str) -> Option<Status> {
-        lock(&self.held).get(path).map(|h| h.status.borrow().clone())
+        let marks = self.marks.borrow().clone();
+        lock(&self.held).get(path).map(|h| with_mark(h.status.borrow().clone(), &marks))
     }
+}
+
+/// `status` with the maintenance it is in.
+fn with_mark(mut status: Status, marks: &Marks) -> Status {
+    status.maintenance = marks.of(&status.path);
+    status
 }
 
 impl Status {

@@ -9,11 +9,12 @@ use tokio::sync::{oneshot, watch};
 use crate::check::Check;
 use crate::config::Http;
 use crate::error::{AgentError, ErrorKind};
-use crate::hold::{hold, Event, Release};
+use crate::hold::{hold_marked, Event, MarkEvent, Release};
 use crate::registration::{lock, now_ms, Held, Put, Registrations, Source, Spec, Status};
 use crate::state::Agent;
 
 mod drain;
+pub(crate) mod maintenance;
 
 /// How long a PUT waits for the first write.
 const FIRST_WRITE: Duration = Duration::from_secs(15);
@@ -66,6 +67,8 @@ impl Registrations {
             node: None,
             since_ms: now_ms(),
             refusal: None,
+            maintenance: None,
+            carries: None,
         });
         let (stop, stopped) = oneshot::channel();
         let task = agent.tasks.spawn(run(agent.clone(), spec.clone(), status, inherited, stopped));
@@ -100,6 +103,7 @@ impl Registrations {
         let Some(old) = lock(&self.held).remove(path) else { return false };
         let _ = old.stop.send(Release::Withdraw);
         let _ = old.task.await;
+        self.forget_mark(path);
         agent.changed();
         true
     }
@@ -222,42 +226,82 @@ async fn run(
         changed
     };
     let path = spec.path.clone();
-    let held = hold(&agent.registry, &target, spec.checked.as_ref(), inherited, stop, |event| {
-        match event {
-            Event::Registered(node) => {
-                let node = (node != path).then_some(node);
-                status.send_modify(|s| s.node = node);
-                set(Some("registered"), None);
+    // The maintenance it is in (its own, or the whole agent's).
+    let marks = agent.registrations.marks.subscribe();
+    let mark_of = |marks: &maintenance::Marks| marks.maintenance(&path);
+    // A marking failure tried again every second is said once, until it changes.
+    let mut last_failure = None;
+    let on_mark = |event| match event {
+        MarkEvent::Carries(node, mark) => {
+            last_failure = None;
+            match &mark {
+                Some(m) => tracing::warn!(%node, reason = ?m.reason, "in maintenance: not serving"),
+                None => tracing::warn!(%node, "maintenance over: serving"),
             }
-            Event::RegisterFailed(_, e) if e.is_retryable() => {
-                // Asked again every second while ZooKeeper is away: said once.
-                if set(Some("retrying"), Some(e.to_string())) {
-                    tracing::warn!(%path, error = %e, "registering failed; the registry keeps trying");
-                }
-            }
-            Event::RegisterFailed(_, e) => {
-                tracing::error!(%path, error = %e, "registering refused; the agent stops holding it");
-                let refusal = AgentError::from(e);
-                status.send_modify(|s| s.refusal = Some((refusal.kind, refusal.code)));
-                set(Some("failed"), Some(refusal.message));
-                return Err(());
-            }
-            Event::Failing(why) => {
-                tracing::warn!(%path, "health check failing: {why}");
-                set(None, Some(why));
-            }
-            Event::Passing => {
-                tracing::warn!(%path, "health check passing again");
-                set(None, None);
-            }
-            Event::Withdrawn(_, why) => {
-                tracing::warn!(%path, "withdrawn: {why}");
-                set(Some("unhealthy"), Some(why));
-            }
-            Event::WithdrawFailed(_, e) => tracing::warn!(%path, error = %e, "removing failed"),
+            status.send_modify(|s| s.carries = mark);
+            agent.changed();
         }
-        Ok(())
-    })
+        MarkEvent::Failed(node, why) => {
+            if last_failure.as_ref() != Some(&why) {
+                tracing::warn!(%node, "marking it for maintenance failed (tried again): {why}");
+                last_failure = Some(why);
+            }
+        }
+        MarkEvent::Withheld => {
+            tracing::warn!(%path, "in maintenance: withdrawn (its format has no mark)");
+            status.send_modify(|s| s.node = None);
+            set(Some("maintenance"), Some("withdrawn while in maintenance: nerve has no mark".into()));
+        }
+    };
+    let checked = spec.checked.as_ref();
+    let held = hold_marked(
+        &agent.registry,
+        &target,
+        checked,
+        inherited,
+        marks,
+        mark_of,
+        stop,
+        |event| {
+            match event {
+                Event::Registered(node) => {
+                    let node = (node != path).then_some(node);
+                    status.send_modify(|s| s.node = node);
+                    set(Some("registered"), None);
+                }
+                Event::RegisterFailed(_, e) if e.is_retryable() => {
+                    // Asked again every second while ZooKeeper is away: said once.
+                    if set(Some("retrying"), Some(e.to_string())) {
+                        tracing::warn!(%path, error = %e, "registering failed; the registry keeps trying");
+                    }
+                }
+                Event::RegisterFailed(_, e) => {
+                    tracing::error!(%path, error = %e, "registering refused; the agent stops holding it");
+                    let refusal = AgentError::from(e);
+                    status.send_modify(|s| s.refusal = Some((refusal.kind, refusal.code)));
+                    set(Some("failed"), Some(refusal.message));
+                    return Err(());
+                }
+                Event::Failing(why) => {
+                    tracing::warn!(%path, "health check failing: {why}");
+                    set(None, Some(why));
+                }
+                Event::Passing => {
+                    tracing::warn!(%path, "health check passing again");
+                    set(None, None);
+                }
+                Event::Withdrawn(_, why) => {
+                    tracing::warn!(%path, "withdrawn: {why}");
+                    // No node, no mark: it is written marked again if it returns in maintenance.
+                    status.send_modify(|s| s.carries = None);
+                    set(Some("unhealthy"), Some(why));
+                }
+                Event::WithdrawFailed(_, e) => tracing::warn!(%path, error = %e, "removing failed"),
+            }
+            Ok(())
+        },
+        on_mark,
+    )
     .await;
     held.ok().flatten()
 }

@@ -54,6 +54,39 @@ async fn the_dashboard_shows_a_new_registration_live_and_marks_stale_data() {
     assert!(registration.text().await.unwrap().contains("registered"));
     screenshot(&client, &shots, "dashboard-live.png").await;
 
+    // Maintenance: the registration's own, with its reason, then the whole
+    // agent's as a banner; both gone when they end.
+    let send = |method: &'static str, url: String, body: &'static str| {
+        let http = agent.authorized();
+        tokio::task::spawn_blocking(move || match method {
+            "PUT" => http.put(&url, body),
+            _ => http.delete(&url),
+        })
+    };
+    let own = format!("/v1/maintenance{root}/web/10.0.0.9:80");
+    let put = send("PUT", own.clone(), r#"{"reason": "disk swap"}"#).await.unwrap();
+    assert_eq!(put.status, 200, "{}", put.text);
+    let registration_css = format!("li[data-path='{root}/web/10.0.0.9:80']");
+    let mark =
+        text_with(&client, &format!("{registration_css} [data-testid=maintenance]"), "disk swap").await;
+    assert!(mark.contains("this registration"), "{mark:?}");
+    wait().for_element(Locator::Css("tr.draining[data-key='10.0.0.9:80']")).await.unwrap();
+    let put = send("PUT", "/v1/maintenance".into(), r#"{"reason": "kernel upgrade"}"#).await.unwrap();
+    assert_eq!(put.status, 200, "{}", put.text);
+    let banner = text_with(&client, "[data-testid=maintenance-banner]:not([hidden])", "kernel upgrade").await;
+    assert!(banner.contains("in maintenance"), "{banner:?}");
+    screenshot(&client, &shots, "dashboard-maintenance.png").await;
+    let off = send("DELETE", own, "").await.unwrap();
+    assert_eq!(off.status, 200, "{}", off.text);
+    let mark =
+        text_with(&client, &format!("{registration_css} [data-testid=maintenance]"), "whole agent").await;
+    assert!(mark.contains("kernel upgrade"), "the agent's keeps it: {mark:?}");
+    let off = send("DELETE", "/v1/maintenance".into(), "").await.unwrap();
+    assert_eq!(off.status, 200, "{}", off.text);
+    wait().for_element(Locator::Css("[data-testid=maintenance-banner][hidden]")).await.unwrap();
+    wait().for_element(Locator::Css(&format!("{registration_css}:not([data-maintenance])"))).await.unwrap();
+    wait().for_element(Locator::Css("tr:not(.draining)[data-key='10.0.0.9:80']")).await.unwrap();
+
     // The keyboard: "/" focuses the filter, Escape clears it.
     client.find(Locator::Css("body")).await.unwrap().send_keys("/").await.unwrap();
     let active = client.active_element().await.unwrap();

@@ -164,3 +164,177 @@ fn the_agent_marks_a_registration_given_as_raw_data_in_the_format_its_data_has()
     assert_eq!((data["enabled"].as_bool(), data.get("maintenance")), (Some(false), None), "{data}");
     rt.block_on(reader.close());
 }
+
+/// The instances of `dir` as the library's reader reads them (the format
+/// detected): (key, serving).
+fn listed(rt: &tokio::runtime::Runtime, registry: &ndsr::Registry, dir: &str) -> Vec<(String, bool)> {
+    let instances = rt.block_on(registry.instances(dir, None)).unwrap();
+    assert!(instances.bad.is_empty(), "{:?}", instances.bad);
+    instances.instances.iter().map(|i| (i.key.clone(), i.serving)).collect()
+}
+
+/// Whether each instance of `dir` serves (`[]`: none listed).
+fn serving_all(rt: &tokio::runtime::Runtime, registry: &ndsr::Registry, dir: &str) -> Vec<bool> {
+    listed(rt, registry, dir).into_iter().map(|(_, serving)| serving).collect()
+}
+
+/// The nd `maintenance` field of the node at `path`, as the library reads it.
+fn nd_reason(rt: &tokio::runtime::Runtime, registry: &ndsr::Registry, path: &str) -> serde_json::Value {
+    let snapshot = rt.block_on(registry.get(path)).unwrap();
+    snapshot.data.as_ref().and_then(|d| d.get("maintenance").cloned()).unwrap_or_default()
+}
+
+/// Polls until `dir` lists an instance, then says whether it serves at
+/// first sight.
+fn first_seen_serving(rt: &tokio::runtime::Runtime, registry: &ndsr::Registry, dir: &str) -> bool {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        if let [(_, serving)] = listed(rt, registry, dir).as_slice() {
+            return *serving;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for an instance of {dir}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_whole_agent_in_maintenance_marks_every_registration_in_its_format_and_keeps_them_so() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let reader = rt.block_on(ndsr::Registry::builder(&server).build()).unwrap();
+    let root = unique_path("maint-whole");
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").unwrap();
+    let (nd, curator, serverset, nerve, checked, added) = (
+        format!("{root}/nd"),
+        format!("{root}/disc/web"),
+        format!("{root}/ss"),
+        format!("{root}/nerve"),
+        format!("{root}/checked"),
+        format!("{root}/added"),
+    );
+    let registrations = format!(
+        "[[register]]\npath = \"{nd}/10.0.0.1:80\"\ndata = {{ zone = \"a\" }}\n\
+         [[register]]\npath = \"{curator}/i-1\"\nas = \"curator\"\nhost = \"10.0.0.2\"\nport = 80\n\
+         [[register]]\npath = \"{serverset}/api-0\"\nas = \"serverset\"\nhost = \"10.0.0.3\"\nport = 80\n\
+         [[register]]\npath = \"{nerve}/web\"\nas = \"nerve\"\nhost = \"10.0.0.4\"\nport = 80\n\
+         [[register]]\npath = \"{checked}/10.0.0.5:80\"\ncheck_cmd = \"test -f '{}'\"\n\
+         interval = \"100ms\"\nrise = 1\nfall = 1\n",
+        up.display()
+    );
+    let config = format!("roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n{registrations}");
+    let agent = Agent::start(&server, &config);
+    let all = [&nd, &curator, &serverset, &nerve, &checked];
+    poll("every registration serving", || all.iter().all(|dir| serving_all(&rt, &reader, dir) == [true]));
+    let state = agent.http().get("/v1/maintenance");
+    assert_eq!((state.status, &state.body["maintenance"]), (200, &json!(false)), "{}", state.text);
+
+    // On: each marked in its own format (nerve, which has no mark, withdrawn).
+    assert_eq!(agent.http().put("/v1/maintenance", "").status, 401, "the write token is needed");
+    let on = agent.authorized().put("/v1/maintenance", r#"{"reason": "kernel upgrade"}"#);
+    assert_eq!(on.status, 200, "{}", on.text);
+    assert_eq!((&on.body["maintenance"], &on.body["reason"]), (&json!(true), &json!("kernel upgrade")));
+    let marked = on.body["registrations"].as_array().unwrap();
+    assert_eq!(marked.len(), 5, "{}", on.text);
+    assert!(marked.iter().all(|r| r["marked"] == json!(true) && r["by"] == json!("agent")), "{}", on.text);
+    poll("every one not serving", || {
+        [&nd, &curator, &serverset, &checked].iter().all(|dir| serving_all(&rt, &reader, dir) == [false])
+            && listed(&rt, &reader, &nerve).is_empty()
+    });
+    assert_eq!(nd_reason(&rt, &reader, &format!("{nd}/10.0.0.1:80")), json!("kernel upgrade"));
+    assert!(bytes(&rt, &client, &format!("{curator}/i-1")).ends_with(r#""enabled":false}"#));
+    let instances = rt.block_on(reader.instances(&serverset, None)).unwrap();
+    assert_eq!(instances.format, Some(ndsr::discovery::Format::ServerSet));
+    let (code, _, err) = run(&server, &["pick", &curator]);
+    assert_eq!(code, 11, "Curator's reader picks none: {err}");
+
+    // Kept so: someone else's write is put back marked ...
+    rt.block_on(client.set_data(&format!("{nd}/10.0.0.1:80"), b"{}", None)).unwrap();
+    poll("written back marked", || nd_reason(&rt, &reader, &format!("{nd}/10.0.0.1:80")) == "kernel upgrade");
+    // ... a node its check withdraws comes back marked ...
+    std::fs::remove_file(&up).unwrap();
+    poll("withdrawn by its check", || listed(&rt, &reader, &checked).is_empty());
+    std::fs::write(&up, "").unwrap();
+    assert!(!first_seen_serving(&rt, &reader, &checked), "back marked, never serving");
+    // ... and a registration added by a reload is registered marked.
+    std::fs::write(&agent.config, format!("{config}[[register]]\npath = \"{added}/10.0.0.6:80\"\n")).unwrap();
+    agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.running.line_where("the reload", |l| l.starts_with("reloaded"));
+    assert!(!first_seen_serving(&rt, &reader, &added), "registered marked, never serving");
+    assert_eq!(nd_reason(&rt, &reader, &format!("{added}/10.0.0.6:80")), json!("kernel upgrade"));
+
+    // A registration's own maintenance outlives the agent's (and its reason wins).
+    let own = format!("/v1/maintenance{checked}/10.0.0.5:80");
+    let put = agent.authorized().put(&own, r#"{"reason": "bad disk"}"#);
+    assert_eq!((put.status, &put.body["maintenance"]), (200, &json!(true)), "{}", put.text);
+    poll("its own reason", || nd_reason(&rt, &reader, &format!("{checked}/10.0.0.5:80")) == "bad disk");
+    let listed_by = agent.authorized().get(&format!("/v1/registrations{checked}/10.0.0.5:80"));
+    assert_eq!(listed_by.body["maintenance"]["by"], json!("path"), "{}", listed_by.text);
+
+    // Off: each serving again (nerve registered again), but the one in its own maintenance.
+    let off = agent.authorized().delete("/v1/maintenance");
+    assert_eq!((off.status, &off.body["maintenance"]), (200, &json!(false)), "{}", off.text);
+    let still: Vec<_> =
+        off.body["registrations"].as_array().unwrap().iter().map(|r| r["path"].clone()).collect();
+    assert_eq!(still, [json!(format!("{checked}/10.0.0.5:80"))], "{}", off.text);
+    poll("serving again", || {
+        [&nd, &curator, &serverset, &nerve, &added].iter().all(|dir| serving_all(&rt, &reader, dir) == [true])
+    });
+    assert_eq!(nd_reason(&rt, &reader, &format!("{nd}/10.0.0.1:80")), serde_json::Value::Null);
+    assert!(!bytes(&rt, &client, &format!("{curator}/i-1")).contains("enabled"), "as Curator writes it");
+    assert_eq!(serving_all(&rt, &reader, &checked), [false], "still in its own maintenance");
+    // Its own mark survives its check too.
+    std::fs::remove_file(&up).unwrap();
+    poll("withdrawn by its check", || listed(&rt, &reader, &checked).is_empty());
+    std::fs::write(&up, "").unwrap();
+    assert!(!first_seen_serving(&rt, &reader, &checked), "back marked, never serving");
+    assert_eq!(nd_reason(&rt, &reader, &format!("{checked}/10.0.0.5:80")), json!("bad disk"));
+    let off = agent.authorized().delete(&own);
+    assert_eq!((off.status, &off.body["maintenance"]), (200, &json!(false)), "{}", off.text);
+    poll("serving", || serving_all(&rt, &reader, &checked) == [true]);
+    let state = agent.http().get("/v1/maintenance");
+    assert_eq!(state.body["registrations"], json!([]), "{}", state.text);
+    rt.block_on(reader.close());
+}
+
+#[test]
+fn maintenance_changes_are_refused_while_the_agent_drains() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let reader = rt.block_on(ndsr::Registry::builder(&server).build()).unwrap();
+    let root = unique_path("maint-drain");
+    let node = format!("{root}/nd/10.0.0.1:80");
+    let config = format!(
+        "drain = \"60s\"\nroots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n\
+         [[register]]\npath = \"{node}\"\ndata = {{ zone = \"a\" }}\n"
+    );
+    let agent = Agent::start(&server, &config);
+    let nd = format!("{root}/nd");
+    poll("registered", || serving(&rt, &reader, &nd) == Some(true));
+
+    agent.running.signal(nix::sys::signal::Signal::SIGTERM);
+    poll("draining", || agent.http().get("/v1/maintenance").body["draining"] == json!(true));
+    let http = agent.authorized();
+    let route = format!("/v1/maintenance{node}");
+    for (what, answer) in [
+        ("PUT /v1/maintenance", http.put("/v1/maintenance", "")),
+        ("DELETE /v1/maintenance", http.delete("/v1/maintenance")),
+        ("PUT /v1/maintenance/<path>", http.put(&route, r#"{"reason": "late"}"#)),
+        ("DELETE /v1/maintenance/<path>", http.delete(&route)),
+    ] {
+        assert_eq!(
+            (answer.status, &answer.body["code"]),
+            (503, &json!("draining")),
+            "{what}: {}",
+            answer.text
+        );
+    }
+    poll("the drain's mark, not the refused ones", || nd_reason(&rt, &reader, &node) == "draining");
+
+    agent.running.signal(nix::sys::signal::Signal::SIGTERM);
+    agent.running.line_where("stopped", |l| l.starts_with("ndsr agent stopped"));
+    poll("gone", || serving(&rt, &reader, &nd).is_none());
+    rt.block_on(reader.close());
+}

@@ -48,6 +48,7 @@ pub fn assets() -> Router<Arc<Agent>> {
 pub fn model(agent: &Agent, owner: bool) -> Value {
     let config = agent.config();
     let stats = agent.registry.stats();
+    let marks = agent.registrations.marks();
     let services: Vec<Value> = config
         .services
         .iter()
@@ -68,6 +69,9 @@ pub fn model(agent: &Agent, owner: bool) -> Value {
             "writes": config.token.is_some() && !config.http.readonly,
             "roots": config.roots,
             "config": config.file_path.display().to_string(),
+            // The whole agent's maintenance (`null`: none), and whether it drains.
+            "maintenance": marks.agent,
+            "draining": agent.registrations.draining(),
         },
         "session": {
             "state": stats.state.name(),

@@ -1,12 +1,15 @@
-//! `PUT` and `DELETE /v1/maintenance/<path>`: take an instance out of
-//! rotation, or put it back, without deregistering it (the write token
-//! is needed, as for every write).
+//! `/v1/maintenance`: the whole agent in maintenance (`PUT`, `DELETE`,
+//! `GET`), and `PUT` and `DELETE /v1/maintenance/<path>`: take an
+//! instance out of rotation, or put it back, without deregistering it (the
+//! write token is needed, as for every write). While the agent drains,
+//! changes are refused (503 `draining`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ndsr::discovery::MarkError;
@@ -14,7 +17,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{json_body, zk_path, ApiError, ApiResult};
-use crate::drain::mark_held;
 use crate::error::ErrorKind;
 use crate::state::Agent;
 
@@ -26,19 +28,80 @@ struct Body {
     reason: Option<String>,
 }
 
+/// The optional body: empty (or blank) is none.
+fn body(body: Result<Bytes, BytesRejection>) -> ApiResult<Body> {
+    match body {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Body::default()),
+        other => json_body(other),
+    }
+}
+
+/// 503 `draining` while the agent drains: its registrations are being
+/// marked and removed, and stay so.
+fn refuse_while_draining(agent: &Agent) -> ApiResult<()> {
+    if agent.registrations.draining() {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "draining",
+            "the agent is draining its registrations before it stops: maintenance cannot change now".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How long a change waits for the nodes to carry it: the session
+/// timeout, as a drain's marking.
+fn bound(agent: &Agent) -> std::time::Duration {
+    agent.config().session_timeout.unwrap_or(ndsr::config::DEFAULT_SESSION_TIMEOUT)
+}
+
+/// `GET /v1/maintenance`: the whole agent's maintenance and each
+/// registration in maintenance.
+pub async fn get(State(agent): State<Arc<Agent>>) -> Response {
+    Json(agent.registrations.maintenance_json()).into_response()
+}
+
+/// `PUT /v1/maintenance` (body: optional `{"reason": "..."}`): puts the
+/// whole agent in maintenance: every registration held, and every one
+/// added while it lasts, marked not serving in its own format (a nerve
+/// instance withdrawn).
+pub async fn put_agent(
+    State(agent): State<Arc<Agent>>,
+    given: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    refuse_while_draining(&agent)?;
+    let given = body(given)?;
+    set_agent(&agent, true, given.reason.as_deref()).await
+}
+
+/// `DELETE /v1/maintenance`: ends the whole agent's maintenance
+/// (registrations in their own stay in it).
+pub async fn delete_agent(State(agent): State<Arc<Agent>>) -> ApiResult<Response> {
+    refuse_while_draining(&agent)?;
+    set_agent(&agent, false, None).await
+}
+
+/// Sets the whole agent's maintenance and answers once every node carries
+/// it (200), or after the bound with some not yet (202: the agent keeps
+/// at it).
+async fn set_agent(agent: &Agent, on: bool, reason: Option<&str>) -> ApiResult<Response> {
+    agent.registrations.set_agent_maintenance(agent, on, reason);
+    let applied = agent.registrations.applied(agent, None, bound(agent)).await;
+    let status = if applied { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(agent.registrations.maintenance_json())).into_response())
+}
+
 /// `PUT /v1/maintenance/<path>` (body: optional `{"reason": "..."}`): marks
 /// the instance not serving in its own format.
 pub async fn put(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    given: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    refuse_while_draining(&agent)?;
     let path = zk_path(&agent, path)?;
-    let body = match body {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Body::default(),
-        other => json_body(other)?,
-    };
-    set(&agent, &path, true, body.reason.as_deref()).await
+    let given = body(given)?;
+    set(&agent, &path, true, given.reason.as_deref()).await
 }
 
 /// `DELETE /v1/maintenance/<path>`: marks the instance serving again.
@@ -46,20 +109,33 @@ pub async fn delete(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
+    refuse_while_draining(&agent)?;
     let path = zk_path(&agent, path)?;
     set(&agent, &path, false, None).await
 }
 
 /// Marks `path`: through its registration when the agent holds it (so
-/// that the agent keeps it marked), else by a compare-and-set write.
+/// that the agent keeps it marked, whenever it writes it), else by a
+/// compare-and-set write.
 async fn set(agent: &Agent, path: &str, on: bool, reason: Option<&str>) -> ApiResult<Response> {
-    let marked = match agent.registrations.held_format(path) {
-        Some(format) => mark_held(&agent.registry, format, path, on, reason).await,
-        None => agent.registry.set_maintenance(path, on, reason).await,
+    let Some((registration, target)) = agent.registrations.held_target(path) else {
+        let format = agent.registry.set_maintenance(path, on, reason).await.map_err(api_error)?;
+        agent.changed();
+        return Ok(Json(json!({ "path": path, "format": format.name(), "maintenance": on })).into_response());
     };
-    let format = marked.map_err(api_error)?;
-    agent.changed();
-    Ok(Json(json!({ "path": path, "format": format.name(), "maintenance": on })).into_response())
+    let format = target.mark_format();
+    if target.marked(None).is_none() {
+        return Err(api_error(MarkError::Unmarkable(format)));
+    }
+    if !agent.registrations.set_path_maintenance(agent, &registration, on, reason) {
+        return Err(ApiError::not_found(format!("{path}: the agent no longer holds it")));
+    }
+    let applied = agent.registrations.applied(agent, Some(&registration), bound(agent)).await;
+    // The whole agent's maintenance, if on, still holds it after a DELETE.
+    let now = agent.registrations.marks().maintenance(&registration).is_some();
+    let status = if applied { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let node = agent.registrations.status(&registration).and_then(|s| s.node).unwrap_or(registration);
+    Ok((status, Json(json!({ "path": node, "format": format.name(), "maintenance": now }))).into_response())
 }
 
 fn api_error(e: MarkError) -> ApiError {

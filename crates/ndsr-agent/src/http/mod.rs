@@ -40,6 +40,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
             "/v1/registrations/{*path}",
             get(api::registration).put(api::put_registration).delete(api::delete_registration),
         )
+        .route(
+            "/v1/maintenance",
+            get(maintenance::get).put(maintenance::put_agent).delete(maintenance::delete_agent),
+        )
         .route("/v1/maintenance/{*path}", axum::routing::put(maintenance::put).delete(maintenance::delete))
         .route("/v1/health", get(api::health))
         .route("/v1/agent", get(dashboard::model_json))

@@ -1,21 +1,22 @@
 //! The agent's shutdown with `drain`: every registration is marked not
 //! serving in its own format, kept for the period (or until a second
-//! signal), then removed. And which held registration a node is (for
-//! `/v1/maintenance`).
+//! signal), then removed. Maintenance is no longer changed meanwhile.
 
 use std::future::Future;
 use std::time::Duration;
 
 use super::*;
-use crate::drain::{begin, format_of, wait, Begun};
+use crate::drain::{begin, wait, Begun};
 use crate::hold::Target;
 
 impl Registrations {
     /// Stops holding every registration, marks each node not serving (a
     /// nerve instance is removed at once), waits `period` or until `skip`
     /// completes, then removes them. New registrations wait meanwhile (the
-    /// agent is stopping).
+    /// agent is stopping), and maintenance is no longer changed.
     pub async fn drain(&self, agent: &Agent, period: Duration, skip: impl Future<Output = ()>) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        agent.changed();
         let _changing = self.changing.lock().await;
         let held: Vec<Held> = std::mem::take(&mut *lock(&self.held)).into_values().collect();
         let mut tasks = Vec::new();
@@ -54,14 +55,5 @@ impl Registrations {
                 tracing::warn!(%node, error = %e, "removing failed (it goes with the session)");
             }
         }
-    }
-
-    /// The format of the registration held whose node is `node`, if any
-    /// (`Some(None)`: data given as is, see [`format_of`]).
-    pub fn held_format(&self, node: &str) -> Option<Option<ndsr::discovery::Format>> {
-        let held = lock(&self.held);
-        let held =
-            held.values().find(|h| h.status.borrow().node.as_deref().unwrap_or(&h.spec.path) == node)?;
-        Some(format_of(&held.spec.what.target(&held.spec.path)))
     }
 }

@@ -58,6 +58,26 @@ function renderSession() {
   $("version").textContent = `v${model.agent.version}${model.agent.readonly ? " · read-only" : ""}`;
 }
 
+// The whole agent in maintenance (or draining before it stops): a banner.
+function renderMaintenance() {
+  const banner = $("maintenance-banner");
+  const m = model.agent.maintenance;
+  if (model.agent.draining) {
+    banner.textContent = "Draining: every registration is marked not serving and will be removed as the agent stops.";
+  } else if (m) {
+    banner.textContent = `The agent is in maintenance since ${new Date(m.since_ms).toLocaleTimeString()}` +
+      `${m.reason ? `: ${m.reason}` : ""}. Every registration it holds is marked not serving.`;
+  }
+  banner.hidden = !(model.agent.draining || m);
+}
+
+// A registration's maintenance: why, and whether its own or the agent's.
+function maintenanceMark(m) {
+  const whose = m.by === "agent" ? "the whole agent" : "this registration";
+  return el("div", { class: "maint-mark small", "data-testid": "maintenance", "data-by": m.by,
+    text: `maintenance (${whose})${m.reason ? `: ${m.reason}` : ""} · since ${new Date(m.since_ms).toLocaleTimeString()}` });
+}
+
 function instanceMatches(instance, filter) {
   if (!filter) return true;
   const text = [instance.key, instance.address, instance.id,
@@ -105,7 +125,7 @@ function renderRegistrations() {
   list.replaceChildren();
   $("no-registrations").hidden = model.registrations.length > 0;
   for (const r of model.registrations) {
-    list.append(el("li", { "data-path": r.path },
+    list.append(el("li", { "data-path": r.path, "data-maintenance": r.maintenance ? r.maintenance.by : null },
       el("div", { class: "reg-head" },
         el("span", { class: `badge small`, "data-state": r.state, text: r.state }),
         el("button", { class: "link mono", type: "button", text: r.path, onclick: () => browse(r.path) })),
@@ -114,6 +134,7 @@ function renderRegistrations() {
         [r.data && r.data.as ? `${r.data.as} ${r.data.host}:${r.data.port}` : null,
           r.check ? `check: ${r.check}` : "no check", r.source === "config" ? "from the file" : "from the API",
           `since ${new Date(r.since_ms).toLocaleTimeString()}`].filter(Boolean).join(" · ")),
+      r.maintenance ? maintenanceMark(r.maintenance) : null,
       r.detail ? el("div", { class: "detail small", text: r.detail }) : null));
   }
 }
@@ -157,6 +178,7 @@ function renderMirrors() {
 function render() {
   if (!model) return;
   renderSession();
+  renderMaintenance();
   renderServices();
   renderRegistrations();
   renderTemplates();
