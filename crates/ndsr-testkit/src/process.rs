@@ -84,9 +84,16 @@ impl JvmProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// SIGSTOP, then waits (up to 5 s) until every thread of the JVM is
+    /// stopped: the signal is delivered asynchronously, and a thread still
+    /// running could answer a request sent right after.
     pub(crate) fn freeze(&mut self) -> Result<()> {
         self.signal(Signal::SIGSTOP)?;
         self.frozen = true;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(self.child.id()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Ok(())
     }
 
@@ -152,6 +159,18 @@ pub fn four_letter_word(address: &str, word: &str) -> Result<String> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).map_err(io(context()))?;
     Ok(answer)
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` or `t`
+/// in `/proc/PID/task/*/stat`); true where `/proc` cannot say.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return true };
+    tasks.flatten().all(|task| {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { return true };
+        // The state follows the command name's closing parenthesis.
+        let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+        matches!(state, Some("T" | "t" | "Z" | "X") | None)
+    })
 }
 
 /// Is the server at `address` serving client requests?
