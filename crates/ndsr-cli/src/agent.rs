@@ -1,6 +1,7 @@
 //! `ndsr agent`: reads the flags, connects as every command does, and runs
 //! the agent (the `ndsr-agent` crate).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ndsr_agent::{Launch, Options, RunError};
@@ -19,8 +20,9 @@ pub struct Given {
 }
 
 pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<ExitCode> {
+    let config = config_file(&args)?;
     let options = Options {
-        config: args.config.clone(),
+        config: config.clone(),
         listen: args.listen,
         dns_listen: args.dns_listen,
         readonly: global.readonly,
@@ -31,7 +33,7 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
     };
     let launch = Launch::load(options).map_err(|e| CliError::new(Exit::InvalidInput, e))?;
     if args.check {
-        output::line(&format!("{}: OK", args.config.display()))?;
+        output::line(&format!("{}: OK", config.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
     let builder = ndsr::Registry::builder(launch.servers())
@@ -48,4 +50,23 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
         other => CliError::new(Exit::Failure, other.to_string()),
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--config`, or else the default file (`/etc/ndsr/agent.toml`) when it
+/// exists; without either, an error naming both.
+fn config_file(args: &AgentArgs) -> CliResult<PathBuf> {
+    if let Some(config) = &args.config {
+        return Ok(config.clone());
+    }
+    if args.default_config.exists() {
+        tracing::info!(config = %args.default_config.display(), "no --config: using the default file");
+        return Ok(args.default_config.clone());
+    }
+    Err(CliError::new(
+        Exit::InvalidInput,
+        format!(
+            "no configuration: give --config FILE, or write {} (read when --config is absent); see docs/agent.example.toml",
+            args.default_config.display()
+        ),
+    ))
 }

@@ -194,11 +194,11 @@ pub enum Command {
     /// Serve the registry to every program on the host: an HTTP API, a
     /// live web dashboard, files rendered from templates, and metrics.
     ///
-    /// Configured by a TOML file (see docs/agent.example.toml and
-    /// docs/AGENT.md). The dashboard is at http://LISTEN/. SIGTERM or
-    /// SIGINT removes the agent's registrations at once and exits 0;
-    /// SIGHUP reloads the file (registrations that stayed are untouched;
-    /// a bad file changes nothing).
+    /// Configured by a TOML file: --config, else /etc/ndsr/agent.toml (see
+    /// docs/agent.example.toml and docs/AGENT.md). The dashboard is at
+    /// http://LISTEN/. SIGTERM or SIGINT removes the agent's registrations
+    /// at once and exits 0; SIGHUP reloads the file (registrations that
+    /// stayed are untouched; a bad file changes nothing).
     Agent(AgentArgs),
     /// Configuration releases: publish, history, diff, rollback, schemas.
     ///
@@ -536,12 +536,18 @@ pub struct SandboxArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// The agent's configuration file when `--config` is not given.
+pub const DEFAULT_AGENT_CONFIG: &str = "/etc/ndsr/agent.toml";
+
 /// Arguments of `agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The configuration file (TOML)
+    /// The configuration file (TOML) [default: /etc/ndsr/agent.toml, when it exists]
     #[arg(short, long, value_name = "FILE")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+    /// Where the configuration file is looked for without --config (for tests)
+    #[arg(long, hide = true, env = "NDSR_AGENT_DEFAULT_CONFIG", default_value = DEFAULT_AGENT_CONFIG)]
+    pub default_config: PathBuf,
     /// Listen on ADDR:PORT instead of the file's `[http] listen` (port 0: any free port)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
