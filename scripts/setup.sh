@@ -144,6 +144,31 @@ install_dig() {
   fi
 }
 
+install_packaging_tools() {
+  # The Debian package's test (scripts/package-tests.sh): dpkg-shlibdeps
+  # (dpkg-dev), strip (binutils), systemd-analyze (systemd, which need not
+  # run), man (man-db), adduser (the package's postinst) and bash-completion
+  # (its loader finds the completion). A new machine has all but the last.
+  local packages=""
+  command -v dpkg-shlibdeps >/dev/null 2>&1 || packages="$packages dpkg-dev"
+  command -v strip >/dev/null 2>&1 || packages="$packages binutils"
+  command -v systemd-analyze >/dev/null 2>&1 || packages="$packages systemd"
+  command -v man >/dev/null 2>&1 || packages="$packages man-db"
+  command -v adduser >/dev/null 2>&1 || packages="$packages adduser"
+  [ -f /usr/share/bash-completion/bash_completion ] || packages="$packages bash-completion"
+  if [ -z "$packages" ]; then
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing what the package test needs:$packages"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
+  else
+    echo "setup: the Debian package's test needs:$packages (apt-get install -y$packages); it is skipped without dpkg or root" >&2
+  fi
+}
+
 cd "$(dirname "$0")/.."
 
 if have_zookeeper && command -v java >/dev/null 2>&1; then
@@ -153,6 +178,7 @@ if have_zookeeper && command -v java >/dev/null 2>&1; then
   install_curator
   install_browser
   install_dig
+  install_packaging_tools
   exit 0
 fi
 
@@ -171,6 +197,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   install_curator
   install_browser
   install_dig
+  install_packaging_tools
 else
   cat >&2 <<'MSG'
 setup: ZooKeeper (3.8 or later) and Java are needed for the tests.
