@@ -78,6 +78,7 @@ deb_tests() {
   [ "$(dpkg-query -W -f='${Status}' ndsr)" = "install ok installed" ] || fail "dpkg -s ndsr: not installed"
   pass "dpkg -i installs it"
   check_installed
+  agent_runs
 
   # Again, as an upgrade (postinst configure with the old version).
   DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb, a second time"
@@ -166,6 +167,89 @@ check_installed() {
   runuser -u ndsr -- /usr/bin/ndsr agent --check --config "$conffile" >/dev/null || fail "ndsr agent --check, as user ndsr, refuses $conffile"
   runuser -u nobody -- cat "$conffile" >/dev/null 2>&1 && fail "other users can read $conffile"
   pass "user ndsr (uid $uid) reads $conffile, which ndsr agent --check accepts; others cannot"
+}
+
+# The installed agent as its unit runs it: user ndsr, /etc/ndsr/agent.toml,
+# in /var/lib/ndsr, with $NOTIFY_SOCKET; against an `ndsr sandbox` (the
+# installed binary's). READY=1 once synced, SIGHUP (ExecReload) leaves it
+# serving, SIGTERM: STOPPING=1 and exit 0. Skipped without ZooKeeper.
+agent_runs() {
+  if ! command -v java >/dev/null 2>&1 || ! { [ -f /usr/share/java/zookeeper.jar ] || [ -n "${ZOOKEEPER_HOME:-}" ] || [ -n "${NDSR_ZOOKEEPER_JARS:-}" ]; }; then
+    pass "skipped running the installed agent: no ZooKeeper or Java (scripts/setup.sh installs them)"
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 0755 "$tmp"
+  local sandbox_pid notify_pid agent_pid=
+  stop_agent_run() { # each by its pid; the sandbox stops its ZooKeeper on SIGINT
+    if [ -n "$agent_pid" ]; then
+      kill "$agent_pid" 2>/dev/null || true
+      wait "$agent_pid" 2>/dev/null || true
+    fi
+    kill -INT "$sandbox_pid" 2>/dev/null || true
+    wait "$sandbox_pid" 2>/dev/null || true
+    kill "$notify_pid" 2>/dev/null || true
+    wait "$notify_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+  }
+  agent_fail() {
+    echo "--- sandbox:" >&2; cat "$tmp/sandbox.err" >&2 || true
+    echo "--- agent:" >&2; cat "$tmp/agent.out" "$tmp/agent.err" >&2 || true
+    echo "--- notifications:" >&2; cat "$tmp/notify.log" >&2 || true
+    stop_agent_run
+    fail "$@"
+  }
+  poll() { # SECONDS COMMAND...: until COMMAND succeeds, at most SECONDS
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+      [ "$SECONDS" -lt "$deadline" ] || return 1
+      sleep 0.1
+    done
+  }
+
+  /usr/bin/ndsr sandbox >"$tmp/sandbox.out" 2>"$tmp/sandbox.err" &
+  sandbox_pid=$!
+  poll 60 test -s "$tmp/sandbox.out" || agent_fail "ndsr sandbox printed no address"
+  local server
+  server=$(head -n 1 "$tmp/sandbox.out")
+
+  # A notification socket, as systemd's, that the agent's user may write.
+  python3 -c '
+import os, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        log.write(sock.recv(4096).decode().replace("\n", " ") + "\n")
+' "$tmp/notify" "$tmp/notify.log" &
+  notify_pid=$!
+  poll 10 test -S "$tmp/notify" || agent_fail "the notification socket did not appear"
+
+  install -d -o ndsr -g ndsr -m 0750 /var/lib/ndsr
+  (cd /var/lib/ndsr && exec setpriv --reuid=ndsr --regid=ndsr --init-groups --inh-caps=-all \
+    env NOTIFY_SOCKET="$tmp/notify" /usr/bin/ndsr agent --config "$conffile" --server "$server" \
+    --listen 127.0.0.1:0 >"$tmp/agent.out" 2>"$tmp/agent.err") &
+  agent_pid=$!
+  poll 60 grep -q 'READY=1' "$tmp/notify.log" || agent_fail "the installed agent sent no READY=1"
+  local url
+  url=$(sed -n 's|.*listening on \(http://[^ ]*/\).*|\1|p' "$tmp/agent.out" | head -n 1)
+  [ -n "$url" ] || agent_fail "the agent printed no address"
+  health() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "v1/health", timeout=5)' "$url" 2>/dev/null; }
+  health || agent_fail "the agent does not answer ${url}v1/health"
+  kill -HUP "$agent_pid"
+  poll 10 health || agent_fail "the agent stopped answering after SIGHUP (systemctl reload)"
+  kill -0 "$agent_pid" 2>/dev/null || agent_fail "the agent exited on SIGHUP"
+  kill -TERM "$agent_pid"
+  local status=0
+  wait "$agent_pid" || status=$?
+  agent_pid=
+  [ "$status" = 0 ] || agent_fail "the agent exited $status on SIGTERM"
+  poll 10 grep -q 'STOPPING=1' "$tmp/notify.log" || agent_fail "the agent sent no STOPPING=1"
+  stop_agent_run
+  rm -rf /var/lib/ndsr
+  pass "the installed agent, as user ndsr with $conffile: READY=1, serves, survives SIGHUP, STOPPING=1 and exit 0 on SIGTERM"
 }
 
 crate_tests() {
