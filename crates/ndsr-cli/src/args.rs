@@ -40,6 +40,7 @@ ENVIRONMENT:
     NDSR_PASSWORD    default for --password
     NDSR_CONFIG_ROOT default for config's --config-root
     NDSR_AUTHOR      default for config's --author
+    NDSR_LOG_FORMAT  default for --log-format
     RUST_LOG         log filter for -v output (e.g. ndsr=debug)";
 
 /// ndsr: a service registry and dynamic configuration on Apache ZooKeeper.
@@ -49,7 +50,7 @@ ENVIRONMENT:
 /// ZooKeeper for development. Results go to stdout; logs and connection
 /// news go to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "ndsr", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+#[command(name = "ndsr", version = crate::VERSION, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
@@ -114,6 +115,10 @@ pub struct Global {
     /// Log to stderr (-v info, -vv debug, -vvv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Logs on stderr as text, or as JSON (one object per line)
+    #[arg(long, global = true, value_enum, env = "NDSR_LOG_FORMAT", default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The commands.
@@ -234,6 +239,13 @@ pub enum Command {
     /// and expiry; prints a line per pass that changed something, with the
     /// lag. SIGINT or SIGTERM exits 0. See docs/CONFIG.md.
     Mirror(MirrorArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// e.g. `ndsr completions bash > /etc/bash_completion.d/ndsr`, or
+    /// `source <(ndsr completions bash)` in ~/.bashrc.
+    Completions(crate::cmd::docs::CompletionsArgs),
+    /// Print the man page ndsr.1, or write every page with --out-dir.
+    Man(crate::cmd::docs::ManArgs),
 }
 
 /// Arguments of `unset`.

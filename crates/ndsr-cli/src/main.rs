@@ -4,12 +4,17 @@ mod agent;
 mod args;
 mod cmd;
 mod error;
+mod logging;
 mod output;
 
 use std::process::ExitCode;
 
 use crate::args::{Cli, Command};
 use crate::error::CliError;
+
+/// The version `--version` prints: the package's, and the commit it was
+/// built from when known (build.rs), e.g. `0.1.0 (0123456789ab 2025-01-31)`.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("NDSR_BUILD_INFO"));
 
 fn main() -> ExitCode {
     // A command run under `ndsr lock` or `ndsr elect`, on its leash.
@@ -30,7 +35,7 @@ fn main() -> ExitCode {
         )
     };
     let given = agent::Given { server: given("server"), session_timeout: given("session_timeout") };
-    init_logging(&cli);
+    logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return report(CliError::from(e)),
@@ -47,35 +52,6 @@ fn report(e: CliError) -> ExitCode {
         eprintln!("  {line}");
     }
     e.code()
-}
-
-fn init_logging(cli: &Cli) {
-    let default = match (cli.global.quiet, cli.global.verbose) {
-        (true, _) => "error",
-        // The client's own reconnect warnings are noise here: `watch`
-        // reports connection news in plain words.
-        (false, 0) => "warn,zookeeper_client=error",
-        (false, 1) => "ndsr=info,warn",
-        (false, 2) => "ndsr=debug,info",
-        _ => "trace",
-    };
-    let filter = if cli.global.verbose > 0 {
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into())
-    } else {
-        default.into()
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colours_on_stderr())
-        .try_init();
-}
-
-/// Colours only for a person: stderr is a terminal and `NO_COLOR` is unset
-/// or empty (<https://no-color.org>).
-fn colours_on_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
@@ -97,5 +73,7 @@ async fn run(cli: Cli, given: agent::Given) -> Result<ExitCode, CliError> {
         Command::Diff(args) => cmd::tree::diff(global, args).await,
         Command::Apply(args) => cmd::tree::apply(global, args).await,
         Command::Mirror(args) => cmd::mirror::run(global, args).await,
+        Command::Completions(args) => cmd::docs::completions(args),
+        Command::Man(args) => cmd::docs::man(args),
     }
 }

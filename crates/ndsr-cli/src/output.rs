@@ -17,6 +17,16 @@ pub fn line(text: &str) -> CliResult {
     }
 }
 
+/// Writes `bytes` to stdout as they are; a closed pipe exits 0 at once.
+pub fn raw(bytes: &[u8]) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(bytes).and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.map_err(Into::into),
+    }
+}
+
 /// Compact JSON of `value`.
 pub fn json_line<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

@@ -3,6 +3,7 @@
 pub mod child;
 pub mod config;
 pub mod discovery;
+pub mod docs;
 pub mod elect;
 pub mod get;
 pub mod leash;
