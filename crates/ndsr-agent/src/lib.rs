@@ -26,6 +26,7 @@ mod once;
 mod ready;
 mod registration;
 mod registrations;
+mod reload;
 mod state;
 mod template_status;
 mod templates;
@@ -143,6 +144,7 @@ impl Launch {
     /// [`RunError`]: it could not start.
     pub async fn run(self, builder: ndsr::RegistryBuilder) -> Result<(), RunError> {
         metrics::install().map_err(RunError::Metrics)?;
+        reload::register_metrics();
         let servers = self.servers().to_string();
         let Launch { options, config } = self;
         let mut builder = builder
@@ -192,7 +194,7 @@ impl Launch {
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
-                _ = hangup.recv() => reload(&agent, &options, &recorders).await,
+                _ = hangup.recv() => reload::reload(&agent, &options, &recorders).await,
             }
         }
         if let Some(systemd) = &systemd {
@@ -284,45 +286,4 @@ async fn apply(agent: &Arc<Agent>) {
         })
         .collect();
     agent.registrations.reconcile(agent, wanted).await;
-}
-
-/// SIGHUP: reads the file again; a bad file changes nothing.
-async fn reload(agent: &Arc<Agent>, options: &Options, recorders: &Recorders) {
-    let config = match load(options) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!("reload refused, the running configuration stays: {e}");
-            eprintln!("ndsr: reload refused, the running configuration stays: {e}");
-            return;
-        }
-    };
-    let old = agent.config();
-    if config.http.listen != old.http.listen
-        || config.servers != old.servers
-        || config.session_timeout != old.session_timeout
-        || config.http.readonly != old.http.readonly
-        || config.http.max_body_bytes != old.http.max_body_bytes
-        || config.http.max_connections != old.http.max_connections
-    {
-        tracing::warn!(
-            "listen, servers, session_timeout, readonly, max_body_bytes and max_connections change only on restart"
-        );
-    }
-    if config.dns.as_ref().map(|d| d.listen) != old.dns.as_ref().map(|d| d.listen) {
-        tracing::warn!("[dns] listen, and adding or removing [dns], change only on restart");
-    }
-    if config.exec != old.exec {
-        tracing::warn!("[exec] changes only on restart: the child runs on as it was started");
-    }
-    // What is in force says what is served.
-    let mut config = config;
-    config.exec.clone_from(&old.exec);
-    config.http.listen = old.http.listen;
-    config.http.readonly = old.http.readonly;
-    config.http.max_body_bytes = old.http.max_body_bytes;
-    config.http.max_connections = old.http.max_connections;
-    agent.set_config(config);
-    apply(agent).await;
-    recorders.reconcile(agent).await;
-    let _ = line(&format!("reloaded {}", options.config.display()));
 }

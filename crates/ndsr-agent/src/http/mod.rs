@@ -16,10 +16,13 @@ mod metrics;
 pub mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Router};
+use tower_http::classify::ServerErrorsFailureClass;
 
 use self::common::{ApiError, Streams};
 use crate::error::ErrorKind;
@@ -62,10 +65,30 @@ pub fn router(agent: Arc<Agent>) -> Router {
         // the future of what it wraps again, for every request (one per
         // waiting client while blocking queries wait).
         .layer((
-            tower_http::trace::TraceLayer::new_for_http(),
+            tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure),
             front::Front::new(agent.clone()),
             Extension(Arc::new(Streams::default())),
             DefaultBodyLimit::max(max_body),
         ))
         .with_state(agent)
+}
+
+/// Logs an answer tower-http counts as a failure (a 5xx, or an error in a
+/// body). The API's own 5xx answers are expected (a health probe's 503
+/// while ZooKeeper is away, `no_instance`, `too_many_streams`, a 502 from
+/// ZooKeeper): DEBUG, as every answer. Only a 500 (the agent failed to
+/// make its answer) is an error, and an error in a body a warning.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(status) if status == StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!(status = status.as_u16(), latency_ms, "answered 500: the agent failed to answer");
+        }
+        ServerErrorsFailureClass::StatusCode(status) => {
+            tracing::debug!(status = status.as_u16(), latency_ms, "answered {status}");
+        }
+        ServerErrorsFailureClass::Error(e) => {
+            tracing::warn!(latency_ms, "an answer's body failed: {e}");
+        }
+    }
 }
