@@ -4,8 +4,8 @@
 # interop tests (and zk-shell 1.3.4 there, a peer in the bench), .venv-ndsr
 # with maturin, pytest, kazoo and pydantic for the Python module, the real
 # Apache Curator 5.4.0 (with a JDK) as the discovery tests' oracle, and
-# Chromium with its WebDriver for the agent dashboard's browser test, and
-# dig for the agent's DNS tests.
+# Chromium with its WebDriver for the agent dashboard's browser test, dig
+# for the agent's DNS tests, and dnsmasq, the bench's DNS peer.
 # Debian/Ubuntu as root: installs with apt-get. Anywhere else: says what to
 # install and exits non-zero. Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -169,6 +169,23 @@ install_packaging_tools() {
   fi
 }
 
+install_dnsmasq() {
+  # The bench's DNS case (crates/ndsr-bench, case 14) runs dnsmasq beside
+  # the agent. Debian's dnsmasq-base: the binary /usr/sbin/dnsmasq without
+  # the dnsmasq package's system service (which would start a resolver on
+  # port 53 and point the host's resolver at it). Not needed by the tests.
+  if [ -x /usr/sbin/dnsmasq ]; then
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing dnsmasq (dnsmasq-base, a peer in the bench)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base >/dev/null
+  else
+    echo "setup: the bench's DNS case needs dnsmasq (apt-get install -y dnsmasq-base); skipping it" >&2
+  fi
+}
+
 cd "$(dirname "$0")/.."
 
 if have_zookeeper && command -v java >/dev/null 2>&1; then
@@ -178,6 +195,7 @@ if have_zookeeper && command -v java >/dev/null 2>&1; then
   install_curator
   install_browser
   install_dig
+  install_dnsmasq
   install_packaging_tools
   exit 0
 fi
@@ -197,6 +215,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   install_curator
   install_browser
   install_dig
+  install_dnsmasq
   install_packaging_tools
 else
   cat >&2 <<'MSG'

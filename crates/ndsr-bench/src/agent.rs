@@ -105,7 +105,7 @@ impl Agent {
 
 /// A process's CPU time so far, ns: the sum of its threads' run time from
 /// `/proc/<pid>/task/*/schedstat` (ns, unlike `stat`'s 10 ms ticks).
-fn cpu_ns(proc_dir: &str) -> u64 {
+pub fn cpu_ns(proc_dir: &str) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("{proc_dir}/task")) else { return 0 };
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())

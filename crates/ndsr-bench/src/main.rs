@@ -14,6 +14,7 @@ mod cached;
 mod common;
 mod config;
 mod discovery;
+mod dns;
 mod dropin;
 mod failover;
 mod fanout;
@@ -43,7 +44,7 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these cases (1-13, comma separated).
+    /// Run only these cases (1-14, comma separated).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<u8>,
     /// The venv python with nd-service-registry installed (default: .venv).
@@ -124,11 +125,11 @@ async fn run(args: Args) -> Result<(), String> {
     // fails with a message and the others still run.
     let ctx = Ctx { server, python, dropin: args.dropin_python.clone(), quick: args.quick };
     if !args.json {
-        println!("ndsr-bench{}: ZooKeeper {version}; {cores} cores; peers: nd_service_registry 1.1.0 (Python, kazoo), raw zookeeper-client, zk-shell 1.3.4", if args.quick { " --quick" } else { "" });
+        println!("ndsr-bench{}: ZooKeeper {version}; {cores} cores; peers: nd_service_registry 1.1.0 (Python, kazoo), raw zookeeper-client, zk-shell 1.3.4, dnsmasq", if args.quick { " --quick" } else { "" });
     }
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
-    for case in 1..=13u8 {
+    for case in 1..=14u8 {
         if !wanted(case) {
             continue;
         }
@@ -148,7 +149,8 @@ async fn run(args: Args) -> Result<(), String> {
             10 => agent::run(&ctx).await,
             11 => config::run(&ctx).await,
             12 => tree::run(&ctx).await,
-            _ => failover::run(&ctx).await,
+            13 => failover::run(&ctx).await,
+            _ => dns::run(&ctx).await,
         };
         match result {
             Ok(r) => rows.extend(r),
