@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use ndsr_agent::{Launch, Options, RunError};
 
-use crate::args::{AgentArgs, Global};
+use crate::args::{AgentArgs, Global, DEFAULT_AGENT_CONFIG};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output;
 
@@ -52,21 +52,25 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--config`, or else the default file (`/etc/ndsr/agent.toml`) when it
-/// exists; without either, an error naming both.
+/// `--config`, or else the default file (`/etc/ndsr/agent.toml`, or
+/// `NDSR_AGENT_DEFAULT_CONFIG` for tests) when it exists; without either,
+/// an error naming both.
 fn config_file(args: &AgentArgs) -> CliResult<PathBuf> {
     if let Some(config) = &args.config {
         return Ok(config.clone());
     }
-    if args.default_config.exists() {
-        tracing::info!(config = %args.default_config.display(), "no --config: using the default file");
-        return Ok(args.default_config.clone());
+    let default = std::env::var_os("NDSR_AGENT_DEFAULT_CONFIG")
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_AGENT_CONFIG), PathBuf::from);
+    if default.exists() {
+        tracing::info!(config = %default.display(), "no --config: using the default file");
+        return Ok(default);
     }
     Err(CliError::new(
         Exit::InvalidInput,
         format!(
             "no configuration: give --config FILE, or write {} (read when --config is absent); see docs/agent.example.toml",
-            args.default_config.display()
+            default.display()
         ),
     ))
 }

@@ -557,9 +557,6 @@ pub struct AgentArgs {
     /// The configuration file (TOML) [default: /etc/ndsr/agent.toml, when it exists]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where the configuration file is looked for without --config (for tests)
-    #[arg(long, hide = true, env = "NDSR_AGENT_DEFAULT_CONFIG", default_value = DEFAULT_AGENT_CONFIG)]
-    pub default_config: PathBuf,
     /// Listen on ADDR:PORT instead of the file's `[http] listen` (port 0: any free port)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
