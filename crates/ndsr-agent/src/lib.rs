@@ -63,6 +63,9 @@ pub struct Options {
     /// ZooKeeper servers given on the command line: they win over the
     /// file's.
     pub servers: Option<String>,
+    /// Where `servers` came from (`--server` or `NDSR_SERVER`), for the
+    /// start line.
+    pub servers_given: ServersGiven,
     /// ZooKeeper servers when neither the command line nor the file gives
     /// them.
     pub default_servers: String,
@@ -71,6 +74,17 @@ pub struct Options {
     pub session_timeout: Option<Duration>,
     /// The session timeout when neither gives one.
     pub default_session_timeout: Duration,
+}
+
+/// Where the command line's ZooKeeper servers ([`Options::servers`]) came
+/// from: the start line names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServersGiven {
+    /// The `--server` flag.
+    #[default]
+    Flag,
+    /// The `NDSR_SERVER` environment variable.
+    Env,
 }
 
 /// Why the agent did not start or stopped with an error.
@@ -126,6 +140,28 @@ impl Launch {
         }
     }
 
+    /// Where [`Launch::servers`] came from, in words: `--server`,
+    /// `NDSR_SERVER` (each saying when it overrides the file's), the
+    /// file's `[zookeeper] servers`, or the default.
+    pub fn servers_origin(&self) -> String {
+        let file = self.options.config.display();
+        let over = |given: &str| match &self.config.servers {
+            Some(theirs) if theirs != given => format!(", over {theirs} in {file}"),
+            _ => String::new(),
+        };
+        match (&self.options.servers, &self.config.servers) {
+            (Some(given), _) => {
+                let name = match self.options.servers_given {
+                    ServersGiven::Flag => "--server",
+                    ServersGiven::Env => "NDSR_SERVER",
+                };
+                format!("{name}{}", over(given))
+            }
+            (None, Some(_)) => format!("[zookeeper] servers in {file}"),
+            (None, None) => "the default: no --server, NDSR_SERVER or [zookeeper] servers".into(),
+        }
+    }
+
     /// The session timeout: the command line's, else the file's, else the
     /// default.
     pub fn session_timeout(&self) -> Duration {
@@ -145,7 +181,7 @@ impl Launch {
     pub async fn run(self, builder: ndsr::RegistryBuilder) -> Result<(), RunError> {
         metrics::install().map_err(RunError::Metrics)?;
         reload::register_metrics();
-        let servers = self.servers().to_string();
+        let servers = format!("{} from {}", self.servers(), self.servers_origin());
         let Launch { options, config } = self;
         let mut builder = builder
             .readonly(config.http.readonly)

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ndsr_agent::{Launch, Options, RunError};
+use ndsr_agent::{Launch, Options, RunError, ServersGiven};
 
 use crate::args::{AgentArgs, Global, DEFAULT_AGENT_CONFIG};
 use crate::error::{CliError, CliResult, Exit};
@@ -15,6 +15,8 @@ use crate::output;
 pub struct Given {
     /// `--server` or `NDSR_SERVER`.
     pub server: bool,
+    /// The server came from `NDSR_SERVER`, not `--server`.
+    pub server_from_env: bool,
     /// `--session-timeout`.
     pub session_timeout: bool,
 }
@@ -27,6 +29,7 @@ pub async fn run(global: &Global, args: AgentArgs, given: Given) -> CliResult<Ex
         dns_listen: args.dns_listen,
         readonly: global.readonly,
         servers: given.server.then(|| global.server.clone()),
+        servers_given: if given.server_from_env { ServersGiven::Env } else { ServersGiven::Flag },
         default_servers: global.server.clone(),
         session_timeout: given.session_timeout.then_some(global.session_timeout),
         default_session_timeout: global.session_timeout,

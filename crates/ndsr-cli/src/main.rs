@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
         )
     };
-    let given = agent::Given { server: given("server"), session_timeout: given("session_timeout") };
+    let given = agent::Given {
+        server: given("server"),
+        server_from_env: matches.value_source("server") == Some(clap::parser::ValueSource::EnvVariable),
+        session_timeout: given("session_timeout"),
+    };
     logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,

@@ -128,3 +128,40 @@ fn a_reload_says_what_changed_a_refusal_says_why_once_and_both_are_counted() {
         "a refused reload prints no reloaded line"
     );
 }
+
+/// A start: flags before `agent`, environment, config file, what the line says.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, String);
+
+#[test]
+fn the_start_line_names_the_servers_and_where_they_came_from() {
+    let server = ZkServer::shared().connect_string();
+    let dead = nothing_listening();
+    let (_dir, path) = config_file(&format!("roots = [\"/services\"]\n[zookeeper]\nservers = \"{dead}\"\n"));
+    let (_bare_dir, bare) = config_file("roots = [\"/services\"]\n");
+    let (file, bare) = (path.display().to_string(), bare.display().to_string());
+    let over = format!("over {dead} in {file}");
+    let cases: [Case; 5] = [
+        (&[], &[("NDSR_SERVER", &server)], &file, format!("{server} from NDSR_SERVER, {over}")),
+        (&["--server", &server], &[], &file, format!("{server} from --server, {over}")),
+        (&["--server", &server], &[("NDSR_SERVER", &dead)], &file, format!("{server} from --server, {over}")),
+        (&[], &[], &file, format!("{dead} from [zookeeper] servers in {file}")),
+        (
+            &[],
+            &[],
+            &bare,
+            "localhost:2181 from the default: no --server, NDSR_SERVER or [zookeeper] servers".into(),
+        ),
+    ];
+    for (flags, env, config, said) in cases {
+        let mut args = flags.to_vec();
+        args.extend(["agent", "--config", config, "--listen", "127.0.0.1:0"]);
+        let agent = start(&args, env);
+        let line = agent.line_where("listening", |l| l.contains("listening on"));
+        assert!(line.ends_with(&format!(" (ZooKeeper {said})")), "{args:?} {env:?}: {line}");
+        if said.starts_with(&server) {
+            // And it is the one used: the agent connects.
+            let health = format!("{}/v1/health", url_of(&line));
+            poll("the agent connects", || status(&health) == 200);
+        }
+    }
+}
