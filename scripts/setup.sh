@@ -2,7 +2,8 @@
 # Installs what ndsr's tests need on a fresh machine: Java, ZooKeeper, the
 # Python original (nd-service-registry 1.1.0) in a venv at .venv for the
 # interop tests (and zk-shell 1.3.4 there, a peer in the bench), .venv-ndsr
-# with maturin, pytest, kazoo and pydantic for the Python module, the real
+# with maturin, pytest, kazoo and pydantic for the Python module (and
+# ziglang and auditwheel for its portable wheel: scripts/wheel.sh), the real
 # Apache Curator 5.4.0 (with a JDK) as the discovery tests' oracle, and
 # Chromium with its WebDriver for the agent dashboard's browser test, dig
 # for the agent's DNS tests, and dnsmasq, the bench's DNS peer.
@@ -112,20 +113,29 @@ install_python_build() {
     return 0
   fi
   # pydantic: the typed configuration's model test (ndsr.Registry.config).
+  # ziglang: the linker of the portable (manylinux2014) wheel, with glibc
+  # 2.17's symbols; auditwheel: checks its tag (scripts/wheel.sh).
   local venv=.venv-ndsr
+  local wheel_tools="ziglang==0.15.2 auditwheel==6.8.2"
   if [ -x "$venv/bin/maturin" ] && "$venv/bin/python" -c 'import pytest, kazoo' 2>/dev/null; then
     echo "setup: maturin and pytest are installed in $venv"
     if ! "$venv/bin/python" -c 'import pydantic' 2>/dev/null; then
       echo "setup: installing pydantic into $venv"
       "$venv/bin/pip" install --quiet --disable-pip-version-check pydantic==2.14.3
     fi
+    if ! "$venv/bin/python" -c 'import ziglang, auditwheel' 2>/dev/null; then
+      echo "setup: installing ziglang and auditwheel into $venv"
+      # shellcheck disable=SC2086
+      "$venv/bin/pip" install --quiet --disable-pip-version-check $wheel_tools
+    fi
     return 0
   fi
-  echo "setup: installing maturin, pytest, kazoo and pydantic into $venv"
+  echo "setup: installing maturin, ziglang, auditwheel, pytest, kazoo and pydantic into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 kazoo==2.11.0 \
-    pydantic==2.14.3
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check maturin==1.16.0 $wheel_tools pytest==9.2.0 \
+    kazoo==2.11.0 pydantic==2.14.3
 }
 
 install_dig() {
