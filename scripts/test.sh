@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, then checks
 # formatting and lints, runs every test against real ZooKeeper servers
-# (Rust, then the Python wheel's pytest suites), and fails if any ZooKeeper
-# process the tests started survived them.
+# (Rust, then the Python wheel's pytest suites), proves the packages, and
+# fails if any ZooKeeper process the tests started survived them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 cargo test --workspace --locked
 scripts/python-tests.sh
+scripts/package-tests.sh   # the .deb (from the debug binary) installed, checked, removed; the crates packaged
 
 # Servers are killed on drop, or by their watchdog when a test binary exits:
 # give the watchdogs a moment, then insist.
