@@ -495,6 +495,52 @@ fn curator_and_serverset_instances_are_registered_through_the_api() {
 }
 
 #[test]
+fn a_missing_service_directory_is_404_with_the_body_in_the_configured_format() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-missing-service");
+    let writer = registry(&rt, &server);
+    let extra = format!("[[service]]\npath = \"{root}/api\"\nformat = \"curator\"\n");
+    let agent = Agent::start(&server, &config(&root, &extra));
+    let http = agent.http();
+
+    // Not there: 404 with the body a 200 would have, in the file's format
+    // (or the one asked; none to detect from otherwise).
+    for (url, format) in [
+        (format!("/v1/services{root}/api"), json!("curator")),
+        (format!("/v1/services{root}/api?format=nd"), json!("nd")),
+        (format!("/v1/services{root}/nowhere"), json!(null)),
+    ] {
+        let answer = http.get(&url);
+        assert_eq!(answer.status, 404, "{url}: {}", answer.text);
+        assert_eq!(
+            (&answer.body["format"], &answer.body["instances"]),
+            (&format, &json!([])),
+            "{url}: {}",
+            answer.text
+        );
+        assert!(answer.index.is_some(), "{url}: a blocking query can start from it");
+    }
+
+    // A blocking query on it is answered when an instance registers: 200.
+    let missing = http.get(&format!("/v1/services{root}/api"));
+    let url = format!("/v1/services{root}/api?index={}&wait=30s", missing.index.unwrap());
+    let blocked = std::thread::spawn(move || http.get(&url));
+    let instance = json!({"name": "api", "id": "api-1", "address": "10.0.0.1", "port": 8080});
+    rt.block_on(writer.set_node(&format!("{root}/api/api-1"), instance)).unwrap();
+    let answered = blocked.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!(answered.body["format"], "curator");
+    assert_eq!(answered.body["instances"][0]["address"], "10.0.0.1:8080", "{}", answered.text);
+
+    // An empty directory exists: 200.
+    rt.block_on(writer.set_data(&format!("{root}/empty"), json!({}))).unwrap();
+    let empty = agent.http().get(&format!("/v1/services{root}/empty"));
+    assert_eq!((empty.status, &empty.body["instances"]), (200, &json!([])), "{}", empty.text);
+    rt.block_on(writer.close());
+}
+
+#[test]
 fn a_registration_dropped_before_zookeeper_answered_never_appears() {
     let rt = runtime();
     let zk_server = ZkServer::new().unwrap();

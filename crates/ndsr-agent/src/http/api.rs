@@ -46,7 +46,10 @@ pub async fn node(
     Ok(read_answer(status, &versioned, since, || node_view_at(&versioned, since)))
 }
 
-/// `GET /v1/services/<path>?format=`: the decoded instances.
+/// `GET /v1/services/<path>?format=`: the decoded instances, in the
+/// format asked, else the `[[service]]`'s, else the one detected; 404
+/// (with the same body) for a directory that does not exist, as
+/// `/v1/nodes` answers.
 pub async fn service(
     State(agent): State<Arc<Agent>>,
     Extension(streams): Extension<Arc<Streams>>,
@@ -56,10 +59,24 @@ pub async fn service(
     let path = zk_path(&agent, path)?;
     let Query(query) = query?;
     let wait = query.wait(&agent)?;
-    let rx = agent.service(&path, query.format()?).await?;
+    let format = query.format()?.or_else(|| configured_format(&agent, &path));
+    let rx = agent.service(&path, format).await?;
     let versioned = block(&agent, &streams, rx, wait).await?;
     let since = agent.stale_since(&versioned.value.path);
-    Ok(read_answer(StatusCode::OK, &versioned, since, || service_json_at(&versioned, since)))
+    let status = if dir_exists(&agent, &path) { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    Ok(read_answer(status, &versioned, since, || service_json_at(&versioned, since)))
+}
+
+/// The format of the `[[service]]` at `path`, if the file names one.
+fn configured_format(agent: &Agent, path: &str) -> Option<ndsr::discovery::Format> {
+    agent.config().services.iter().find(|s| s.path == path).and_then(|s| s.format())
+}
+
+/// Whether the service directory exists, as the registry's cache knows
+/// it (following a service watches its directory); unknown counts as
+/// existing.
+fn dir_exists(agent: &Agent, path: &str) -> bool {
+    agent.registry.get_cached(path).ok().flatten().is_none_or(|dir| dir.exists())
 }
 
 /// `?strategy=&label=&prefer=&include_draining=&format=` of a pick.
@@ -91,6 +108,7 @@ pub async fn pick(
     );
     spec.include_draining = query.include_draining;
     let format = query.format.as_deref().map(parse_format).transpose().map_err(ApiError::bad)?;
+    let format = format.or_else(|| configured_format(&agent, &path));
     for label in query.label.iter().flat_map(|l| l.split(',')) {
         spec.labels.push(SelectorSpec::parse_label(label).map_err(|e| match e {
             SpecError::NoKey(_) => ApiError::bad(format!("label={label:?} has no key")),

@@ -79,16 +79,20 @@ pub fn router(agent: Arc<Agent>) -> Router {
 /// ZooKeeper): DEBUG, as every answer. Only a 500 (the agent failed to
 /// make its answer) is an error, and an error in a body a warning.
 fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
-    let latency_ms = latency.as_millis();
+    let latency_seconds = latency.as_secs_f64();
     match class {
         ServerErrorsFailureClass::StatusCode(status) if status == StatusCode::INTERNAL_SERVER_ERROR => {
-            tracing::error!(status = status.as_u16(), latency_ms, "answered 500: the agent failed to answer");
+            tracing::error!(
+                status = status.as_u16(),
+                latency_seconds,
+                "answered 500: the agent failed to answer"
+            );
         }
         ServerErrorsFailureClass::StatusCode(status) => {
-            tracing::debug!(status = status.as_u16(), latency_ms, "answered {status}");
+            tracing::debug!(status = status.as_u16(), latency_seconds, "answered {status}");
         }
         ServerErrorsFailureClass::Error(e) => {
-            tracing::warn!(latency_ms, "an answer's body failed: {e}");
+            tracing::warn!(latency_seconds, "an answer's body failed: {e}");
         }
     }
 }
