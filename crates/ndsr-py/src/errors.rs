@@ -72,10 +72,39 @@ fn with_attrs(err: PyErr, attrs: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>)
     })
 }
 
-/// Maps a library error to its Python exception, with the library's message.
+/// The library's message, with the hints it gives its Rust and
+/// command-line users (`create_chroot(true)`, `Registry::unset_recursive`,
+/// `ndsr unset -r`, `max_data_size`) said as Python spells them.
+pub(crate) fn python_message(e: &ndsr::Error) -> String {
+    use ndsr::Error as E;
+    match e {
+        E::ChrootMissing { chroot } => format!(
+            "the chroot {chroot} does not exist (check its spelling, or create it with \
+             ndsr.Registry(servers, create_chroot=True))"
+        ),
+        E::NotEmpty { path } => {
+            let path_literal = python_str(path);
+            format!("{path} has children; remove them first, or all at once with registry.unset_recursive({path_literal})")
+        }
+        E::DataTooLarge { path, size, limit } => format!(
+            "writing {path} takes {size} bytes, over the limit of {limit} bytes (ZooKeeper takes at most \
+             its jute.maxbuffer, 1 MiB by default, for data, path and ACL together)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// `text` as a Python string literal, in single quotes as `repr` writes
+/// it (a path holds no control character).
+fn python_str(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Maps a library error to its Python exception, with the library's
+/// message ([`python_message`]).
 pub(crate) fn to_py(e: ndsr::Error) -> PyErr {
     use ndsr::Error as E;
-    let message = e.to_string();
+    let message = python_message(&e);
     match e {
         E::NoConnection(_) | E::WriteDropped { .. } => NoConnection::new_err(message),
         E::ReadOnly(_) => ReadOnly::new_err(message),

@@ -14,11 +14,12 @@ The drop-in for Nextdoor's ``nd_service_registry`` is the package of that
 name (also importable as ``ndsr.compat``).
 """
 
-import atexit
-import logging
-import os
-import threading
-import weakref
+# Imported under private names: ``dir(ndsr)`` shows the API, not its tools.
+import atexit as _atexit
+import logging as _pylogging
+import os as _os
+import threading as _threading
+import weakref as _weakref
 
 from ndsr import _core, _dispatch, _logging
 from ndsr._config import Config, ConfigStatus
@@ -87,7 +88,7 @@ __all__ = [
     "ConfigUnavailable",
 ]
 
-log = logging.getLogger("ndsr")
+_log = _pylogging.getLogger("ndsr")
 
 _FORKED = (
     "this registry was made before os.fork(): the child has no session, and ZooKeeper's client "
@@ -96,7 +97,7 @@ _FORKED = (
 )
 
 # Every live registry, to close at exit and to rebuild in a forked child.
-_live = weakref.WeakSet()
+_live = _weakref.WeakSet()
 
 
 class Snapshot(object):
@@ -295,15 +296,15 @@ class Registry(object):
     def __init__(self, servers, callback_threads=_dispatch.DEFAULT_THREADS, **options):
         self._servers = servers
         self._options = options
-        self._lock = threading.RLock()
+        self._lock = _threading.RLock()
         self._nodes = {}  # path -> ("node" | "data", data)
         self._dispatchers = {}
-        self._configs = weakref.WeakSet()
+        self._configs = _weakref.WeakSet()
         self._state_callbacks = []
-        self._state_stop = threading.Event()
+        self._state_stop = _threading.Event()
         self._state_thread = None
         self._callback_threads = _dispatch.CallbackThreads()
-        self._pool = _dispatch.CallbackPool(self._callback_threads, callback_threads, log)
+        self._pool = _dispatch.CallbackPool(self._callback_threads, callback_threads, _log)
         self._closed = False
         self._forked = False
         _logging.start()
@@ -549,7 +550,7 @@ class Registry(object):
             model=model,
             default=default,
             has_default=default is not None,
-            logger=log,
+            logger=_log,
             pool=self._pool,
         )
         self._configs.add(config)
@@ -568,7 +569,7 @@ class Registry(object):
         with self._lock:
             self._state_callbacks.append(callback)
             if self._state_thread is None:
-                self._state_thread = _dispatch.state_thread(self._core, self._deliver_state, self._state_stop, log)
+                self._state_thread = _dispatch.state_thread(self._core, self._deliver_state, self._state_stop, _log)
                 self._callback_threads.add(self._state_thread)
 
     def _deliver_state(self, state):
@@ -578,7 +579,7 @@ class Registry(object):
             try:
                 callback(state)
             except Exception:
-                log.exception("state callback %r raised", callback)
+                _log.exception("state callback %r raised", callback)
 
     # -- locks ----------------------------------------------------------
 
@@ -606,9 +607,9 @@ class Registry(object):
         the silence deadline); ``lost_after`` is the part of the session
         timeout of silence after which a leader steps down (default 2/3)."""
         if identifier is None:
-            import socket
+            import socket as _socket
 
-            identifier = "%s:%d" % (socket.gethostname(), os.getpid())
+            identifier = "%s:%d" % (_socket.gethostname(), _os.getpid())
         return Election(self, path, identifier, layout, grace, lost_after)
 
     def election_status(self, path):
@@ -671,10 +672,10 @@ class Registry(object):
             core._abandon()
         self._closed = True
         self._forked = True
-        self._lock = threading.RLock()
+        self._lock = _threading.RLock()
         self._dispatchers = {}
         self._callback_threads = _dispatch.CallbackThreads()
-        self._pool = _dispatch.CallbackPool(self._callback_threads, 1, log)
+        self._pool = _dispatch.CallbackPool(self._callback_threads, 1, _log)
 
 
 def _close_all_at_exit():
@@ -692,6 +693,6 @@ def _set_aside_after_fork():
         registry._after_fork()
 
 
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_set_aside_after_fork)
+_atexit.register(_close_all_at_exit)
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_set_aside_after_fork)

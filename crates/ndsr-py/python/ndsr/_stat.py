@@ -12,7 +12,13 @@ class ZnodeStat(
     )
 ):
     """A node's metadata, field for field and property for property as
-    ``kazoo.protocol.states.ZnodeStat`` (times in milliseconds)."""
+    ``kazoo.protocol.states.ZnodeStat`` (times in milliseconds).
+
+    Every field is also readable under the name the agent's JSON, ``ndsr
+    get --format json`` and Rust's ``ndsr::Stat`` give it (ZooKeeper's
+    names in snake_case): ``ephemeral_owner``, ``data_length`` and
+    ``num_children`` beside kazoo's ``ephemeralOwner``, ``dataLength`` and
+    ``numChildren``; the others are spelled the same everywhere."""
 
     __slots__ = ()
 
@@ -55,6 +61,17 @@ class ZnodeStat(
     def data_length(self):
         """Length of the data in bytes."""
         return self.dataLength
+
+    @property
+    def ephemeral_owner(self):
+        """The owning session of an ephemeral node, 0 for a persistent one
+        (``ephemeralOwner``, as the agent's JSON names it)."""
+        return self.ephemeralOwner
+
+    @property
+    def num_children(self):
+        """Number of children (``numChildren``, as the agent's JSON names it)."""
+        return self.numChildren
 
     @property
     def children_count(self):
