@@ -43,11 +43,12 @@ ENVIRONMENT:
     NDSR_LOG_FORMAT  default for --log-format
     RUST_LOG         log filter for -v output (e.g. ndsr=debug)";
 
-/// ndsr: a service registry and dynamic configuration on Apache ZooKeeper.
+/// A service registry and dynamic configuration on Apache ZooKeeper.
 ///
 /// Inspect and watch paths, hold a registration for a service (with an
-/// optional health check), run a command under a lock, or start a local
-/// ZooKeeper for development. Results go to stdout; logs and connection
+/// optional health check), publish configuration, run a command while
+/// leader or under a lock, run the agent (HTTP, DNS, templates), or start
+/// a local ZooKeeper for development. Results go to stdout; logs and connection
 /// news go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "ndsr", version = crate::VERSION, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
