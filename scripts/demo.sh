@@ -39,7 +39,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work" docs/agent/out
+  rm -rf "$work" docs/agent/out docs/agent.demo.toml
 }
 trap cleanup EXIT
 
@@ -181,7 +181,15 @@ echo "-- ndsr get /config/web   (plain readers saw only the stable value until t
 "$ndsr" get /config/web -d
 
 step "ndsr agent --config docs/agent.example.toml: the registry over HTTP, a dashboard, templates, metrics"
-"$ndsr" agent --config docs/agent.example.toml --listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
+# The sample's template command reloads HAProxy where there is one: never
+# from the demo (a copy with the command replaced, beside the sample).
+agent_config=docs/agent.example.toml
+if command -v haproxy >/dev/null 2>&1; then
+  agent_config=docs/agent.demo.toml
+  sed 's|^command = .*|command = "echo demo: haproxy.cfg changed >> agent/out/reloads.log"|' \
+    docs/agent.example.toml >"$agent_config"
+fi
+"$ndsr" agent --config "$agent_config" --listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 \
   >"$work/agent.out" 2>"$work/agent.err" &
 agent_pid=$!
 pids+=($agent_pid)

@@ -291,3 +291,38 @@ fn a_template_waiting_too_long_for_a_list_it_cannot_read_is_reported() {
     assert!(!file.exists(), "never rendered");
     drop(owner);
 }
+
+#[test]
+fn the_sample_renders_and_its_command_notes_the_change_where_there_is_no_haproxy() {
+    // docs/agent.example.toml and its template, as shipped, in a chroot of
+    // their own; a PATH with a shell and date but no haproxy (the demo's
+    // case): the command notes the change instead of reloading HAProxy.
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-sample");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/services/web/10.0.0.9:80"), json!({"zone": "a"}))).unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agent/out")).unwrap();
+    std::fs::copy(docs.join("agent.example.toml"), dir.path().join("agent.example.toml")).unwrap();
+    std::fs::copy(docs.join("agent/haproxy.cfg.j2"), dir.path().join("agent/haproxy.cfg.j2")).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["sh", "date"] {
+        let found = ["/bin", "/usr/bin"].iter().map(|d| Path::new(d).join(tool)).find(|p| p.exists());
+        std::os::unix::fs::symlink(found.expect(tool), bin.join(tool)).unwrap();
+    }
+    let config = dir.path().join("agent.example.toml");
+    let out = ndsr(&format!("{server}{root}"), &["agent", "--config", config.to_str().unwrap(), "--once"])
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let cfg = read(&dir.path().join("agent/out/haproxy.cfg"));
+    assert!(cfg.contains("\n    server 10.0.0.9_80 10.0.0.9:80 check # zone a\n"), "{cfg}");
+    let noted = read(&dir.path().join("agent/out/reloads.log"));
+    assert!(noted.ends_with("haproxy.cfg changed; no haproxy here to reload\n"), "{noted:?}");
+    rt.block_on(writer.close());
+}
