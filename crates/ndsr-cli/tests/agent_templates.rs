@@ -326,3 +326,47 @@ fn the_sample_renders_and_its_command_notes_the_change_where_there_is_no_haproxy
     assert!(noted.ends_with("haproxy.cfg changed; no haproxy here to reload\n"), "{noted:?}");
     rt.block_on(writer.close());
 }
+
+#[test]
+fn a_template_error_names_the_templates_file_and_line() {
+    // A syntax error (found when the template is compiled) and an
+    // undefined name (found when it renders): each names the source file
+    // and the line, never minijinja's `<string>`.
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-template-name");
+    let extra = format!(
+        "[[service]]\npath = \"{root}/web\"\n\
+         [[template]]\nsource = \"tpl/syntax.j2\"\ndestination = \"out/syntax.cfg\"\n\
+         [[template]]\nsource = \"tpl/undefined.j2\"\ndestination = \"out/undefined.cfg\"\n"
+    );
+    let agent = Agent::start_with(&server, &config(&root, &extra), &[], |dir| {
+        std::fs::create_dir_all(dir.join("tpl")).unwrap();
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(
+            dir.join("tpl/syntax.j2"),
+            "backend web\n{% for i in services.web %}\n  {{ i.address }\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("tpl/undefined.j2"), "backend web\n\n{{ nope }}\n").unwrap();
+    });
+    poll("both templates fail", || {
+        agent.http().get("/v1/health").body["templates"].as_array().is_some_and(|t| t.len() == 2)
+    });
+    let health = agent.http().get("/v1/health");
+    let error_of = |name: &str| {
+        let templates = health.body["templates"].as_array().unwrap();
+        let failed = templates.iter().find(|t| t["template"].as_str().unwrap().ends_with(name)).unwrap();
+        failed["error"].as_str().unwrap().to_string()
+    };
+    let syntax = error_of("out/syntax.cfg");
+    assert!(syntax.contains("syntax error") && syntax.contains("(in syntax.j2:3)"), "{syntax}");
+    let undefined = error_of("out/undefined.cfg");
+    assert!(undefined.contains("undefined value (in undefined.j2:3)"), "{undefined}");
+    assert!(undefined.ends_with("`{{ nope }}`"), "the line that failed: {undefined}");
+    for error in [&syntax, &undefined] {
+        assert!(!error.contains("<string>"), "{error}");
+    }
+    // So does the log.
+    let logged = agent.running.error_where("the syntax error logged", |l| l.contains("syntax.j2"));
+    assert!(logged.contains("(in syntax.j2:3)") && !logged.contains("<string>"), "{logged}");
+}
