@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use ndsr_agent::{Launch, Options};
+use ndsr_agent::{Launch, Options, ServersGiven};
 use ndsr_testkit::{eventually, unique_path, ZkServer};
 
 #[global_allocator]
@@ -97,6 +97,7 @@ fn a_waiting_blocking_query_holds_little_heap() {
         dns_listen: None,
         readonly: false,
         servers: Some(servers.clone()),
+        servers_given: ServersGiven::Flag,
         default_servers: servers.clone(),
         session_timeout: None,
         default_session_timeout: Duration::from_secs(10),
