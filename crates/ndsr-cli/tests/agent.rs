@@ -2,6 +2,7 @@
 //! queries, SSE, registrations with health checks), its checks (token,
 //! read-only, bad input, limits), templates, metrics, SIGTERM and SIGHUP.
 
+mod agent_logs;
 mod common;
 
 use std::time::Duration;

@@ -2,16 +2,15 @@
 //! expected 5xx (a health probe during an outage) is logged at DEBUG, not
 //! ERROR; a reload says in one line what changed, a refused one says why
 //! once, and both are counted; the start line names the ZooKeeper servers
-//! and where they came from.
-
-mod common;
+//! and where they came from. A module of tests/agent.rs (one test binary
+//! fewer to build).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crate::common::agent::{Agent, TOKEN};
+use crate::common::*;
 use assert_cmd::cargo::CommandCargoExt;
-use common::agent::{Agent, TOKEN};
-use common::*;
 use ndsr_testkit::{unique_path, ZkServer};
 
 /// `ndsr ARGS...` with `env` set (and no NDSR_SERVER unless `env` has
