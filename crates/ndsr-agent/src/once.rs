@@ -18,10 +18,17 @@ impl Launch {
     pub async fn once(self, builder: ndsr::RegistryBuilder) -> Result<(), RunError> {
         let Launch { config, .. } = self;
         let registry = builder.readonly(true).lazy(false).build().await?;
-        // The longest a template may wait for a first list, then a little
-        // more to write its error.
+        // The longest a template may wait for a first list, then every
+        // command's timeout (they run one after another), then a little
+        // more to write the errors.
         let limit = config.templates.iter().map(|t| t.wait_limit.unwrap_or(Duration::from_secs(30))).max();
-        let limit = limit.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
+        let commands: Duration = config
+            .templates
+            .iter()
+            .filter(|t| t.command.is_some())
+            .map(|t| t.command_timeout.unwrap_or(Duration::from_secs(60)))
+            .sum();
+        let limit = limit.unwrap_or(Duration::ZERO) + commands + Duration::from_secs(5);
         let agent = Agent::new(registry, config);
         follow_services(&agent);
         let (settled, mut rendered) = tokio::sync::watch::channel(false);

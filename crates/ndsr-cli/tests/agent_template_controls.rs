@@ -128,6 +128,24 @@ fn once_fails_when_a_service_has_no_list_within_the_wait_limit() {
     assert!(!dir.path().join("web.cfg").exists());
 }
 
+#[test]
+fn once_waits_for_a_command_longer_than_the_wait_limit() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-once-slow-command");
+    let writer = registry(&rt, &server);
+    rt.block_on(writer.set_node(&format!("{root}/web/10.0.0.1:80"), json!({}))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("web.j2"), WEB).unwrap();
+    // The command outlives wait_limit + 5 s: its failure still counts.
+    let more = "command = \"sleep 7; exit 3\"\ncommand_timeout = \"30s\"\nwait_limit = \"1s\"";
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, config(&root, &[("web.j2", "web.cfg", more)])).unwrap();
+    let (code, out, err) = run(&server, &["agent", "--config", path.to_str().unwrap(), "--once"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("web.cfg: command \"sleep 7; exit 3\" failed: exit status: 3"), "{err}");
+}
+
 /// The value of `ndsr_template_renders_total{template=..,result=RESULT}`.
 fn renders(agent: &Agent, destination: &Path, result: &str) -> u64 {
     let line =
