@@ -69,3 +69,18 @@ def test_stat_fields_answer_to_the_agents_json_names_too(zk, base):
     )
     for name in agent_names.split():
         assert getattr(member, name) is not None, name
+
+
+def test_the_drop_in_names_no_method_it_does_not_have(zk, base, other):
+    from nd_service_registry import KazooServiceRegistry, exceptions
+
+    other.create(base + "/tree/leaf", b"", makepath=True)
+    nd = KazooServiceRegistry(server=zk, rate_limit_calls=0, rate_limit_time=0)
+    try:
+        with pytest.raises(exceptions.NotEmpty) as raised:
+            nd.unset(base + "/tree")
+        message = str(raised.value)
+        assert message == "%s/tree has children; remove its children first" % base, message
+    finally:
+        nd.stop()
+        nd._initialized = False

@@ -225,6 +225,9 @@ class KazooServiceRegistry(object):
 
     def _translate(self, e):
         message = str(e)
+        if isinstance(e, _core.NotEmpty):
+            # ndsr's hint names its own API (unset_recursive), not this one's.
+            message = message.split(";")[0] + "; remove its children first"
         for core_class, ours in (
             (_core.NoConnection, exceptions.NoConnection),
             (_core.Closed, exceptions.NoConnection),
