@@ -409,3 +409,30 @@ fn dns_listen_serves_dns_without_a_dns_section() {
     assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.7.1"]);
     drop(writer);
 }
+
+#[test]
+fn dns_keeps_at_most_half_of_max_paths_services_followed() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let root = unique_path("agent-dns-kept-cap");
+    let writer = registry(&rt, &server);
+    let names = ["s1", "s2", "s3", "s4"];
+    for (i, name) in names.iter().enumerate() {
+        rt.block_on(writer.set_node(&format!("{root}/{name}/10.0.8.{}:80", i + 1), json!({}))).unwrap();
+    }
+    let (agent, port) = start(&server, &root, "[http]\npath_idle = \"300ms\"\nmax_paths = 4");
+    for (i, name) in names.iter().enumerate() {
+        let answer = dig(port, &format!("{name}.service.ndsr"), "A", &[]);
+        assert_eq!(answer.data("A"), [format!("10.0.8.{}", i + 1)], "{}", answer.text);
+    }
+    let followed = || -> u64 {
+        let metrics = agent.http().get("/metrics").text;
+        let line = metrics.lines().find_map(|l| l.strip_prefix("ndsr_agent_followed{kind=\"service\"} "));
+        line.and_then(|n| n.trim().parse().ok()).unwrap_or(u64::MAX)
+    };
+    // Two kept for DNS (half of max_paths); the others let go once idle.
+    poll("the services beyond the cap let go", || followed() == 2);
+    // Still answered, followed again while asked.
+    assert_eq!(dig(port, "s4.service.ndsr", "A", &[]).data("A"), ["10.0.8.4"]);
+    drop(writer);
+}
