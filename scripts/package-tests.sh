@@ -121,7 +121,9 @@ check_installed() {
   local page
   page=$(man -w ndsr) || fail "man -w ndsr found no page"
   [ "$page" = /usr/share/man/man1/ndsr.1.gz ] || fail "man -w ndsr: $page"
-  MANWIDTH=80 man -P cat ndsr 2>/dev/null | grep -q 'ndsr' || fail "man ndsr renders nothing"
+  local rendered
+  rendered=$(MANWIDTH=80 man -P cat ndsr 2>/dev/null) || fail "man ndsr failed"
+  grep -q '^NAME' <<<"$rendered" || fail "man ndsr renders no NAME section"
   pass "man -w ndsr: $page"
 
   # Completions where each shell looks for them.

@@ -42,7 +42,8 @@ echo "== the Debian package"
 cargo build --release --locked -p ndsr-cli
 deb=$(packaging/build-deb.sh target/release/ndsr dist | tail -n 1)
 dpkg-deb --info "$deb" >/dev/null
-dpkg-deb --contents "$deb" | grep -q ' \./usr/bin/ndsr$' || {
+contents=$(dpkg-deb --contents "$deb")
+grep -q ' \./usr/bin/ndsr$' <<<"$contents" || {
   echo "package: $deb holds no /usr/bin/ndsr" >&2
   exit 1
 }
