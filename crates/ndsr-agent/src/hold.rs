@@ -126,6 +126,10 @@ pub enum MarkEvent {
     /// In maintenance and its format has no mark (nerve): not registered
     /// (withdrawn if it was) until the maintenance ends.
     Withheld,
+    /// Withheld, and now withdrawn from rotation by its check too, for
+    /// this reason: registered again only once the check passes (and the
+    /// maintenance has ended).
+    WithheldUnhealthy(String),
 }
 
 /// A health check and its hysteresis.
@@ -192,6 +196,10 @@ struct Holding<'a, F, G> {
     /// Not registered because it is in maintenance and its format has no
     /// mark (nerve).
     withheld: bool,
+    /// A write of a node with no known path (sequential) failed: it is
+    /// owed, and asked again every [`RETRY`] until one succeeds (while the
+    /// check passes and it is not withheld).
+    owed: bool,
 }
 
 impl<F, G, E> Holding<'_, F, G>
@@ -216,6 +224,7 @@ where
         let target = marked.as_ref().unwrap_or(self.target);
         match target.register(self.registry).await {
             Ok(path) => {
+                self.owed = false;
                 self.registered = Some(path.clone());
                 self.confirmed = true;
                 self.carry(&path, wanted);
@@ -223,6 +232,8 @@ where
             }
             Err(e) => {
                 let known = target.known_path();
+                // Asked again every RETRY: nothing keeps it desired.
+                self.owed = known.is_none();
                 (self.on)(Event::RegisterFailed(known.clone().unwrap_or_default(), e))?;
                 self.registered = known;
                 self.confirmed = false;
@@ -255,6 +266,7 @@ where
         self.registered = None;
         self.confirmed = false;
         self.carries = None;
+        self.owed = false;
         if !self.withheld {
             self.withheld = true;
             (self.on_mark)(MarkEvent::Withheld);
@@ -284,6 +296,11 @@ where
                 Ok(())
             }
             (None, _) if self.withheld && wanted.is_none() && up => self.attempt(None).await,
+            // Owed (its write failed) and now in maintenance with no mark:
+            // withheld until the maintenance ends.
+            (None, _) if self.owed && wanted.is_some() && self.target.marked(None).is_none() => {
+                self.withhold().await
+            }
             _ => Ok(()),
         }
     }
@@ -349,19 +366,35 @@ pub async fn hold_marked<T, E>(
         confirmed: false,
         carries: None,
         withheld: false,
+        owed: false,
     };
     let mut release = Release::Withdraw;
     let result: Result<(), E> = async {
-        // Each write races the stop.
+        // Each write of a node with a known path races the stop (a write
+        // cancelled is withdrawn by that path). A sequential node's is not
+        // raced: one made before a cancellation would stay registered,
+        // owned by no one. It finishes (within the registry's operation
+        // deadline), then a stop that came meanwhile is honoured, and what
+        // was made withdrawn.
+        let known = target.known_path().is_some();
         macro_rules! or_stop {
             ($doing:expr) => {
-                tokio::select! {
-                    done = $doing => done?,
-                    how = &mut stop => {
-                        h.stopped();
-                        release = how;
-                        return Ok(());
+                if known {
+                    tokio::select! {
+                        done = $doing => done?,
+                        how = &mut stop => {
+                            h.stopped();
+                            release = how;
+                            return Ok(());
+                        }
                     }
+                } else {
+                    let done = $doing.await;
+                    if let Some(how) = futures::FutureExt::now_or_never(&mut stop) {
+                        release = how;
+                        return done;
+                    }
+                    done?
                 }
             };
         }
@@ -374,6 +407,9 @@ pub async fn hold_marked<T, E>(
         // Whether the last check passed: a change is worth an event.
         let mut passing: Option<bool> = None;
         let mut marks_open = true;
+        // When a retry is due: kept across the loop's turns, so that
+        // checks more often than RETRY never put it off.
+        let mut retry_at: Option<tokio::time::Instant> = None;
         if checked.is_none() || inherited {
             health = health.map(Health::already_up);
             let wanted = mark_of(&marks.borrow_and_update());
@@ -383,9 +419,22 @@ pub async fn hold_marked<T, E>(
             let up = health.as_ref().is_none_or(Health::is_up);
             let wanted = mark_of(&marks.borrow());
             // A write to ask again (without a check; with one, at each
-            // check), or a mark that failed.
-            let retry = h.registered.is_some()
-                && ((checked.is_none() && !h.confirmed) || (h.confirmed && h.carries != wanted));
+            // check), a mark that failed, or a sequential node's write that
+            // failed (nothing keeps it desired) while it may be registered.
+            let retry = (h.registered.is_some()
+                && ((checked.is_none() && !h.confirmed) || (h.confirmed && h.carries != wanted)))
+                || (h.owed && up && (wanted.is_none() || target.marked(None).is_some()));
+            retry_at = match retry_at {
+                _ if !retry => None,
+                Some(at) => Some(at),
+                None => Some(tokio::time::Instant::now() + RETRY),
+            };
+            let retry_due = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let tick = async {
                 match ticks.as_mut() {
                     Some(ticks) => {
@@ -406,7 +455,8 @@ pub async fn hold_marked<T, E>(
                     or_stop!(h.remark(wanted, up));
                     continue;
                 }
-                () = tokio::time::sleep(RETRY), if retry => {
+                () = retry_due => {
+                    retry_at = None;
                     if h.confirmed {
                         or_stop!(h.remark(wanted, up));
                     } else {
@@ -430,7 +480,10 @@ pub async fn hold_marked<T, E>(
                 Some(true) if h.registered.is_none() => or_stop!(h.attempt(wanted)),
                 Some(false) => {
                     let why = result.err().unwrap_or_default();
-                    h.withheld = false;
+                    h.owed = false;
+                    if std::mem::take(&mut h.withheld) {
+                        (h.on_mark)(MarkEvent::WithheldUnhealthy(why.clone()));
+                    }
                     if let Some(path) = h.registered.take() {
                         h.confirmed = false;
                         match target.withdraw(registry, &path).await {

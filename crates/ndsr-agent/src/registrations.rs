@@ -252,6 +252,10 @@ async fn run(
             status.send_modify(|s| s.node = None);
             set(Some("maintenance"), Some("withdrawn while in maintenance: nerve has no mark".into()));
         }
+        MarkEvent::WithheldUnhealthy(why) => {
+            tracing::warn!(%path, "withdrawn: {why}");
+            set(Some("unhealthy"), Some(why));
+        }
     };
     let checked = spec.checked.as_ref();
     let held = hold_marked(
