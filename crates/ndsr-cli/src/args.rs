@@ -541,7 +541,7 @@ pub struct LockArgs {
 /// Arguments of `sandbox`.
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
-    /// Listen on this port (default: 2181 if it is free, else any free port)
+    /// Listen on this port (default: 2181 if it is free, else any free port; 0: any free port)
     #[arg(long)]
     pub port: Option<u16>,
     /// Keep data in this directory (default: a temporary one, removed on exit)

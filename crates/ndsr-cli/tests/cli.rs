@@ -263,6 +263,17 @@ fn a_killed_lock_holder_takes_its_command_with_it() {
 }
 
 #[test]
+fn sandbox_port_0_is_any_free_port() {
+    let sandbox = Running::start("127.0.0.1:1", &["sandbox", "--port", "0"]);
+    let address = sandbox.line_where("the connection string", |l| l.starts_with("127.0.0.1:"));
+    let port: u16 = address.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "{address}");
+    assert_eq!(ndsr_testkit::four_letter_word(address.trim(), "ruok").unwrap(), "imok");
+    sandbox.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(sandbox.wait(), 0);
+}
+
+#[test]
 fn sandbox_serves_until_interrupted() {
     let sandbox = Running::start("127.0.0.1:1", &["sandbox"]);
     let address = sandbox.line_where("the connection string", |l| l.starts_with("127.0.0.1:"));

@@ -14,7 +14,8 @@ const USUAL_PORT: u16 = 2181;
 
 pub async fn run(global: &Global, args: SandboxArgs) -> CliResult<ExitCode> {
     let mut builder = ZkServer::builder();
-    if let Some(port) = args.port {
+    // --port 0: any free port (ZooKeeper itself refuses clientPort=0).
+    if let Some(port) = args.port.filter(|p| *p != 0) {
         // Fail at once with a clear message; the server start below also
         // checks that the server answering on the port is ours.
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
