@@ -338,3 +338,94 @@ fn maintenance_changes_are_refused_while_the_agent_drains() {
     poll("gone", || serving(&rt, &reader, &nd).is_none());
     rt.block_on(reader.close());
 }
+
+/// A maintenance asked for while a reload replaces the registration (its
+/// old hold ending, out of the agent's table meanwhile) is kept by the
+/// new hold: never written behind its back, then overwritten unmarked.
+#[test]
+fn maintenance_asked_for_during_a_replacement_is_kept_by_the_new_hold() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("maint-replace");
+    let node = format!("{root}/nd/10.0.0.1:80");
+    // The old hold spends most of its time in its check: a replacement
+    // waits for it to end.
+    let config = |zone: &str| {
+        format!(
+            "roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n\
+             [[register]]\npath = \"{node}\"\ndata = {{ zone = \"{zone}\" }}\n\
+             check_cmd = \"sleep 2\"\ninterval = \"3s\"\nrise = 1\nfall = 1\n"
+        )
+    };
+    let agent = Agent::start(&server, &config("a"));
+    let data = || -> serde_json::Value {
+        match rt.block_on(client.get_data(&node)) {
+            Ok((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        }
+    };
+    poll("registered", || data()["zone"] == json!("a"));
+    let held = || agent.authorized().get("/v1/registrations").text.contains(&format!("\"{node}\""));
+    // Replaced until the request lands while the replacement waits
+    // (the old hold in its check, most of the time).
+    let mut asked = None;
+    for zone in ["b", "c", "d", "e", "f", "g"] {
+        std::fs::write(&agent.config, config(zone)).unwrap();
+        agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+        let deadline = std::time::Instant::now() + common::WAIT;
+        let replacing = loop {
+            if !held() {
+                break true;
+            }
+            if data()["zone"] == json!(zone) {
+                break false;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for the replacement");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        if replacing {
+            let on = agent.authorized().put(&format!("/v1/maintenance{node}"), r#"{"reason": "mid-reload"}"#);
+            assert!(on.status == 200 || on.status == 202, "{}", on.text);
+            asked = Some(zone);
+            break;
+        }
+        poll("the replacement done", held);
+    }
+    let zone = asked.expect("a maintenance request landed during a replacement");
+    poll("the new hold's data, marked", || {
+        let data = data();
+        data["zone"] == json!(zone) && data["maintenance"] == json!("mid-reload")
+    });
+    let status = agent.authorized().get(&format!("/v1/registrations{node}"));
+    assert_eq!(status.body["maintenance"]["by"], json!("path"), "{}", status.text);
+}
+
+/// The whole agent's maintenance of a nerve instance (withdrawn: its format
+/// has no mark) answers once it is withdrawn, and its end once it is
+/// registered again.
+#[test]
+fn the_whole_agent_maintenance_answers_once_a_nerve_instance_is_back() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("maint-nerve");
+    let nerve = format!("{root}/nerve");
+    let config = format!(
+        "roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n\
+         [[register]]\npath = \"{nerve}/web\"\nas = \"nerve\"\nhost = \"10.0.0.4\"\nport = 80\n"
+    );
+    let agent = Agent::start(&server, &config);
+    let members = || rt.block_on(client.list_children(&nerve)).unwrap_or_default();
+    poll("registered", || members().len() == 1);
+    for _ in 0..3 {
+        let on = agent.authorized().put("/v1/maintenance", "");
+        assert_eq!(on.status, 200, "{}", on.text);
+        assert_eq!(members(), Vec::<String>::new(), "withdrawn before the answer");
+        let off = agent.authorized().delete("/v1/maintenance");
+        assert_eq!(off.status, 200, "{}", off.text);
+        assert_eq!(members().len(), 1, "registered again before the answer");
+        let status = agent.authorized().get(&format!("/v1/registrations{nerve}/web"));
+        assert_eq!(status.body["state"], json!("registered"), "{}", status.text);
+    }
+}

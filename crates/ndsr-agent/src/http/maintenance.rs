@@ -69,7 +69,6 @@ pub async fn put_agent(
     State(agent): State<Arc<Agent>>,
     given: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    refuse_while_draining(&agent)?;
     let given = body(given)?;
     set_agent(&agent, true, given.reason.as_deref()).await
 }
@@ -77,15 +76,21 @@ pub async fn put_agent(
 /// `DELETE /v1/maintenance`: ends the whole agent's maintenance
 /// (registrations in their own stay in it).
 pub async fn delete_agent(State(agent): State<Arc<Agent>>) -> ApiResult<Response> {
-    refuse_while_draining(&agent)?;
     set_agent(&agent, false, None).await
 }
 
 /// Sets the whole agent's maintenance and answers once every node carries
 /// it (200), or after the bound with some not yet (202: the agent keeps
-/// at it).
+/// at it). Refused while the agent drains: checked under the
+/// registrations' `changing` lock, which a drain takes before it marks
+/// them, so a change never undoes a drain's marks.
 async fn set_agent(agent: &Agent, on: bool, reason: Option<&str>) -> ApiResult<Response> {
-    agent.registrations.set_agent_maintenance(agent, on, reason);
+    {
+        refuse_while_draining(agent)?;
+        let _changing = agent.registrations.changing.lock().await;
+        refuse_while_draining(agent)?;
+        agent.registrations.set_agent_maintenance(agent, on, reason);
+    }
     let applied = agent.registrations.applied(agent, None, bound(agent)).await;
     let status = if applied { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(agent.registrations.maintenance_json())).into_response())
@@ -98,7 +103,6 @@ pub async fn put(
     path: Result<Path<String>, PathRejection>,
     given: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    refuse_while_draining(&agent)?;
     let path = zk_path(&agent, path)?;
     let given = body(given)?;
     set(&agent, &path, true, given.reason.as_deref()).await
@@ -109,7 +113,6 @@ pub async fn delete(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    refuse_while_draining(&agent)?;
     let path = zk_path(&agent, path)?;
     set(&agent, &path, false, None).await
 }
@@ -117,9 +120,20 @@ pub async fn delete(
 /// Marks `path`: through its registration when the agent holds it (so
 /// that the agent keeps it marked, whenever it writes it), else by a
 /// compare-and-set write.
+///
+/// Under the registrations' `changing` lock until the mark is asked for:
+/// a registration being replaced (out of the table while its old hold
+/// ends) is found once its new hold is in, not written behind its back,
+/// and a drain that began is seen (refused), never undone.
 async fn set(agent: &Agent, path: &str, on: bool, reason: Option<&str>) -> ApiResult<Response> {
+    // At once while draining (a drain holds the lock to its end); again
+    // under the lock, for one that began meanwhile.
+    refuse_while_draining(agent)?;
+    let changing = agent.registrations.changing.lock().await;
+    refuse_while_draining(agent)?;
     let Some((registration, target)) = agent.registrations.held_target(path) else {
         let format = agent.registry.set_maintenance(path, on, reason).await.map_err(api_error)?;
+        drop(changing);
         agent.changed();
         return Ok(Json(json!({ "path": path, "format": format.name(), "maintenance": on })).into_response());
     };
@@ -130,6 +144,7 @@ async fn set(agent: &Agent, path: &str, on: bool, reason: Option<&str>) -> ApiRe
     if !agent.registrations.set_path_maintenance(agent, &registration, on, reason) {
         return Err(ApiError::not_found(format!("{path}: the agent no longer holds it")));
     }
+    drop(changing);
     let applied = agent.registrations.applied(agent, Some(&registration), bound(agent)).await;
     // The whole agent's maintenance, if on, still holds it after a DELETE.
     let now = agent.registrations.marks().maintenance(&registration).is_some();

@@ -148,7 +148,8 @@ impl Registrations {
     }
 
     /// The registrations (all, or `only`) whose node does not carry the
-    /// mark asked for yet.
+    /// mark asked for yet, and those withheld (nerve) whose maintenance
+    /// ended but that are not registered again yet.
     fn pending(&self, only: Option<&str>) -> Vec<String> {
         let marks = self.marks();
         let held = lock(&self.held);
@@ -156,7 +157,9 @@ impl Registrations {
             .filter(|h| only.is_none_or(|p| p == h.spec.path))
             .filter(|h| {
                 let status = h.status.borrow();
-                status.state == "registered" && status.carries != marks.maintenance(&h.spec.path)
+                let wanted = marks.maintenance(&h.spec.path);
+                (status.state == "registered" && status.carries != wanted)
+                    || (status.state == "maintenance" && wanted.is_none())
             })
             .map(|h| h.spec.path.clone())
             .collect()
