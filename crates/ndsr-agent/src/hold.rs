@@ -316,6 +316,11 @@ where
 /// while the check passes (registered after `rise` successes, withdrawn
 /// after `fall` failures). Then removes the node at once, unless `stop`
 /// says [`Release::Keep`]: the path of the node held then is returned.
+/// A write in progress when `stop` completes is dropped, and its node
+/// removed by its path, unless that path is not known before the write (a
+/// sequential node: ServerSet, nerve): then the write finishes (within the
+/// registry's operation deadline) first, so that no node it made is left
+/// behind.
 ///
 /// `inherited`: an earlier hold of the same node kept it in place; it is
 /// written again at once (new data replaces old in place) and, with a
