@@ -429,3 +429,39 @@ fn the_whole_agent_maintenance_answers_once_a_nerve_instance_is_back() {
         assert_eq!(status.body["state"], json!("registered"), "{}", status.text);
     }
 }
+
+/// A ServerSet registration whose check passes again, reloaded away while
+/// the agent writes its member (the link to ZooKeeper slow), leaves no
+/// member behind: the write finishes, then the member is removed.
+#[test]
+fn a_serverset_member_written_when_its_registration_is_reloaded_away_is_not_left_behind() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let proxy = ndsr_testkit::FaultProxy::start(&server).unwrap();
+    let client = zk(&rt, &server);
+    let root = unique_path("maint-seq-stop");
+    let serverset = format!("{root}/ss");
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").unwrap();
+    let base = format!("roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n");
+    let config = format!(
+        "{base}[[register]]\npath = \"{serverset}/api-0\"\nas = \"serverset\"\nhost = \"10.0.0.3\"\n\
+         port = 80\ncheck_cmd = \"test -f '{}'\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\n",
+        up.display()
+    );
+    let agent = Agent::start(&proxy.connect_string(), &config);
+    let members = || rt.block_on(client.list_children(&serverset)).unwrap_or_default();
+    poll("registered", || members().len() == 1);
+    std::fs::remove_file(&up).unwrap();
+    poll("withdrawn by its check", || members().is_empty());
+    // Every chunk late: the member is made well before the agent hears so.
+    proxy.delay(std::time::Duration::from_millis(1500));
+    std::fs::write(&up, "").unwrap();
+    poll("made again", || members().len() == 1);
+    std::fs::write(&agent.config, &base).unwrap();
+    agent.running.signal(nix::sys::signal::Signal::SIGHUP);
+    agent.running.line_where("the reload", |l| l.starts_with("reloaded"));
+    proxy.delay(std::time::Duration::ZERO);
+    assert_eq!(members(), Vec::<String>::new(), "no member left behind, owned by no one");
+}
