@@ -465,3 +465,35 @@ fn a_serverset_member_written_when_its_registration_is_reloaded_away_is_not_left
     proxy.delay(std::time::Duration::ZERO);
     assert_eq!(members(), Vec::<String>::new(), "no member left behind, owned by no one");
 }
+
+/// A nerve instance withheld by maintenance whose check then fails shows
+/// `unhealthy`, not `maintenance`; it comes back once both are over.
+#[test]
+fn a_withheld_nerve_instance_whose_check_fails_shows_unhealthy() {
+    let rt = runtime();
+    let server = ZkServer::shared().connect_string();
+    let client = zk(&rt, &server);
+    let root = unique_path("maint-nerve-check");
+    let nerve = format!("{root}/nerve");
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").unwrap();
+    let config = format!(
+        "roots = [\"{root}\"]\n[http]\ntoken = \"{TOKEN}\"\n\
+         [[register]]\npath = \"{nerve}/web\"\nas = \"nerve\"\nhost = \"10.0.0.4\"\nport = 80\n\
+         check_cmd = \"test -f '{}'\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\n",
+        up.display()
+    );
+    let agent = Agent::start(&server, &config);
+    let members = || rt.block_on(client.list_children(&nerve)).unwrap_or_default();
+    let state = || agent.authorized().get(&format!("/v1/registrations{nerve}/web")).body["state"].clone();
+    poll("registered", || members().len() == 1);
+    assert_eq!(agent.authorized().put("/v1/maintenance", "").status, 200);
+    assert_eq!(state(), json!("maintenance"));
+    std::fs::remove_file(&up).unwrap();
+    poll("unhealthy", || state() == json!("unhealthy"));
+    assert_eq!(agent.authorized().delete("/v1/maintenance").status, 200);
+    assert!(members().is_empty(), "not back while its check fails");
+    std::fs::write(&up, "").unwrap();
+    poll("back", || members().len() == 1 && state() == json!("registered"));
+}
