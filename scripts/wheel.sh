@@ -115,7 +115,7 @@ done
 echo "wheel: $(basename "$wheel"): auditwheel: $tag; needs only $(echo "$needed" | tr '\n' ' ')" >&2
 
 if [ "$mode" = release ]; then
-  maturin sdist --quiet -m crates/ndsr-py/Cargo.toml -o "$out" >&2
+  maturin sdist -m crates/ndsr-py/Cargo.toml -o "$out" >&2
   sdist=$(ls "$out"/ndsr-*.tar.gz)
   # The workspace's path dependencies (crates/ndsr, and what it names) are
   # inside the sdist, with the lock file.
