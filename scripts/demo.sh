@@ -30,8 +30,8 @@ py=.venv-ndsr/bin/python
 if ! "$py" -c "import ndsr, nd_service_registry; ndsr.Registry.election" 2>/dev/null; then
   echo "== building the Python wheel (once; scripts/python-tests.sh rebuilds it)"
   rm -rf target/wheels
-  .venv-ndsr/bin/maturin build --quiet --locked -m crates/ndsr-py/Cargo.toml -o target/wheels -i "$py"
-  "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/ndsr-*.whl
+  wheel=$(scripts/wheel.sh --dev target/wheels | tail -n 1)
+  "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 fi
 
 work=$(mktemp -d)

@@ -37,8 +37,8 @@ for m in (ndsr, ndsr._core, nd_service_registry):
 export NDSR_BIN="$PWD/target/debug/ndsr" NO_COLOR=1
 echo "== pytest: the ndsr module and the drop-in ($(basename "$wheel"), in a fresh venv)"
 "$py" -m pytest -p no:cacheprovider -q crates/ndsr-py/tests
-# The original is flaky in places (python-api.md section e): a failure
-# of its own is retried before it counts.
+# The original is flaky in places (its own tests race its background
+# threads): a failure of its own is retried before it counts.
 echo "== pytest: the original's ported tests against the Python original"
 .venv/bin/python -m pytest -p no:cacheprovider -q -W ignore::DeprecationWarning --reruns 2 \
   crates/ndsr-py/tests/original_suite
