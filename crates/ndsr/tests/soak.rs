@@ -134,13 +134,13 @@ async fn churn_under_rolling_restarts_and_expiries_leaves_no_ghost_and_no_missin
         }
         // Every third step, the next member restarts; twice a run, a
         // registered registrant's session is expired.
-        if step % 3 == 0 {
+        if step.is_multiple_of(3) {
             let member = restarts % ZkEnsemble::SIZE;
             let ensemble = ensemble.clone();
             tokio::task::spawn_blocking(move || ensemble.member(member).restart()).await.unwrap().unwrap();
             restarts += 1;
         }
-        if step % 7 == 0 && expiries < 2 {
+        if step.is_multiple_of(7) && expiries < 2 {
             let registered: Vec<usize> =
                 desired.iter().filter_map(|n| n[1..].parse::<usize>().ok()).collect();
             if !registered.is_empty() {
