@@ -203,7 +203,8 @@ pub enum Command {
     /// Configured by a TOML file: --config, else /etc/ndsr/agent.toml (see
     /// docs/agent.example.toml and docs/AGENT.md). The dashboard is at
     /// http://LISTEN/. SIGTERM or SIGINT removes the agent's registrations
-    /// at once and exits 0; SIGHUP reloads the file (registrations that
+    /// (at once, or after marking them not serving for `drain` when it is
+    /// set) and exits 0; SIGHUP reloads the file (registrations that
     /// stayed are untouched; a bad file changes nothing).
     Agent(AgentArgs),
     /// Configuration releases: publish, history, diff, rollback, schemas.
