@@ -115,14 +115,16 @@ install -d -m 0755 "$stage/etc/ndsr"
 # /etc/ndsr/agent.toml: the configuration of ndsr-agent.service (`ndsr agent`,
 # which reads this file when started without --config).
 #
-# Installed by the ndsr package from docs/agent.example.toml, with what would
-# act commented out (the sample token, template, registration and
-# record_external, each marked "(package)"): as installed, the agent only
-# reads. Relative paths are relative to this file (/etc/ndsr). A template's
-# destination must be a directory the agent may write: see
-# /usr/lib/systemd/system/ndsr-agent.service. The sample with its template:
-# /usr/share/doc/ndsr/examples/. Check an edit, then reload:
-#   ndsr agent --check --config /etc/ndsr/agent.toml && systemctl reload ndsr-agent
+# Installed by the ndsr package from the sample below (docs/agent.example.toml
+# in the repository; /usr/share/doc/ndsr/examples/agent.example.toml here,
+# with its template in examples/agent/), with what would act commented out
+# (the sample token, template, registration and record_external, each
+# marked "(package)"): as installed, the agent only reads. Every key:
+# /usr/share/doc/ndsr/AGENT.md.gz. Relative paths are relative to this file
+# (/etc/ndsr). A template's destination must be a directory the agent may
+# write: see /usr/lib/systemd/system/ndsr-agent.service. Check an edit as
+# the agent reads it (this file is root:ndsr 0640), then reload:
+#   sudo -u ndsr ndsr agent --check --config /etc/ndsr/agent.toml && sudo systemctl reload ndsr-agent
 #
 HEAD
   # Comment out: the token and record_external lines, and each [[template]]

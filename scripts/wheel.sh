@@ -15,9 +15,12 @@
 # The wheel: abi3 for CPython 3.9+, linked by maturin with zig (ziglang,
 # pip-installed into .venv-ndsr by scripts/setup.sh) against glibc 2.17, so
 # it is tagged manylinux2014 (manylinux_2_17) and installs on any Linux
-# with glibc 2.17 or later; `auditwheel show` must confirm a tag no newer
-# than manylinux_2_28, and the extension may need no shared library beyond
-# glibc's (the manylinux policy). The last line printed is the wheel's path.
+# with glibc 2.17 or later. The check: `auditwheel show` must give the very
+# tag the wheel's name carries, so manylinux_2_17 for the wheel built here
+# (a symbol from a newer glibc makes it a newer tag, and the check fails),
+# and never one newer than manylinux_2_28; and the extension may need no
+# shared library beyond glibc's (the manylinux policy). The last line
+# printed is the wheel's path.
 #
 # The zig build compiles for an explicit --target, so its objects live in
 # target/<triple>/ apart from target/debug: the dev wheel reuses none of
