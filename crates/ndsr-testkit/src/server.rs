@@ -537,11 +537,14 @@ impl Drop for ZkServer {
 /// # Ok(()) }
 /// ```
 pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Result<()> {
+    const ATTEMPTS: u32 = 30;
     // The session's own client reconnects as soon as the server moves the
     // session to the takeover connection, and may take it back before the
     // takeover's handshake ends: try a few times, each attempt short.
+    // Each round the client loses, its reconnect backs off longer, so the
+    // takeover wins in the end; 10 rounds were not always enough in CI.
     let mut last = None;
-    for _ in 0..10 {
+    for _ in 0..ATTEMPTS {
         let attempt = Client::connector()
             .with_session(session.clone())
             .with_session_timeout(Duration::from_secs(10))
@@ -575,7 +578,7 @@ pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Resu
         }
     }
     Err(Error::ZooKeeper {
-        context: "taking over the session to expire it (10 attempts)".into(),
+        context: format!("taking over the session to expire it ({ATTEMPTS} attempts)"),
         source: last.expect("an attempt failed"),
     })
 }
