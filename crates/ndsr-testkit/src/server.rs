@@ -540,7 +540,7 @@ pub async fn expire_session(connect_string: &str, session: &SessionInfo) -> Resu
     const ATTEMPTS: u32 = 30;
     // The session's own client reconnects as soon as the server moves the
     // session to the takeover connection, and may take it back before the
-    // takeover's handshake ends: try a few times, each attempt short.
+    // takeover's handshake ends: try again, each attempt short.
     // Each round the client loses, its reconnect backs off longer, so the
     // takeover wins in the end; 10 rounds were not always enough in CI.
     let mut last = None;
