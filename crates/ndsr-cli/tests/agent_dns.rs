@@ -83,9 +83,7 @@ fn dig(port: u16, name: &str, kind: &str, extra: &[&str]) -> Dig {
 fn start(server: &str, root: &str, dns: &str) -> (Agent, u16) {
     let config = format!("roots = [\"{root}\"]\n[dns]\nlisten = \"127.0.0.1:0\"\n{dns}");
     let agent = Agent::start(server, &config);
-    let line = agent.running.line_where("the DNS address", |l| l.contains("DNS on"));
-    let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
-    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    let port = agent.dns_port();
     (agent, port)
 }
 
@@ -403,9 +401,7 @@ fn dns_listen_serves_dns_without_a_dns_section() {
     rt.block_on(writer.set_node(&format!("{root}/web/10.0.7.1:80"), json!({}))).unwrap();
     let config = format!("roots = [\"{root}\"]\n");
     let agent = Agent::start_with(&server, &config, &["--dns-listen", "127.0.0.1:0"], |_| {});
-    let line = agent.running.line_where("the DNS address", |l| l.contains("DNS on"));
-    let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
-    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let port = agent.dns_port();
     assert_eq!(dig(port, "web.service.ndsr", "A", &[]).data("A"), ["10.0.7.1"]);
     drop(writer);
 }

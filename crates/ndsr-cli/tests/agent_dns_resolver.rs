@@ -27,9 +27,7 @@ use serde_json::json;
 fn start(server: &str, root: &str, dns: &str) -> (Agent, u16) {
     let config = format!("roots = [\"{root}\"]\n[dns]\nlisten = \"127.0.0.1:0\"\n{dns}");
     let agent = Agent::start(server, &config);
-    let line = agent.running.line_where("the DNS address", |l| l.contains("DNS on"));
-    let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
-    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    let port = agent.dns_port();
     (agent, port)
 }
 

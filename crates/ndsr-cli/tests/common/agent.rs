@@ -56,6 +56,13 @@ impl Agent {
     pub fn authorized(&self) -> Http {
         Http { base: self.url.clone(), token: Some(TOKEN.to_string()) }
     }
+
+    /// The port of the agent's DNS interface, from its "DNS on" line.
+    pub fn dns_port(&self) -> u16 {
+        let line = self.running.line_where("the DNS address", |l| l.contains("DNS on"));
+        let address = line.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect(&line);
+        address.rsplit(':').next().unwrap().parse().unwrap()
+    }
 }
 
 /// An HTTP client of one agent.
